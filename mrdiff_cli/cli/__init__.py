@@ -1,0 +1,1 @@
+"""Command-line interface (Typer). Nothing below this package imports it."""

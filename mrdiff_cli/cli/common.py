@@ -1,0 +1,63 @@
+"""Shared CLI pieces: consoles, the error → exit-code mapping, option helpers. No torch import."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from typing import Any, Callable
+
+from rich.console import Console
+
+from ..errors import MrdiffError
+
+# progress/info to stderr so stdout stays clean for --json
+console = Console(stderr=True)
+out_console = Console()
+
+
+def debug_enabled() -> bool:
+    return os.environ.get("MRDIFF_DEBUG", "") not in ("", "0", "false", "False")
+
+
+def handle_errors(fn: Callable) -> Callable:
+    """The single place that turns known errors into one line on stderr and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except MrdiffError as exc:
+            if debug_enabled():
+                raise
+            sys.stderr.write(f"mrdiff: error: {exc}\n")
+            raise SystemExit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            sys.stderr.write("mrdiff: interrupted\n")
+            raise SystemExit(130) from None
+        except (OSError, ValueError) as exc:  # unexpected but user-caused in practice (paths, shapes)
+            if debug_enabled():
+                raise
+            sys.stderr.write(f"mrdiff: error: {exc}\n")
+            raise SystemExit(2) from None
+
+    return wrapper
+
+
+def print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, default=_json_default) + "\n")
+    sys.stdout.flush()
+
+
+def _json_default(o: Any) -> Any:
+    try:
+        import numpy as np
+
+        if isinstance(o, np.generic):
+            return o.item()
+        if isinstance(o, np.ndarray):
+            return o.tolist()
+    except ImportError:  # pragma: no cover
+        pass
+    return str(o)

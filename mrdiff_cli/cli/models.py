@@ -1,0 +1,17 @@
+"""`mrdiff models`."""
+
+from __future__ import annotations
+
+import typer
+
+from ..errors import NotAvailableError
+from .common import handle_errors
+
+app = typer.Typer(help="models (not available yet)", no_args_is_help=True)
+
+
+@app.command("placeholder")
+@handle_errors
+def placeholder() -> None:
+    """Not available yet in this build."""
+    raise NotAvailableError("'mrdiff models' is not available yet in this build")

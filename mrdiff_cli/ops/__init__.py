@@ -1,0 +1,1 @@
+"""Forward models: FFTs, masks, SENSE operators, coil sensitivities, resolution change."""
