@@ -21,6 +21,8 @@ class Geometry:
     voxel_size: tuple[float, float, float] = (1.0, 1.0, 1.0)
     affine: np.ndarray | None = None
     known: bool = False
+    # where the geometry came from, e.g. "ismrmrd acquisition headers", "header FOV/matrix", "default"
+    source: str = "default"
 
     def resolved_affine(self) -> np.ndarray:
         if self.affine is not None:
@@ -28,6 +30,16 @@ class Geometry:
         aff = np.eye(4)
         aff[0, 0], aff[1, 1], aff[2, 2] = self.voxel_size
         return aff
+
+    def affine_for(self, shape: tuple[int, int, int]) -> np.ndarray:
+        """Affine for a volume laid out (H, W, slices): ``affine`` when set, else the documented default.
+
+        Default: diagonal voxel sizes (RAS axes i→x, j→y, k→z) with the centre of the volume
+        (voxel index ((n-1)/2, ...)) at world origin (0, 0, 0).
+        """
+        if self.affine is not None:
+            return np.asarray(self.affine, dtype=np.float64)
+        return centered_affine(self.voxel_size, shape)
 
     def scaled(self, fy: float, fx: float) -> "Geometry":
         """Geometry after changing the in-plane matrix by factors (fy, fx) at fixed field of view.
@@ -43,7 +55,17 @@ class Geometry:
         aff[:3, 0] = aff[:3, 0] / fy
         aff[:3, 1] = aff[:3, 1] / fx
         aff[:3, 3] = origin
-        return Geometry(voxel_size=vs, affine=aff, known=self.known)
+        return Geometry(voxel_size=vs, affine=aff, known=self.known, source=self.source)
+
+
+def centered_affine(voxel_size: tuple[float, float, float], shape: tuple[int, int, int]) -> np.ndarray:
+    """Diagonal RAS affine with the given voxel sizes and the volume centre at world origin."""
+    aff = np.eye(4)
+    aff[0, 0], aff[1, 1], aff[2, 2] = (float(v) for v in voxel_size)
+    for ax in range(3):
+        n = int(shape[ax]) if ax < len(shape) else 1
+        aff[ax, 3] = -aff[ax, ax] * (n - 1) / 2.0
+    return aff
 
 
 @dataclass

@@ -1,12 +1,98 @@
-"""`mrdiff info`."""
+"""`mrdiff info FILE`: what is in a raw k-space or image file (format, shape, sampling, geometry)."""
 
 from __future__ import annotations
 
-from ..errors import NotAvailableError
-from .common import handle_errors
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from .common import handle_errors, out_console, print_json
+from .options import JsonOpt
+
+InputFormatOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--input-format",
+        help="Force the input format (fastmri, ismrmrd, nifti, dicom); default: detected from the content.",
+        show_default=False,
+    ),
+]
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, (list, tuple)):
+        return " x ".join(_fmt(x) for x in v)
+    return str(v)
+
+
+def _rows(d: dict[str, Any]) -> list[tuple[str, str]]:
+    rows = [("File", d["file"]), ("Format", f"{d['format']} ({d['kind']})"), ("Shape", _fmt(d["shape"]))]
+    if d["kind"] == "image":
+        rows += [("Slices", str(d["slices"])), ("Matrix (H x W)", _fmt(d["matrix"])),
+                 ("Value range", f"{_fmt(d['value_range'][0])} .. {_fmt(d['value_range'][1])}")]
+    else:
+        s = d["sampling"]
+        if s.get("fully_sampled", True) and not s.get("undersampled"):
+            samp = "fully sampled"
+            if (d.get("repetitions") or 1) > 1:
+                samp += f" (union of {d['repetitions']} repetitions)"
+        else:
+            samp = f"undersampled, R = {_fmt(s.get('acceleration'))}"
+            if s.get("mask_type") == "1d":
+                samp += f" ({s.get('sampled_lines')} of {d['matrix'][1]} lines)"
+            if s.get("mask_source"):
+                samp += f", mask from {s['mask_source']}"
+        rows += [
+            ("Slices", str(d["slices"])),
+            ("Coils", str(d["coils"]) + (" (single-coil)" if d.get("single_coil") else "")),
+            ("Matrix (readout x phase)", _fmt(d["matrix"])),
+            ("Sampling", samp),
+            ("ACS lines", _fmt(s.get("acs_lines"))),
+            ("Readout oversampling", _fmt(d.get("readout_oversampling"))),
+        ]
+        if d.get("header_acceleration"):
+            rows.append(("Header acceleration", str(d["header_acceleration"])))
+        if d.get("calibration_lines"):
+            rows.append(("Calibration lines", str(len(d["calibration_lines"]))))
+        if d.get("repetitions") is not None:
+            rows.append(("Repetitions / averages", f"{d['repetitions']} / {d.get('averages', 1)}"))
+        hdr = d.get("header") or {}
+        if hdr:
+            rows.append(("Header encoded matrix / FOV mm", f"{_fmt(hdr.get('encoded_matrix'))} / {_fmt(hdr.get('encoded_fov_mm'))}"))
+            rows.append(("Header recon matrix / FOV mm", f"{_fmt(hdr.get('recon_matrix'))} / {_fmt(hdr.get('recon_fov_mm'))}"))
+        ref = d.get("reference")
+        rows.append(("Reference", f"{ref['name']} {_fmt(ref['shape'])}" if ref else "none"))
+    g = d["geometry"]
+    rows.append(("Voxel size (mm)", _fmt(g["voxel_size_mm"])))
+    rows.append(("Orientation", "from file" if g["affine_known"] else f"unknown ({g['source']}; default affine)"))
+    return rows
 
 
 @handle_errors
-def info() -> None:
-    """Not available yet in this build."""
-    raise NotAvailableError("'mrdiff info' is not available yet in this build")
+def info(
+    file: Annotated[Path, typer.Argument(help="Raw k-space (fastMRI .h5, ISMRMRD .h5) or image (NIfTI, DICOM).",
+                                         show_default=False)],
+    json_out: JsonOpt = False,
+    input_format: InputFormatOpt = None,
+) -> None:
+    """Show what a file holds: format, shape, coils, slices, sampling/acceleration, ACS, geometry, reference."""
+    from rich.table import Table
+
+    from ..io.detect import describe_input
+    from ..io.metrics_json import to_jsonable
+
+    d = to_jsonable(describe_input(file, input_format))
+    if json_out:
+        print_json(d)
+        return
+    table = Table(title=f"mrdiff info: {Path(d['file']).name}", title_justify="left", show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value", overflow="fold")
+    for k, v in _rows(d):
+        table.add_row(k, v)
+    out_console.print(table)

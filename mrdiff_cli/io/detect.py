@@ -1,0 +1,271 @@
+"""Format detection from file content (not the extension) and the dispatch to readers.
+
+* HDF5 (signature ``\\x89HDF\\r\\n\\x1a\\n`` at offset 0/512/1024/...): a ``kspace`` dataset → 'fastmri';
+  a ``/dataset`` group (or any top-level group) holding ``data`` acquisitions or an ``xml`` header → 'ismrmrd'.
+* NIfTI-1/2: magic ``n+1``/``ni1`` at byte 344 (``n+2`` at byte 4 for NIfTI-2), also inside gzip.
+* DICOM: ``DICM`` at byte 128, or a folder holding such files.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError, UsageError
+from ..types import Geometry
+from .base import ScanReader
+
+RAW_FORMATS = ("fastmri", "ismrmrd")
+IMAGE_FORMATS = ("nifti", "dicom")
+FORMATS = RAW_FORMATS + IMAGE_FORMATS
+
+_HDF5_SIG = b"\x89HDF\r\n\x1a\n"
+
+
+def _head(p: Path, n: int = 1024) -> bytes:
+    try:
+        with open(p, "rb") as fh:
+            return fh.read(n)
+    except OSError as exc:
+        raise InputError(f"{p}: cannot read file ({exc.strerror or exc})") from None
+
+
+def _is_hdf5(p: Path) -> bool:
+    try:
+        size = p.stat().st_size
+        with open(p, "rb") as fh:
+            off = 0
+            while off + 8 <= size and off <= 1 << 20:
+                fh.seek(off)
+                if fh.read(8) == _HDF5_SIG:
+                    return True
+                off = 512 if off == 0 else off * 2
+    except OSError:
+        return False
+    return False
+
+
+def _nifti_magic(head: bytes) -> bool:
+    if len(head) >= 348 and head[344:348] in (b"n+1\0", b"ni1\0"):
+        return True
+    return len(head) >= 8 and head[4:8] in (b"n+2\0", b"ni2\0")
+
+
+def _is_nifti(p: Path, head: bytes) -> bool:
+    if _nifti_magic(head):
+        return True
+    if head[:2] == b"\x1f\x8b":
+        try:
+            with gzip.open(p, "rb") as fh:
+                return _nifti_magic(fh.read(352))
+        except (OSError, EOFError):
+            return False
+    return False
+
+
+def _hdf5_kind(p: Path) -> str:
+    import h5py
+
+    try:
+        f = h5py.File(p, "r")
+    except OSError:
+        raise InputError(f"{p}: not a readable HDF5 file") from None
+    with f:
+        if "kspace" in f:
+            return "fastmri"
+        for name in ("dataset", *f.keys()):
+            g = f.get(name)
+            if isinstance(g, h5py.Group) and ("data" in g or "xml" in g):
+                return "ismrmrd"
+    raise InputError(f"{p}: HDF5 file holds no k-space (neither a fastMRI 'kspace' dataset nor an ISMRMRD '/dataset')")
+
+
+def ismrmrd_group(path: str | os.PathLike) -> str:
+    """Name of the ISMRMRD group of a file ('dataset' unless the file uses another top-level group)."""
+    import h5py
+
+    try:
+        f = h5py.File(path, "r")
+    except OSError:
+        raise InputError(f"{path}: not an HDF5 file (cannot open)") from None
+    with f:
+        if "dataset" in f:
+            return "dataset"
+        for name, g in f.items():
+            if isinstance(g, h5py.Group) and ("data" in g or "xml" in g):
+                return name
+    return "dataset"
+
+
+def detect_format(path: str | os.PathLike) -> str:
+    """'fastmri' | 'ismrmrd' | 'nifti' | 'dicom' from the file content; InputError otherwise."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: file not found")
+    if p.is_dir():
+        from .dicom import dicom_files
+
+        if dicom_files(p):
+            return "dicom"
+        raise InputError(f"{p}: is a directory without DICOM files")
+    if p.stat().st_size == 0:
+        raise InputError(f"{p}: file is empty")
+    head = _head(p)
+    if _is_hdf5(p):
+        return _hdf5_kind(p)
+    if len(head) >= 132 and head[128:132] == b"DICM":
+        return "dicom"
+    if _is_nifti(p, head):
+        return "nifti"
+    raise InputError(f"{p}: unknown file format (not HDF5 k-space, NIfTI or DICOM)")
+
+
+def _check_format_name(input_format: str | None) -> str | None:
+    if input_format is None:
+        return None
+    f = input_format.lower().strip()
+    aliases = {"h5": "fastmri", "mrd": "ismrmrd", "nii": "nifti", "dcm": "dicom"}
+    f = aliases.get(f, f)
+    if f not in FORMATS:
+        raise UsageError(f"unknown input format '{input_format}' (choose from {', '.join(FORMATS)})")
+    return f
+
+
+def open_input(path: str | os.PathLike, input_format: str | None = None, **kwargs: Any) -> ScanReader:
+    """Open raw k-space lazily with the reader of its (detected or given) format.
+
+    kwargs go to the reader (ISMRMRD: ``repetition``). Image formats raise InputError: they hold no k-space.
+    """
+    p = Path(path)
+    fmt = _check_format_name(input_format)
+    if not p.exists():
+        raise InputError(f"{p}: file not found")
+    fmt = fmt or detect_format(p)
+    if fmt == "fastmri":
+        from .fastmri import open_scan
+
+        return open_scan(p)
+    if fmt == "ismrmrd":
+        from .ismrmrd_io import open_scan as open_mrd
+
+        return open_mrd(p, dataset=kwargs.pop("dataset", None) or ismrmrd_group(p), **kwargs)
+    raise InputError(f"{p}: is a {fmt.upper() if fmt == 'dicom' else 'NIfTI'} image, not raw k-space")
+
+
+def load_image(path: str | os.PathLike, input_format: str | None = None) -> tuple[np.ndarray, Geometry]:
+    """Magnitude image input (NIfTI, DICOM file/folder, or a ``.npy`` array) → ((slices, H, W) float32, Geometry).
+
+    ``.npy``: a 2D array is one slice; a 3D array is taken as (slices, H, W); complex → magnitude.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: file not found")
+    if p.is_file() and _head(p, 6) == b"\x93NUMPY":
+        try:
+            a = np.load(p, allow_pickle=False)
+        except Exception as exc:
+            raise InputError(f"{p}: cannot read numpy array ({exc.__class__.__name__})") from None
+        if a.dtype.kind not in "biufc":
+            raise InputError(f"{p}: numpy array has dtype {a.dtype}; expected numbers")
+        a = np.abs(a) if np.iscomplexobj(a) else a
+        if a.ndim == 2:
+            a = a[None]
+        if a.ndim != 3:
+            raise InputError(f"{p}: numpy array has shape {a.shape}; expected (H, W) or (slices, H, W)")
+        if 0 in a.shape:
+            raise InputError(f"{p}: numpy array has a zero-size dimension, shape {a.shape}")
+        return a.astype(np.float32), Geometry(source="default (npy, 1 mm)")
+    fmt = _check_format_name(input_format) or detect_format(p)
+    if fmt == "nifti":
+        from .nifti import read_nifti
+
+        return read_nifti(p)
+    if fmt == "dicom":
+        from .dicom import read_dicom_series
+
+        return read_dicom_series(p)
+    raise InputError(f"{p}: is raw k-space ({fmt}), not an image; expected NIfTI, DICOM or .npy")
+
+
+# ---------------------------------------------------------------------------------------------------
+# summary for `mrdiff info`
+# ---------------------------------------------------------------------------------------------------
+
+
+def _geometry_dict(g: Geometry) -> dict[str, Any]:
+    return {
+        "voxel_size_mm": [round(float(v), 6) for v in g.voxel_size],
+        "affine_known": bool(g.known),
+        "source": g.source,
+        "affine": None if g.affine is None else np.round(np.asarray(g.affine, float), 6).tolist(),
+    }
+
+
+def describe_input(path: str | os.PathLike, input_format: str | None = None, check_values: bool = True,
+                   batch: int = 4) -> dict[str, Any]:
+    """A JSON-able summary of an input file: format, shape, sampling, ACS, geometry, reference.
+
+    ``check_values`` reads every slice (``batch`` at a time) and fails on NaN/Inf.
+    """
+    p = Path(path)
+    fmt = _check_format_name(input_format)
+    if not p.exists():
+        raise InputError(f"{p}: file not found")
+    fmt = fmt or detect_format(p)
+    if fmt in IMAGE_FORMATS:
+        vol, geom = load_image(p, fmt)
+        return {
+            "file": str(p),
+            "format": fmt,
+            "kind": "image",
+            "shape": list(vol.shape),
+            "slices": int(vol.shape[0]),
+            "matrix": [int(vol.shape[1]), int(vol.shape[2])],
+            "value_range": [float(vol.min()), float(vol.max())],
+            "geometry": _geometry_dict(geom),
+        }
+    with open_input(p, fmt) as r:
+        if check_values:
+            for _ in r.iter_slices(batch):
+                pass
+        md = r.metadata
+        samp = {k[len("sampling_"):]: v for k, v in md.items() if k.startswith("sampling_")}
+        out: dict[str, Any] = {
+            "file": str(p),
+            "format": r.format,
+            "kind": "raw k-space",
+            "shape": list(r.shape),
+            "slices": r.n_slices,
+            "coils": r.n_coils,
+            "matrix": [int(r.shape[2]), int(r.shape[3])],
+            "sampling": {
+                "undersampled": bool(r.undersampled),
+                "undersampled_in_file": bool(md.get("undersampled_in_file", False)),
+                "mask_source": md.get("mask_source") or ("acquisitions" if r.format == "ismrmrd" and r.mask is not None else None),
+                **samp,
+            },
+            "readout_oversampling": md.get("readout_oversampling", 1),
+            "geometry": _geometry_dict(r.geometry),
+            "reference": md.get("reference") if r.has_reference else None,
+        }
+        hdr = md.get("header")
+        if isinstance(hdr, dict) and hdr:
+            out["header"] = {k: hdr[k] for k in ("encoded_matrix", "encoded_fov_mm", "recon_matrix", "recon_fov_mm",
+                                                 "trajectory") if k in hdr}
+        for k in ("calibration_lines", "repetitions", "averages", "skipped_acquisitions", "header_acceleration",
+                  "acquisition", "single_coil", "recon_shape"):
+            if k in md:
+                out[k] = md[k]
+        if check_values:
+            out["values_finite"] = True
+        return out
+
+
+def load_input(path: str | os.PathLike, input_format: str | None = None, **kwargs: Any):
+    """Read a whole raw k-space file (any raw format) into a Scan."""
+    with open_input(path, input_format, **kwargs) as r:
+        return r.load()

@@ -1,0 +1,265 @@
+"""Coil sensitivity estimation from the fully sampled calibration (ACS) region of k-space.
+
+``estimate_maps(kspace, mask=None, acs=None, method="espirit")`` takes k-space ``(batch, coils, H, W)``
+complex64 (batch = slices, each slice calibrated on its own) and returns maps of the same shape,
+normalised with :func:`~mrdiff_cli.ops.operators.normalize_maps`: ``sum_c |S_c|^2 = 1`` where there is
+signal and ``S = 0`` outside (the seed's Prop. 1 normalisation).
+
+Calibration region: a centred rectangle ``(h, w)`` placed like :func:`~mrdiff_cli.ops.operators.crop_kspace`.
+With ``acs=None`` it is detected from ``mask`` (or, without a mask, from the non-zero pattern of the
+k-space) by :func:`~mrdiff_cli.ops.masks.acs_shape`: the central run of fully sampled columns (1D masks,
+``(H, w)``), rows, or the largest centred fully sampled square. An integer ``acs`` means ``acs`` central
+columns over the full height when those columns are fully sampled (1D masks), else an ``acs x acs``
+square; a pair ``(h, w)`` is used as is. The region must be fully sampled, else :class:`ValueError`.
+
+Methods
+-------
+``espirit`` (default)
+    A compact ESPIRiT (Uecker et al., MRM 2014). The calibration matrix ``A`` holds every ``k x k``
+    patch of the ACS block of all coils as a row (``kernel=6``, reduced to half the calibration extent
+    along an axis where that is smaller, e.g. 4 wide for 8 ACS columns; blocks larger than
+    ``max_calib=48`` per side are cropped to the centre). Its right singular vectors with
+    ``sigma >= sigma_thresh * sigma_max`` (``sigma_thresh=0.02``; taken from the eigen-decomposition of
+    the small Gram matrix ``A^H A``) span the signal subspace ``V``. Consistent k-space satisfies
+    ``x = (1/k^2) sum_r R_r^H V V^H R_r x``, a convolution; in image space it is a ``coils x coils``
+    matrix ``G(r)`` per pixel whose eigenvector with eigenvalue 1 is the sensitivity vector. ``G`` is
+    built exactly from the correlation kernels of ``V`` (small FFTs, then one zero-padded inverse FFT
+    per coil pair) and eigen-decomposed per pixel with ``torch.linalg.eigh``. The top eigenvector is kept
+    where its eigenvalue is ``> eig_thresh`` (default 0.8: ~1 inside the object, lower in the
+    background) and the map is 0 elsewhere. The arbitrary per-pixel phase is fixed against a virtual
+    body coil: the dominant eigenvector ``u`` of ``sum_r s(r) s(r)^H`` (independent of the per-pixel
+    phases); each pixel is rotated so that ``u^H s(r)`` is real and positive, which gives smooth maps
+    without relying on one physical coil that may be dark in places. About 0.15 s per 128x128 8-coil
+    slice on one CPU thread. Needs a calibration region of at least 4 samples along each axis for
+    good maps. The eigenvalue map is available from :func:`espirit_eigenvalues`.
+``lowres``
+    The ratio estimate: the ACS block (cropped to ``max_calib`` per side like above) is apodised with a
+    separable Hann window and zero-padded to the full grid; the low-resolution coil images divided by
+    their root-sum-of-squares are the maps, kept where the RSS is above ``support_thresh`` (default
+    0.05) times its maximum. Cheap, but biased near edges
+    of the object and wherever the object is not smooth at the ACS resolution.
+
+A single coil (``coils == 1``) returns ones inside the support of the low-resolution image (same
+``support_thresh`` rule; ``support_thresh=0`` gives ones everywhere).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from .fft import ifft2c
+from .masks import acs_shape, mask_from_kspace
+from .operators import normalize_maps
+
+METHODS = ("espirit", "lowres")
+
+
+def _centre_slice(n: int, size: int) -> slice:
+    start = n // 2 - size // 2
+    return slice(start, start + size)
+
+
+def _mask_2d(mask, shape: tuple[int, int]) -> np.ndarray:
+    if isinstance(mask, torch.Tensor):
+        mask = mask.detach().to("cpu", torch.float32).numpy()
+    m = np.asarray(mask, dtype=np.float32)
+    m = np.broadcast_to(m, (*m.shape[:-2], *shape)) if m.ndim >= 2 else np.broadcast_to(m, shape)
+    if m.ndim > 2:  # sampled in every slice / frame
+        m = m.reshape(-1, *shape).min(axis=0)
+    return m
+
+
+def calibration_region(
+    kspace: torch.Tensor, mask=None, acs: int | tuple[int, int] | None = None
+) -> tuple[int, int]:
+    """The centred, fully sampled calibration rectangle ``(h, w)`` used by :func:`estimate_maps`."""
+    H, W = kspace.shape[-2:]
+    if mask is None:
+        m = mask_from_kspace(kspace.detach().to("cpu").numpy())
+    else:
+        m = _mask_2d(mask, (H, W))
+    sampled = m > 0
+    if acs is None:
+        h, w = acs_shape(sampled)
+    elif isinstance(acs, (tuple, list)):
+        h, w = (int(a) for a in acs)
+    else:
+        a = int(acs)
+        cols = _centre_slice(W, a)
+        rows = _centre_slice(H, a)
+        if 0 < a <= W and sampled[:, cols].all() and a < H:
+            h, w = H, a
+        elif 0 < a <= H and sampled[rows, :].all() and a < W:
+            h, w = a, W
+        else:
+            h, w = a, a
+    if h < 1 or w < 1 or h > H or w > W:
+        raise ValueError(
+            f"no usable calibration region: got {h}x{w} on a {H}x{W} grid "
+            "(is the centre of k-space fully sampled? pass acs=... or other maps)"
+        )
+    if not sampled[_centre_slice(H, h), _centre_slice(W, w)].all():
+        raise ValueError(f"the central {h}x{w} calibration region is not fully sampled")
+    return h, w
+
+
+def _crop_region(h: int, w: int, max_calib: int) -> tuple[int, int]:
+    """Limit the calibration block to ``max_calib`` per side when it has more than ``max_calib**2`` points."""
+    if h * w > max_calib * max_calib:
+        h, w = min(h, max_calib), min(w, max_calib)
+    return h, w
+
+
+def _hann(n: int, device) -> torch.Tensor:
+    # symmetric Hann without the zero end points
+    return torch.from_numpy(np.hanning(n + 2)[1:-1].astype(np.float32)).to(device)
+
+
+def _lowres_images(calib: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """Hann-apodised calibration block (..., h, w) zero-padded to ``shape`` -> low-res coil images."""
+    h, w = calib.shape[-2:]
+    H, W = shape
+    win = _hann(h, calib.device)[:, None] * _hann(w, calib.device)[None, :]
+    k = torch.zeros(*calib.shape[:-2], H, W, dtype=torch.complex64, device=calib.device)
+    k[..., _centre_slice(H, h), _centre_slice(W, w)] = calib * win
+    return ifft2c(k)
+
+
+def _support(img: torch.Tensor, thresh: float) -> torch.Tensor:
+    """(..., H, W) magnitude/RSS -> boolean support above ``thresh`` times the per-slice maximum."""
+    peak = img.flatten(-2).amax(dim=-1)[..., None, None]
+    return img > thresh * peak
+
+
+def _espirit_slice(
+    calib: torch.Tensor,
+    shape: tuple[int, int],
+    kernel: int,
+    sigma_thresh: float,
+    eig_thresh: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """ESPIRiT for one slice. calib (C, h, w) -> maps (C, H, W) and top eigenvalue (H, W)."""
+    C, h, w = calib.shape
+    H, W = shape
+    if min(h, w) < 2:
+        raise ValueError(f"calibration region {h}x{w} is too small for ESPIRiT (need at least 2x2)")
+    # a kernel wider than half the calibration extent sees too few patch positions along that axis and
+    # the signal subspace is underestimated (e.g. 8 ACS columns with 6-wide kernels): cap at n // 2
+    ky, kx = min(kernel, max(2, h // 2)), min(kernel, max(2, w // 2))
+    # calibration matrix: one row per patch position, columns (coil, dy, dx)
+    patches = calib.unfold(1, ky, 1).unfold(2, kx, 1)  # (C, h-ky+1, w-kx+1, ky, kx)
+    A = patches.permute(1, 2, 0, 3, 4).reshape(-1, C * ky * kx)
+    # right singular vectors from the (C k^2)^2 Gram matrix (much cheaper than an SVD of A on CPU)
+    gram = A.conj().T @ A
+    ev, evec = torch.linalg.eigh(0.5 * (gram + gram.conj().T))  # ascending, ev = sigma^2
+    ev, evec = ev.flip(0), evec.flip(1)
+    if float(ev[0]) <= 0.0:
+        raise ValueError("calibration region is empty (all zeros)")
+    n = int((ev >= (sigma_thresh**2) * ev[0]).sum())
+    # rows of A are patches^T and A = U S V^H, so the patches (as vectors) span conj(v_j)
+    V = evec[:, :n].conj().reshape(C, ky, kx, n).permute(0, 3, 1, 2)  # (C, n, ky, kx)
+    # correlation kernels h_{ab}[m] = sum_j sum_{d'-d=m} v_j[a,d'] conj(v_j[b,d]), exact on a (2k-1) grid
+    Ly, Lx = 2 * ky - 1, 2 * kx - 1
+    Vf = torch.fft.fft2(V, s=(Ly, Lx))  # (C, n, Ly, Lx)
+    Gs = torch.einsum("ajyx,bjyx->abyx", Vf, Vf.conj())
+    hk = torch.fft.ifft2(Gs)  # h[m] at index m mod L
+    # multiplier in image space: G(r) = (1/(ky kx)) sum_m h[m] exp(+2 pi i m r / N), centred pixel grid
+    grid = torch.zeros(C, C, H, W, dtype=torch.complex64, device=calib.device)
+    my = torch.arange(-(ky - 1), ky, device=calib.device)
+    mx = torch.arange(-(kx - 1), kx, device=calib.device)
+    grid[:, :, (my % H)[:, None], (mx % W)[None, :]] = hk[:, :, (my % Ly)[:, None], (mx % Lx)[None, :]]
+    G = torch.fft.fftshift(torch.fft.ifft2(grid, norm="forward"), dim=(-2, -1)) / (ky * kx)
+    G = G.permute(2, 3, 0, 1).reshape(H * W, C, C)
+    G = 0.5 * (G + G.conj().transpose(-2, -1))
+    evals, evecs = torch.linalg.eigh(G)  # ascending
+    lam = evals[:, -1].reshape(H, W)
+    s = evecs[:, :, -1]  # (HW, C), unit norm
+    keep = (lam > eig_thresh).reshape(-1)
+    # phase: rotate every pixel so that the virtual body coil u^H s(r) is real positive
+    if bool(keep.any()):
+        R = s[keep].T @ s[keep].conj()  # sum_r s s^H, (C, C), invariant to per-pixel phase
+        u = torch.linalg.eigh(0.5 * (R + R.conj().T))[1][:, -1]
+        ref = s @ u.conj()
+        phase = torch.where(ref.abs() > 0, ref.conj() / ref.abs().clamp_min(1e-30), torch.ones_like(ref))
+        s = s * phase[:, None]
+    s = s * keep[:, None]
+    return s.T.reshape(C, H, W).to(torch.complex64), lam
+
+
+def estimate_maps(
+    kspace: torch.Tensor,
+    mask: torch.Tensor | np.ndarray | None = None,
+    acs: int | tuple[int, int] | None = None,
+    method: str = "espirit",
+    *,
+    kernel: int = 6,
+    sigma_thresh: float = 0.02,
+    eig_thresh: float = 0.8,
+    support_thresh: float = 0.05,
+    max_calib: int = 48,
+) -> torch.Tensor:
+    """Estimate coil sensitivities from the calibration region of ``kspace`` (batch, coils, H, W).
+
+    Returns complex64 maps (batch, coils, H, W) with ``sum_c |S_c|^2 = 1`` inside the support and 0
+    outside; see the module docstring for ``method`` ("espirit" | "lowres") and the keyword options.
+    A (coils, H, W) input returns (coils, H, W).
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown coil-map method {method!r}; choose one of {', '.join(METHODS)}")
+    if not isinstance(kspace, torch.Tensor):
+        kspace = torch.as_tensor(kspace)
+    squeeze = kspace.dim() == 3
+    if squeeze:
+        kspace = kspace.unsqueeze(0)
+    if kspace.dim() != 4:
+        raise ValueError(f"k-space must be (batch, coils, H, W), got shape {tuple(kspace.shape)}")
+    k = kspace.to(torch.complex64)
+    B, C, H, W = k.shape
+    h, w = _crop_region(*calibration_region(k, mask, acs), max_calib)
+    calib = k[..., _centre_slice(H, h), _centre_slice(W, w)]
+
+    if C == 1 or method == "lowres":
+        low = _lowres_images(calib, (H, W))  # (B, C, H, W)
+        rss = torch.sqrt(torch.sum(low.abs() ** 2, dim=1, keepdim=True))
+        if support_thresh > 0:
+            supp = _support(rss, support_thresh)
+        else:
+            supp = torch.ones_like(rss, dtype=torch.bool)
+        if C == 1:
+            maps = supp.to(torch.complex64)
+        else:
+            maps = torch.where(supp, low / rss.clamp_min(1e-30), torch.zeros_like(low))
+    else:
+        maps = torch.stack(
+            [_espirit_slice(calib[b], (H, W), kernel, sigma_thresh, eig_thresh)[0] for b in range(B)]
+        )
+    maps = normalize_maps(maps.to(torch.complex64))
+    return maps[0] if squeeze else maps
+
+
+def espirit_eigenvalues(
+    kspace: torch.Tensor,
+    mask=None,
+    acs: int | tuple[int, int] | None = None,
+    *,
+    kernel: int = 6,
+    sigma_thresh: float = 0.02,
+    max_calib: int = 48,
+) -> torch.Tensor:
+    """Top ESPIRiT eigenvalue map (batch, H, W): ~1 where the data support a sensitivity, lower outside.
+
+    Useful to inspect or tune ``eig_thresh``.
+    """
+    k = torch.as_tensor(kspace).to(torch.complex64)
+    if k.dim() == 3:
+        k = k.unsqueeze(0)
+    B, C, H, W = k.shape
+    h, w = calibration_region(k, mask, acs)
+    hc, wc = _crop_region(h, w, max_calib)
+    calib = k[..., _centre_slice(H, hc), _centre_slice(W, wc)]
+    return torch.stack(
+        [_espirit_slice(calib[b], (H, W), kernel, sigma_thresh, -math.inf)[1] for b in range(B)]
+    )

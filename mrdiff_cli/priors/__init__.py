@@ -1,0 +1,1 @@
+"""Priors: networks, SDE/VDM definitions, model bundles and their resolution."""

@@ -1,0 +1,186 @@
+"""Data-consistency steps: functions of ``(x, y, A, ...)`` for any linear operator ``A``.
+
+``A`` is any object with ``A(x)``, ``A.adjoint(y)``, ``A.normal(x)`` and a ``mask`` attribute
+(:class:`~mrdiff_cli.ops.operators.CoilwiseOp`, :class:`~mrdiff_cli.ops.operators.SenseOp`, ...).
+Everything is batched over the first axis, complex64, device-agnostic; masks are binary and broadcast
+against k-space ``(batch, coils, H, W)`` as ``(H, W)``, ``(1, W)`` or ``(batch, 1, H, W)``.
+
+=========================  ==========================================================================
+``hard_dc_coilwise``       x <- F^H [(1 - M) F x + M y]                  (seed, SSOS / single coil)
+``soft_dc``                x <- x - lam A^H (A x - y)                    (seed, Prop. 1: lam in [0, 1])
+``kaczmarz_sense_sweep``   one block-Kaczmarz sweep over the coils of y_c = M F S_c x  (seed, hybrid)
+``cg_solve``               batched conjugate gradient for a Hermitian positive (semi-)definite operator
+``cg_dc``                  argmin_x ||A x - y||^2 + mu ||x - x0||^2      (proximal DC, fast sampler)
+=========================  ==========================================================================
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from ..ops.fft import fft2c, ifft2c
+
+
+def _bmask(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    m = torch.as_tensor(mask).to(device=like.device, dtype=torch.float32)
+    while m.dim() < like.dim():
+        m = m.unsqueeze(0)
+    return m
+
+
+def _per_batch(v, like: torch.Tensor) -> torch.Tensor | float:
+    """A float stays a float; a (batch,) tensor becomes (batch, 1, ..., 1) to broadcast against ``like``."""
+    if isinstance(v, torch.Tensor):
+        v = v.to(device=like.device, dtype=torch.float32)
+        if v.dim() == 0:
+            return v
+        return v.reshape(v.shape[0], *([1] * (like.dim() - 1)))
+    return float(v)
+
+
+def _bdot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-batch inner product <a, b> = sum conj(a) b over every non-batch axis -> (batch,) complex."""
+    return torch.sum((a.conj() * b).reshape(a.shape[0], -1), dim=1)
+
+
+def _bnorm2(a: torch.Tensor) -> torch.Tensor:
+    return torch.sum((a.abs() ** 2).reshape(a.shape[0], -1), dim=1)
+
+
+def _expand(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return v.reshape(v.shape[0], *([1] * (like.dim() - 1)))
+
+
+def hard_dc_coilwise(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Hard projection of coil images ``x`` (batch, coils, H, W) onto the measured k-space ``y``.
+
+    ``x <- F^H [(1 - M) F x + M y]``: sampled locations take the measured values, the rest keep the
+    k-space of ``x``. Idempotent; for a single coil this is the seed's single-coil projection.
+    """
+    k = fft2c(x)
+    m = _bmask(mask, k)
+    return ifft2c(k + m * (y - k))
+
+
+def soft_dc(x: torch.Tensor, y: torch.Tensor, A, lam: float | torch.Tensor) -> torch.Tensor:
+    """Gradient step ``x <- x - lam A^H (A x - y)`` on ``||A x - y||^2 / 2``.
+
+    ``lam`` is a float or a per-batch tensor. With normalised sensitivities ``I - lam A^H A`` is
+    non-expansive for lam in [0, 1] (seed Prop. 1); for ``CoilwiseOp`` and lam = 1 this equals
+    :func:`hard_dc_coilwise`.
+    """
+    return x - _per_batch(lam, x) * A.adjoint(A(x) - y)
+
+
+def kaczmarz_sense_sweep(
+    x_coils: torch.Tensor,
+    maps: torch.Tensor,
+    y: torch.Tensor,
+    mask: torch.Tensor,
+    lam: float | torch.Tensor = 1.0,
+    *,
+    normalize: bool = True,
+) -> torch.Tensor:
+    """One block-Kaczmarz sweep over the coils (the seed's hybrid mode); returns refreshed coil images.
+
+    The coil images ``x_coils`` (batch, coils, H, W) are merged into one image
+    ``x = sum_c conj(S_c) x_c`` (the SENSE least-squares combination for normalised maps). Then, for
+    ``c = 0 .. coils-1`` in turn, the block of equations ``A_c x = y_c`` with ``A_c = M F S_c`` is
+    enforced with the relaxed, normalised Kaczmarz (Landweber) step
+
+        x <- x + (lam / L_c) A_c^H (y_c - A_c x),     L_c = max_r |S_c(r)|^2  (per batch element).
+
+    Why ``L_c``: F is unitary and M a projection, so ``||A_c||^2 <= max |S_c|^2``. For any image
+    ``x*`` consistent with the data, the error ``e = x - x*`` maps to ``(I - lam/L_c A_c^H A_c) e``,
+    whose eigenvalues lie in ``[1 - lam, 1]``; hence
+    ``||e'||^2 <= ||e||^2 - lam (2 - lam) / L_c ||y_c - A_c x||^2``: the error never grows for
+    lam in [0, 2] and strictly drops whenever coil c is inconsistent. When ``|S_c|`` is constant,
+    lam = 1 is the exact projection onto ``{A_c x = y_c}``; the exact projection for a general map would
+    need ``(A_c A_c^H)^{-1}``, which is not diagonal. ``normalize=False`` uses ``L_c = 1``, the seed's
+    plain step ``x + lam A_c^H r_c`` (non-expansive for lam in [0, 2] when ``|S_c| <= 1``).
+
+    Returns ``S_c x`` for every coil, shape (batch, coils, H, W).
+    """
+    maps = maps.to(x_coils.device)
+    if maps.dim() == x_coils.dim() - 1:
+        maps = maps.unsqueeze(0)
+    maps = maps.expand_as(x_coils) if maps.shape[0] == 1 else maps
+    m = _bmask(mask, y)
+    y = m * y
+    x = torch.sum(maps.conj() * x_coils, dim=-3)  # (batch, H, W)
+    lam_b = _per_batch(lam, x)
+    C = x_coils.shape[-3]
+    for c in range(C):
+        s = maps[:, c]  # (batch, H, W)
+        mc = m[:, c] if m.shape[1] > 1 else m[:, 0]  # per-coil masks allowed
+        r = mc * (y[:, c] - fft2c(s * x))
+        if normalize:
+            L = torch.amax((s.abs() ** 2).reshape(s.shape[0], -1), dim=1)
+            inv = torch.where(L > 0, 1.0 / L.clamp_min(1e-30), torch.zeros_like(L))
+            step = lam_b * _expand(inv, x)
+        else:
+            step = lam_b
+        x = x + step * (s.conj() * ifft2c(r))
+    return maps * x.unsqueeze(-3)
+
+
+def cg_solve(
+    normal_fn: Callable[[torch.Tensor], torch.Tensor],
+    rhs: torch.Tensor,
+    x0: torch.Tensor | None,
+    n_iter: int,
+    tol: float = 0.0,
+) -> torch.Tensor:
+    """Batched conjugate gradient for ``normal_fn(x) = rhs``, a Hermitian positive (semi-)definite operator.
+
+    Every batch element (first axis) has its own step sizes alpha/beta, reduced over all other axes.
+    Starts at ``x0`` (zeros when None) and runs ``n_iter`` iterations, or stops earlier once every
+    element has ``||r|| <= tol ||rhs||`` (elements that reach ``tol``, or round-off level
+    ``10 eps ||rhs||``, are frozen). For a semi-definite
+    operator (e.g. ``A^H A`` with undersampling) CG converges to the least-squares solution closest to
+    ``x0``.
+    """
+    x = torch.zeros_like(rhs) if x0 is None else x0.clone()
+    if n_iter <= 0:
+        return x
+    r = rhs - normal_fn(x)
+    p = r.clone()
+    rs = _bnorm2(r)
+    # below ~10 eps relative residual the recursion only amplifies round-off (and for a semi-definite
+    # operator the round-off has null-space components with p^H A p ~ 0): freeze such elements
+    floor = 10.0 * torch.finfo(rs.dtype).eps
+    stop2 = (max(tol, floor) ** 2) * _bnorm2(rhs)
+    for _ in range(n_iter):
+        active = rs > stop2
+        if not bool(active.any()):
+            break
+        Ap = normal_fn(p)
+        pAp = _bdot(p, Ap).real
+        alpha = torch.where((pAp > 0) & active, rs / pAp.clamp_min(1e-30), torch.zeros_like(rs))
+        x = x + _expand(alpha, x) * p
+        r = r - _expand(alpha, r) * Ap
+        rs_new = _bnorm2(r)
+        beta = torch.where((rs > 0) & active, rs_new / rs.clamp_min(1e-30), torch.zeros_like(rs))
+        p = r + _expand(beta, p) * p
+        rs = torch.where(active, rs_new, rs)
+    return x
+
+
+def cg_dc(
+    x0: torch.Tensor, y: torch.Tensor, A, mu: float | torch.Tensor, n_iter: int, tol: float = 0.0
+) -> torch.Tensor:
+    """Proximal data consistency ``argmin_x ||A x - y||^2 + mu ||x - x0||^2``.
+
+    Solves ``(A^H A + mu I) x = A^H y + mu x0`` with :func:`cg_solve`, warm-started at ``x0``.
+    ``mu`` is a float or a per-batch tensor; ``mu = 0`` is plain least-squares CG from ``x0`` (with
+    undersampling: the data-consistent image closest to ``x0`` along the Krylov space).
+    """
+    mu_b = _per_batch(mu, x0)
+
+    def normal_fn(v: torch.Tensor) -> torch.Tensor:
+        return A.normal(v) + mu_b * v
+
+    rhs = A.adjoint(y) + mu_b * x0
+    return cg_solve(normal_fn, rhs, x0, n_iter, tol)

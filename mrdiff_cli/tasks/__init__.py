@@ -1,0 +1,1 @@
+"""Orchestration of io + ops + priors + samplers. No argument parsing, no printing."""

@@ -1,0 +1,300 @@
+"""Reconstruction orchestration: k-space slices → mask → (zero-filled | SENSE | diffusion posterior) → images.
+
+No printing and no argument parsing: options come in a :class:`ReconOptions`, progress goes out through
+``callback(done, total)``. Slices are streamed in batches so memory is bounded by the batch size.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from ..errors import UsageError
+from ..ops.fft import ifft2c, rss
+from ..ops.operators import CoilwiseOp, SenseOp
+
+METHODS = ("diffusion", "zero-filled", "sense")
+SAMPLERS = ("fast", "pc")
+COIL_MODES = ("auto", "single", "real", "sense", "ssos", "hybrid")
+
+
+@dataclass
+class ReconOptions:
+    method: str = "diffusion"
+    sampler: str = "fast"
+    coil_mode: str = "auto"
+    complex_mode: str | None = None  # phase | realimag (default: phase for fast, realimag for pc)
+    steps: int | None = None  # fast: 20; pc: 500 multi-coil, 2000 single-coil
+    sigma_max: float | None = None  # fast: start level; pc: 80 (prior's sigma_max)
+    sigma_min: float = 0.01
+    n_cg: int = 5
+    mu: float = 0.0
+    zeta: float = 1.0
+    snr: float = 0.16
+    sense_every: int = 10
+    samples: int = 1
+    batch_size: int = 16
+    seed: int = 0
+    device: str = "cpu"
+    autocast: str | None = None  # bf16 | fp16 | None
+    espirit: bool = True
+    cg_init_iters: int = 10
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+FAST_DEFAULTS = {"steps": 20, "sigma_max": 1.0}
+
+
+def resolve_device(spec: str) -> torch.device:
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(spec)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"--device {spec}: CUDA is not available on this machine")
+    return dev
+
+
+def choose_coil_mode(requested: str, n_coils: int, kspace_is_real_image: bool = False) -> str:
+    if requested not in COIL_MODES:
+        raise UsageError(f"unknown coil mode {requested!r} (choose from {', '.join(COIL_MODES)})")
+    if requested == "auto":
+        return "sense" if n_coils > 1 else ("real" if kspace_is_real_image else "single")
+    if requested in ("sense", "ssos", "hybrid") and n_coils == 1:
+        raise UsageError(f"--coil-mode {requested} needs multi-coil data (this scan has 1 coil)")
+    if requested in ("single", "real") and n_coils > 1:
+        raise UsageError(f"--coil-mode {requested} needs single-coil data (this scan has {n_coils} coils)")
+    return requested
+
+
+def _quantile_scale(img: torch.Tensor, q: float = 0.99) -> torch.Tensor:
+    """Per-batch-element q-quantile of |img| over the last two axes (the prior's normalisation)."""
+    flat = img.abs().reshape(img.shape[0], -1).float()
+    s = torch.quantile(flat, q, dim=1)
+    return torch.where(s > 0, s, torch.ones_like(s))
+
+
+def zero_filled(y: torch.Tensor) -> torch.Tensor:
+    """RSS of the zero-filled coil images, (B, C, H, W) → (B, H, W)."""
+    return rss(ifft2c(y), dim=1)
+
+
+def cg_sense(y: torch.Tensor, A: SenseOp, n_iter: int) -> torch.Tensor:
+    """Least-squares SENSE image by CG on A^H A x = A^H y, started at the adjoint."""
+    from ..samplers.dc import cg_solve
+
+    rhs = A.adjoint(y)
+    return cg_solve(A.normal, rhs, rhs, n_iter)
+
+
+def default_steps(opts: ReconOptions, mode: str) -> int:
+    if opts.steps is not None:
+        return opts.steps
+    if opts.sampler == "fast":
+        return FAST_DEFAULTS["steps"]
+    return 2000 if mode in ("single", "real") else 500
+
+
+def nfe(opts: ReconOptions, mode: str) -> int:
+    n = default_steps(opts, mode)
+    return n if opts.sampler == "fast" else 2 * n - 1
+
+
+@dataclass
+class BatchResult:
+    images: np.ndarray  # (B, H, W) magnitude (posterior mean when samples > 1)
+    variance: np.ndarray | None  # (B, H, W) pixel-wise posterior variance of the magnitude
+    samples: np.ndarray | None  # (K, B, H, W) when kept
+    zero_filled: np.ndarray  # (B, H, W)
+
+
+def _welford(samples_iter) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Running mean / variance (Welford); memory does not grow with the number of samples."""
+    mean = m2 = None
+    n = 0
+    for s in samples_iter:
+        n += 1
+        if mean is None:
+            mean, m2 = s.clone(), torch.zeros_like(s)
+        else:
+            d = s - mean
+            mean += d / n
+            m2 += d * (s - mean)
+    var = m2 / (n - 1) if n > 1 else torch.zeros_like(mean)
+    return mean, var, n
+
+
+class Reconstructor:
+    """Reconstructs batches of slices with one prior, one set of options, on one device."""
+
+    def __init__(self, prior, opts: ReconOptions):
+        if opts.method not in METHODS:
+            raise UsageError(f"unknown method {opts.method!r} (choose from {', '.join(METHODS)})")
+        if opts.sampler not in SAMPLERS:
+            raise UsageError(f"unknown sampler {opts.sampler!r} (choose from {', '.join(SAMPLERS)})")
+        self.prior = prior
+        self.opts = opts
+        self.device = resolve_device(opts.device)
+        self.autocast = {"bf16": torch.bfloat16, "fp16": torch.float16, None: None}[opts.autocast]
+
+    # ---------------------------------------------------------------- helpers
+    def _denoiser(self, mode: str, phase: torch.Tensor | None, batch_size: int):
+        from ..samplers.adapters import make_denoiser
+
+        cm = self.opts.complex_mode or ("phase" if self.opts.sampler == "fast" else "realimag")
+        if mode == "real":
+            cm = "real"
+        return make_denoiser(self.prior, cm, phase=phase if cm == "phase" else None, batch_size=batch_size, autocast=self.autocast)
+
+    def _sigmas(self, mode: str) -> torch.Tensor:
+        from ..samplers.schedules import geometric_sigmas, karras_sigmas
+
+        n = default_steps(self.opts, mode)
+        if self.opts.sampler == "fast":
+            smax = self.opts.sigma_max if self.opts.sigma_max is not None else FAST_DEFAULTS["sigma_max"]
+            return karras_sigmas(n, self.opts.sigma_min, smax)
+        smax = self.opts.sigma_max if self.opts.sigma_max is not None else float(self.prior.edm.sigma_max)
+        return geometric_sigmas(n, self.opts.sigma_min, smax)
+
+    # ---------------------------------------------------------------- main entry
+    def reconstruct(
+        self,
+        kspace: np.ndarray | torch.Tensor,
+        mask: np.ndarray | torch.Tensor,
+        mode: str,
+        maps: torch.Tensor | None = None,
+        sample_seed_offset: int = 0,
+        keep_samples: bool = False,
+        callback: Callable[[int, int], None] | None = None,
+    ) -> BatchResult:
+        """kspace (B, C, H, W) fully or already undersampled; mask (H, W) applied to it (y = M k)."""
+        dev = self.device
+        k = torch.as_tensor(kspace).to(dev, torch.complex64)
+        m = torch.as_tensor(np.asarray(mask, dtype=np.float32)).to(dev)
+        y = k * m
+        zf = zero_filled(y)
+        if self.opts.method == "zero-filled":
+            return BatchResult(zf.cpu().numpy(), None, None, zf.cpu().numpy())
+        if mode in ("sense", "hybrid") or self.opts.method == "sense":
+            if maps is None:
+                maps = self.estimate_maps(y, m)
+            maps = maps.to(dev)
+        if self.opts.method == "sense":
+            x = cg_sense(y, SenseOp(m, maps), max(self.opts.cg_init_iters, 20))
+            return BatchResult(x.abs().cpu().numpy(), None, None, zf.cpu().numpy())
+        K = max(1, int(self.opts.samples))
+        stats = _welford(self._draw(y, m, mode, maps, K, sample_seed_offset, keep_samples, callback))
+        mean, var, _ = stats
+        samples = torch.stack(self._kept) if keep_samples and self._kept else None
+        return BatchResult(
+            mean.cpu().numpy(),
+            var.cpu().numpy() if K > 1 else None,
+            samples.cpu().numpy() if samples is not None else None,
+            zf.cpu().numpy(),
+        )
+
+    def estimate_maps(self, y: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        from ..ops.coils import estimate_maps
+
+        return estimate_maps(y, m, method="espirit" if self.opts.espirit else "lowres")
+
+    def _draw(self, y, m, mode, maps, K, seed_offset, keep, callback):
+        """Yield K magnitude samples (B, H, W); samples are batched together when memory allows."""
+        self._kept = []
+        B = y.shape[0]
+        per_sample_items = B * (y.shape[1] if mode in ("ssos", "hybrid") else 1) * (2 if self._is_realimag(mode) else 1)
+        group = max(1, min(K, self.opts.batch_size // max(1, per_sample_items)))
+        total_steps = default_steps(self.opts, mode) * math.ceil(K / group)
+        done = [0]
+
+        def cb(i: int, n: int) -> None:
+            if callback is not None:
+                done[0] += 1
+                callback(done[0], total_steps)
+
+        k0 = 0
+        while k0 < K:
+            g = min(group, K - k0)
+            gen = torch.Generator(device="cpu").manual_seed(self.opts.seed + 1_000_003 * (seed_offset + k0))
+            yy = y.repeat(g, 1, 1, 1)
+            mm = maps.repeat(g, 1, 1, 1) if maps is not None else None
+            out = self._sample(yy, m, mode, mm, gen, cb)  # (g*B, H, W)
+            for j in range(g):
+                s = out[j * B : (j + 1) * B]
+                if keep:
+                    self._kept.append(s.cpu())
+                yield s
+            k0 += g
+
+    def _is_realimag(self, mode: str) -> bool:
+        cm = self.opts.complex_mode or ("phase" if self.opts.sampler == "fast" else "realimag")
+        return cm == "realimag" and mode != "real"
+
+    def _sample(self, y, m, mode, maps, gen, cb) -> torch.Tensor:
+        from ..samplers.dc import cg_dc, hard_dc_coilwise, kaczmarz_sense_sweep, soft_dc
+        from ..samplers.adapters import lowres_phase
+        from ..samplers.fast import fast_sample
+        from ..samplers.pc import pc_sample
+
+        opts = self.opts
+        bs = opts.batch_size
+        sig = self._sigmas(mode)
+        if mode in ("sense",):
+            A = SenseOp(m, maps)
+            x_init = cg_sense(y, A, opts.cg_init_iters)
+            scale = _quantile_scale(x_init).reshape(-1, 1, 1)
+            ys, x_init = y / scale[:, None], x_init / scale
+            den = self._denoiser(mode, lowres_phase(x_init), bs)
+            if opts.sampler == "fast":
+                x = fast_sample(den, ys, A, sig, x_init, n_cg=opts.n_cg, mu=opts.mu, zeta=opts.zeta, generator=gen, callback=cb)
+            else:
+                x = pc_sample(den, lambda v: soft_dc(v, ys, A, 1.0), sig, x_init, snr=opts.snr, generator=gen, callback=cb)
+                x = cg_dc(x, ys, A, 0.0, opts.n_cg)
+            return (x * scale).abs()
+        # coil-by-coil operators: single-coil, real, SSOS, hybrid — x has the shape of y (B, C, H, W)
+        A = CoilwiseOp(m)
+        x_init = ifft2c(y)
+        scale = _quantile_scale(x_init.reshape(-1, *x_init.shape[-2:])).reshape(*x_init.shape[:2], 1, 1)
+        ys, x_init = y / scale, x_init / scale
+        if mode == "real":
+            x_init = x_init.real.to(torch.complex64)
+        den = self._denoiser(mode, lowres_phase(x_init), bs)
+        project = (lambda v: v.real.to(torch.complex64)) if mode == "real" else None
+        hybrid_hook = None
+        if mode == "hybrid":
+            every = max(1, opts.sense_every)
+            counter = [0]
+
+            def hybrid_hook(i: int, v: torch.Tensor) -> torch.Tensor:
+                counter[0] += 1
+                if counter[0] % every:
+                    return v
+                return kaczmarz_sense_sweep(v * scale, maps, y, m) / scale
+
+        if opts.sampler == "fast":
+            proj = project
+            if hybrid_hook is not None:
+                proj = lambda v: hybrid_hook(0, v)  # noqa: E731
+            x = fast_sample(den, ys, A, sig, x_init, n_cg=max(1, opts.n_cg), mu=opts.mu, zeta=opts.zeta, generator=gen, callback=cb, project=proj)
+        else:
+
+            def dc(v: torch.Tensor) -> torch.Tensor:
+                v = hard_dc_coilwise(v, ys, m)
+                return project(v) if project else v
+
+            x = pc_sample(den, dc, sig, x_init, snr=opts.snr, generator=gen, callback=cb, every=hybrid_hook)
+            x = dc(x)
+        x = x * scale
+        if mode == "hybrid":
+            return sense_magnitude(x, maps)
+        return rss(x, dim=1)
+
+
+def sense_magnitude(coil_images: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
+    from ..ops.operators import sense_combine
+
+    return sense_combine(coil_images, maps).abs()

@@ -1,0 +1,205 @@
+"""Training data for the priors: 2D magnitude slices from NIfTI volumes / fastMRI h5, resampled to the
+target matrix and voxel size, normalised per slice, and augmented on the fly (seeded)."""
+
+from __future__ import annotations
+
+import glob
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import InputError
+
+VOLUME_SUFFIXES = (".nii", ".nii.gz", ".h5", ".hdf5", ".npy")
+
+
+def expand_inputs(items: list[str]) -> list[Path]:
+    """Files, folders (recursive) and globs → sorted list of readable volume files."""
+    out: list[Path] = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            out += sorted(q for q in p.rglob("*") if q.is_file() and q.name.endswith(VOLUME_SUFFIXES))
+        elif p.is_file():
+            out.append(p)
+        else:
+            hits = sorted(Path(h) for h in glob.glob(item, recursive=True) if Path(h).is_file())
+            if not hits:
+                raise InputError(f"{item}: no such file, folder or glob match")
+            out += hits
+    if not out:
+        raise InputError("no training volumes found in the given inputs")
+    return out
+
+
+def _load_volume(path: Path) -> tuple[np.ndarray, tuple[float, float, float]]:
+    """→ (volume float32 in RAS-ish (x, y, z) order, voxel size mm)."""
+    name = path.name
+    if name.endswith((".nii", ".nii.gz")):
+        import nibabel as nib
+
+        img = nib.as_closest_canonical(nib.load(str(path)))
+        data = np.asarray(img.dataobj, dtype=np.float32)
+        while data.ndim > 3:
+            data = data[..., 0]
+        zooms = tuple(float(z) for z in img.header.get_zooms()[:3])
+        if data.ndim == 2:
+            data, zooms = data[..., None], (zooms + (1.0,))[:3]
+        return np.abs(data), zooms  # type: ignore[return-value]
+    if name.endswith((".h5", ".hdf5")):
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            key = "reconstruction_rss" if "reconstruction_rss" in f else "reconstruction_esc" if "reconstruction_esc" in f else None
+            if key is None:
+                raise InputError(f"{path}: no reconstruction_rss/esc image to train on")
+            data = np.asarray(f[key], dtype=np.float32)  # (slices, H, W)
+        return np.transpose(data, (1, 2, 0)), (1.0, 1.0, 1.0)
+    if name.endswith(".npy"):
+        data = np.load(path, allow_pickle=False).astype(np.float32)
+        if data.ndim == 2:
+            data = data[..., None]
+        return np.abs(data), (1.0, 1.0, 1.0)
+    raise InputError(f"{path}: unsupported training file (use NIfTI, fastMRI h5 or .npy)")
+
+
+def _resample(vol: np.ndarray, zooms: tuple[float, float, float], voxel: float, axes_inplane_only: bool) -> torch.Tensor:
+    """Resample to isotropic ``voxel`` mm with a light anti-alias blur (torch, trilinear)."""
+    t = torch.from_numpy(np.ascontiguousarray(vol))[None, None]
+    factors = [z / voxel for z in zooms]
+    if axes_inplane_only:
+        factors[2] = 1.0
+    # anti-alias: separable Gaussian with sigma ~ 0.4 / factor voxels along downsampled axes
+    for ax, f in enumerate(factors):
+        if f < 0.99:
+            sig = 0.45 / f
+            r = int(math.ceil(3 * sig))
+            k = torch.exp(-0.5 * (torch.arange(-r, r + 1, dtype=torch.float32) / sig) ** 2)
+            k = (k / k.sum()).reshape([1, 1] + [len(k) if i == ax else 1 for i in range(3)])
+            pad = [0, 0, 0, 0, 0, 0]
+            pad[2 * (2 - ax)] = pad[2 * (2 - ax) + 1] = r
+            t = F.conv3d(F.pad(t, pad, mode="replicate"), k)
+    size = [max(1, int(round(s * f))) for s, f in zip(vol.shape, factors)]
+    return F.interpolate(t, size=size, mode="trilinear", align_corners=False)[0, 0]
+
+
+def _fit(img: torch.Tensor, matrix: int) -> torch.Tensor:
+    """Centre crop / zero-pad a 2D slice to matrix × matrix."""
+    h, w = img.shape
+    out = torch.zeros(matrix, matrix)
+    sh, sw = min(h, matrix), min(w, matrix)
+    y0, x0 = (h - sh) // 2, (w - sw) // 2
+    Y0, X0 = (matrix - sh) // 2, (matrix - sw) // 2
+    out[Y0 : Y0 + sh, X0 : X0 + sw] = img[y0 : y0 + sh, x0 : x0 + sw]
+    return out
+
+
+def normalize_slice(img: torch.Tensor, quantile: float = 0.99) -> tuple[torch.Tensor, float]:
+    """Divide a magnitude slice by its q-quantile (the documented normalisation, same at inference)."""
+    q = float(torch.quantile(img.abs().flatten().float(), quantile))
+    q = q if q > 0 else 1.0
+    return img / q, q
+
+
+def extract_slices(
+    paths: list[Path], matrix: int = 128, voxel: float = 2.0, axes: str = "all", min_fraction: float = 0.15
+) -> tuple[torch.Tensor, list[int]]:
+    """All usable normalised slices → (N, 1, matrix, matrix) float32 and the volume index of each."""
+    slices, vol_ids = [], []
+    ax_list = {"all": (0, 1, 2), "axial": (2,), "coronal": (1,), "sagittal": (0,)}[axes]
+    for vi, p in enumerate(paths):
+        vol, zooms = _load_volume(p)
+        # 2D images, fastMRI stacks and thick-slice volumes: in-plane slices only, no through-plane interpolation
+        single = vol.shape[2] == 1 or p.name.endswith((".h5", ".hdf5")) or zooms[2] > 1.5 * voxel
+        t = _resample(vol, zooms, voxel, axes_inplane_only=single)
+        for ax in (ax_list if not single else (2,)):
+            for i in range(t.shape[ax]):
+                s = t.select(ax, i)
+                s = torch.rot90(s, 1) if not single else s  # RAS → radiological-ish display orientation
+                s = _fit(s, matrix)
+                peak = float(s.max())
+                if peak <= 0 or float((s > 0.1 * peak).float().mean()) < min_fraction * 0.25:
+                    continue
+                s, _ = normalize_slice(s)
+                slices.append(s)
+                vol_ids.append(vi)
+    if not slices:
+        raise InputError("no usable (non-empty) slices in the training inputs")
+    return torch.stack(slices)[:, None], vol_ids
+
+
+@dataclass
+class AugmentConfig:
+    flip: bool = True
+    rotate_deg: float = 12.0
+    scale: tuple[float, float] = (0.85, 1.15)
+    translate_px: float = 8.0
+    gamma: tuple[float, float] = (0.7, 1.5)
+    bias_field: float = 0.3
+    contrast_remap_p: float = 0.25
+    noise_p: float = 0.3
+    noise_max: float = 0.03
+    intensity: tuple[float, float] = (0.85, 1.2)
+    p_identity: float = 0.1
+
+
+def _u(n: int, lo: float, hi: float, g: torch.Generator) -> torch.Tensor:
+    return lo + (hi - lo) * torch.rand(n, generator=g)
+
+
+def augment(x: torch.Tensor, cfg: AugmentConfig, g: torch.Generator) -> torch.Tensor:
+    """Random geometric + intensity augmentation of a batch (B, 1, H, W) of normalised slices."""
+    b, _, h, w = x.shape
+    x_orig = x
+    x = x.clone()
+    if cfg.flip:
+        fl = torch.rand(b, generator=g) < 0.5
+        x[fl] = x[fl].flip(-1)
+        fl = torch.rand(b, generator=g) < 0.2
+        x[fl] = x[fl].flip(-2)
+    ang = _u(b, -cfg.rotate_deg, cfg.rotate_deg, g) * math.pi / 180
+    sc = _u(b, *cfg.scale, g)
+    tx, ty = _u(b, -1, 1, g) * cfg.translate_px * 2 / w, _u(b, -1, 1, g) * cfg.translate_px * 2 / h
+    theta = torch.zeros(b, 2, 3)
+    theta[:, 0, 0], theta[:, 0, 1] = torch.cos(ang) / sc, -torch.sin(ang) / sc
+    theta[:, 1, 0], theta[:, 1, 1] = torch.sin(ang) / sc, torch.cos(ang) / sc
+    theta[:, 0, 2], theta[:, 1, 2] = tx, ty
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False).clamp_min(0)
+    # intensity: gamma
+    gam = _u(b, *cfg.gamma, g).reshape(b, 1, 1, 1)
+    x = x.clamp_min(0) ** gam
+    # contrast remap: random smooth LUT with f(0) = 0 (synthesises other contrasts)
+    sel = torch.rand(b, generator=g) < cfg.contrast_remap_p
+    if sel.any():
+        n = int(sel.sum())
+        knots = torch.rand(n, 6, generator=g) * 1.2
+        knots[:, 0] = 0
+        xs = x[sel].clamp(0, 1.5) / 1.5 * 5
+        lo = xs.floor().clamp(0, 4).long()
+        fr = xs - lo
+        kk = knots.reshape(n, 6, 1, 1)
+        v0 = torch.gather(kk.expand(n, 6, h, w), 1, lo.squeeze(1).unsqueeze(1).clamp(0, 5))
+        v1 = torch.gather(kk.expand(n, 6, h, w), 1, (lo + 1).squeeze(1).unsqueeze(1).clamp(0, 5))
+        x[sel] = v0 * (1 - fr) + v1 * fr
+    # bias field: exp of a smooth random low-order field
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij")
+    basis = torch.stack([xx, yy, xx * yy, xx**2, yy**2])
+    coef = (torch.rand(b, 5, generator=g) * 2 - 1) * cfg.bias_field
+    field_ = torch.exp(torch.einsum("bk,khw->bhw", coef, basis))[:, None]
+    x = x * field_
+    # re-normalise, then a random intensity scale (models normalisation error at inference)
+    q = torch.quantile(x.reshape(b, -1), 0.99, dim=1).clamp_min(1e-6).reshape(b, 1, 1, 1)
+    x = x / q * _u(b, *cfg.intensity, g).reshape(b, 1, 1, 1)
+    # Rician-like noise floor (real scans are noisy, templates are not)
+    nsel = (torch.rand(b, generator=g) < cfg.noise_p).float().reshape(b, 1, 1, 1)
+    lvl = _u(b, 0, cfg.noise_max, g).reshape(b, 1, 1, 1) * nsel
+    n1, n2 = torch.randn(x.shape, generator=g), torch.randn(x.shape, generator=g)
+    x = torch.sqrt((x + lvl * n1) ** 2 + (lvl * n2) ** 2)
+    keep = (torch.rand(b, generator=g) < cfg.p_identity).reshape(b, 1, 1, 1)
+    return torch.where(keep, x_orig, x)

@@ -1,0 +1,174 @@
+"""Coil sensitivity estimation (ESPIRiT and low-res ratio) on simulated 8-coil data."""
+
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from mrdiff_cli.ops.coils import calibration_region, espirit_eigenvalues, estimate_maps
+from mrdiff_cli.ops.fft import fft2c, ifft2c
+from mrdiff_cli.ops.masks import make_mask
+from mrdiff_cli.ops.operators import normalize_maps, sense_combine
+
+sigpy_mri = pytest.importorskip("sigpy.mri")
+
+H = W = 128
+C = 8
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    # tiny per-pixel LAPACK calls: on a small shared machine an oversubscribed OpenMP pool costs seconds
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _phantom():
+    yy, xx = np.meshgrid(np.linspace(-1, 1, H), np.linspace(-1, 1, W), indexing="ij")
+    body = ((yy / 0.8) ** 2 + (xx / 0.65) ** 2 < 1) * (1.0 + 0.4 * np.cos(3 * xx))
+    blob = 0.6 * (((yy - 0.2) / 0.3) ** 2 + ((xx + 0.1) / 0.2) ** 2 < 1)
+    img = body + blob
+    # mild smoothing (3x3 box) and a smooth phase: a complex object as in real scans
+    k = np.fft.fft2(img)
+    fy, fx = np.meshgrid(np.fft.fftfreq(H), np.fft.fftfreq(W), indexing="ij")
+    img = np.real(np.fft.ifft2(k * np.exp(-((fy**2 + fx**2) * 400))))
+    support = (yy / 0.75) ** 2 + (xx / 0.6) ** 2 < 1
+    return (img * np.exp(0.5j * yy)).astype(np.complex64), support
+
+
+@pytest.fixture(scope="module")
+def sim():
+    img, support = _phantom()
+    maps = normalize_maps(torch.from_numpy(sigpy_mri.birdcage_maps((C, H, W), r=1.5).astype(np.complex64)))
+    x = torch.from_numpy(img)
+    k = fft2c(maps * x)[None]  # (1, C, H, W)
+    g = torch.Generator().manual_seed(0)
+    noise = torch.randn(k.shape, dtype=torch.complex64, generator=g) * (1e-3 * k.abs().max())
+    return {"k": k + noise, "maps": maps[None], "x": x, "support": torch.from_numpy(support)}
+
+
+def _map_error(est, true, support):
+    """||S_est - S_true e^{i theta}|| / ||S_true|| inside the support, theta aligning coil 0 per pixel."""
+    phase = torch.exp(1j * (torch.angle(true[:, :1]) - torch.angle(est[:, :1])))
+    d = (est * phase - true)[..., support]
+    return (torch.linalg.norm(d) / torch.linalg.norm(true[..., support])).item()
+
+
+MASKS = {
+    "full": None,
+    "poisson": ("poisson", 4),  # 20x20 ACS block
+    "uniform1d": ("uniform1d", 4),  # 10 central columns x full height
+    "gaussian1d_r8": ("gaussian1d", 8),  # only 8 central columns: the kernel must shrink to 4 wide
+}
+
+
+def _kspace(sim, which):
+    if MASKS[which] is None:
+        return sim["k"], None
+    kind, R = MASKS[which]
+    m = torch.from_numpy(make_mask(kind, (H, W), R, seed=0).mask)
+    return sim["k"] * m, m
+
+
+@pytest.mark.parametrize("which", list(MASKS))
+def test_espirit_reproduces_truth(sim, which):
+    k, m = _kspace(sim, which)
+    est = estimate_maps(k, m)
+    supp = sim["support"]
+    assert est.shape == (1, C, H, W) and est.dtype == torch.complex64
+    assert _map_error(est, sim["maps"], supp) < 0.1
+    ss = (est.abs() ** 2).sum(1)[0]
+    assert torch.allclose(ss[supp], torch.ones_like(ss[supp]), atol=1e-4)
+    # 0 or 1 everywhere, and the background far from the object is cut
+    assert torch.all((ss == 0) | ((ss - 1).abs() < 1e-4))
+    corners = torch.zeros(H, W, dtype=torch.bool)
+    corners[:8, :8] = corners[:8, -8:] = corners[-8:, :8] = corners[-8:, -8:] = True
+    assert ss[corners].max() == 0
+
+
+def test_espirit_maps_are_not_trivial(sim):
+    """Negative control: a wrong map set (coils permuted) fails the same error metric."""
+    est = estimate_maps(*_kspace(sim, "poisson"))
+    assert _map_error(est[:, torch.roll(torch.arange(C), 1)], sim["maps"], sim["support"]) > 0.3
+
+
+@pytest.mark.parametrize("which", ["full", "uniform1d"])
+def test_sense_combine_with_estimated_maps(sim, which):
+    k, m = _kspace(sim, which)
+    est = estimate_maps(k, m)
+    coil_imgs = ifft2c(sim["k"])  # fully sampled coil images
+    comb = sense_combine(coil_imgs, est)[0]
+    supp = sim["support"]
+    x = sim["x"]
+    err = torch.linalg.norm(comb.abs()[supp] - x.abs()[supp]) / torch.linalg.norm(x[supp])
+    assert err < 0.05
+    # the phase is smooth: equal to the object's phase up to a smooth (map) phase, no per-pixel jumps
+    ph = torch.angle(comb * x.conj())
+    jumps = torch.angle(torch.exp(1j * (ph[1:, :] - ph[:-1, :])))[supp[1:, :] & supp[:-1, :]]
+    assert jumps.abs().max() < 0.3
+
+
+@pytest.mark.parametrize("which", ["poisson", "uniform1d"])
+def test_lowres_method(sim, which):
+    k, m = _kspace(sim, which)
+    est = estimate_maps(k, m, method="lowres")
+    supp = sim["support"]
+    assert est.shape == (1, C, H, W) and est.dtype == torch.complex64
+    assert _map_error(est, sim["maps"], supp) < 0.15
+    ss = (est.abs() ** 2).sum(1)[0]
+    assert torch.allclose(ss[supp], torch.ones_like(ss[supp]), atol=1e-4)
+
+
+def test_batch_of_slices_and_acs_detection(sim):
+    k, m = _kspace(sim, "uniform1d")
+    assert calibration_region(k, m) == (H, 10)
+    assert calibration_region(k, None) == (H, 10)  # from the zero pattern of k-space
+    assert calibration_region(k, m, acs=8) == (H, 8)
+    kp, mp = _kspace(sim, "poisson")
+    assert calibration_region(kp, mp) == (20, 20)
+    # two slices, the second with a different (mirrored) object: each slice is calibrated on its own
+    k_other = fft2c(sim["maps"] * sim["x"].flip(-1)) * mp
+    est = estimate_maps(torch.cat([kp, k_other], 0), mp)
+    assert est.shape == (2, C, H, W)
+    single = estimate_maps(kp, mp)
+    assert torch.allclose(est[:1], single, atol=1e-4)
+    supp_other = sim["support"].flip(-1)
+    assert _map_error(est[1:], sim["maps"], supp_other) < 0.1
+    # unbatched (coils, H, W) input and a numpy mask
+    assert torch.allclose(estimate_maps(kp[0], mp.numpy()), single[0], atol=1e-4)
+
+
+def test_single_coil_and_errors(sim):
+    k1 = sim["k"][:, :1]
+    maps = estimate_maps(k1)
+    assert maps.shape == (1, 1, H, W)
+    vals = torch.unique(maps.real)
+    assert set(vals.tolist()) <= {0.0, 1.0} and torch.all(maps.imag == 0)
+    assert torch.all(maps[0, 0][sim["support"]] == 1) and maps[0, 0, 0, 0] == 0
+    assert torch.all(estimate_maps(k1, support_thresh=0) == 1)
+    with pytest.raises(ValueError):
+        estimate_maps(sim["k"], method="magic")
+    m = torch.from_numpy(make_mask("poisson", (H, W), 4, seed=0).mask)
+    with pytest.raises(ValueError, match="not fully sampled"):
+        estimate_maps(sim["k"] * m, m, acs=40)
+
+
+def test_eigenvalues_separate_object_from_background(sim):
+    lam = espirit_eigenvalues(sim["k"])[0]
+    assert lam[sim["support"]].min() > 0.95
+    assert lam[:8, :8].max() < 0.8
+
+
+def test_espirit_speed(sim):
+    k, m = _kspace(sim, "poisson")
+    best = min(_timed(lambda: estimate_maps(k, m)) for _ in range(2))
+    assert best < 2.0  # one 128x128 8-coil slice on one CPU thread
+
+
+def _timed(fn):
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
