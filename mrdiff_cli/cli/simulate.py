@@ -16,7 +16,7 @@ MASK_CHOICES = ("poisson", "gaussian2d", "gaussian1d", "uniform1d", "equispaced"
 
 @handle_errors
 def simulate(
-    image: Annotated[Path, typer.Argument(help="Magnitude image: NIfTI, DICOM file/folder, or .npy (2D or 3D).",
+    image: Annotated[Path, typer.Argument(help="Magnitude image: NIfTI, DICOM file/folder, or .npy (2D or 3D); 'example' = the bundled T1 slice.",
                                           show_default=False)],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output raw file (.h5).", show_default=False)],
     matrix: Annotated[int, typer.Option("--matrix", help="In-plane matrix (k-space crop/zero-pad resampling).")] = 128,
@@ -43,6 +43,8 @@ def simulate(
         raise UsageError(f"--mask '{mask}': choose from {', '.join(MASK_CHOICES)}")
     from ..tasks.simulate import simulate_file
 
+    if str(image) == "example" and not image.exists():
+        image = example_image()
     summary = simulate_file(
         image, output, matrix=matrix, coils=coils, snr_db=snr, mask_kind=mask, accel=accel, acs=acs,
         slices=slices, axis=axis, seed=seed, fmt=fmt, overwrite=overwrite,
@@ -59,3 +61,8 @@ def simulate(
         highlight=False,
         soft_wrap=True,
     )
+
+
+def example_image() -> Path:
+    """The bundled example: one real T1-weighted coronal slice (dipy sample data, BSD-3), 1 mm."""
+    return Path(__file__).resolve().parent.parent / "data" / "example_t1.nii.gz"

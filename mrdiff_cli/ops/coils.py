@@ -23,8 +23,9 @@ Methods
     the small Gram matrix ``A^H A``) span the signal subspace ``V``. Consistent k-space satisfies
     ``x = (1/k^2) sum_r R_r^H V V^H R_r x``, a convolution; in image space it is a ``coils x coils``
     matrix ``G(r)`` per pixel whose eigenvector with eigenvalue 1 is the sensitivity vector. ``G`` is
-    built exactly from the correlation kernels of ``V`` (small FFTs, then one zero-padded inverse FFT
-    per coil pair) and eigen-decomposed per pixel with ``torch.linalg.eigh``. The top eigenvector is kept
+    built exactly from the ``(2k-1) x (2k-1)`` correlation kernels of ``V`` (small FFTs; then a separable
+    DFT evaluated in row chunks, so memory stays bounded for large matrices and many coils) and
+    eigen-decomposed per pixel with ``torch.linalg.eigh``. The top eigenvector is kept
     where its eigenvalue is ``> eig_thresh`` (default 0.8: ~1 inside the object, lower in the
     background) and the map is 0 elsewhere. The arbitrary per-pixel phase is fixed against a virtual
     body coil: the dominant eigenvector ``u`` of ``sum_r s(r) s(r)^H`` (independent of the per-pixel
@@ -46,6 +47,7 @@ A single coil (``coils == 1``) returns ones inside the support of the low-resolu
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -55,6 +57,7 @@ from .masks import acs_shape, mask_from_kspace
 from .operators import normalize_maps
 
 METHODS = ("espirit", "lowres")
+_CHUNK_ELEMS = 1 << 20  # per-pixel coil-matrix entries evaluated per chunk (1M complex64 = 8 MB)
 
 
 def _centre_slice(n: int, size: int) -> slice:
@@ -134,6 +137,25 @@ def _support(img: torch.Tensor, thresh: float) -> torch.Tensor:
     return img > thresh * peak
 
 
+@contextmanager
+def _one_lapack_thread(t: torch.Tensor):
+    """Run a small dense CPU eigen-problem on one thread.
+
+    A (C k^2)^2 Hermitian eigen-decomposition takes ~10 ms on one thread, but MKL's threaded solver
+    can stall for seconds when the cores are busy (oversubscription). The global thread count is
+    restored afterwards; GPU tensors are left alone.
+    """
+    n = torch.get_num_threads()
+    if t.device.type != "cpu" or n == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+
+
 def _espirit_slice(
     calib: torch.Tensor,
     shape: tuple[int, int],
@@ -154,7 +176,8 @@ def _espirit_slice(
     A = patches.permute(1, 2, 0, 3, 4).reshape(-1, C * ky * kx)
     # right singular vectors from the (C k^2)^2 Gram matrix (much cheaper than an SVD of A on CPU)
     gram = A.conj().T @ A
-    ev, evec = torch.linalg.eigh(0.5 * (gram + gram.conj().T))  # ascending, ev = sigma^2
+    with _one_lapack_thread(gram):
+        ev, evec = torch.linalg.eigh(0.5 * (gram + gram.conj().T))  # ascending, ev = sigma^2
     ev, evec = ev.flip(0), evec.flip(1)
     if float(ev[0]) <= 0.0:
         raise ValueError("calibration region is empty (all zeros)")
@@ -164,19 +187,44 @@ def _espirit_slice(
     # correlation kernels h_{ab}[m] = sum_j sum_{d'-d=m} v_j[a,d'] conj(v_j[b,d]), exact on a (2k-1) grid
     Ly, Lx = 2 * ky - 1, 2 * kx - 1
     Vf = torch.fft.fft2(V, s=(Ly, Lx))  # (C, n, Ly, Lx)
-    Gs = torch.einsum("ajyx,bjyx->abyx", Vf, Vf.conj())
+    # Gs[a, b] = sum_j Vf[a, j] conj(Vf[b, j]): elementwise per coil a (a batched gemm over the tiny
+    # (Ly, Lx) grid is slow on busy CPUs, and one broadcast product would hold C^2 n Ly Lx values)
+    Vfc = Vf.conj()
+    Gs = torch.stack([torch.sum(Vf[a][None] * Vfc, dim=1) for a in range(C)])  # (C, C, Ly, Lx)
     hk = torch.fft.ifft2(Gs)  # h[m] at index m mod L
-    # multiplier in image space: G(r) = (1/(ky kx)) sum_m h[m] exp(+2 pi i m r / N), centred pixel grid
-    grid = torch.zeros(C, C, H, W, dtype=torch.complex64, device=calib.device)
-    my = torch.arange(-(ky - 1), ky, device=calib.device)
-    mx = torch.arange(-(kx - 1), kx, device=calib.device)
-    grid[:, :, (my % H)[:, None], (mx % W)[None, :]] = hk[:, :, (my % Ly)[:, None], (mx % Lx)[None, :]]
-    G = torch.fft.fftshift(torch.fft.ifft2(grid, norm="forward"), dim=(-2, -1)) / (ky * kx)
-    G = G.permute(2, 3, 0, 1).reshape(H * W, C, C)
-    G = 0.5 * (G + G.conj().transpose(-2, -1))
-    evals, evecs = torch.linalg.eigh(G)  # ascending
-    lam = evals[:, -1].reshape(H, W)
-    s = evecs[:, :, -1]  # (HW, C), unit norm
+    # multiplier in image space at centred pixel (i, j):
+    #   G(i, j) = (1/(ky kx)) sum_m h[m] exp(+2 pi i (my (i - H//2) / H + mx (j - W//2) / W))
+    # evaluated separably (exact: h has only (2ky-1)(2kx-1) taps) and in row chunks to bound memory
+    dev = calib.device
+    my = torch.arange(-(ky - 1), ky, device=dev)
+    mx = torch.arange(-(kx - 1), kx, device=dev)
+    taps = hk[:, :, (my % Ly)[:, None], (mx % Lx)[None, :]] / (ky * kx)  # (C, C, 2ky-1, 2kx-1)
+
+    def phasor(m: torch.Tensor, n: int) -> torch.Tensor:  # (len(m), n): exp(+2 pi i m (i - n//2) / n)
+        arg = m[:, None].double() * (torch.arange(n, device=dev, dtype=torch.float64) - n // 2)[None, :] / n
+        return torch.polar(torch.ones_like(arg), 2.0 * math.pi * arg).to(torch.complex64)
+
+    ex, ey = phasor(mx, W), phasor(my, H)
+    nmy = my.numel()
+    hx = (taps.reshape(-1, mx.numel()) @ ex).reshape(C, C, nmy, W)  # (C, C, 2ky-1, W)
+    hx = hx.permute(0, 1, 3, 2).reshape(C * C * W, nmy)
+    rows = min(H, max(1, _CHUNK_ELEMS // (W * C * C)))
+    # buffers reused by every chunk (avoids allocator churn / fragmentation on large grids)
+    g_mm = torch.empty(C * C * W, rows, dtype=torch.complex64, device=dev)
+    g_px = torch.empty(rows * W, C, C, dtype=torch.complex64, device=dev)
+    lam = torch.empty(H * W, dtype=torch.float32, device=dev)
+    s = torch.empty(H * W, C, dtype=torch.complex64, device=dev)
+    for r0 in range(0, H, rows):
+        nr = min(rows, H - r0)
+        out = g_mm if nr == rows else torch.empty(C * C * W, nr, dtype=torch.complex64, device=dev)
+        torch.matmul(hx, ey[:, r0 : r0 + nr], out=out)
+        G = g_px[: nr * W]
+        G.view(nr, W, C, C).copy_(out.view(C, C, W, nr).permute(3, 2, 0, 1))
+        evals, evecs = torch.linalg.eigh(G)  # ascending; reads the lower triangle (G is Hermitian)
+        lam[r0 * W : (r0 + nr) * W] = evals[:, -1]
+        s[r0 * W : (r0 + nr) * W] = evecs[:, :, -1]
+        del evals, evecs
+    lam = lam.reshape(H, W)  # s: (HW, C) unit-norm top eigenvectors, row-major pixels
     keep = (lam > eig_thresh).reshape(-1)
     # phase: rotate every pixel so that the virtual body coil u^H s(r) is real positive
     if bool(keep.any()):

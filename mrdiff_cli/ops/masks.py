@@ -21,8 +21,9 @@ Kinds (:data:`MASK_KINDS`)
                 possible to ``round(W / R)``; the remaining difference (at most a few columns) is fixed
                 by dropping the outermost or filling the widest gap. Does not depend on the seed.
 
-All kinds reach the target acceleration ``R`` to within one sample/column (far inside +-5 %), counting
-the ACS region.
+Every kind samples exactly ``round(H W / R)`` locations (2D) or ``round(W / R)`` columns (1D), ACS
+included, so the achieved acceleration ``H W / mask.sum()`` differs from ``R`` only by that rounding:
+within +-5 % whenever the budget is at least 10 columns / samples (exact for R = 4, 8 at 128 x 128).
 
 Calibration (ACS) region defaults
 ---------------------------------
@@ -30,7 +31,7 @@ Every mask has a fully sampled centre: ``acs`` central columns (1D kinds) or an 
 (2D kinds), placed like :func:`mrdiff_cli.ops.operators.crop_kspace` (start ``H//2 - acs//2``).
 
 * 1D: ``acs = max(8, round(0.08 * W))`` columns (10 at W = 128, 8 at W = 96), but at most half the
-  column budget ``round(W / R)`` (so R = 8 at W = 128 gives 8 ACS columns of 16).
+  column budget ``round(W / R)`` (R = 8 gives 8 ACS columns of 16 at W = 128, 6 of 12 at W = 96).
 * 2D: ``acs = max(8, round(0.16 * min(H, W)))`` (20 at 128 x 128, 15 at 128 x 96), but the square holds
   at most half the sample budget (``acs <= floor(sqrt(H W / (2 R)))``).
 

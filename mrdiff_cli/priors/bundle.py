@@ -78,7 +78,8 @@ def build_model(config: dict[str, Any]) -> torch.nn.Module:
         if kind == "vdm-unet":
             from .vdm import VDM, VDMConfig
 
-            return VDM(UNetConfig.from_dict(arch["unet"]), VDMConfig(**arch.get("vdm", {})))
+            edm = EDMConfig(**arch["edm"]) if "edm" in arch else None
+            return VDM(UNetConfig.from_dict(arch["unet"]), VDMConfig(**arch.get("vdm", {})), edm)
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"model config is invalid: {exc}") from None
     raise ModelError(f"unknown model architecture type {kind!r} (expected 'edm-unet' or 'vdm-unet')")

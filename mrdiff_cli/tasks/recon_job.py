@@ -160,7 +160,7 @@ def _run_one(job, reader, src: Path, out: Path, prior, model_info, emit) -> dict
             k = remove_readout_oversampling(k, os_factor)
         full = not reader.undersampled
         res = recon.reconstruct(
-            k, mask, mode, sample_seed_offset=0, keep_samples=keep_samples,
+            k, mask, mode, sample_seed_offset=0, keep_samples=keep_samples, slice_ids=sel,
             callback=lambda d, n, b0=b0: emit({"type": "progress", "input": str(src), "slices_done": b0, "slices": total, "step": d, "steps": n}),
         )
         outs.append(res.images)
@@ -236,9 +236,10 @@ def _run_one(job, reader, src: Path, out: Path, prior, model_info, emit) -> dict
         summary["metrics"] = volume_metrics(cmp_vol, ref)
         summary["metrics_zero_filled"] = volume_metrics(cmp_zf, ref)["mean"]
         if var is not None:
-            from .calibration import calibration_report
+            from .calibration import calibration_report, write_calibration_png
 
             summary["calibration"] = calibration_report(cmp_vol, crop_to_recon(np.sqrt(var), cmp_vol.shape[-2:]), ref, mask)
+            written["calibration_png"] = str(write_calibration_png(Path(f"{base}_calibration.png"), summary["calibration"], overwrite=job.overwrite))
     mask_png = Path(f"{base}_mask.png")
     from ..io.grid import save_grid
 

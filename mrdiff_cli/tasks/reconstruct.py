@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -170,8 +170,14 @@ class Reconstructor:
         sample_seed_offset: int = 0,
         keep_samples: bool = False,
         callback: Callable[[int, int], None] | None = None,
+        slice_ids: Sequence[int] | None = None,
     ) -> BatchResult:
-        """kspace (B, C, H, W) fully or already undersampled; mask (H, W) applied to it (y = M k)."""
+        """kspace (B, C, H, W) fully or already undersampled; mask (H, W) applied to it (y = M k).
+
+        ``slice_ids``: the slices' indices in their volume (default ``0 .. B-1``). Sample k of slice s draws
+        its noise from its own generator seeded by (seed, sample_seed_offset + k, s), so a slice's result
+        does not depend on which other slices share its batch (shards, --batch-size, one by one).
+        """
         dev = self.device
         k = torch.as_tensor(kspace).to(dev, torch.complex64)
         m = torch.as_tensor(np.asarray(mask, dtype=np.float32)).to(dev)
@@ -187,7 +193,10 @@ class Reconstructor:
             x = cg_sense(y, SenseOp(m, maps), max(self.opts.cg_init_iters, 20))
             return BatchResult(x.abs().cpu().numpy(), None, None, zf.cpu().numpy())
         K = max(1, int(self.opts.samples))
-        stats = _welford(self._draw(y, m, mode, maps, K, sample_seed_offset, keep_samples, callback))
+        ids = list(range(y.shape[0])) if slice_ids is None else [int(i) for i in slice_ids]
+        if len(ids) != y.shape[0]:
+            raise ValueError(f"{len(ids)} slice_ids for {y.shape[0]} slices")
+        stats = _welford(self._draw(y, m, mode, maps, K, sample_seed_offset, keep_samples, callback, ids))
         mean, var, _ = stats
         samples = torch.stack(self._kept) if keep_samples and self._kept else None
         return BatchResult(
@@ -202,7 +211,7 @@ class Reconstructor:
 
         return estimate_maps(y, m, method="espirit" if self.opts.espirit else "lowres")
 
-    def _draw(self, y, m, mode, maps, K, seed_offset, keep, callback):
+    def _draw(self, y, m, mode, maps, K, seed_offset, keep, callback, slice_ids):
         """Yield K magnitude samples (B, H, W); samples are batched together when memory allows."""
         self._kept = []
         B = y.shape[0]
@@ -219,7 +228,8 @@ class Reconstructor:
         k0 = 0
         while k0 < K:
             g = min(group, K - k0)
-            gen = torch.Generator(device="cpu").manual_seed(self.opts.seed + 1_000_003 * (seed_offset + k0))
+            # batch order of yy is sample-major: element j * B + b is sample k0 + j of slice b
+            gen = [sample_generator(self.opts.seed, seed_offset + k0 + j, s) for j in range(g) for s in slice_ids]
             yy = y.repeat(g, 1, 1, 1)
             mm = maps.repeat(g, 1, 1, 1) if maps is not None else None
             out = self._sample(yy, m, mode, mm, gen, cb)  # (g*B, H, W)
@@ -292,6 +302,12 @@ class Reconstructor:
         if mode == "hybrid":
             return sense_magnitude(x, maps)
         return rss(x, dim=1)
+
+
+def sample_generator(seed: int, sample: int, slice_index: int) -> torch.Generator:
+    """CPU generator for one (sample, slice) pair: an independent stream per pair, same seed -> same stream."""
+    state = np.random.SeedSequence([int(seed) % 2**64, int(sample), int(slice_index)]).generate_state(1, dtype=np.uint64)[0]
+    return torch.Generator(device="cpu").manual_seed(int(state))
 
 
 def sense_magnitude(coil_images: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:

@@ -53,6 +53,12 @@ class TrainConfig:
     init_from: str | None = None
     device: str = "cpu"
     sample_grid: bool = True
+    # task "vdm" only: train gamma alone (the network from init_from stays fixed), the loss's T (0 = continuous
+    # time) and the initial end points of the learned schedule (sigma_ve = exp(gamma / 2))
+    freeze_net: bool = False
+    vdm_timesteps: int = 0
+    gamma_min: float = -13.3
+    gamma_max: float = 5.0
 
 
 def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
@@ -95,14 +101,35 @@ def build_model_and_config(cfg: TrainConfig) -> tuple[torch.nn.Module, dict[str,
         arch = {"type": "edm-unet", "unet": ucfg.to_dict(), "edm": ecfg.to_dict()}
         tasks = ["score", "vdm"]
     elif cfg.task == "vdm":
-        from ..priors.vdm import VDM, VDMConfig
+        from ..priors.vdm import VDM, VDMConfig, vdm_architecture
 
-        vcfg = VDMConfig()
-        model = VDM(ucfg, vcfg)
-        arch = {"type": "vdm-unet", "unet": ucfg.to_dict(), "vdm": vcfg.to_dict()}
+        vcfg = VDMConfig(gamma_min=cfg.gamma_min, gamma_max=cfg.gamma_max, n_timesteps_train=cfg.vdm_timesteps)
+        ecfg = EDMConfig(sigma_data=cfg.sigma_data, p_mean=cfg.p_mean, p_std=cfg.p_std)
         tasks = ["vdm"]
+        if cfg.init_from:
+            # the network's architecture is the init_from bundle's (a score bundle, or a VDM bundle to continue)
+            from ..priors.bundle import read_config
+
+            src = read_config(cfg.init_from)
+            src_arch = src.get("architecture") or {}
+            if src_arch.get("type") not in ("edm-unet", "vdm-unet"):
+                raise UsageError(f"init_from {cfg.init_from}: unknown architecture {src_arch.get('type')!r}")
+            ucfg = UNetConfig.from_dict(src_arch["unet"])
+            ecfg = EDMConfig(**src_arch.get("edm", {}))
+            if list(src.get("resolution") or []) not in ([], [cfg.matrix, cfg.matrix]):
+                raise UsageError(f"init_from {cfg.init_from} was trained at {src['resolution']}; matrix is {cfg.matrix}")
+            if src_arch.get("type") == "edm-unet" or "score" in (src.get("tasks") or []):
+                tasks = ["vdm", "score"]  # the network is a trained VE denoiser: the bundle also serves reconstruct
+        elif cfg.freeze_net:
+            raise UsageError("freeze_net needs init_from (a trained score or VDM bundle): it trains gamma only")
+        model = VDM(ucfg, vcfg, ecfg)
+        if cfg.freeze_net:
+            model.score.requires_grad_(False)
+        arch = vdm_architecture(ucfg, ecfg, vcfg)
     else:
         raise UsageError(f"unknown training task {cfg.task!r} (use 'score' or 'vdm')")
+    if cfg.freeze_net and cfg.task != "vdm":
+        raise UsageError("freeze_net is for task 'vdm' (train the noise schedule of a trained network)")
     config = {
         "mrdiff_bundle_version": 1,
         "task": cfg.task,
@@ -116,43 +143,87 @@ def build_model_and_config(cfg: TrainConfig) -> tuple[torch.nn.Module, dict[str,
     return model, config
 
 
+def _clip_groups(model: torch.nn.Module, task: str) -> list[list[torch.nn.Parameter]]:
+    """Parameters clipped together. VDM: the network and gamma separately (gamma's variance-minimisation
+    gradients live on another scale and must not shrink the network's step); otherwise all together."""
+    if task == "vdm" and hasattr(model, "gamma") and hasattr(model, "score"):
+        return [list(model.score.parameters()), list(model.gamma.parameters())]
+    return [list(model.parameters())]
+
+
+class _ThroughForward:
+    """Duck-typed EDMPrior whose ``denoise`` goes through ``model(...)`` (EDMPrior.forward = denoise).
+
+    Under DDP the gradient all-reduce hooks are armed only by ``DistributedDataParallel.forward``; calling
+    ``prior.denoise`` directly would silently skip the averaging and let the ranks drift apart."""
+
+    def __init__(self, model: torch.nn.Module, edm: Any):
+        self.model, self.edm = model, edm
+
+    def denoise(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        return self.model(x, sigma)
+
+
 def _loss(model: torch.nn.Module, task: str, x0: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     if task == "score":
         from ..priors.edm import dsm_loss, sample_sigmas
 
-        sig = sample_sigmas(x0.shape[0], model.edm, generator=g)
-        noise = torch.randn(x0.shape, generator=g)
-        return dsm_loss(model, x0, sig, noise)
+        prior = getattr(model, "module", model)  # unwrap DDP for attributes
+        sig = sample_sigmas(x0.shape[0], prior.edm, generator=g).to(x0.device)
+        noise = torch.randn(x0.shape, generator=g).to(x0.device)
+        return dsm_loss(_ThroughForward(model, prior.edm), x0, sig, noise)
     from ..priors.vdm import vlb_loss
 
     return vlb_loss(model, x0, g).mean()
 
 
 @torch.no_grad()
-def validate(model: torch.nn.Module, task: str, val: torch.Tensor, seed: int = 1234) -> dict[str, Any]:
+def validate(model: torch.nn.Module, task: str, val: torch.Tensor, seed: int = 1234, chunk: int = 32) -> dict[str, Any]:
     """Held-out denoising loss per noise level (fixed noise), and the mean."""
     if val is None or len(val) == 0:
         return {}
     g = torch.Generator().manual_seed(seed)
+    val = val.to(next(model.parameters()).device)
     if task == "score":
-        from ..priors.edm import dsm_loss
-
         per = {}
         for s in VAL_SIGMAS:
-            noise = torch.randn(val.shape, generator=g)
-            x = val
-            d = model.denoise(x + s * noise, torch.full((len(x),), s))
-            mse = float(((d - x) ** 2).mean())
+            noise = torch.randn(val.shape, generator=g).to(val.device)
+            sq = 0.0
+            for i in range(0, len(val), chunk):  # chunked: a whole held-out volume need not fit in one batch
+                x = val[i : i + chunk]
+                d = model.denoise(x + s * noise[i : i + chunk], torch.full((len(x),), s))
+                sq += float(((d - x) ** 2).sum())
+            mse = sq / val.numel()
             per[f"{s:g}"] = {"mse": mse, "psnr_db": float(10 * math.log10(1.0 / max(mse, 1e-12)))}
             del noise
         return {"denoise_per_sigma": per, "mean_mse": sum(v["mse"] for v in per.values()) / len(per)}
-    from ..priors.vdm import vlb_loss
+    from ..priors.vdm import vlb_terms
 
-    bpd = vlb_loss(model, val, g).mean()
-    return {"vlb_bpd": float(bpd)}
+    sums: dict[str, float] = {}
+    for i in range(0, len(val), chunk):  # chunked, fixed noise from the seeded generator
+        for k, v in vlb_terms(model, val[i : i + chunk], g).items():
+            sums[k] = sums.get(k, 0.0) + float(v.sum())
+    n = len(val)
+    return {
+        "vlb_bpd": sums["total"] / n,
+        "vlb_terms_bpd": {k: v / n for k, v in sums.items() if k != "total"},
+        "gamma_min": float(model.gamma.gamma_min),
+        "gamma_max": float(model.gamma.gamma_max),
+    }
 
 
-def _save_checkpoint(out: Path, step: int, model, ema, opt, g: torch.Generator, extra: dict) -> None:
+# TrainConfig fields that fix the network's tensors: a checkpoint only resumes under the same values
+ARCH_FIELDS = ("task", "matrix", "base_channels", "channel_mults", "num_res_blocks", "attn_resolutions")
+
+
+def checkpoint_path(out: str | Path) -> Path:
+    return Path(out) / "checkpoint" / "last.safetensors"
+
+
+def _save_checkpoint(
+    out: Path, step: int, model, ema, opt, g: torch.Generator, extra: dict, rank_rng: list | None = None
+) -> None:
+    """``rank_rng``: [(generator state, torch RNG state)] of every rank (DDP), so each rank resumes its own stream."""
     from safetensors.torch import save
 
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -163,31 +234,99 @@ def _save_checkpoint(out: Path, step: int, model, ema, opt, g: torch.Generator, 
             tensors[f"opt.{idx}.{name}"] = torch.as_tensor(val).detach().cpu().contiguous()
     tensors["rng.generator"] = g.get_state()
     tensors["rng.torch"] = torch.get_rng_state()
+    for r, (gs, ts) in enumerate(rank_rng or []):
+        tensors[f"rng.generator.{r}"] = gs
+        tensors[f"rng.torch.{r}"] = ts
     meta = {"step": step, "param_groups": osd["param_groups"], **extra}
     # one file, written atomically: weights, optimizer, RNG and the step counter can never disagree
-    _atomic_write_bytes(out / "checkpoint" / "last.safetensors", save(tensors, metadata={"meta": json.dumps(meta)}))
+    _atomic_write_bytes(checkpoint_path(out), save(tensors, metadata={"meta": json.dumps(meta)}))
 
 
-def _load_checkpoint(out: Path, model, ema, opt, g: torch.Generator) -> dict:
-    from safetensors.torch import load_file
-
+def read_checkpoint_meta(out: str | Path) -> dict | None:
+    """The checkpoint's metadata (step, train_config, ...) or None when there is no checkpoint."""
     from safetensors import safe_open
 
-    path = str(out / "checkpoint" / "last.safetensors")
-    t = load_file(path)
-    with safe_open(path, "pt") as fh:
-        meta = json.loads(fh.metadata()["meta"])
-    model.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith("model.")})
-    ema.load_state_dict({k[4:]: v for k, v in t.items() if k.startswith("ema.")})
+    path = checkpoint_path(out)
+    if not path.exists():
+        return None
+    try:
+        with safe_open(str(path), "pt") as fh:
+            return json.loads((fh.metadata() or {})["meta"])
+    except Exception as exc:  # noqa: BLE001 - any corruption → one clear message
+        raise UsageError(f"{path}: unreadable checkpoint ({exc}); delete it or choose another output folder") from None
+
+
+def _check_resumable(meta: dict, cfg: TrainConfig, path: Path) -> None:
+    old = meta.get("train_config") or {}
+    diff = [f"{k}: checkpoint {old[k]!r} vs now {getattr(cfg, k)!r}" for k in ARCH_FIELDS if k in old and old[k] != getattr(cfg, k)]
+    if diff:
+        raise UsageError(f"{path} was trained with other model options ({'; '.join(diff)}); use the same options to resume")
+
+
+def _load_checkpoint(out: Path, model, ema, opt, g: torch.Generator, rank: int = 0) -> dict:
+    """Restore weights, EMA, optimizer and RNG in place; meta["rng_restored"] says whether this rank's own
+    generator state was in the file (checkpoints from an older version or another world size may lack it)."""
+    from safetensors.torch import load_file
+
+    path = checkpoint_path(out)
+    meta = read_checkpoint_meta(out)
+    t = load_file(str(path))
+    try:
+        model.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith("model.")})
+        ema.load_state_dict({k[4:]: v for k, v in t.items() if k.startswith("ema.")})
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()
+        raise UsageError(f"{path} does not fit this model ({first[-1].strip() if first else exc}); use the options it was trained with") from None
     state: dict[int, dict] = {}
     for k, v in t.items():
         if k.startswith("opt."):
             _, idx, name = k.split(".", 2)
             state.setdefault(int(idx), {})[name] = v
     opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-    g.set_state(t["rng.generator"])
-    torch.set_rng_state(t["rng.torch"])
+    gen_key = f"rng.generator.{rank}" if f"rng.generator.{rank}" in t else ("rng.generator" if rank == 0 else None)
+    meta["rng_restored"] = gen_key is not None
+    if gen_key is not None:
+        g.set_state(t[gen_key])
+        torch.set_rng_state(t[f"rng.torch.{rank}"] if f"rng.torch.{rank}" in t else t["rng.torch"])
     return meta
+
+
+def _gather_rng(g: torch.Generator, world: int) -> list:
+    """Every rank's (generator, torch RNG) state; a collective under DDP (all ranks must call it)."""
+    mine = (g.get_state(), torch.get_rng_state())
+    if world == 1:
+        return [mine]
+    import torch.distributed as dist
+
+    states: list = [None] * world
+    dist.all_gather_object(states, mine)
+    return states
+
+
+def _param_digest(model: torch.nn.Module) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for v in model.state_dict().values():
+        h.update(v.detach().cpu().reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _init_from_bundle(model: torch.nn.Module, bundle: str) -> dict[str, int]:
+    """Copy every tensor of ``bundle`` whose name and shape match (a score bundle can seed a VDM's UNet)."""
+    from ..errors import ModelError
+    from ..priors.bundle import load_bundle
+
+    src, _ = load_bundle(bundle)
+    own = model.state_dict()
+    src_state = src.state_dict()
+    if hasattr(model, "gamma") and hasattr(model, "score") and not any(k.startswith("score.") for k in src_state):
+        src_state = {f"score.{k}": v for k, v in src_state.items()}  # a score bundle → the VDM's inner prior
+    take = {k: v for k, v in src_state.items() if k in own and own[k].shape == v.shape}
+    if not take:
+        raise ModelError(f"{bundle}: no tensor of this bundle fits the model being trained")
+    model.load_state_dict(take, strict=False)
+    return {"copied": len(take), "total": len(own)}
 
 
 def sample_grid_png(model: torch.nn.Module, task: str, path: Path, n: int = 8, seed: int = 0, steps: int = 32) -> None:
@@ -234,19 +373,18 @@ def train(cfg: TrainConfig, resume: bool = False, callback: Callable[[dict], Non
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         if device.type == "cuda":
             device = torch.device("cuda", local)
+            torch.cuda.set_device(device)
     out = Path(cfg.out)
+    resume_meta = read_checkpoint_meta(out) if resume else None
+    if resume_meta is not None:  # fail before the (slow) data loading when the options do not fit
+        _check_resumable(resume_meta, cfg, checkpoint_path(out))
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     paths = expand_inputs(cfg.inputs)
     data, _ = extract_slices(paths, cfg.matrix, cfg.voxel, cfg.axes)
     val = extract_slices(expand_inputs(cfg.val_inputs), cfg.matrix, cfg.voxel, "axial")[0] if cfg.val_inputs else None
     model, config = build_model_and_config(cfg)
-    if cfg.init_from:
-        from ..priors.bundle import load_bundle
-
-        src, _ = load_bundle(cfg.init_from)
-        missing = model.load_state_dict(src.state_dict(), strict=False)
-        del src, missing
+    init_info = _init_from_bundle(model, cfg.init_from) if cfg.init_from else None
     model.to(device)
     import copy
 
@@ -254,20 +392,25 @@ def train(cfg: TrainConfig, resume: bool = False, callback: Callable[[dict], Non
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0, betas=(0.9, 0.99))
     g = torch.Generator().manual_seed(cfg.seed * 1000 + rank)
     step = 0
-    if resume and (out / "checkpoint" / "last.safetensors").exists():
-        meta = _load_checkpoint(out, model, ema, opt, g)
+    if resume_meta is not None:
+        meta = _load_checkpoint(out, model, ema, opt, g, rank)
         step = int(meta["step"])
+        if not meta["rng_restored"]:  # no saved stream for this rank: a fresh one that differs from step 0's
+            g.manual_seed(cfg.seed * 1000 + rank + 7919 * step)
+    start_step = step
     ddp_model = model
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
-        ddp_model = DDP(model)
+        ddp_model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
     augcfg = AugmentConfig()
     cb({"type": "start", "step": step, "steps": cfg.steps, "n_slices": len(data), "n_volumes": len(paths),
-        "parameters": config["parameters"], "world_size": world, "rank": rank})
+        "n_val_slices": 0 if val is None else len(val), "parameters": config["parameters"], "world_size": world,
+        "rank": rank, "resume_requested": resume, "resumed": resume_meta is not None, "init_from": init_info})
     t0 = time.time()
     last_val: dict[str, Any] = {}
     loss_ema = None
+    loss_sum = 0.0
     while step < cfg.steps:
         idx = torch.randint(0, len(data), (cfg.batch_size,), generator=g)
         x0 = augment(data[idx], augcfg, g).to(device)
@@ -279,24 +422,37 @@ def train(cfg: TrainConfig, resume: bool = False, callback: Callable[[dict], Non
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            for group in _clip_groups(model, cfg.task):
+                torch.nn.utils.clip_grad_norm_(group, cfg.grad_clip)
         opt.step()
         ema_update(ema, model, ema_decay_at(step, cfg.ema_decay))
         step += 1
         lv = float(loss.detach())
+        loss_sum += lv
         loss_ema = lv if loss_ema is None else 0.98 * loss_ema + 0.02 * lv
         el = time.time() - t0
         cb({"type": "step", "step": step, "steps": cfg.steps, "loss": lv, "loss_smooth": loss_ema, "lr": lr, "elapsed_s": el})
-        if rank == 0 and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
-            _save_checkpoint(out, step, model, ema, opt, g, {"train_config": asdict(cfg)})
-            _write_bundle(out, ema, config, cfg, paths, step, world, last_val)
-            cb({"type": "checkpoint", "step": step, "path": str(out / "checkpoint")})
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+            rank_rng = _gather_rng(g, world)  # collective: every rank takes part, rank 0 writes
+            if rank == 0:
+                _save_checkpoint(out, step, model, ema, opt, g, {"train_config": asdict(cfg), "world_size": world}, rank_rng)
+                _write_bundle(out, ema, config, cfg, paths, step, world, last_val)
+                cb({"type": "checkpoint", "step": step, "path": str(out / "checkpoint")})
         if rank == 0 and val is not None and (step % cfg.val_every == 0 or step == cfg.steps):
             ema.eval()
             last_val = validate(ema, cfg.task, val)
             ema.train()
             cb({"type": "val", "step": step, **last_val})
-    summary: dict[str, Any] = {"steps": step, "elapsed_s": time.time() - t0, "validation": last_val}
+    summary: dict[str, Any] = {"steps": step, "start_step": start_step, "elapsed_s": time.time() - t0,
+                               "validation": last_val, "world_size": world}
+    if world > 1:
+        # sanity check of the DDP contract: same weights everywhere (gradients averaged), different data per rank
+        import torch.distributed as dist
+
+        ranks: list = [None] * world
+        dist.all_gather_object(ranks, {"rank": rank, "param_digest": _param_digest(model), "loss_sum": loss_sum})
+        summary["ranks"] = ranks
+        summary["params_in_sync"] = len({r["param_digest"] for r in ranks}) == 1
     if rank == 0:
         _write_bundle(out, ema, config, cfg, paths, step, world, last_val)
         summary["bundle"] = str(out / "bundle")

@@ -34,11 +34,35 @@ def expand_inputs(items: list[str]) -> list[Path]:
             out += hits
     if not out:
         raise InputError("no training volumes found in the given inputs")
-    return out
+    return list(dict.fromkeys(out))  # a file named twice (folder + file) counts once
+
+
+def split_volumes(paths: list[Path], fraction: float) -> tuple[list[Path], list[Path]]:
+    """Hold out whole volumes for validation: ``round(fraction * n)`` (at least 1) of them, evenly spread over
+    the sorted list, so the split is deterministic and no slice of a held-out volume is ever trained on."""
+    if not 0.0 < fraction < 1.0:
+        raise InputError(f"validation fraction {fraction:g} must be between 0 and 1")
+    paths = sorted(paths)
+    n = len(paths)
+    n_val = max(1, int(round(fraction * n)))
+    if n - n_val < 1:
+        raise InputError(f"cannot hold out {n_val} of {n} volume(s) for validation and still train; add volumes or use --val")
+    picked = {int((i + 0.5) * n / n_val) for i in range(n_val)}
+    return [p for i, p in enumerate(paths) if i not in picked], [p for i, p in enumerate(paths) if i in picked]
 
 
 def _load_volume(path: Path) -> tuple[np.ndarray, tuple[float, float, float]]:
-    """→ (volume float32 in RAS-ish (x, y, z) order, voxel size mm)."""
+    """→ (volume float32 in RAS-ish (x, y, z) order, voxel size mm); unreadable files → InputError."""
+    try:
+        return _read_volume(path)
+    except (InputError, MemoryError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - nibabel / h5py / numpy raise many kinds; the user needs one line
+        msg = str(exc).strip().splitlines()
+        raise InputError(f"{path}: cannot read as a training volume ({msg[0] if msg else type(exc).__name__})") from None
+
+
+def _read_volume(path: Path) -> tuple[np.ndarray, tuple[float, float, float]]:
     name = path.name
     if name.endswith((".nii", ".nii.gz")):
         import nibabel as nib

@@ -1,0 +1,397 @@
+"""Super-resolution orchestration: image (or raw k-space) → low-resolution k-space → k-space-guided VDM → image.
+
+No printing and no argument parsing: the job comes in a :class:`SuperresJob`, progress goes out through
+``progress(event: dict)`` with event["type"] in {"progress", "slices"}.
+
+Inputs (:func:`load_superres_input`): a NIfTI / DICOM magnitude image or ``.npy`` array (``io.detect.load_image``),
+or raw k-space (fastMRI / ISMRMRD h5), which is turned into the zero-filled root-sum-of-squares image of its
+k-space (readout oversampling removed, fastMRI's recon crop applied) and then treated like an image.
+
+Resolution plan (:func:`plan_resolution`), per in-plane axis:
+  * input matrix == ``--from``: the input *is* the low-resolution acquisition; its k-space y_0 = F_{hw} x_low is the
+    centre block of the unknown high-resolution k-space (intensity-scaled, see ``samplers.vdm``). No reference.
+  * input matrix larger: it is degraded retrospectively to ``--from`` (k-space crop, y_0 = P^{-1}(Lambda) F x),
+    and, when the input is at least the ``--to`` matrix, the output is compared with it (the input itself, or
+    its k-space crop to ``--to`` when it is larger): PSNR / SSIM of mrdiff and of the sinc (zero-pad), bicubic and
+    bilinear baselines.
+The target matrix must equal the model's trained resolution (config.json "resolution").
+
+Normalisation: each slice is divided by the 99th percentile of its sinc (zero-padded) estimate — the prior's
+documented normalisation applied to the initial estimate — and multiplied back at the end.
+Output geometry: ``Geometry.scaled(fy, fx)`` of the input geometry (same field of view, voxel size / factor).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from .. import __version__
+from ..errors import InputError, UsageError
+from ..types import Geometry
+
+DEFAULT_STEPS = 100
+RAW_DESCRIPTION = "zero-filled root-sum-of-squares of the raw k-space"
+
+
+@dataclass
+class SuperresOptions:
+    steps: int = DEFAULT_STEPS
+    guidance: float = 1.0
+    samples: int = 1
+    seed: int = 0
+    batch_size: int = 16
+    device: str = "cpu"
+
+
+@dataclass
+class SuperresJob:
+    input: str
+    output: str
+    from_hw: tuple[int, int]
+    to_hw: tuple[int, int]
+    fmt: str | None = None
+    save_samples: bool = False
+    metrics: bool = True
+    preview: bool = False
+    overwrite: bool = False
+    slices: tuple[int, int | None] | None = None
+    options: SuperresOptions = field(default_factory=SuperresOptions)
+
+
+@dataclass
+class ResolutionPlan:
+    mode: str  # "acquisition" | "retrospective"
+    input_hw: tuple[int, int]
+    from_hw: tuple[int, int]
+    to_hw: tuple[int, int]
+    factors: tuple[float, float]  # output / input matrix per axis (for the geometry)
+    reference: str | None  # None | "input" | "input k-space cropped to --to"
+
+
+def parse_matrix(spec: str | int | tuple[int, int], name: str = "matrix") -> tuple[int, int]:
+    """'64' → (64, 64); '64x48' → (64, 48) (rows x columns, i.e. H x W)."""
+    if isinstance(spec, tuple):
+        h, w = spec
+    elif isinstance(spec, int):
+        h = w = spec
+    else:
+        parts = str(spec).lower().replace("×", "x").split("x")
+        try:
+            vals = [int(p) for p in parts]
+        except ValueError:
+            raise UsageError(f"{name} {spec!r}: expected N or HxW, e.g. 64 or 64x48") from None
+        if len(vals) == 1:
+            h = w = vals[0]
+        elif len(vals) == 2:
+            h, w = vals
+        else:
+            raise UsageError(f"{name} {spec!r}: expected N or HxW, e.g. 64 or 64x48")
+    if h < 2 or w < 2:
+        raise UsageError(f"{name} {spec!r}: matrix sizes must be >= 2")
+    return int(h), int(w)
+
+
+def plan_resolution(input_hw: tuple[int, int], from_hw: tuple[int, int], to_hw: tuple[int, int],
+                    model_hw: tuple[int, int] | None = None) -> ResolutionPlan:
+    """Decide how the input is used (see the module docstring); UsageError for impossible combinations."""
+    ih, iw = input_hw
+    fh, fw = from_hw
+    th, tw = to_hw
+    if fh > th or fw > tw or (fh, fw) == (th, tw):
+        raise UsageError(f"--from {fh}x{fw} must be smaller than --to {th}x{tw} (per axis, not equal)")
+    if model_hw is not None and tuple(model_hw) != (th, tw):
+        mh, mw = model_hw
+        raise UsageError(
+            f"--to {th}x{tw} differs from the model's trained resolution {mh}x{mw}; this model super-resolves "
+            f"to {mh}x{mw} only (use --to {mh}x{mw} or another model)"
+        )
+    if (ih, iw) == (fh, fw):
+        return ResolutionPlan("acquisition", (ih, iw), (fh, fw), (th, tw), (th / ih, tw / iw), None)
+    if ih < fh or iw < fw:
+        raise UsageError(f"input matrix {ih}x{iw} is smaller than --from {fh}x{fw}")
+    if (ih, iw) == (th, tw):
+        ref = "input"
+    elif ih >= th and iw >= tw:
+        ref = "input k-space cropped to --to"
+    else:
+        ref = None
+    return ResolutionPlan("retrospective", (ih, iw), (fh, fw), (th, tw), (th / ih, tw / iw), ref)
+
+
+# ------------------------------------------------------------------------------------------------ model / input
+
+
+def load_superres_model(spec: str | None, *, offline: bool = False, device: str = "cpu"):
+    """Resolve and load a 'vdm' model → (VDM, info). A score bundle that lists 'vdm' in its tasks is wrapped with
+    :func:`~mrdiff_cli.priors.vdm.vdm_from_score`: its noise schedule is a fresh gamma, linear in t from gamma_min
+    to gamma_max (sigma_ve geometric from 0.0013 to 12.2), since a score bundle has no learned schedule."""
+    from ..priors.bundle import read_config
+    from ..priors.loading import load_prior
+    from ..priors.vdm import VDM, vdm_from_score
+
+    model, info = load_prior(spec, "vdm", offline=offline, device=device)
+    config = read_config(info["path"])
+    if isinstance(model, VDM):
+        info["schedule"] = "learned gamma (VDM bundle)"
+    else:
+        model = vdm_from_score(model)
+        info["schedule"] = "linear gamma (score bundle wrapped as a VDM)"
+    with torch.no_grad():
+        info["gamma_min"] = float(model.gamma.gamma_min)
+        info["gamma_max"] = float(model.gamma.gamma_max)
+    info["resolution"] = [int(v) for v in config.get("resolution", [model.unet_cfg.resolution] * 2)]
+    return model, info
+
+
+def load_superres_input(path: str | Path) -> tuple[np.ndarray, Geometry, str]:
+    """→ ((slices, H, W) float32 magnitude, Geometry, description of what the image is). Format from the content."""
+    from ..io.detect import RAW_FORMATS, detect_format, load_image
+
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: file not found")
+    is_npy = False
+    if p.is_file():
+        with open(p, "rb") as fh:
+            is_npy = fh.read(6) == b"\x93NUMPY"
+    fmt = "npy" if is_npy else detect_format(p)
+    if fmt in RAW_FORMATS:
+        return _raw_to_image(p, fmt)
+    vol, geom = load_image(p)
+    return vol, geom, "magnitude image"
+
+
+def _raw_to_image(p: Path, fmt: str) -> tuple[np.ndarray, Geometry, str]:
+    from ..io.detect import open_input
+    from ..io.fastmri import crop_to_recon, remove_readout_oversampling
+    from ..ops.fft import ifft2c, rss
+
+    with open_input(p, fmt) as reader:
+        os_factor = int(reader.metadata.get("readout_oversampling", 1) or 1)
+        recon_shape = reader.metadata.get("recon_shape")
+        out = []
+        for _, k in reader.iter_slices(4):  # undersampled files hold zeros where nothing was sampled
+            if os_factor > 1:
+                k = remove_readout_oversampling(k, os_factor)
+            out.append(rss(ifft2c(torch.as_tensor(k)), dim=1).numpy())
+        vol = np.concatenate(out).astype(np.float32)
+        if recon_shape and tuple(recon_shape) != vol.shape[-2:]:
+            vol = crop_to_recon(vol, tuple(recon_shape))
+        desc = RAW_DESCRIPTION + (" (undersampled, zero-filled)" if reader.undersampled else "")
+        return np.ascontiguousarray(vol, dtype=np.float32), reader.geometry, desc
+
+
+def output_geometry(geom: Geometry, shape_hws: tuple[int, int, int], factors: tuple[float, float], first_slice: int = 0) -> Geometry:
+    """The input geometry made explicit (the documented default affine when it had none), moved to the first kept
+    slice, and rescaled in-plane at the same field of view (``Geometry.scaled``)."""
+    aff = np.array(geom.affine_for(shape_hws), dtype=np.float64)
+    if first_slice:
+        aff[:3, 3] = aff[:3, 3] + aff[:3, 2] * first_slice
+    explicit = Geometry(voxel_size=tuple(geom.voxel_size), affine=aff, known=geom.known, source=geom.source)
+    return explicit.scaled(*factors)
+
+
+# ------------------------------------------------------------------------------------------------ core
+
+
+def lowres_kspace(vol: torch.Tensor, plan: ResolutionPlan) -> torch.Tensor:
+    """y_0 (S, h, w) complex: the input's own k-space (acquisition) or its centre crop (retrospective)."""
+    from ..ops.fft import fft2c
+    from ..samplers.vdm import measure_lowres
+
+    if plan.mode == "acquisition":
+        return fft2c(vol.to(torch.complex64))
+    return measure_lowres(vol, plan.from_hw)
+
+
+def baselines(y: torch.Tensor, to_hw: tuple[int, int]) -> dict[str, torch.Tensor]:
+    """Classical upsamplings of the low-resolution data: sinc (k-space zero-padding), bicubic and bilinear
+    (torch ``interpolate`` of the low-resolution magnitude image, align_corners=False)."""
+    import torch.nn.functional as F
+
+    from ..ops.fft import ifft2c
+    from ..samplers.vdm import zero_pad_upsample
+
+    low = ifft2c(y).abs()[:, None].float()
+    return {
+        "sinc": zero_pad_upsample(y, to_hw).float(),
+        "bicubic": F.interpolate(low, size=tuple(to_hw), mode="bicubic", align_corners=False)[:, 0],
+        "bilinear": F.interpolate(low, size=tuple(to_hw), mode="bilinear", align_corners=False)[:, 0],
+    }
+
+
+def quantile_scale(img: torch.Tensor, q: float = 0.99) -> torch.Tensor:
+    """Per-slice q-quantile of |img| (S,) — the prior's normalisation; 1 where it is 0."""
+    s = torch.quantile(img.abs().reshape(img.shape[0], -1).float(), q, dim=1)
+    return torch.where(s > 0, s, torch.ones_like(s))
+
+
+def superres_slices(
+    model,
+    y: torch.Tensor,
+    to_hw: tuple[int, int],
+    opts: SuperresOptions,
+    progress: Callable[[int, int, int, int], None] | None = None,
+    keep_samples: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """Super-resolve low-resolution k-space y (S, h, w) → (mean (S, H, W), variance or None, samples (K, S, H, W) or None).
+
+    Slices are processed in chunks of max(1, batch_size // K) slices x K samples; chunk c uses the generator
+    seeded with ``seed + 1_000_003 * first_slice`` (same seed and batch size → same output).
+    """
+    from ..samplers.vdm import vdm_guided_sample, zero_pad_upsample
+    from .reconstruct import _welford
+
+    dev = next(model.parameters()).device
+    S, h, w = y.shape
+    H, W = to_hw
+    K = max(1, int(opts.samples))
+    chunk = max(1, opts.batch_size // K)
+    means, vars_, kept = [], [], []
+    for c0 in range(0, S, chunk):
+        yc = y[c0 : c0 + chunk].to(dev)
+        n = yc.shape[0]
+        q = quantile_scale(zero_pad_upsample(yc, (H, W)))
+        gen = torch.Generator().manual_seed(int(opts.seed) + 1_000_003 * c0)
+        cb = None
+        if progress is not None:
+            cb = lambda i, T, c0=c0: progress(c0, S, i, T)  # noqa: E731
+        x = vdm_guided_sample(model, yc / q.reshape(-1, 1, 1), (h, w), (H, W), opts.steps, opts.guidance,
+                              generator=gen, callback=cb, x_shape=(K * n, 1, H, W), batch_size=opts.batch_size)
+        x = x[:, 0].reshape(K, n, H, W) * q.reshape(1, -1, 1, 1)
+        mean, var, _ = _welford(iter(x))
+        means.append(mean.cpu())
+        vars_.append(var.cpu())
+        if keep_samples:
+            kept.append(x.cpu())
+    mean = torch.cat(means)
+    var = torch.cat(vars_) if K > 1 else None
+    samples = torch.cat(kept, dim=1) if keep_samples else None
+    return mean, var, samples
+
+
+def _base(out: Path) -> Path:
+    name = out.name.rstrip("/")
+    for ext in (".nii.gz", ".nii", ".dcm"):
+        if name.lower().endswith(ext):
+            return out.with_name(name[: -len(ext)])
+    return out
+
+
+def run_superres(job: SuperresJob, model, model_info: dict[str, Any], progress: Callable[[dict], None] | None = None) -> dict[str, Any]:
+    """Run one super-resolution job; write the outputs; return the summary (what ``--json`` prints)."""
+    from ..io.atomic import check_output_path
+    from ..io.metrics_json import write_json
+    from ..io.writers import derived_path, infer_format, write_volume
+    from ..metrics import volume_metrics
+    from ..ops.operators import resize_image
+
+    emit = progress or (lambda e: None)
+    opts = job.options
+    if opts.samples < 1:
+        raise UsageError("--samples must be >= 1")
+    if opts.steps < 1:
+        raise UsageError("--steps must be >= 1")
+    if not 0.0 <= opts.guidance <= 1.0:
+        raise UsageError(f"--guidance {opts.guidance}: lambda must be in [0, 1]")
+    src = Path(job.input)
+    out = Path(job.output)
+    fmt = (job.fmt or infer_format(out)).lower()
+    base = _base(out)
+    # fail before any work when outputs exist
+    check_output_path(out, job.overwrite, kind="dir" if fmt == "dicom" and out.suffix.lower() != ".dcm" else "file")
+    if job.metrics:
+        check_output_path(Path(f"{base}_metrics.json"), job.overwrite)
+
+    vol_np, geom, input_kind = load_superres_input(src)
+    n_all = vol_np.shape[0]
+    lo, hi = job.slices if job.slices else (0, n_all)
+    hi = n_all if hi is None else hi
+    lo, hi = (lo + n_all if lo < 0 else lo), (hi + n_all if hi < 0 else hi)
+    lo, hi = max(0, lo), min(n_all, hi)
+    if lo >= hi:
+        raise UsageError(f"--slices selects no slices (the input has {n_all})")
+    res = model_info.get("resolution")
+    plan = plan_resolution(tuple(vol_np.shape[-2:]), job.from_hw, job.to_hw, tuple(res) if res else None)
+    vol = torch.from_numpy(np.ascontiguousarray(vol_np[lo:hi], dtype=np.float32))
+
+    y = lowres_kspace(vol, plan)
+    t0 = time.time()
+    total = vol.shape[0]
+
+    def on_step(done_slices: int, n: int, i: int, steps: int) -> None:
+        emit({"type": "progress", "input": str(src), "slices_done": done_slices, "slices": n, "step": i, "steps": steps})
+
+    mean, var, samples = superres_slices(model, y, plan.to_hw, opts, on_step, keep_samples=job.save_samples)
+    elapsed = time.time() - t0
+    emit({"type": "slices", "input": str(src), "slices_done": total, "slices": total})
+    base_imgs = baselines(y, plan.to_hw)
+
+    geom_out = output_geometry(geom, (vol_np.shape[1], vol_np.shape[2], n_all), plan.factors, lo)
+    (fh, fw), (th, tw) = plan.from_hw, plan.to_hw
+    desc = f"mrdiff {__version__} superres {fh}x{fw}->{th}x{tw} lam{opts.guidance:g}"
+    vol_out = mean.numpy().astype(np.float32)
+    written: dict[str, Any] = {"image": str(write_volume(out, vol_out, geom_out, fmt, desc, overwrite=job.overwrite))}
+    if var is not None:
+        v = var.numpy().astype(np.float32)
+        written["variance"] = str(write_volume(derived_path(out, "_variance"), v, geom_out, fmt, desc + " variance", overwrite=job.overwrite))
+        written["std"] = str(write_volume(derived_path(out, "_std"), np.sqrt(v), geom_out, fmt, desc + " std", overwrite=job.overwrite))
+    if samples is not None:
+        written["samples"] = [
+            str(write_volume(derived_path(out, f"_sample{k:03d}"), samples[k].numpy(), geom_out, fmt, desc + f" sample {k}", overwrite=job.overwrite))
+            for k in range(samples.shape[0])
+        ]
+
+    summary: dict[str, Any] = {
+        "mrdiff_version": __version__,
+        "input": str(src),
+        "input_kind": input_kind,
+        "output": written,
+        "mode": plan.mode,
+        "input_matrix": list(plan.input_hw),
+        "from": list(plan.from_hw),
+        "to": list(plan.to_hw),
+        "factor": [plan.to_hw[0] / plan.from_hw[0], plan.to_hw[1] / plan.from_hw[1]],
+        "voxel_size_mm_in": [float(v) for v in geom.voxel_size],
+        "voxel_size_mm_out": [float(v) for v in geom_out.voxel_size],
+        "slices": list(range(lo, hi)),
+        "steps": opts.steps,
+        "nfe": opts.steps + 1,
+        "guidance": opts.guidance,
+        "samples": opts.samples,
+        "seed": opts.seed,
+        "batch_size": opts.batch_size,
+        "normalization": {"kind": "quantile", "quantile": 0.99, "of": "sinc (zero-padded) estimate, per slice"},
+        "seconds_total": elapsed,
+        "seconds_per_slice": elapsed / total,
+        "device": str(next(model.parameters()).device),
+        "model": model_info,
+    }
+    ref = None
+    if plan.reference is not None:
+        ref_t = vol if plan.reference == "input" else resize_image(vol, plan.to_hw).abs()
+        ref = ref_t.numpy().astype(np.float32)
+        summary["reference"] = plan.reference
+        summary["metrics"] = volume_metrics(vol_out, ref)
+        summary["baselines"] = {k: volume_metrics(v.numpy(), ref)["mean"] for k, v in base_imgs.items()}
+    if job.preview:
+        from ..io.png import write_preview
+
+        mid = vol_out.shape[0] // 2
+        panels = [("bicubic", base_imgs["bicubic"][mid].numpy()), ("sinc", base_imgs["sinc"][mid].numpy()),
+                  ("mrdiff", vol_out[mid])]
+        if ref is not None:
+            panels.append(("reference", ref[mid]))
+        if var is not None:
+            panels.append(("std", np.sqrt(var[mid].numpy())))
+        written["preview"] = str(write_preview(Path(f"{base}_preview.png"), panels, overwrite=job.overwrite))
+    if job.metrics:
+        written["metrics"] = str(Path(f"{base}_metrics.json"))
+        write_json(Path(f"{base}_metrics.json"), summary, overwrite=job.overwrite)
+    return summary

@@ -1,0 +1,301 @@
+"""`mrdiff reconstruct` end to end through the real Typer app on tiny simulated fastMRI files (32x32, 2 slices)
+with a tiny untrained model bundle (--model DIR) and 3 sampler steps: files on disk, metrics JSON, exit codes."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from mrdiff_cli.cli.main import app
+from mrdiff_cli.io.nifti import read_nifti
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    # tiny tensors on a busy 2-core box: one thread is much faster than an oversubscribed pool
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch):
+    monkeypatch.setenv("MRDIFF_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("COLUMNS", "200")
+    for var in ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN"):
+        monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    """Tiny untrained score bundle (base 8 channels, 32x32): enough to run every code path."""
+    from mrdiff_cli.priors.bundle import save_bundle
+    from mrdiff_cli.tasks.train import TrainConfig, build_model_and_config
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model, config = build_model_and_config(TrainConfig(base_channels=8, channel_mults=[1, 2], matrix=32))
+    return save_bundle(tmp_path_factory.mktemp("model") / "tiny-score", model, config)
+
+
+@pytest.fixture(scope="module")
+def single_coil_file(tmp_path_factory) -> Path:
+    """Fully sampled, noise-free single-coil fastMRI-style file (2 slices, 32x32)."""
+    from mrdiff_cli.tasks.simulate import analytic_phantom, simulate_volume, write_simulated
+
+    p = analytic_phantom(32)
+    sim = simulate_volume(np.stack([p, 0.5 * p]), matrix=None, coils=1, snr_db=None, seed=4)
+    return write_simulated(sim, tmp_path_factory.mktemp("sc") / "single.h5", "fastmri")
+
+
+@pytest.fixture
+def files(tiny_fastmri_file, single_coil_file):
+    return {"multi": tiny_fastmri_file, "single": single_coil_file}
+
+
+def run(*args, env=None):
+    return runner.invoke(app, ["reconstruct", *[str(a) for a in args]], env=env)
+
+
+def ok(res):
+    assert res.exit_code == 0, f"exit {res.exit_code}\nstdout: {res.stdout}\nstderr: {res.stderr}"
+    return res
+
+
+def metrics(out: Path) -> dict:
+    return json.loads(Path(str(out).replace(".nii.gz", "_metrics.json")).read_text())
+
+
+def one_line_error(res, needle: str) -> None:
+    assert res.exit_code == 2, res.output
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mrdiff: error:"), res.stderr
+    assert needle in lines[0], lines[0]
+    assert "Traceback" not in res.output
+
+
+MASK = ["--mask", "equispaced", "--accel", "4"]
+
+
+# ------------------------------------------------------------------------------------------------------
+# diffusion: every coil mode, both samplers
+
+
+@pytest.mark.parametrize("sampler", ["fast", "pc"])
+@pytest.mark.parametrize(
+    "data,mode,extra",
+    [("single", "single", []), ("single", "real", []), ("multi", "sense", []), ("multi", "ssos", []),
+     ("multi", "hybrid", ["--sense-every", "1"])],
+)
+def test_coil_modes_write_nifti_and_metrics(files, model_dir, tmp_path, data, mode, extra, sampler):
+    out = tmp_path / "recon.nii.gz"
+    ok(run(files[data], "-o", out, "--model", model_dir, *MASK, "--steps", 3, "--sampler", sampler,
+           "--coil-mode", mode, "--device", "cpu", "-q", *extra))
+    vol, _ = read_nifti(out)
+    assert vol.shape == (2, 32, 32) and np.isfinite(vol).all() and vol.max() > 0
+    m = metrics(out)
+    r = m["coil_mode"], m["sampler"], m["method"], m["nfe"]
+    assert r == (mode, sampler, "diffusion", 3 if sampler == "fast" else 5)
+    assert all(math.isfinite(s["psnr"]) for s in m["metrics"]["per_slice"])
+    assert math.isfinite(m["metrics"]["mean"]["psnr"]) and m["mask"]["kind"] == "equispaced"
+    assert (tmp_path / "recon_mask.png").exists()
+    assert not (tmp_path / "recon_variance.nii.gz").exists()  # one sample: no spread maps
+
+
+def test_coil_mode_mismatch_is_usage_error(files, model_dir, tmp_path):
+    res = run(files["single"], "-o", tmp_path / "r.nii.gz", "--model", model_dir, *MASK, "--coil-mode", "sense", "-q")
+    one_line_error(res, "multi-coil")
+
+
+# ------------------------------------------------------------------------------------------------------
+# baselines need no model
+
+
+@pytest.mark.parametrize("method", ["zero-filled", "sense"])
+def test_baselines_without_model(files, tmp_path, method):
+    out = tmp_path / f"{method}.nii.gz"
+    ok(run(files["multi"], "-o", out, "--method", method, *MASK, "-q"))
+    m = metrics(out)
+    assert m["method"] == method and m["model"] == {"name": None} and m["nfe"] == 0
+    assert math.isfinite(m["metrics"]["mean"]["psnr"])
+    assert read_nifti(out)[0].shape == (2, 32, 32)
+
+
+def test_auto_coil_mode(files, tmp_path):
+    for data, expect in (("multi", "sense"), ("single", "single")):
+        out = tmp_path / f"{data}.nii.gz"
+        ok(run(files[data], "-o", out, "--method", "zero-filled", *MASK, "-q"))
+        assert metrics(out)["coil_mode"] == expect
+
+
+def test_sense_beats_zero_filled(files, tmp_path):
+    outs = {}
+    for method in ("zero-filled", "sense"):
+        outs[method] = tmp_path / f"{method}.nii.gz"
+        ok(run(files["multi"], "-o", outs[method], "--method", method, "--mask", "equispaced", "--accel", "2", "-q"))
+    assert metrics(outs["sense"])["metrics"]["mean"]["psnr"] > metrics(outs["zero-filled"])["metrics"]["mean"]["psnr"] + 3
+
+
+# ------------------------------------------------------------------------------------------------------
+# sampling patterns
+
+
+def test_undersampled_file_uses_its_own_pattern(tiny_fastmri_undersampled_file, model_dir, tmp_path):
+    out = tmp_path / "us.nii.gz"
+    ok(run(tiny_fastmri_undersampled_file, "-o", out, "--model", model_dir, "--steps", 3, "-q"))
+    m = metrics(out)
+    assert m["mask"]["kind"] == "from-file"
+    assert m["mask"]["achieved_accel"] == pytest.approx(4.0)
+    assert m["reference"] == "file reconstruction_rss" and math.isfinite(m["metrics"]["mean"]["psnr"])
+
+
+def test_fully_sampled_without_mask_exit_2(files, model_dir, tmp_path):
+    out = tmp_path / "r.nii.gz"
+    res = run(files["multi"], "-o", out, "--model", model_dir, "-q")
+    one_line_error(res, "fully sampled")
+    assert "--mask" in res.stderr and not out.exists()
+
+
+# ------------------------------------------------------------------------------------------------------
+# sharding
+
+
+def test_shards_split_slices_disjointly_and_match_full_run(files, model_dir, tmp_path, monkeypatch):
+    common = ["--model", model_dir, *MASK, "--steps", 3, "-q", "--seed", 3]
+    full = tmp_path / "full.nii.gz"
+    ok(run(files["multi"], "-o", full, *common))
+    full_vol = read_nifti(full)[0]
+    seen = []
+    for i in range(2):
+        out = tmp_path / f"shard{i}.nii.gz"
+        ok(run(files["multi"], "-o", out, *common, "--shard", f"{i}/2"))
+        m = metrics(out)
+        assert m["shard"] == f"{i}/2"
+        vol = read_nifti(out)[0]
+        assert vol.shape[0] == len(m["slices"]) == 1
+        # per-slice seeding: a slice comes out the same whichever shard (batch) reconstructs it
+        np.testing.assert_allclose(vol[0], full_vol[m["slices"][0]], rtol=1e-4, atol=1e-5 * float(full_vol.max()))
+        seen += m["slices"]
+    assert sorted(seen) == [0, 1] and len(set(seen)) == 2
+    # SLURM array variables pick the shard when --shard is absent
+    out = tmp_path / "slurm.nii.gz"
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "1")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "2")
+    ok(run(files["multi"], "-o", out, "--method", "zero-filled", *MASK, "-q"))
+    assert metrics(out)["slices"] == [1] and metrics(out)["shard"] == "1/2"
+
+
+def test_bad_shard_exit_2(files, tmp_path):
+    one_line_error(run(files["multi"], "-o", tmp_path / "r.nii.gz", "--method", "zero-filled", *MASK, "--shard", "2/2"), "--shard")
+
+
+# ------------------------------------------------------------------------------------------------------
+# outputs
+
+
+def test_existing_output_is_untouched_without_overwrite(files, tmp_path):
+    out = tmp_path / "exists.nii.gz"
+    out.write_bytes(b"precious")
+    res = run(files["multi"], "-o", out, "--method", "zero-filled", *MASK, "-q")
+    one_line_error(res, "--overwrite")
+    assert out.read_bytes() == b"precious"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".mrdiff-tmp-")]  # no temporary left over
+    ok(run(files["multi"], "-o", out, "--method", "zero-filled", *MASK, "-q", "--overwrite"))
+    assert read_nifti(out)[0].shape == (2, 32, 32)
+
+
+def test_dicom_series_folder(files, tmp_path):
+    out = tmp_path / "series"
+    ok(run(files["multi"], "-o", out, "--format", "dicom", "--method", "sense", *MASK, "-q"))
+    assert out.is_dir()
+    dcm = sorted(out.glob("*.dcm"))
+    assert len(dcm) == 2
+    import pydicom
+
+    ds = pydicom.dcmread(dcm[0])
+    assert ds.Rows == 32 and ds.Columns == 32
+    assert (tmp_path / "series_metrics.json").exists()
+
+
+def test_json_summary_on_stdout(files, model_dir, tmp_path):
+    out = tmp_path / "j.nii.gz"
+    res = ok(run(files["multi"], "-o", out, "--model", model_dir, *MASK, "--steps", 3, "--json"))
+    summary = json.loads(res.stdout)
+    r = summary["results"][0]
+    assert r["output"]["image"] == str(out) and Path(r["output"]["metrics"]).exists()
+    assert r["slices"] == [0, 1] and math.isfinite(r["metrics"]["mean"]["psnr"])
+    assert "mrdiff_version" in summary
+
+
+def test_samples_write_variance_and_std(files, model_dir, tmp_path):
+    out = tmp_path / "k3.nii.gz"
+    ok(run(files["multi"], "-o", out, "--model", model_dir, *MASK, "--steps", 3, "--samples", 3, "-q",
+           "--save-zero-filled", "--preview"))
+    var, _ = read_nifti(tmp_path / "k3_variance.nii.gz")
+    std, _ = read_nifti(tmp_path / "k3_std.nii.gz")
+    assert var.shape == std.shape == (2, 32, 32)
+    np.testing.assert_allclose(std, np.sqrt(var), rtol=1e-5, atol=1e-7)
+    assert (var >= 0).all() and var.max() > 0
+    for name in ("k3_zero_filled.nii.gz", "k3_preview.png", "k3_mask.png", "k3_calibration.png"):
+        assert (tmp_path / name).exists(), name
+    m = metrics(out)
+    assert m["samples"] == 3 and "calibration" in m
+
+
+def test_samples_with_baseline_is_usage_error(files, tmp_path):
+    one_line_error(run(files["multi"], "-o", tmp_path / "r.nii.gz", "--method", "sense", *MASK, "--samples", 2), "--samples")
+
+
+# ------------------------------------------------------------------------------------------------------
+# usage errors
+
+
+def test_missing_input_exit_2(tmp_path):
+    res = run(tmp_path / "absent.h5", "-o", tmp_path / "r.nii.gz", "--method", "zero-filled", *MASK)
+    one_line_error(res, "not found")
+
+
+def test_unknown_option_exit_2(files, tmp_path):
+    res = run(files["multi"], "-o", tmp_path / "r.nii.gz", "--no-such-option")
+    assert res.exit_code == 2
+    assert "No such option" in res.output and "Traceback" not in res.output
+
+
+def test_help_lists_commands_fast_without_torch():
+    code = (
+        "import sys\n"
+        "from mrdiff_cli.cli.main import app\n"
+        "try:\n    app(['--help'], prog_name='mrdiff')\n"
+        "except SystemExit as e:\n    assert e.code in (0, None), e.code\n"
+        "print('TORCH_LOADED', 'torch' in sys.modules)\n"
+    )
+    env = {**os.environ, "COLUMNS": "200"}
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert res.returncode == 0, res.stderr
+    for cmd in ("reconstruct", "superres", "uncertainty", "train"):
+        assert cmd in res.stdout
+    assert "TORCH_LOADED False" in res.stdout
+    # wall time of the real entry point (best of 3: the test box is shared and busy)
+    best = math.inf
+    for _ in range(3):
+        t0 = time.perf_counter()
+        r = subprocess.run([sys.executable, "-m", "mrdiff_cli.cli.main", "--help"], capture_output=True, env=env, timeout=60)
+        best = min(best, time.perf_counter() - t0)
+        assert r.returncode == 0
+        if best < 1.0:
+            break
+    assert best < 1.0, f"mrdiff --help took {best:.2f} s"

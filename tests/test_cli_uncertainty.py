@@ -1,0 +1,224 @@
+"""`mrdiff uncertainty` (K posterior samples -> mean / variance / std + calibration) through the real Typer app,
+the calibration report itself, and the zero-spread limit of fully sampled data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from mrdiff_cli.cli.main import app
+from mrdiff_cli.io.nifti import read_nifti
+from mrdiff_cli.tasks.calibration import calibration_report, rankdata, spearman, write_calibration_png
+
+runner = CliRunner()
+MASK = ["--mask", "equispaced", "--accel", "4"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch):
+    monkeypatch.setenv("MRDIFF_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    for var in ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT"):
+        monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    from mrdiff_cli.priors.bundle import save_bundle
+    from mrdiff_cli.tasks.train import TrainConfig, build_model_and_config
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model, config = build_model_and_config(TrainConfig(base_channels=8, channel_mults=[1, 2], matrix=32))
+    return save_bundle(tmp_path_factory.mktemp("model") / "tiny-score", model, config)
+
+
+def unc(*args):
+    return runner.invoke(app, ["uncertainty", *[str(a) for a in args]])
+
+
+def ok(res):
+    assert res.exit_code == 0, f"exit {res.exit_code}\nstdout: {res.stdout}\nstderr: {res.stderr}"
+    return res
+
+
+# ------------------------------------------------------------------------------------------------------
+# CLI
+
+
+def test_uncertainty_k4_writes_mean_variance_std_and_calibration(tiny_fastmri_file, model_dir, tmp_path):
+    out = tmp_path / "u.nii.gz"
+    res = ok(unc(tiny_fastmri_file, "-o", out, "--model", model_dir, *MASK, "--steps", 3, "-K", 4, "--json"))
+    r = json.loads(res.stdout)["results"][0]
+    mean, _ = read_nifti(out)
+    var, _ = read_nifti(tmp_path / "u_variance.nii.gz")
+    std, _ = read_nifti(tmp_path / "u_std.nii.gz")
+    assert mean.shape == var.shape == std.shape == (2, 32, 32)
+    assert (var >= 0).all() and var.max() > 0 and np.isfinite(mean).all()
+    np.testing.assert_allclose(std, np.sqrt(var), rtol=1e-5, atol=1e-7)
+    assert r["samples"] == 4 and r["output"]["variance"] and r["output"]["std"]
+    m = json.loads((tmp_path / "u_metrics.json").read_text())
+    cal = m["calibration"]
+    ov = cal["overall"]
+    assert ov["support_pixels"] > 0 and -1 <= ov["spearman"] <= 1 and 0 <= ov["coverage_1.96"] <= 1
+    assert len(cal["per_slice"]) == 2 and len(cal["curve"]["rmse"]) == 10
+    assert sum(cal["curve"]["count"]) == ov["support_pixels"]
+    assert (tmp_path / "u_calibration.png").exists() and r["output"]["calibration_png"].endswith("u_calibration.png")
+
+
+def test_uncertainty_default_k_is_8(tiny_fastmri_file, model_dir, tmp_path):
+    out = tmp_path / "d.nii.gz"
+    ok(unc(tiny_fastmri_file, "-o", out, "--model", model_dir, *MASK, "--steps", 2, "-q", "--slices", "0:1"))
+    assert json.loads((tmp_path / "d_metrics.json").read_text())["samples"] == 8
+
+
+def test_uncertainty_k1_refused(tiny_fastmri_file, model_dir, tmp_path):
+    out = tmp_path / "u.nii.gz"
+    res = unc(tiny_fastmri_file, "-o", out, "--model", model_dir, *MASK, "-K", 1)
+    assert res.exit_code == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mrdiff: error:") and "K >= 2" in lines[0]
+    assert "Traceback" not in res.output and not out.exists()
+
+
+def test_uncertainty_seed_reproducible(tiny_fastmri_undersampled_file, model_dir, tmp_path):
+    def var_for(seed, name):
+        out = tmp_path / f"{name}.nii.gz"
+        ok(unc(tiny_fastmri_undersampled_file, "-o", out, "--model", model_dir, "--steps", 3, "-K", 3, "-q", "--seed", seed))
+        return read_nifti(tmp_path / f"{name}_variance.nii.gz")[0], read_nifti(out)[0]
+
+    a, b, c = var_for(5, "a"), var_for(5, "b"), var_for(6, "c")
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    assert not np.array_equal(a[0], c[0])
+
+
+# ------------------------------------------------------------------------------------------------------
+# fully sampled data: the posterior is a point mass, the spread must vanish
+# (--mask needs --accel > 1, and a fully sampled file without --mask is refused, so this goes through the
+# Reconstructor with an all-ones mask, the same object the command drives)
+
+
+@pytest.mark.parametrize("mode,sampler", [("ssos", "fast"), ("ssos", "pc"), ("sense", "fast"), ("sense", "pc")])
+def test_variance_vanishes_when_fully_sampled(tiny_sim, model_dir, mode, sampler):
+    from mrdiff_cli.priors.loading import load_prior
+    from mrdiff_cli.tasks.reconstruct import ReconOptions, Reconstructor
+
+    prior, _ = load_prior(str(model_dir), "score", offline=True)
+    full = np.ones((32, 32), np.float32)
+    res = Reconstructor(prior, ReconOptions(sampler=sampler, steps=3, samples=4, seed=1)).reconstruct(tiny_sim.kspace, full, mode)
+    ref = tiny_sim.reference
+    scale = float(ref.max()) ** 2
+    if mode == "sense":
+        # SENSE pins down every pixel where the coil maps are non-zero (ESPIRiT zeroes them outside the object)
+        supp = ref > 0.05 * ref.max()
+        assert res.variance[supp].max() < 1e-8 * scale
+    else:
+        assert res.variance.max() < 1e-8 * scale  # hard DC per coil: every k-space value is the measured one
+        np.testing.assert_allclose(res.images, ref, rtol=1e-4, atol=1e-4 * float(ref.max()))
+
+
+def test_variance_positive_when_undersampled(tiny_sim, model_dir):
+    from mrdiff_cli.ops.masks import make_mask
+    from mrdiff_cli.priors.loading import load_prior
+    from mrdiff_cli.tasks.reconstruct import ReconOptions, Reconstructor
+
+    prior, _ = load_prior(str(model_dir), "score", offline=True)
+    mask = make_mask("equispaced", (32, 32), 4.0, acs=4).mask
+    res = Reconstructor(prior, ReconOptions(steps=3, samples=4, seed=1)).reconstruct(tiny_sim.kspace, mask, "ssos")
+    assert res.variance.mean() > 1e-6 * float(tiny_sim.reference.max()) ** 2
+
+
+# ------------------------------------------------------------------------------------------------------
+# calibration_report on synthetic data with known answers
+
+
+def test_rankdata_and_spearman_match_definitions():
+    np.testing.assert_array_equal(rankdata(np.array([10.0, 30.0, 20.0, 20.0])), [1.0, 4.0, 2.5, 2.5])
+    x = np.arange(50.0)
+    assert spearman(x, x**3) == pytest.approx(1.0)
+    assert spearman(x, -np.exp(x / 10)) == pytest.approx(-1.0)
+    assert spearman(x, np.ones(50)) is None
+    # against the textbook formula 1 - 6 sum d^2 / (n (n^2 - 1)) (no ties)
+    rng = np.random.default_rng(0)
+    a, b = rng.permutation(40).astype(float), rng.permutation(40).astype(float)
+    d = rankdata(a) - rankdata(b)
+    assert spearman(a, b) == pytest.approx(1 - 6 * np.sum(d**2) / (40 * (40**2 - 1)))
+
+
+def _synthetic(calibrated: bool, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    S, H, W = 3, 32, 32
+    yy, xx = np.mgrid[:H, :W]
+    obj = ((yy - 15.5) ** 2 + (xx - 15.5) ** 2 < 12**2).astype(np.float64)
+    ref = np.stack([obj * (1 + 0.2 * s) for s in range(S)])
+    std = 0.02 + 0.1 * rng.random((S, H, W))
+    noise = rng.standard_normal((S, H, W)) * (std if calibrated else 0.05)
+    return ref + noise, std, ref
+
+
+def test_calibration_report_calibrated_gaussian_errors():
+    mean, std, ref = _synthetic(calibrated=True)
+    rep = calibration_report(mean, std, ref, np.ones((32, 32)))
+    ov = rep["overall"]
+    # |N(0, std^2)| <= 1.96 std with probability 0.95; ~1350 support pixels -> sampling std ~0.006
+    assert ov["coverage_1.96"] == pytest.approx(0.95, abs=0.03)
+    assert ov["spearman"] > 0.3  # |err| grows with std
+    assert ov["rmse_over_rms_std"] == pytest.approx(1.0, abs=0.1)
+    assert ov["ence"] < 0.2
+    c = rep["curve"]
+    assert c["std_mean"] == sorted(c["std_mean"]) and len(c["rmse"]) == 10
+    assert np.allclose(c["rmse"], c["std_mean"], rtol=0.3)  # on the identity line
+    assert len(rep["per_slice"]) == 3 and all(p["support_pixels"] > 0 for p in rep["per_slice"])
+    assert ov["support_pixels"] == sum(p["support_pixels"] for p in rep["per_slice"])
+    assert rep["sampled_fraction"] == 1.0
+    json.dumps(rep)  # plain JSON types
+
+
+def test_calibration_report_uninformative_std():
+    mean, std, ref = _synthetic(calibrated=False, seed=1)
+    ov = calibration_report(mean, std, ref, None)["overall"]
+    assert abs(ov["spearman"]) < 0.1  # the std knows nothing about where errors are
+    assert ov["std_mean_background"] == pytest.approx(np.mean(std[ref <= 0.05 * ref.max()]))
+    # support excludes background: only ref > 5 % of the maximum counts
+    assert ov["support_pixels"] == int(np.sum(ref > 0.05 * ref.max()))
+
+
+def test_calibration_report_edge_cases(tmp_path):
+    z = np.zeros((1, 8, 8))
+    rep = calibration_report(z, z, z, np.ones((8, 8)))  # no support at all
+    assert rep["overall"]["support_pixels"] == 0 and rep["overall"]["spearman"] is None and rep["curve"]["rmse"] == []
+    p = write_calibration_png(tmp_path / "empty.png", rep)
+    assert p.exists()
+    with pytest.raises(ValueError):
+        calibration_report(np.zeros((1, 4, 4)), np.zeros((1, 4, 5)), np.zeros((1, 4, 4)))
+
+
+def test_calibration_png(tmp_path):
+    from PIL import Image
+
+    mean, std, ref = _synthetic(calibrated=True)
+    rep = calibration_report(mean, std, ref)
+    p = write_calibration_png(tmp_path / "cal.png", rep)
+    img = Image.open(p)
+    assert img.format == "PNG" and img.size[0] >= 200
+    a = np.asarray(img.convert("RGB")).astype(int)
+    red = (a[..., 0] > 150) & (a[..., 1] < 80) & (a[..., 2] < 80)
+    assert red.sum() > 50  # the curve is drawn
+    from mrdiff_cli.errors import OutputError
+
+    with pytest.raises(OutputError):
+        write_calibration_png(p, rep)  # exists, no overwrite
+    write_calibration_png(p, rep, overwrite=True)
