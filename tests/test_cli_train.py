@@ -93,9 +93,11 @@ def test_score_and_vdm_share_one_option_set_with_trainconfig_defaults():
     assert [int(v) for v in d["attn_resolutions"].split(",")] == cfg.attn_resolutions
 
 
-def test_train_help_is_fast_and_lists_both_tasks():
+def test_train_help_lists_both_tasks_without_importing_torch():
     r = invoke("--help")
     assert r.exit_code == 0 and "score" in r.stdout and "vdm" in r.stdout
+    code = "import sys, mrdiff_cli.cli.train, mrdiff_cli.cli.main; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
 
 
 # ---------------------------------------------------------------------------------------------------------------

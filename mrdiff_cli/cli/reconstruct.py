@@ -78,6 +78,7 @@ def reconstruct(
     sense_every: Annotated[int, typer.Option(help="Hybrid mode: SENSE/Kaczmarz sweep every m steps.", rich_help_panel=SAMPLER)] = 10,
     snr: Annotated[float, typer.Option(help="PC sampler: Langevin corrector SNR.", rich_help_panel=SAMPLER)] = 0.16,
     sigma_max: Annotated[Optional[float], typer.Option(help="Starting noise level (fast: 1.0; pc: the prior's sigma_max).", rich_help_panel=SAMPLER)] = None,
+    zeta: Annotated[Optional[str], typer.Option(help="Fast sampler renoise: a number in [0, 1] (1 = fresh noise) or 'ancestral' (default: 1 for one sample, ancestral for --samples > 1).", rich_help_panel=SAMPLER)] = None,
     cg_iters: Annotated[int, typer.Option(help="CG data-consistency iterations per step (fast sampler).", rich_help_panel=SAMPLER)] = 5,
     samples: Annotated[int, typer.Option("--samples", "-K", help="Posterior samples; >1 writes mean + variance/std maps.", rich_help_panel=SAMPLER)] = 1,
     model: ModelOpt = None,
@@ -100,6 +101,18 @@ def reconstruct(
 ) -> None:
     """Reconstruct undersampled raw k-space with the diffusion prior (or SENSE / zero-filled baselines)."""
     _run(**{k: v for k, v in locals().items()}, uncertainty=False)
+
+
+def _parse_zeta(spec: Optional[str]) -> float | str | None:
+    if spec is None or spec == "ancestral":
+        return spec
+    try:
+        z = float(spec)
+    except ValueError:
+        raise UsageError(f"--zeta {spec!r}: expected a number in [0, 1] or 'ancestral'") from None
+    if not 0.0 <= z <= 1.0:
+        raise UsageError(f"--zeta {spec!r}: must be in [0, 1]")
+    return z
 
 
 def _parse_slices(spec: Optional[str]) -> Optional[tuple[int, Optional[int]]]:
@@ -130,6 +143,7 @@ def _run(uncertainty: bool, **kw) -> None:
         steps=kw["steps"],
         sigma_max=kw["sigma_max"],
         n_cg=kw["cg_iters"],
+        zeta=_parse_zeta(kw["zeta"]),
         snr=kw["snr"],
         sense_every=kw["sense_every"],
         samples=kw["samples"],

@@ -76,7 +76,7 @@ def _make_command(task: str) -> Callable[..., None]:
         vdm_timesteps: Annotated[int, typer.Option(help="VLB diffusion loss: 0 = continuous time, T > 0 = the discrete T-step loss.", rich_help_panel=VDM)] = 0,
         gamma_min: Annotated[float, typer.Option(help="Initial gamma(0) of the learned schedule (sigma_ve = exp(gamma/2)).", rich_help_panel=VDM)] = -13.3,
         gamma_max: Annotated[float, typer.Option(help="Initial gamma(1) of the learned schedule.", rich_help_panel=VDM)] = 5.0,
-        bf16: Annotated[Optional[bool], typer.Option("--bf16/--no-bf16", help="bf16 autocast (default: on for CUDA GPUs that support it, off on CPU).", show_default=False, rich_help_panel=RUN)] = None,
+        bf16: Annotated[Optional[bool], typer.Option("--bf16/--no-bf16", help="bf16 autocast (default: on where the GPU or CPU supports bf16 natively).", show_default=False, rich_help_panel=RUN)] = None,
         device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N (torchrun: each process uses cuda:LOCAL_RANK).", rich_help_panel=RUN)] = "auto",
         sample_grid: Annotated[bool, typer.Option(help="Write OUT/samples.png (unconditional samples of the EMA model) at the end.", rich_help_panel=OUTPUT)] = True,
         overwrite: Annotated[bool, typer.Option("--overwrite", help="Start over even if OUT already has a checkpoint.", rich_help_panel=OUTPUT)] = False,
@@ -202,7 +202,8 @@ def _train(task: str, **kw: Any) -> None:
     if bf16 is None:
         import torch
 
-        bf16 = dev.type == "cuda" and torch.cuda.is_bf16_supported()
+        # measured on a 2-core x86 CPU with native bf16 (AVX512-BF16/AMX): 3x faster steps for the default UNet
+        bf16 = torch.cuda.is_bf16_supported() if dev.type == "cuda" else bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     init_from = None
     if kw["init_from"]:
         from ..priors.hub import resolve_model

@@ -34,7 +34,7 @@ class ReconOptions:
     sigma_min: float = 0.01
     n_cg: int = 5
     mu: float = 0.0
-    zeta: float = 1.0
+    zeta: float | str | None = None  # renoise mix; None: 1.0 for one sample, 'ancestral' for K > 1
     snr: float = 0.16
     sense_every: int = 10
     samples: int = 1
@@ -240,6 +240,13 @@ class Reconstructor:
                 yield s
             k0 += g
 
+    def _zeta(self) -> float | str:
+        """Point estimates: fresh noise each step (zeta = 1); posterior samples: DDPM-ancestral renoise,
+        which keeps the posterior spread (zeta = 1 shrinks the variance about 2x, see samplers/fast.py)."""
+        if self.opts.zeta is not None:
+            return self.opts.zeta
+        return "ancestral" if self.opts.samples > 1 else 1.0
+
     def _is_realimag(self, mode: str) -> bool:
         cm = self.opts.complex_mode or ("phase" if self.opts.sampler == "fast" else "realimag")
         return cm == "realimag" and mode != "real"
@@ -260,7 +267,7 @@ class Reconstructor:
             ys, x_init = y / scale[:, None], x_init / scale
             den = self._denoiser(mode, lowres_phase(x_init), bs)
             if opts.sampler == "fast":
-                x = fast_sample(den, ys, A, sig, x_init, n_cg=opts.n_cg, mu=opts.mu, zeta=opts.zeta, generator=gen, callback=cb)
+                x = fast_sample(den, ys, A, sig, x_init, n_cg=opts.n_cg, mu=opts.mu, zeta=self._zeta(), generator=gen, callback=cb)
             else:
                 x = pc_sample(den, lambda v: soft_dc(v, ys, A, 1.0), sig, x_init, snr=opts.snr, generator=gen, callback=cb)
                 x = cg_dc(x, ys, A, 0.0, opts.n_cg)
@@ -289,7 +296,7 @@ class Reconstructor:
             proj = project
             if hybrid_hook is not None:
                 proj = lambda v: hybrid_hook(0, v)  # noqa: E731
-            x = fast_sample(den, ys, A, sig, x_init, n_cg=max(1, opts.n_cg), mu=opts.mu, zeta=opts.zeta, generator=gen, callback=cb, project=proj)
+            x = fast_sample(den, ys, A, sig, x_init, n_cg=max(1, opts.n_cg), mu=opts.mu, zeta=self._zeta(), generator=gen, callback=cb, project=proj)
         else:
 
             def dc(v: torch.Tensor) -> torch.Tensor:
