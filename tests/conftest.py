@@ -15,6 +15,20 @@ import pytest
 HAVE_SHEPP_LOGAN = shutil.which("ismrmrd_generate_cartesian_shepp_logan") is not None
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _torch_one_thread():
+    """Tests use tiny tensors: one torch thread is much faster than an (oversubscribed) pool on 2 cores."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        yield
+        return
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="session")
 def tiny_phantom() -> np.ndarray:
     """(2, 32, 32) float32 analytic phantom volume (second slice scaled by 0.5)."""

@@ -22,15 +22,6 @@ from mrdiff_cli.io.nifti import read_nifti
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # tiny tensors on a busy 2-core box: one thread is much faster than an oversubscribed pool
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(autouse=True)
 def _offline(monkeypatch):
     monkeypatch.setenv("MRDIFF_OFFLINE", "1")

@@ -24,14 +24,6 @@ from mrdiff_cli.types import Geometry
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _unet(res: int) -> UNetConfig:
     return UNetConfig(base_channels=8, channel_mults=[1, 2], attn_resolutions=[], resolution=res, emb_dim=32)
 

@@ -17,31 +17,17 @@ from typer.testing import CliRunner
 
 from mrdiff_cli.cli import train as train_cli
 from mrdiff_cli.cli.main import app
+from synthetic import head_volume
 
 TINY = ["--matrix", "32", "--voxel", "2", "--base-channels", "8", "--channel-mults", "1,2", "--batch-size", "4",
         "--warmup", "2", "--device", "cpu", "--no-bf16"]
 
 
 @pytest.fixture(autouse=True)
-def _one_thread(monkeypatch):
+def _single_process_env(monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")
     for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
         monkeypatch.delenv(var, raising=False)
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def head_volume(shape=(24, 28, 12), seed: int = 0) -> np.ndarray:
-    """A textured ellipsoid "head", zero outside (same recipe as tests/test_tasks_train.py)."""
-    rng = np.random.default_rng(seed)
-    X, Y, Z = np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij")
-    a = 0.75 + 0.1 * rng.random(3)
-    r = (X / a[0]) ** 2 + (Y / a[1]) ** 2 + (Z / a[2]) ** 2
-    core = 0.4 * (1 + 0.3 * np.sin(9 * X + 7 * Y + 3 * Z + 6 * rng.random()))
-    vol = (0.6 + np.where(r < 0.6, core, 0.0)) * (1 + 0.05 * rng.standard_normal(shape)) * (r < 1)
-    return np.abs(vol).astype(np.float32)
 
 
 @pytest.fixture(scope="module")

@@ -19,14 +19,6 @@ runner = CliRunner()
 MASK = ["--mask", "equispaced", "--accel", "4"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(autouse=True)
 def _offline(monkeypatch):
     monkeypatch.setenv("MRDIFF_OFFLINE", "1")

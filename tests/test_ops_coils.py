@@ -17,15 +17,6 @@ H = W = 128
 C = 8
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # tiny per-pixel LAPACK calls: on a small shared machine an oversubscribed OpenMP pool costs seconds
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _phantom():
     yy, xx = np.meshgrid(np.linspace(-1, 1, H), np.linspace(-1, 1, W), indexing="ij")
     body = ((yy / 0.8) ** 2 + (xx / 0.65) ** 2 < 1) * (1.0 + 0.4 * np.cos(3 * xx))

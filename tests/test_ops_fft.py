@@ -7,15 +7,6 @@ import torch
 from mrdiff_cli.ops.fft import fft2c, ifft2c, rss
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # small tensors: on a busy 2-core box an oversubscribed OpenMP/MKL pool is 100x slower than 1 thread
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _randc(shape, seed=0):
     g = torch.Generator().manual_seed(seed)
     return torch.randn(shape, dtype=torch.complex64, generator=g)

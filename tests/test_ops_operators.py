@@ -15,15 +15,6 @@ from mrdiff_cli.ops.operators import (
 )
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # small tensors: on a busy 2-core box an oversubscribed OpenMP/MKL pool is 100x slower than 1 thread
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _randc(shape, g):
     return torch.randn(shape, dtype=torch.complex64, generator=g)
 

@@ -18,14 +18,6 @@ from mrdiff_cli.priors.unet import UNetConfig
 BUNDLED_SCORE = Path(__file__).resolve().parents[1] / "mrdiff_cli" / "weights" / "score-brain-128"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def tiny_prior(seed: int = 0, perturb: float = 0.05) -> EDMPrior:
     """Tiny EDM prior whose zero-initialised output layers are perturbed, so F_theta is not identically 0."""
     torch.manual_seed(seed)

@@ -60,15 +60,6 @@ K = 256
 S = 1.0  # prior std of each real channel
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # tiny tensors on a busy 2-core box: one thread is much faster than an oversubscribed pool
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 # ------------------------------------------------------------------------------------------------------
 # the closed-form problem
 

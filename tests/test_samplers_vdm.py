@@ -27,14 +27,6 @@ from mrdiff_cli.samplers.vdm import (
 TOL = 1e-4
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def model() -> VDM:
     """Tiny untrained VDM with a non-zero output layer (so the prior really adds content)."""

@@ -23,28 +23,10 @@ from mrdiff_cli.tasks.train import (
     validate,
 )
 from mrdiff_cli.tasks.train_data import AugmentConfig, augment, expand_inputs, extract_slices, split_volumes
+from synthetic import head_volume
 
 TINY = dict(matrix=32, base_channels=8, channel_mults=[1, 2], attn_resolutions=[16], batch_size=4, bf16=False,
             sample_grid=False, warmup=2, voxel=2.0)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def head_volume(shape=(24, 28, 12), seed: int = 0) -> np.ndarray:
-    """A textured ellipsoid "head" (bright rim, textured core), zero outside."""
-    rng = np.random.default_rng(seed)
-    X, Y, Z = np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij")
-    a = 0.75 + 0.1 * rng.random(3)
-    r = (X / a[0]) ** 2 + (Y / a[1]) ** 2 + (Z / a[2]) ** 2
-    core = 0.4 * (1 + 0.3 * np.sin(9 * X + 7 * Y + 3 * Z + 6 * rng.random()))
-    vol = (0.6 + np.where(r < 0.6, core, 0.0)) * (1 + 0.05 * rng.standard_normal(shape)) * (r < 1)
-    return np.abs(vol).astype(np.float32)
 
 
 def write_nifti(path: Path, vol: np.ndarray, voxel=(2.0, 2.0, 2.0)) -> Path:

@@ -109,6 +109,18 @@ def resolve_sampling(reader, job: ReconJob, shape_hw: tuple[int, int]) -> tuple[
     return mask, info, notes
 
 
+def check_outputs(out: Path, job: ReconJob) -> None:
+    """Refuse existing outputs / unwritable folders up front (OutputError, exit 2), not after the work."""
+    from ..io.atomic import check_output_path
+
+    if len(job.inputs) > 1 or (out.parent != Path(job.output) and Path(job.output).is_dir()):
+        Path(job.output).mkdir(parents=True, exist_ok=True)
+    is_dicom = job.fmt == "dicom" or (job.fmt is None and not str(out).endswith((".nii", ".nii.gz")))
+    check_output_path(out, job.overwrite, kind="dir" if is_dicom else "file")
+    if job.metrics:
+        check_output_path(Path(f"{_stem(out)}_metrics.json"), job.overwrite)
+
+
 def run_job(job: ReconJob, prior, model_info: dict[str, Any], progress: Callable[[dict], None] | None = None) -> dict[str, Any]:
     """Reconstruct every input (this shard's part); write outputs; return the summary."""
     from ..io.detect import open_input
@@ -119,6 +131,9 @@ def run_job(job: ReconJob, prior, model_info: dict[str, Any], progress: Callable
         if not p.exists():
             raise InputError(f"{p}: file not found")
     summaries = []
+    outs = [output_for(job, src, len(paths)) for src in paths]
+    for out in outs:  # fail before any compute when an output exists (and --overwrite is not given)
+        check_outputs(out, job)
     for src in paths:
         with open_input(src, job.input_format) as reader:
             summaries.append(_run_one(job, reader, src, output_for(job, src, len(paths)), prior, model_info, emit))
@@ -240,14 +255,11 @@ def _run_one(job, reader, src: Path, out: Path, prior, model_info, emit) -> dict
 
             summary["calibration"] = calibration_report(cmp_vol, crop_to_recon(np.sqrt(var), cmp_vol.shape[-2:]), ref, mask)
             written["calibration_png"] = str(write_calibration_png(Path(f"{base}_calibration.png"), summary["calibration"], overwrite=job.overwrite))
-    mask_png = Path(f"{base}_mask.png")
-    from ..io.grid import save_grid
-
     if job.metrics:
-        written["metrics"] = str(write_json(Path(f"{base}_metrics.json"), {**summary, "mask_png": str(mask_png)}, overwrite=job.overwrite))
-        if mask_png.exists() and not job.overwrite:
-            pass
-        else:
+        from ..io.grid import save_grid
+
+        mask_png = Path(f"{base}_mask.png")
+        if job.overwrite or not mask_png.exists():
             save_grid(mask_png, mask[None], vmax=1.0)
             written["mask_png"] = str(mask_png)
     if job.preview:
@@ -260,4 +272,8 @@ def _run_one(job, reader, src: Path, out: Path, prior, model_info, emit) -> dict
         if var is not None:
             panels.append(("std", np.sqrt(var[mid])))
         written["preview"] = str(write_preview(Path(f"{base}_preview.png"), panels, overwrite=job.overwrite))
+    if job.metrics:  # last, so it lists every file written
+        metrics_path = Path(f"{base}_metrics.json")
+        written["metrics"] = str(metrics_path)
+        write_json(metrics_path, summary, overwrite=job.overwrite)
     return summary
