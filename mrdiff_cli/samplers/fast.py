@@ -6,6 +6,9 @@ DDS / DiffPIR-style decoupled scheme on a short decreasing sigma schedule sigma_
     repeat for i = 0 .. N-1:
         x0  = D(x; sigma_i)                                        (prior: one network evaluation)
         x0  = argmin_x ||A x - y||^2 + mu ||x - x0||^2             (k-space consistency: n_cg CG iterations)
+                                                                   (mu may depend on sigma_i: DiffPIR's
+                                                                    mu_i = lam sigma_n^2 / sigma_i^2 with the
+                                                                    measurement noise sigma_n)
         eps = (x - x0) / sigma_i                                   (implied noise direction)
         x   = x0 + sigma_{i+1} (sqrt(1 - zeta) eps + sqrt(zeta) z) (renoise; zeta=1: fresh noise)
 
@@ -57,7 +60,7 @@ def fast_sample(
     x_init: torch.Tensor,
     *,
     n_cg: int = 5,
-    mu: float = 0.0,
+    mu: float | Callable[[float], float] = 0.0,
     zeta: float | str = 1.0,
     generator: torch.Generator | Sequence[torch.Generator] | None = None,
     callback: Callable[[int, int], None] | None = None,
@@ -69,7 +72,8 @@ def fast_sample(
     x0 = x_init
     for i, s in enumerate(sig):
         d = denoise_fn(x, s)
-        x0 = cg_dc(d, y, A, mu, n_cg) if n_cg > 0 else d
+        mu_i = mu(s) if callable(mu) else mu
+        x0 = cg_dc(d, y, A, mu_i, n_cg) if n_cg > 0 else d
         if project is not None:
             x0 = project(x0)
         if callback is not None:
