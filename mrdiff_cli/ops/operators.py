@@ -106,25 +106,3 @@ def resize_image(x: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:
         k2 = pad_kspace(crop_kspace(k, (min(h, H), min(w, W))), (h, w))
     return ifft2c(k2 * scale)
 
-
-def estimate_noise_std(y: torch.Tensor, mask: torch.Tensor, outer: float = 0.75) -> torch.Tensor:
-    """Per-batch-element noise std (per real component) of measured k-space (batch, coils, H, W).
-
-    Uses the sampled locations far from the k-space centre (radius > ``outer`` × the largest radius), where
-    MRI signal is negligible next to thermal noise, and a robust MAD estimate of their real and imaginary parts
-    (sigma = median|v| / 0.6745). Over-estimates when the outer k-space still holds signal (small FOVs).
-    """
-    H, W = y.shape[-2:]
-    yy, xx = torch.meshgrid(
-        torch.linspace(-1, 1, H, device=y.device), torch.linspace(-1, 1, W, device=y.device), indexing="ij"
-    )
-    r = torch.sqrt(yy**2 + xx**2)
-    m = _as_mask(mask, y)[0, 0] if mask.dim() <= 2 else _as_mask(mask, y)[0, 0]
-    sel = (r > outer * float(r.max())) & (m > 0)
-    if int(sel.sum()) < 16:
-        sel = (r > 0.5 * float(r.max())) & (m > 0)
-    vals = y[..., sel]  # (batch, coils, n)
-    parts = torch.cat([vals.real, vals.imag], dim=-1).reshape(y.shape[0], -1)
-    if parts.shape[1] == 0:
-        return torch.zeros(y.shape[0], device=y.device)
-    return parts.abs().median(dim=1).values / 0.6745
