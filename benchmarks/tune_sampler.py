@@ -21,6 +21,18 @@ from mrdiff_cli.tasks.reconstruct import ReconOptions, Reconstructor, choose_coi
 from mrdiff_cli.tasks.simulate import simulate_volume
 
 
+def _value(text: str):
+    """'20' → 20, '0.5' → 0.5, 'none' → None, anything else stays a string."""
+    if text.lower() == "none":
+        return None
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default=None)
@@ -47,7 +59,7 @@ def main() -> None:
     grid = {}
     for g in args.grid:
         k, v = g.split("=")
-        grid[k] = [type(getattr(ReconOptions(), k) if getattr(ReconOptions(), k) is not None else 1.0)(x) if k != "complex_mode" else x for x in v.split(",")]
+        grid[k] = [_value(x) for x in v.split(",")]
     keys = list(grid)
     for vals in itertools.product(*[grid[k] for k in keys]) if keys else [()]:
         kw = dict(zip(keys, vals))

@@ -93,7 +93,7 @@ def reconstruct(
     seed: Annotated[int, typer.Option(help="Seed for the mask and the sampler.", rich_help_panel=RUN)] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.", rich_help_panel=RUN)] = "auto",
     batch_size: Annotated[int, typer.Option(help="Images per network batch (slices × samples × coils).", rich_help_panel=RUN)] = 16,
-    precision: Annotated[str, typer.Option(help="fp32, bf16 or fp16 network autocast (bf16/fp16: GPU).", rich_help_panel=RUN)] = "fp32",
+    precision: Annotated[str, typer.Option(help="Network precision: auto (bf16 where the CPU/GPU runs it natively, else fp32), fp32, bf16 or fp16 (GPU).", rich_help_panel=RUN)] = "auto",
     shard: Annotated[Optional[str], typer.Option(help="I/N: this node's share of slices (default: SLURM array vars).", rich_help_panel=RUN)] = None,
     slices: Annotated[Optional[str], typer.Option(help="Slice range a:b (Python-style, end exclusive).", rich_help_panel=RUN)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or messages.", rich_help_panel=RUN)] = False,
@@ -133,8 +133,8 @@ def _run(uncertainty: bool, **kw) -> None:
         raise UsageError("--samples must be >= 1")
     if uncertainty and kw["samples"] < 2:
         raise UsageError("uncertainty needs --samples K with K >= 2 (a variance from one sample is meaningless)")
-    if kw["precision"] not in ("fp32", "bf16", "fp16"):
-        raise UsageError(f"--precision {kw['precision']!r}: choose fp32, bf16 or fp16")
+    if kw["precision"] not in ("auto", "fp32", "bf16", "fp16"):
+        raise UsageError(f"--precision {kw['precision']!r}: choose auto, fp32, bf16 or fp16")
     opts = ReconOptions(
         method=kw["method"].value,
         sampler=kw["sampler"].value,
@@ -149,7 +149,7 @@ def _run(uncertainty: bool, **kw) -> None:
         samples=kw["samples"],
         batch_size=kw["batch_size"],
         seed=kw["seed"],
-        autocast=None if kw["precision"] == "fp32" else kw["precision"],
+        autocast=None if kw["precision"] in ("fp32", "auto") else kw["precision"],
     )
     job = ReconJob(
         inputs=[str(p) for p in kw["inputs"]],
@@ -171,16 +171,27 @@ def _run(uncertainty: bool, **kw) -> None:
         uncertainty=uncertainty,
         options=opts,
     )
-    run_and_report(job, quiet=kw["quiet"], json_out=kw["json_out"], device=kw["device"])
+    run_and_report(job, quiet=kw["quiet"], json_out=kw["json_out"], device=kw["device"], precision=kw["precision"])
 
 
-def run_and_report(job, *, quiet: bool, json_out: bool, device: str) -> dict:
+def native_bf16(dev) -> str | None:
+    """'bf16' where the device runs bf16 natively (same quality in our tests, ~1.7x faster on CPU), else None."""
+    import torch
+
+    if dev.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else None
+    return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else None
+
+
+def run_and_report(job, *, quiet: bool, json_out: bool, device: str, precision: str = "fp32") -> dict:
     """Load the model, run the job with a progress bar, print the summary (table or JSON)."""
     from ..tasks.recon_job import run_job
     from ..tasks.reconstruct import resolve_device
 
     dev = resolve_device(device)
     job.options.device = str(dev)
+    if precision == "auto":
+        job.options.autocast = native_bf16(dev)
     prior, info = (None, {"name": None})
     if job.options.method == "diffusion":
         from ..priors.loading import load_prior
