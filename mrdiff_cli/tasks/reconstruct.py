@@ -28,7 +28,7 @@ class ReconOptions:
     method: str = "diffusion"
     sampler: str = "fast"
     coil_mode: str = "auto"
-    complex_mode: str | None = None  # phase | realimag (default: phase for fast, realimag for pc)
+    complex_mode: str = "phase"  # phase | realimag (the seed's split; poor with a magnitude-only prior, see docs)
     steps: int | None = None  # fast: 20; pc: 500 multi-coil, 2000 single-coil
     sigma_max: float | None = None  # fast: start level; pc: 80 (prior's sigma_max)
     sigma_min: float = 0.01
@@ -145,7 +145,7 @@ class Reconstructor:
     def _denoiser(self, mode: str, phase: torch.Tensor | None, batch_size: int):
         from ..samplers.adapters import make_denoiser
 
-        cm = self.opts.complex_mode or ("phase" if self.opts.sampler == "fast" else "realimag")
+        cm = self.opts.complex_mode
         if mode == "real":
             cm = "real"
         return make_denoiser(self.prior, cm, phase=phase if cm == "phase" else None, batch_size=batch_size, autocast=self.autocast)
@@ -248,7 +248,7 @@ class Reconstructor:
         return "ancestral" if self.opts.samples > 1 else 1.0
 
     def _is_realimag(self, mode: str) -> bool:
-        cm = self.opts.complex_mode or ("phase" if self.opts.sampler == "fast" else "realimag")
+        cm = self.opts.complex_mode
         return cm == "realimag" and mode != "real"
 
     def _sample(self, y, m, mode, maps, gen, cb) -> torch.Tensor:
