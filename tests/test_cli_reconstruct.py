@@ -100,7 +100,7 @@ def test_coil_modes_write_nifti_and_metrics(files, model_dir, tmp_path, data, mo
     assert vol.shape == (2, 32, 32) and np.isfinite(vol).all() and vol.max() > 0
     m = metrics(out)
     r = m["coil_mode"], m["sampler"], m["method"], m["nfe"]
-    assert r == (mode, sampler, "diffusion", 3 if sampler == "fast" else 5)
+    assert r == (mode, sampler, "diffusion", 4 if sampler == "fast" else 5)  # fast: steps + final noise-free step
     assert all(math.isfinite(s["psnr"]) for s in m["metrics"]["per_slice"])
     assert math.isfinite(m["metrics"]["mean"]["psnr"]) and m["mask"]["kind"] == "equispaced"
     assert (tmp_path / "recon_mask.png").exists()

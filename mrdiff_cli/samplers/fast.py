@@ -17,8 +17,10 @@ posterior spread is then right (checked against a closed-form Gaussian posterior
 constant zeta = 1 returns only about half the posterior variance (each fresh renoise forgets the part of the
 spread the denoiser shrank). Point estimates favour zeta = 1; uncertainty maps use "ancestral".
     return x0 of the last step
+    (final_step=True: one more noise-free step x0 <- DC(D(x0; sigma_{N-1})), which removes the residual noise
+     that the last DC injected; NFE = N + 1)
 
-One network evaluation per step (NFE = N). Works for any linear operator A with __call__/adjoint/normal
+One network evaluation per step (NFE = N, or N + 1 with the final noise-free step). Works for any linear operator A with __call__/adjoint/normal
 (single-coil, SSOS coil-wise, SENSE) and any complex denoise_fn (see adapters.py). Batched; seeded by
 ``generator``.
 """
@@ -65,6 +67,7 @@ def fast_sample(
     generator: torch.Generator | Sequence[torch.Generator] | None = None,
     callback: Callable[[int, int], None] | None = None,
     project: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    final_step: bool = True,
 ) -> torch.Tensor:
     """Run the fast posterior sampler; returns the final data-consistent estimate x0 (same shape as x_init)."""
     sig = [float(s) for s in sigmas]
@@ -84,4 +87,9 @@ def fast_sample(
             zt = 1.0 - (s_next / s) ** 2 if zeta == "ancestral" else float(zeta)
             z = _randn_like(x, generator) if zt > 0 else torch.zeros_like(x)
             x = x0 + s_next * (math.sqrt(max(0.0, 1 - zt)) * eps + math.sqrt(zt) * z)
+    if final_step:
+        d = denoise_fn(x0, sig[-1])
+        x0 = cg_dc(d, y, A, mu(sig[-1]) if callable(mu) else mu, n_cg) if n_cg > 0 else d
+        if project is not None:
+            x0 = project(x0)
     return x0

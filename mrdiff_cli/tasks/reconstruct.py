@@ -101,7 +101,7 @@ def default_steps(opts: ReconOptions, mode: str) -> int:
 
 def nfe(opts: ReconOptions, mode: str) -> int:
     n = default_steps(opts, mode)
-    return n if opts.sampler == "fast" else 2 * n - 1
+    return n + 1 if opts.sampler == "fast" else 2 * n - 1
 
 
 @dataclass
@@ -266,11 +266,18 @@ class Reconstructor:
             scale = _quantile_scale(x_init).reshape(-1, 1, 1)
             ys, x_init = y / scale[:, None], x_init / scale
             den = self._denoiser(mode, lowres_phase(x_init), bs)
+            # SENSE sees no signal where no coil is sensitive (ESPIRiT support): keep the image zero there,
+            # as CG-SENSE does; otherwise the prior alone fills that region with sampler noise.
+            support = (maps.abs().sum(dim=-3) > 0).to(x_init.dtype)
+
+            def in_support(v: torch.Tensor) -> torch.Tensor:
+                return v * support
+
             if opts.sampler == "fast":
-                x = fast_sample(den, ys, A, sig, x_init, n_cg=opts.n_cg, mu=opts.mu, zeta=self._zeta(), generator=gen, callback=cb)
+                x = fast_sample(den, ys, A, sig, x_init, n_cg=opts.n_cg, mu=opts.mu, zeta=self._zeta(), generator=gen, callback=cb, project=in_support)
             else:
-                x = pc_sample(den, lambda v: soft_dc(v, ys, A, 1.0), sig, x_init, snr=opts.snr, generator=gen, callback=cb)
-                x = cg_dc(x, ys, A, 0.0, opts.n_cg)
+                x = pc_sample(den, lambda v: in_support(soft_dc(v, ys, A, 1.0)), sig, x_init, snr=opts.snr, generator=gen, callback=cb)
+                x = in_support(cg_dc(x, ys, A, 0.0, opts.n_cg))
             return (x * scale).abs()
         # coil-by-coil operators: single-coil, real, SSOS, hybrid — x has the shape of y (B, C, H, W)
         A = CoilwiseOp(m)
