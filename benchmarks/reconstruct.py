@@ -83,7 +83,7 @@ def run(args) -> list[dict]:
                 for sampler, steps in (("fast", args.fast_steps), ("pc", args.pc_steps)):
                     if steps <= 0:
                         continue
-                    o = ReconOptions(sampler=sampler, steps=steps, batch_size=args.batch_size, seed=0)
+                    o = ReconOptions(sampler=sampler, steps=steps, batch_size=args.batch_size, seed=0, autocast=args.autocast)
                     r = Reconstructor(prior, o)
                     sl = slice(0, len(vol) if sampler == "fast" else args.pc_slices)
                     t = time.time()
@@ -92,6 +92,13 @@ def run(args) -> list[dict]:
                     from mrdiff_cli.tasks.reconstruct import nfe
 
                     results[f"mrdiff {sampler} ({steps} steps)"] = (img, nfe(o, mode), el)
+                if args.figure and coils == args.coils[0] and (kind, R) == SETTINGS[-1] and name == vols[0][0]:
+                    from mrdiff_cli.io.grid import save_grid
+
+                    mid = min(len(vol) // 2, len(vol) - 1)
+                    panels = [ref[mid]] + [img[min(mid, img.shape[0] - 1)] for img, _, _ in results.values()]
+                    save_grid(args.figure, np.stack(panels), ncols=len(panels), vmax=float(ref.max()))
+                    print("figure:", args.figure, "= reference |", " | ".join(results), flush=True)
                 for method, (img, n, sec) in results.items():
                     m = volume_metrics(img, ref[: img.shape[0]])["mean"]
                     rows.append({"volume": name, "coils": coils, "mask": kind, "R": R, "method": method,
@@ -100,10 +107,42 @@ def run(args) -> list[dict]:
     return rows
 
 
+def nfe_curve(args) -> list[dict]:
+    """PSNR/SSIM against NFE for both samplers (8 coils, x8 Poisson) on the first volume's middle slices."""
+    from mrdiff_cli.tasks.reconstruct import nfe
+
+    prior, _ = load_prior(args.model, "score", offline=True)
+    rows = []
+    for path in args.volumes:
+        vol, g = load_image(path)
+        mid = len(vol) // 2
+        sel = vol[max(0, mid - 1) : mid + 1]
+        sim = simulate_volume(sel, g, matrix=128, coils=8, snr_db=30.0, seed=7)
+        mask = make_mask("poisson", (128, 128), 8.0, seed=11).mask
+        maps = Reconstructor(prior, ReconOptions()).estimate_maps(torch.as_tensor(sim.kspace * mask), torch.as_tensor(mask))
+        for sampler, steps_list in (("fast", args.curve_fast), ("pc", args.curve_pc)):
+            for steps in steps_list:
+                o = ReconOptions(sampler=sampler, steps=steps, batch_size=args.batch_size, autocast=args.autocast)
+                t = time.time()
+                img = Reconstructor(prior, o).reconstruct(sim.kspace, mask, "sense", maps=maps).images
+                m = volume_metrics(img, sim.reference)["mean"]
+                rows.append({"volume": Path(path).name, "sampler": sampler, "steps": steps, "nfe": nfe(o, "sense"),
+                             "psnr": m["psnr"], "ssim": m["ssim"], "s_per_slice": (time.time() - t) / len(sel)})
+                print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def curve_markdown(rows: list[dict]) -> str:
+    lines = ["| volume | sampler | steps | NFE | PSNR (dB) | SSIM | s/slice |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['volume']} | {r['sampler']} | {r['steps']} | {r['nfe']} | {r['psnr']:.2f} | {r['ssim']:.4f} | {r['s_per_slice']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
 def to_markdown(rows: list[dict], args) -> str:
     lines = [
         f"Command: `python benchmarks/reconstruct.py {' '.join(args.argv)}`  ",
-        f"Machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, CPU.  ",
+        f"Machine: {platform.machine()} CPU, {torch.get_num_threads()} torch threads, torch {torch.__version__}, network precision {args.precision}.  ",
         "Data: held-out volumes (never trained on), simulated 30 dB complex noise, smooth random phase; "
         "metrics vs the noise-free magnitude.",
         "",
@@ -127,13 +166,23 @@ def main() -> None:
     ap.add_argument("--pc-steps", type=int, default=0)
     ap.add_argument("--pc-slices", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--cs-lambdas", nargs="+", type=float, default=[0.0003, 0.001, 0.003, 0.01])
+    ap.add_argument("--cs-lambdas", nargs="+", type=float, default=[0.0001, 0.0003, 0.001, 0.003, 0.01])
+    ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
+    ap.add_argument("--figure", default=None, help="PNG of the middle slice at the last setting (first volume)")
+    ap.add_argument("--curve", action="store_true", help="only the PSNR/SSIM-vs-NFE curve of both samplers")
+    ap.add_argument("--curve-fast", nargs="+", type=int, default=[5, 10, 20, 40])
+    ap.add_argument("--curve-pc", nargs="+", type=int, default=[50, 100, 200, 500])
     ap.add_argument("--out-md", default=None)
     ap.add_argument("--out-json", default=None)
     args = ap.parse_args()
     args.argv = sys.argv[1:]
-    rows = run(args)
-    md = to_markdown(rows, args)
+    args.autocast = None if args.precision == "fp32" else ("bf16" if args.precision == "bf16" or torch.ops.mkldnn._is_mkldnn_bf16_supported() else None)
+    if args.curve:
+        rows = nfe_curve(args)
+        md = f"Command: `python benchmarks/reconstruct.py {' '.join(args.argv)}`\n\n" + curve_markdown(rows)
+    else:
+        rows = run(args)
+        md = to_markdown(rows, args)
     print(md)
     if args.out_md:
         Path(args.out_md).parent.mkdir(parents=True, exist_ok=True)
