@@ -41,6 +41,8 @@ def main() -> None:
     args = ap.parse_args()
     from mrdiff_cli.tasks.simulate import simulate_volume
 
+    autocast = "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else None  # as the CLI's --precision auto
+
     a, b = (int(v) for v in args.slices.split(":"))
     vol, geom = load_image(args.volume)
     sim = simulate_volume(vol[a:b], geom, matrix=128, coils=8, snr_db=30.0, seed=7)
@@ -49,7 +51,7 @@ def main() -> None:
     for setting in args.settings:
         kind, R = setting.split(":")
         mask = make_mask(kind, (128, 128), float(R), seed=11).mask
-        rec = Reconstructor(prior, ReconOptions(samples=args.samples, batch_size=args.batch_size))
+        rec = Reconstructor(prior, ReconOptions(samples=args.samples, batch_size=args.batch_size, autocast=autocast))
         maps = rec.estimate_maps(torch.as_tensor(sim.kspace * mask), torch.as_tensor(mask))
         t = time.time()
         res = rec.reconstruct(sim.kspace, mask, "sense", maps=maps)
@@ -64,7 +66,7 @@ def main() -> None:
         print(json.dumps(row), flush=True)
     mask = make_mask("poisson", (128, 128), 8.0, seed=11).mask
     for K in args.timing_k:
-        rec = Reconstructor(prior, ReconOptions(samples=K, batch_size=args.batch_size))
+        rec = Reconstructor(prior, ReconOptions(samples=K, batch_size=args.batch_size, autocast=autocast))
         maps = rec.estimate_maps(torch.as_tensor(sim.kspace * mask), torch.as_tensor(mask))
         t = time.time()
         rec.reconstruct(sim.kspace, mask, "sense", maps=maps)
@@ -74,7 +76,7 @@ def main() -> None:
         print(json.dumps(timing[-1]), flush=True)
     lines = [
         f"Command: `python benchmarks/uncertainty.py {' '.join(sys.argv[1:])}`  ",
-        f"Machine: {platform.machine()} CPU, {torch.get_num_threads()} torch threads, torch {torch.__version__}.  ",
+        f"Machine: {platform.machine()} CPU, {torch.get_num_threads()} torch threads, torch {torch.__version__}, precision {autocast or 'fp32'}.  ",
         f"Data: held-out {Path(args.volume).name} slices {args.slices}, 8 coils, 30 dB; fast sampler, ancestral renoise.",
         "",
         "| mask | R | K | PSNR of mean | SSIM | Spearman(std, \\|err\\|) | coverage ±1.96σ | RMSE / rms std | mean std inside / outside object |",
