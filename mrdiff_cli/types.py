@@ -41,6 +41,13 @@ class Geometry:
             return np.asarray(self.affine, dtype=np.float64)
         return centered_affine(self.voxel_size, shape)
 
+    def from_slice(self, first_slice: int, shape_hws: tuple[int, int, int]) -> "Geometry":
+        """Explicit geometry of the sub-volume starting at slice ``first_slice`` of a volume laid out ``shape_hws``
+        (H, W, slices): the affine origin moves ``first_slice`` slices along the slice axis."""
+        aff = np.array(self.affine_for(shape_hws), dtype=np.float64)
+        aff[:3, 3] = aff[:3, 3] + aff[:3, 2] * first_slice
+        return Geometry(voxel_size=tuple(self.voxel_size), affine=aff, known=self.known, source=self.source)
+
     def scaled(self, fy: float, fx: float) -> "Geometry":
         """Geometry after changing the in-plane matrix by factors (fy, fx) at fixed field of view.
 

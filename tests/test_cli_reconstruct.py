@@ -169,7 +169,8 @@ def test_shards_split_slices_disjointly_and_match_full_run(files, model_dir, tmp
     common = ["--model", model_dir, *MASK, "--steps", 3, "-q", "--seed", 3]
     full = tmp_path / "full.nii.gz"
     ok(run(files["multi"], "-o", full, *common))
-    full_vol = read_nifti(full)[0]
+    full_vol, full_geom = read_nifti(full)
+    full_aff = full_geom.resolved_affine()
     seen = []
     for i in range(2):
         out = tmp_path / f"shard{i}.nii.gz"
@@ -180,6 +181,10 @@ def test_shards_split_slices_disjointly_and_match_full_run(files, model_dir, tmp
         assert vol.shape[0] == len(m["slices"]) == 1
         # per-slice seeding: a slice comes out the same whichever shard (batch) reconstructs it
         np.testing.assert_allclose(vol[0], full_vol[m["slices"][0]], rtol=1e-4, atol=1e-5 * float(full_vol.max()))
+        # each shard is a contiguous sub-volume whose affine starts at its first slice
+        aff = read_nifti(out)[1].resolved_affine()
+        np.testing.assert_allclose(aff[:3, 3], full_aff[:3, 3] + full_aff[:3, 2] * m["slices"][0], atol=1e-4)
+        np.testing.assert_allclose(aff[:3, :3], full_aff[:3, :3], atol=1e-5)
         seen += m["slices"]
     assert sorted(seen) == [0, 1] and len(set(seen)) == 2
     # SLURM array variables pick the shard when --shard is absent

@@ -59,9 +59,12 @@ def parse_shard(spec: str | None) -> tuple[int, int]:
 
 
 def shard_items(n_items: int, shard: tuple[int, int]) -> list[int]:
-    """Deterministic round-robin split of item indices over n shards."""
+    """Deterministic split of item indices into n contiguous, nearly equal blocks (block i for shard i), so each
+    shard's output is a contiguous sub-volume with a correct affine."""
     i, n = shard
-    return list(range(i, n_items, n))
+    q, r = divmod(n_items, n)
+    start = i * q + min(i, r)
+    return list(range(start, start + q + (1 if i < r else 0)))
 
 
 def output_for(job: ReconJob, src: Path, n_inputs: int) -> Path:
@@ -170,7 +173,7 @@ def _run_one(job, reader, src: Path, out: Path, prior, model_info, emit) -> dict
     total = len(idx)
     for b0 in range(0, len(idx), slice_batch):
         sel = idx[b0 : b0 + slice_batch]
-        k = np.concatenate([reader.read_slices(s, s + 1) for s in sel]) if len(sel) > 1 and sel != list(range(sel[0], sel[-1] + 1)) else reader.read_slices(sel[0], sel[-1] + 1)
+        k = reader.read_slices(sel[0], sel[-1] + 1)  # shards and --slices are contiguous
         if os_factor > 1:
             k = remove_readout_oversampling(k, os_factor)
         full = not reader.undersampled
@@ -190,7 +193,7 @@ def _run_one(job, reader, src: Path, out: Path, prior, model_info, emit) -> dict
 
             refs.append(rss(ifft2c(torch.as_tensor(k)), dim=1).numpy())
         elif reader.has_reference:
-            refs.append(np.concatenate([reader.reference_slices(s, s + 1) for s in sel]))
+            refs.append(reader.reference_slices(sel[0], sel[-1] + 1))
         emit({"type": "slices", "input": str(src), "slices_done": b0 + len(sel), "slices": total})
     elapsed = time.time() - t0
     vol = np.concatenate(outs).astype(np.float32)
@@ -200,7 +203,7 @@ def _run_one(job, reader, src: Path, out: Path, prior, model_info, emit) -> dict
         vol, zf = crop_to_recon(vol, tuple(recon_shape)), crop_to_recon(zf, tuple(recon_shape))
     desc_model = model_info.get("name", "model")
     desc = f"mrdiff {__version__} {opts.method}" + (f" {opts.sampler} {desc_model}" if opts.method == "diffusion" else "") + f" R{mask_info['achieved_accel']:.1f}"
-    geom = reader.geometry
+    geom = reader.geometry.from_slice(idx[0], (vol.shape[1], vol.shape[2], n_slices))
     written = {"image": str(write_volume(out, vol, geom, job.fmt, desc, overwrite=job.overwrite))}
     base = _stem(out)
     fmt_ext = "" if (job.fmt == "dicom" or (job.fmt is None and not str(out).endswith((".nii", ".nii.gz")))) else ".nii.gz"

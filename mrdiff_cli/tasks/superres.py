@@ -190,11 +190,7 @@ def _raw_to_image(p: Path, fmt: str) -> tuple[np.ndarray, Geometry, str]:
 def output_geometry(geom: Geometry, shape_hws: tuple[int, int, int], factors: tuple[float, float], first_slice: int = 0) -> Geometry:
     """The input geometry made explicit (the documented default affine when it had none), moved to the first kept
     slice, and rescaled in-plane at the same field of view (``Geometry.scaled``)."""
-    aff = np.array(geom.affine_for(shape_hws), dtype=np.float64)
-    if first_slice:
-        aff[:3, 3] = aff[:3, 3] + aff[:3, 2] * first_slice
-    explicit = Geometry(voxel_size=tuple(geom.voxel_size), affine=aff, known=geom.known, source=geom.source)
-    return explicit.scaled(*factors)
+    return geom.from_slice(first_slice, shape_hws).scaled(*factors)
 
 
 # ------------------------------------------------------------------------------------------------ core
