@@ -193,12 +193,12 @@ def run_and_report(job, *, quiet: bool, json_out: bool, device: str, precision: 
     if precision == "auto":
         job.options.autocast = native_bf16(dev)
     prior, info = (None, {"name": None})
-    if job.options.method == "diffusion":
-        from ..priors.loading import load_prior
-
-        prior, info = load_prior(job.model, "score", offline=job.offline, device=str(dev))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        if job.options.method == "diffusion":
+            from ..priors.loading import load_prior
+
+            prior, info = load_prior(job.model, "score", offline=job.offline, device=str(dev))
         summary = _with_progress(job, prior, info, quiet)
     for w in caught:
         if not quiet and not issubclass(w.category, (DeprecationWarning, FutureWarning)):

@@ -84,9 +84,9 @@ def superres(
     )
     dev = resolve_device(device)
     job.options.device = str(dev)
-    prior, info = load_superres_model(model, offline=offline, device=str(dev))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        prior, info = load_superres_model(model, offline=offline, device=str(dev))
         summary = _with_progress(job, prior, info, quiet or json_out)
     for w in caught:
         if not quiet and not issubclass(w.category, (DeprecationWarning, FutureWarning)):

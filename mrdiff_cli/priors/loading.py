@@ -11,6 +11,10 @@ def load_prior(spec: str | None, task: str, *, offline: bool = False, device: st
     from .hub import resolve_model
 
     resolved = resolve_model(spec, task, offline=offline or None)
+    if resolved.warning:  # e.g. Hub unreachable, cached snapshot used: the CLI prints warnings on stderr
+        import warnings
+
+        warnings.warn(resolved.warning)
     model, config = load_bundle(resolved.path, device=device)
     info = {
         "name": resolved.path.name if resolved.source != "hub" else resolved.repo_id,
