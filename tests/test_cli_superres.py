@@ -193,3 +193,20 @@ def test_non_square_from(tmp_path, bundles):
     vol, _ = read_nifti(tmp_path / "o.nii.gz")
     y = measure_lowres(torch.from_numpy(hi), (16, 8))
     assert float((measure_lowres(torch.from_numpy(vol), (16, 8)) - y).norm() / y.norm()) < 1e-4
+
+
+def test_uncertainty_task_superres_writes_maps_and_calibration(tmp_path, bundles):
+    hi = _head(2, 32)
+    src = write_nifti(tmp_path / "hi.nii.gz", hi, Geometry(voxel_size=(2.0, 2.0, 5.0)))
+    out = tmp_path / "u.nii.gz"
+    r = runner.invoke(app, ["uncertainty", str(src), "--task", "superres", "--from", "16", "--to", "32", "-o", str(out),
+                            "--model", str(bundles["score32"]), "--steps", "3", "-K", "3", "--seed", "1", "-q"])
+    assert r.exit_code == 0, r.output
+    for suffix in ("", "_variance", "_std"):
+        assert (tmp_path / f"u{suffix}.nii.gz").exists(), suffix
+    m = json.loads((tmp_path / "u_metrics.json").read_text())
+    assert m["samples"] == 3 and m["to"] == [32, 32]
+    assert "spearman" in m["calibration"]["overall"] and (tmp_path / "u_calibration.png").exists()
+    # the reconstruct-only options are refused with one line
+    r = runner.invoke(app, ["uncertainty", str(src), "--from", "16", "-o", str(tmp_path / "x.nii.gz"), "-K", "2"])
+    assert r.exit_code == 2 and "--task superres" in r.output

@@ -45,6 +45,19 @@ def handle_errors(fn: Callable) -> Callable:
     return wrapper
 
 
+def parse_slices(spec: str | None) -> tuple[int, int | None] | None:
+    """--slices A:B (Python-style, end exclusive; either side may be empty) → (A, B) or None."""
+    if not spec:
+        return None
+    try:
+        a, b = spec.split(":")
+        return (int(a) if a else 0, int(b) if b else None)
+    except ValueError:
+        from ..errors import UsageError
+
+        raise UsageError(f"--slices {spec!r}: expected A:B") from None
+
+
 def print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, default=_json_default) + "\n")
     sys.stdout.flush()

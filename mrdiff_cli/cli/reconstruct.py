@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import UsageError
-from .common import console, handle_errors, print_json
+from .common import console, handle_errors, parse_slices, print_json
 from .options import JsonOpt, ModelOpt, OfflineOpt
 
 SAMPLING = "Undersampling"
@@ -115,16 +115,6 @@ def _parse_zeta(spec: Optional[str]) -> float | str | None:
     return z
 
 
-def _parse_slices(spec: Optional[str]) -> Optional[tuple[int, Optional[int]]]:
-    if not spec:
-        return None
-    try:
-        a, b = spec.split(":")
-        return (int(a) if a else 0, int(b) if b else None)
-    except ValueError:
-        raise UsageError(f"--slices {spec!r}: expected A:B") from None
-
-
 def _run(uncertainty: bool, **kw) -> None:
     from ..tasks.recon_job import ReconJob, parse_shard
     from ..tasks.reconstruct import ReconOptions
@@ -167,7 +157,7 @@ def _run(uncertainty: bool, **kw) -> None:
         preview=kw["preview"],
         overwrite=kw["overwrite"],
         shard=parse_shard(kw["shard"]),
-        slices=_parse_slices(kw["slices"]),
+        slices=parse_slices(kw["slices"]),
         uncertainty=uncertainty,
         options=opts,
     )

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import UsageError
-from .common import console, handle_errors, print_json
+from .common import console, handle_errors, parse_slices, print_json
 from .options import JsonOpt, ModelOpt, OfflineOpt
 
 RES = "Resolution"
@@ -22,16 +22,6 @@ RUN = "Execution"
 class OutFormat(str, Enum):
     nifti = "nifti"
     dicom = "dicom"
-
-
-def _parse_slices(spec: Optional[str]) -> Optional[tuple[int, Optional[int]]]:
-    if not spec:
-        return None
-    try:
-        a, b = spec.split(":")
-        return (int(a) if a else 0, int(b) if b else None)
-    except ValueError:
-        raise UsageError(f"--slices {spec!r}: expected A:B") from None
 
 
 @handle_errors
@@ -79,7 +69,7 @@ def superres(
         metrics=metrics,
         preview=preview,
         overwrite=overwrite,
-        slices=_parse_slices(slices),
+        slices=parse_slices(slices),
         options=SuperresOptions(steps=steps, guidance=guidance, samples=samples, seed=seed, batch_size=batch_size),
     )
     dev = resolve_device(device)

@@ -376,6 +376,15 @@ def run_superres(job: SuperresJob, model, model_info: dict[str, Any], progress: 
         summary["reference"] = plan.reference
         summary["metrics"] = volume_metrics(vol_out, ref)
         summary["baselines"] = {k: volume_metrics(v.numpy(), ref)["mean"] for k, v in base_imgs.items()}
+        if var is not None:
+            from .calibration import calibration_report, write_calibration_png
+
+            lowk = np.zeros(plan.to_hw, dtype=np.float32)  # the measured (low-frequency) block of k-space
+            (th_, tw_), (fh_, fw_) = plan.to_hw, plan.from_hw
+            lowk[th_ // 2 - fh_ // 2 : th_ // 2 - fh_ // 2 + fh_, tw_ // 2 - fw_ // 2 : tw_ // 2 - fw_ // 2 + fw_] = 1
+            summary["calibration"] = calibration_report(vol_out, np.sqrt(var.numpy()), ref, lowk)
+            if job.metrics:
+                written["calibration_png"] = str(write_calibration_png(Path(f"{base}_calibration.png"), summary["calibration"], overwrite=job.overwrite))
     if job.preview:
         from ..io.png import write_preview
 
