@@ -295,3 +295,18 @@ def test_help_lists_commands_fast_without_torch():
         if best < 1.0:
             break
     assert best < 1.0, f"mrdiff --help took {best:.2f} s"
+
+
+def test_ismrmrd_with_readout_oversampling_is_reconstructed_at_the_recon_matrix(shepp_logan_file, tmp_path):
+    """The ISMRMRD reader removes the 2x readout oversampling itself; reconstruct must not remove it again."""
+    src = shepp_logan_file("-n", "0")
+    out = tmp_path / "sl.nii.gz"
+    ok(run(src, "-o", out, "--method", "sense", *MASK, "-q"))
+    vol = read_nifti(out)[0]
+    from mrdiff_cli.io.detect import open_input
+
+    with open_input(src) as r:
+        assert r.metadata.get("readout_oversampling") == 2
+        assert vol.shape[1:] == r.shape[2:]
+    m = metrics(out)
+    assert m["metrics"]["mean"]["psnr"] > m["metrics_zero_filled"]["psnr"] - 3.0  # sane, not a half-FOV image

@@ -180,6 +180,7 @@ class IsmrmrdReader(ScanReader):
         h_out = int(rec_mat[0]) if 0 < int(rec_mat[0]) < h_enc else h_enc
         os_factor = h_enc / h_out if h_out else 1.0
         md["readout_oversampling"] = int(os_factor) if float(os_factor).is_integer() else float(os_factor)
+        md["readout_oversampling_removed"] = True  # k-space from this reader is already at the recon matrix
         md["encoded_readout"] = h_enc
         check_dims((n_sl, coils, h_out, w), p)
 

@@ -151,7 +151,8 @@ def _run_one(job, reader, src: Path, out: Path, prior, model_info, emit) -> dict
 
     opts = job.options
     n_slices, n_coils, H, W = reader.shape
-    os_factor = int(reader.metadata.get("readout_oversampling", 1) or 1)
+    # fastMRI keeps readout oversampling in its k-space (removed here); the ISMRMRD reader already removed it
+    os_factor = 1 if reader.metadata.get("readout_oversampling_removed") else int(reader.metadata.get("readout_oversampling", 1) or 1)
     Hr = H // os_factor if os_factor > 1 else H
     mask, mask_info, notes = resolve_sampling(reader, job, (Hr, W))
     for n in notes:
