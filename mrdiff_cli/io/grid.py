@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -29,15 +27,10 @@ def save_grid(path: str | Path, images: np.ndarray, ncols: int | None = None, vm
     for i in range(n):
         r, c = divmod(i, ncols)
         canvas[r * h : (r + 1) * h, c * w : (c + 1) * w] = to_uint8(images[i], vmax)
+    from .atomic import atomic_path
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
-    os.close(fd)
-    try:
+    with atomic_path(path, overwrite=True) as tmp:
         Image.fromarray(canvas).save(tmp, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path

@@ -7,8 +7,6 @@ normalization, training, validation, description.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -29,16 +27,12 @@ NORMALIZATION = {
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temp file + rename; replaces an existing file)."""
+    from ..io.atomic import atomic_path
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path, overwrite=True) as tmp:
+        tmp.write_bytes(data)
 
 
 def save_bundle(folder: str | Path, model: torch.nn.Module, config: dict[str, Any], dtype: torch.dtype = torch.float16) -> Path:
