@@ -44,6 +44,7 @@ class ReconOptions:
     autocast: str | None = None  # bf16 | fp16 | None
     espirit: bool = True
     cg_init_iters: int = 10
+    support: bool = True  # single-coil fast sampler: keep the image inside a low-res object support
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -288,6 +289,12 @@ class Reconstructor:
             x_init = x_init.real.to(torch.complex64)
         den = self._denoiser(mode, lowres_phase(x_init), bs)
         project = (lambda v: v.real.to(torch.complex64)) if mode == "real" else None
+        if mode in ("single", "real") and opts.sampler == "fast" and opts.support:
+            # single coil: no sensitivity support to lean on, so estimate one from the alias-free low-resolution
+            # image (calibration centre); outside it the prior alone would fill the background with sampler noise
+            supp = lowres_support(x_init)
+            base_project = project
+            project = (lambda v: base_project(v) * supp) if base_project else (lambda v: v * supp)
         hybrid_hook = None
         if mode == "hybrid":
             every = max(1, opts.sense_every)
@@ -304,6 +311,8 @@ class Reconstructor:
             if hybrid_hook is not None:
                 proj = lambda v: hybrid_hook(0, v)  # noqa: E731
             x = fast_sample(den, ys, A, sig, x_init, n_cg=max(1, opts.n_cg), mu=opts.mu, zeta=self._zeta(), generator=gen, callback=cb, project=proj)
+            if mode != "hybrid":
+                x = hard_dc_coilwise(x, ys, m)  # measured k-space reproduced exactly by the output
         else:
 
             def dc(v: torch.Tensor) -> torch.Tensor:
@@ -322,6 +331,25 @@ def sample_generator(seed: int, sample: int, slice_index: int) -> torch.Generato
     """CPU generator for one (sample, slice) pair: an independent stream per pair, same seed -> same stream."""
     state = np.random.SeedSequence([int(seed) % 2**64, int(sample), int(slice_index)]).generate_state(1, dtype=np.uint64)[0]
     return torch.Generator(device="cpu").manual_seed(int(state))
+
+
+def lowres_support(x: torch.Tensor, width: int = 24, thresh: float = 0.06, dilate: int = 9) -> torch.Tensor:
+    """Object support from the Hann-windowed central k-space (alias-free when the centre is fully sampled):
+    |low-res image| > thresh × its max, dilated by ``dilate`` pixels (max-pool), per image."""
+    from ..ops.fft import fft2c, ifft2c
+
+    H, W = x.shape[-2:]
+    wy = torch.hann_window(min(width, H) + 2, periodic=False, device=x.device)[1:-1]
+    wx = torch.hann_window(min(width, W) + 2, periodic=False, device=x.device)[1:-1]
+    win = torch.zeros(H, W, device=x.device)
+    y0, x0 = H // 2 - len(wy) // 2, W // 2 - len(wx) // 2
+    win[y0 : y0 + len(wy), x0 : x0 + len(wx)] = wy[:, None] * wx[None, :]
+    mag = ifft2c(fft2c(x) * win).abs()
+    flat = mag.reshape(-1, H, W)
+    peak = flat.reshape(flat.shape[0], -1).max(dim=1).values.reshape(-1, 1, 1)
+    supp = (flat > thresh * peak).float()[:, None]
+    supp = torch.nn.functional.max_pool2d(supp, dilate, stride=1, padding=dilate // 2)[:, 0]
+    return supp.reshape(mag.shape).to(torch.complex64)
 
 
 def sense_magnitude(coil_images: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
