@@ -14,9 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
-import torch
-
-from mrdiff_cli.priors.bundle import load_bundle, read_config, save_bundle
+from mrdiff_cli.priors.bundle import load_bundle, save_bundle
 from mrdiff_cli.tasks.train import sample_grid_png, validate
 from mrdiff_cli.tasks.train_data import expand_inputs, extract_slices
 

@@ -10,7 +10,6 @@ import itertools
 import json
 import time
 
-import numpy as np
 import torch
 
 from mrdiff_cli.io.detect import load_image

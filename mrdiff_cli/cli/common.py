@@ -58,6 +58,13 @@ def parse_slices(spec: str | None) -> tuple[int, int | None] | None:
         raise UsageError(f"--slices {spec!r}: expected A:B") from None
 
 
+def print_warnings(caught: list, quiet: bool) -> None:
+    """Show warnings recorded during a run as one yellow line each on stderr (none with --quiet)."""
+    for w in caught:
+        if not quiet and not issubclass(w.category, (DeprecationWarning, FutureWarning)):
+            console.print(f"[yellow]warning:[/] {w.message}")
+
+
 def print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, default=_json_default) + "\n")
     sys.stdout.flush()

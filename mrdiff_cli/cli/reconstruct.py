@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import warnings
 from enum import Enum
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import UsageError
-from .common import console, handle_errors, parse_slices, print_json
+from .common import console, handle_errors, parse_slices, print_json, print_warnings
 from .options import JsonOpt, ModelOpt, OfflineOpt
 
 SAMPLING = "Undersampling"
@@ -175,7 +174,6 @@ def native_bf16(dev) -> str | None:
 
 def run_and_report(job, *, quiet: bool, json_out: bool, device: str, precision: str = "fp32") -> dict:
     """Load the model, run the job with a progress bar, print the summary (table or JSON)."""
-    from ..tasks.recon_job import run_job
     from ..tasks.reconstruct import resolve_device
 
     dev = resolve_device(device)
@@ -190,9 +188,7 @@ def run_and_report(job, *, quiet: bool, json_out: bool, device: str, precision: 
 
             prior, info = load_prior(job.model, "score", offline=job.offline, device=str(dev))
         summary = _with_progress(job, prior, info, quiet)
-    for w in caught:
-        if not quiet and not issubclass(w.category, (DeprecationWarning, FutureWarning)):
-            console.print(f"[yellow]warning:[/] {w.message}")
+    print_warnings(caught, quiet)
     if json_out:
         print_json(summary)
     elif not quiet:

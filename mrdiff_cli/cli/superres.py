@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import UsageError
-from .common import console, handle_errors, parse_slices, print_json
+from .common import console, handle_errors, parse_slices, print_json, print_warnings
 from .options import JsonOpt, ModelOpt, OfflineOpt
 
 RES = "Resolution"
@@ -78,9 +78,7 @@ def superres(
         warnings.simplefilter("always")
         prior, info = load_superres_model(model, offline=offline, device=str(dev))
         summary = _with_progress(job, prior, info, quiet or json_out)
-    for w in caught:
-        if not quiet and not issubclass(w.category, (DeprecationWarning, FutureWarning)):
-            console.print(f"[yellow]warning:[/] {w.message}")
+    print_warnings(caught, quiet)
     if json_out:
         print_json(summary)
     elif not quiet:

@@ -78,15 +78,20 @@ def make_denoiser(
         raise ValueError(f"unknown complex mode {mode!r}") from None
 
 
-def lowres_phase(x: torch.Tensor, width: int = 24) -> torch.Tensor:
-    """Smooth phase estimate: phase of the image made from a Hann-windowed central k-space block."""
+def lowres_image(x: torch.Tensor, width: int = 24) -> torch.Tensor:
+    """Low-resolution complex image from a Hann-windowed central width × width k-space block (alias-free
+    when the k-space centre is fully sampled)."""
     from ..ops.fft import fft2c, ifft2c
 
     H, W = x.shape[-2:]
-    k = fft2c(x.to(torch.complex64))
     wy = torch.hann_window(min(width, H) + 2, periodic=False, device=x.device)[1:-1]
     wx = torch.hann_window(min(width, W) + 2, periodic=False, device=x.device)[1:-1]
     win = torch.zeros(H, W, device=x.device)
     y0, x0 = H // 2 - len(wy) // 2, W // 2 - len(wx) // 2
     win[y0 : y0 + len(wy), x0 : x0 + len(wx)] = wy[:, None] * wx[None, :]
-    return torch.angle(ifft2c(k * win))
+    return ifft2c(fft2c(x.to(torch.complex64)) * win)
+
+
+def lowres_phase(x: torch.Tensor, width: int = 24) -> torch.Tensor:
+    """Smooth phase estimate: phase of :func:`lowres_image`."""
+    return torch.angle(lowres_image(x, width))

@@ -146,7 +146,7 @@ def run_job(job: ReconJob, prior, model_info: dict[str, Any], progress: Callable
 def _run_one(job, reader, src: Path, out: Path, prior, model_info, emit) -> dict[str, Any]:
     from ..io.fastmri import crop_to_recon, remove_readout_oversampling
     from ..io.metrics_json import write_json
-    from ..io.writers import derived_path, write_volume
+    from ..io.writers import write_volume
     from ..metrics import volume_metrics
 
     opts = job.options

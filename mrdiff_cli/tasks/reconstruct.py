@@ -7,7 +7,6 @@ No printing and no argument parsing: options come in a :class:`ReconOptions`, pr
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -336,15 +335,10 @@ def sample_generator(seed: int, sample: int, slice_index: int) -> torch.Generato
 def lowres_support(x: torch.Tensor, width: int = 24, thresh: float = 0.06, dilate: int = 9) -> torch.Tensor:
     """Object support from the Hann-windowed central k-space (alias-free when the centre is fully sampled):
     |low-res image| > thresh × its max, dilated by ``dilate`` pixels (max-pool), per image."""
-    from ..ops.fft import fft2c, ifft2c
+    from ..samplers.adapters import lowres_image
 
     H, W = x.shape[-2:]
-    wy = torch.hann_window(min(width, H) + 2, periodic=False, device=x.device)[1:-1]
-    wx = torch.hann_window(min(width, W) + 2, periodic=False, device=x.device)[1:-1]
-    win = torch.zeros(H, W, device=x.device)
-    y0, x0 = H // 2 - len(wy) // 2, W // 2 - len(wx) // 2
-    win[y0 : y0 + len(wy), x0 : x0 + len(wx)] = wy[:, None] * wx[None, :]
-    mag = ifft2c(fft2c(x) * win).abs()
+    mag = lowres_image(x, width).abs()
     flat = mag.reshape(-1, H, W)
     peak = flat.reshape(flat.shape[0], -1).max(dim=1).values.reshape(-1, 1, 1)
     supp = (flat > thresh * peak).float()[:, None]
