@@ -105,3 +105,17 @@ def shepp_logan_file(tmp_path_factory):
         return cache[key]
 
     return make
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory) -> Path:
+    """Tiny untrained score bundle (base 8 channels, 32x32): enough to run every code path."""
+    import torch
+
+    from mrdiff_cli.priors.bundle import save_bundle
+    from mrdiff_cli.tasks.train import TrainConfig, build_model_and_config
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model, config = build_model_and_config(TrainConfig(base_channels=8, channel_mults=[1, 2], matrix=32))
+    return save_bundle(tmp_path_factory.mktemp("model") / "tiny-score", model, config)

@@ -4,11 +4,9 @@ the calibration report itself, and the zero-spread limit of fully sampled data."
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from mrdiff_cli.cli.main import app
@@ -25,17 +23,6 @@ def _offline(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     for var in ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT"):
         monkeypatch.delenv(var, raising=False)
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    from mrdiff_cli.priors.bundle import save_bundle
-    from mrdiff_cli.tasks.train import TrainConfig, build_model_and_config
-
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        model, config = build_model_and_config(TrainConfig(base_channels=8, channel_mults=[1, 2], matrix=32))
-    return save_bundle(tmp_path_factory.mktemp("model") / "tiny-score", model, config)
 
 
 def unc(*args):
