@@ -45,7 +45,7 @@ def _superres(from_: Optional[str], to: Optional[str], guidance: float, kw: dict
     run(
         input=kw["inputs"][0], from_=from_, to=to, output=kw["output"], model=kw["model"], offline=kw["offline"],
         steps=kw["steps"] or 100, guidance=guidance, samples=kw["samples"], save_samples=kw["save_samples"],
-        seed=kw["seed"], device=kw["device"], batch_size=kw["batch_size"],
+        seed=kw["seed"], device=kw["device"], batch_size=kw["batch_size"] or 16,
         fmt=None if kw["fmt"] is None else OutFormat(kw["fmt"].value),
         overwrite=kw["overwrite"], preview=kw["preview"], metrics=kw["metrics"], slices=kw["slices"],
         quiet=kw["quiet"], json_out=kw["json_out"],
