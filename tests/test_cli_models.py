@@ -9,10 +9,7 @@ from typer.testing import CliRunner
 
 from mrdiff_cli.cli.main import app
 
-try:
-    from .conftest_hub import COMMIT_MAIN, COMMIT_V1, bundle_config, hub_env, make_bundle  # noqa: F401
-except ImportError:  # tests/ is not a package: pytest puts it on sys.path
-    from conftest_hub import COMMIT_MAIN, COMMIT_V1, bundle_config, hub_env, make_bundle  # noqa: F401
+from conftest_hub import COMMIT_MAIN, COMMIT_V1, bundle_config, hub_env, make_bundle  # noqa: F401  (fixtures)
 
 
 @pytest.fixture

@@ -14,30 +14,17 @@ import pytest
 from mrdiff_cli.errors import ModelError
 from mrdiff_cli.priors import hub
 
-try:
-    from .conftest_hub import (  # noqa: F401  (fixtures)
-        COMMIT_MAIN,
-        COMMIT_V1,
-        DEAD_ENDPOINT,
-        bundle_config,
-        fake_hub,
-        go_online,
-        hub_env,
-        make_bundle,
-        safetensors_bytes,
-    )
-except ImportError:  # tests/ is not a package: pytest puts it on sys.path
-    from conftest_hub import (  # noqa: F401
-        COMMIT_MAIN,
-        COMMIT_V1,
-        DEAD_ENDPOINT,
-        bundle_config,
-        fake_hub,
-        go_online,
-        hub_env,
-        make_bundle,
-        safetensors_bytes,
-    )
+from conftest_hub import (  # noqa: F401  (fixtures; tests/ is not a package, pytest puts it on sys.path)
+    COMMIT_MAIN,
+    COMMIT_V1,
+    DEAD_ENDPOINT,
+    bundle_config,
+    fake_hub,
+    go_online,
+    hub_env,
+    make_bundle,
+    safetensors_bytes,
+)
 
 
 def raises_one_line(match: str | None = None):

@@ -67,38 +67,41 @@ def _is_nifti(p: Path, head: bytes) -> bool:
     return False
 
 
-def _hdf5_kind(p: Path) -> str:
+def _open_hdf5(path: str | os.PathLike, why: str):
     import h5py
 
     try:
-        f = h5py.File(p, "r")
+        return h5py.File(path, "r")
     except OSError:
-        raise InputError(f"{p}: not a readable HDF5 file") from None
-    with f:
+        raise InputError(f"{path}: {why}") from None
+
+
+def _find_ismrmrd_group(f) -> str | None:
+    """Name of the group holding ISMRMRD data ('dataset' first, then any group with 'data' or 'xml')."""
+    import h5py
+
+    for name in ("dataset", *f.keys()):
+        g = f.get(name)
+        if isinstance(g, h5py.Group) and ("data" in g or "xml" in g):
+            return name
+    return None
+
+
+def _hdf5_kind(p: Path) -> str:
+    with _open_hdf5(p, "not a readable HDF5 file") as f:
         if "kspace" in f:
             return "fastmri"
-        for name in ("dataset", *f.keys()):
-            g = f.get(name)
-            if isinstance(g, h5py.Group) and ("data" in g or "xml" in g):
-                return "ismrmrd"
+        if _find_ismrmrd_group(f) is not None:
+            return "ismrmrd"
     raise InputError(f"{p}: HDF5 file holds no k-space (neither a fastMRI 'kspace' dataset nor an ISMRMRD '/dataset')")
 
 
 def ismrmrd_group(path: str | os.PathLike) -> str:
     """Name of the ISMRMRD group of a file ('dataset' unless the file uses another top-level group)."""
-    import h5py
-
-    try:
-        f = h5py.File(path, "r")
-    except OSError:
-        raise InputError(f"{path}: not an HDF5 file (cannot open)") from None
-    with f:
+    with _open_hdf5(path, "not an HDF5 file (cannot open)") as f:
         if "dataset" in f:
             return "dataset"
-        for name, g in f.items():
-            if isinstance(g, h5py.Group) and ("data" in g or "xml" in g):
-                return name
-    return "dataset"
+        return _find_ismrmrd_group(f) or "dataset"
 
 
 def detect_format(path: str | os.PathLike) -> str:
