@@ -215,7 +215,7 @@ def test_unreachable_without_probe_still_fast(hub_env, monkeypatch, tmp_path):
     cache.add_bundle_repo("org/name", tmp=tmp_path)
     go_online(monkeypatch)
     monkeypatch.setenv("HF_ENDPOINT", DEAD_ENDPOINT)
-    monkeypatch.setattr(hub, "hub_reachable", lambda *a, **k: True)
+    monkeypatch.setattr(hub.env, "hub_reachable", lambda *a, **k: True)
     t0 = time.monotonic()
     with raises_one_line("cannot reach the Hugging Face Hub"):
         hub.resolve_model("org/absent", "score")
@@ -252,7 +252,7 @@ def test_pinned_commit_in_cache_needs_no_network(hub_env, monkeypatch, tmp_path)
     def boom(*a, **k):
         raise AssertionError("network probe for an immutable cached commit")
 
-    monkeypatch.setattr(hub, "hub_reachable", boom)
+    monkeypatch.setattr(hub.env, "hub_reachable", boom)
     assert hub.resolve_model(f"org/name@{COMMIT_V1}", "score").commit == COMMIT_V1
 
 
@@ -356,7 +356,9 @@ def test_bundled_default_and_vdm_fallback(hub_env):
 
 def test_bundled_dir_override(tmp_path, monkeypatch):
     monkeypatch.delenv("MRDIFF_WEIGHTS_DIR", raising=False)
-    assert hub.bundled_dir() == Path(hub.__file__).resolve().parent.parent / "weights"
+    import mrdiff_cli
+
+    assert hub.bundled_dir() == Path(mrdiff_cli.__file__).resolve().parent / "weights"
     make_bundle(tmp_path / "w" / "score-brain-128")
     assert hub.resolve_model(None, "score", weights_dir=tmp_path / "w").path == tmp_path / "w" / "score-brain-128"
 
@@ -413,10 +415,37 @@ def test_model_info(hub_env, tmp_path):
     json.dumps(info)  # JSON-serialisable as is
 
 
-def test_download_model_is_resolve(hub_env, tmp_path):
+def test_download_model_returns_the_validated_snapshot_huggingface_hub_finds(hub_env, tmp_path):
+    from huggingface_hub import try_to_load_from_cache
+
     cache, _ = hub_env
     cache.add_bundle_repo("org/name", tmp=tmp_path)
-    assert hub.download_model("org/name", offline=True).commit == COMMIT_MAIN
+    rm = hub.download_model("org/name@v1", offline=True)
+    assert rm.commit == COMMIT_V1 and rm.revision == "v1" and rm.config["description"] == "v1"
+    found = try_to_load_from_cache("org/name", "model.safetensors", cache_dir=cache.root, revision="v1")
+    assert Path(found) == rm.weights_path  # the folder printed is the one huggingface_hub itself resolves
+    # what it fetched is validated, not just located: the task, and the weights file's header
+    with raises_one_line("is a 'score' model .* needs a 'vdm' model"):
+        hub.download_model("org/name@v1", offline=True, task="vdm")
+    pointer = b"version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 1\n"
+    files = {"config.json": json.dumps(bundle_config()).encode(), "model.safetensors": pointer}
+    cache.add_repo("org/lfs", {COMMIT_MAIN: files}, {"main": COMMIT_MAIN})
+    with raises_one_line("not a valid safetensors file .*git lfs pull"):
+        hub.download_model("org/lfs", offline=True)
+
+
+def test_fake_cache_has_huggingface_hub_layout(hub_env, tmp_path):
+    """The fixture cache must read back through huggingface_hub's own scanner without warnings."""
+    from huggingface_hub import scan_cache_dir
+
+    cache, _ = hub_env
+    cache.add_bundle_repo("org/name", tmp=tmp_path, subfolder="score")
+    info = scan_cache_dir(cache.root)
+    assert info.warnings == []
+    (repo,) = info.repos
+    assert repo.repo_id == "org/name" and repo.repo_type == "model"
+    assert {r.commit_hash: set(r.refs) for r in repo.revisions} == {COMMIT_MAIN: {"main"}, COMMIT_V1: {"v1"}}
+    assert {f.file_name for r in repo.revisions for f in r.files} == {"config.json", "model.safetensors", "README.md"}
 
 
 # ------------------------------------------------------------------------------------------------ push
@@ -431,7 +460,7 @@ def test_push_dry_run_plan_and_card(tmp_path, monkeypatch):
     import huggingface_hub
 
     monkeypatch.setattr(huggingface_hub, "HfApi", _NoHfApi)
-    monkeypatch.setattr(hub, "hub_reachable", lambda *a, **k: (_ for _ in ()).throw(AssertionError("probe")))
+    monkeypatch.setattr(hub.env, "hub_reachable", lambda *a, **k: (_ for _ in ()).throw(AssertionError("probe")))
     folder = make_bundle(
         tmp_path / "b",
         bundle_config(tasks=["score", "vdm"], license="cc-by-4.0", limitations="Brain T2 only."),
@@ -481,11 +510,10 @@ def test_push_uploads_bundle_files_only(tmp_path, monkeypatch):
         def create_branch(self, repo_id, **kwargs):
             calls.append(("create_branch", dict(repo_id=repo_id, **kwargs)))
 
-        def upload_folder(self, **kwargs):
-            staged = Path(kwargs["folder_path"])
-            kwargs["staged"] = sorted(p.relative_to(staged).as_posix() for p in staged.rglob("*") if p.is_file())
-            kwargs["card"] = (staged / "README.md").read_text()
-            calls.append(("upload_folder", kwargs))
+        def create_commit(self, **kwargs):
+            ops = {op.path_in_repo: op.path_or_fileobj for op in kwargs["operations"]}
+            kwargs["uploaded"] = {k: v if isinstance(v, bytes) else Path(v).read_bytes() for k, v in ops.items()}
+            calls.append(("create_commit", kwargs))
 
             class Info:
                 oid = "d" * 40
@@ -494,19 +522,21 @@ def test_push_uploads_bundle_files_only(tmp_path, monkeypatch):
             return Info()
 
     monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
-    monkeypatch.setattr(hub, "hub_reachable", lambda *a, **k: True)
+    monkeypatch.setattr(hub.env, "hub_reachable", lambda *a, **k: True)
     go_online(monkeypatch)
     folder = make_bundle(tmp_path / "b", extra_files={"secret.txt": b"no", "old.ckpt": b"\x80"})
     result = hub.push_model(folder, "me/tiny", revision="dev", token="hf_test")
     kinds = [c[0] for c in calls]
-    assert kinds == ["init", "create_repo", "create_branch", "upload_folder"]
+    assert kinds == ["init", "create_repo", "create_branch", "create_commit"]
     assert calls[0][1]["token"] == "hf_test"
     assert calls[1][1]["exist_ok"] is True and calls[1][1]["private"] is None
     up = calls[3][1]
-    assert up["repo_id"] == "me/tiny" and up["revision"] == "dev"
-    assert set(up["allow_patterns"]) == {"config.json", "model.safetensors", "README.md"}
-    assert up["staged"] == ["README.md", "config.json", "model.safetensors"]
-    assert "library_name: mrdiff" in up["card"]
+    assert up["repo_id"] == "me/tiny" and up["revision"] == "dev" and up["repo_type"] == "model"
+    assert sorted(up["uploaded"]) == ["README.md", "config.json", "model.safetensors"]  # one commit, nothing else
+    for name in ("config.json", "model.safetensors"):
+        assert up["uploaded"][name] == (folder / name).read_bytes()
+    assert "library_name: mrdiff" in up["uploaded"]["README.md"].decode()
+    assert up["commit_message"] == "Upload mrdiff bundle (score)"
     assert result["commit"] == "d" * 40 and result["commit_url"].endswith("d" * 40) and not result["dry_run"]
 
 

@@ -121,15 +121,7 @@ def info_cmd(spec: SpecArg, offline: OfflineOpt = False, json_out: JsonOpt = Fal
         from rich.markdown import Markdown  # markdown-it is only needed here
 
         out_console.rule("model card")
-        out_console.print(Markdown(_strip_front_matter(info["card"])))
-
-
-def _strip_front_matter(text: str) -> str:
-    if text.startswith("---"):
-        end = text.find("\n---", 3)
-        if end != -1:
-            return text[end + 4 :].lstrip("\n")
-    return text
+        out_console.print(Markdown(hub.card_body(info["card"])))
 
 
 @app.command("push")

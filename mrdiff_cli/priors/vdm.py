@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .edm import EDMConfig, EDMPrior
+from .format import BUNDLE_VERSION, NORMALIZATION
 from .unet import UNetConfig
 
 
@@ -144,7 +145,7 @@ class MonotoneGamma(nn.Module):
 class VDM(nn.Module):
     """A VDM whose noise model is an EDM (VE) score prior: ``self.score`` (EDMPrior) + ``self.gamma`` (MonotoneGamma).
 
-    ``denoise`` / ``score`` / ``edm`` / ``unet_cfg`` forward to the inner prior, so a VDM bundle also serves
+    ``denoise`` / ``edm`` / ``unet_cfg`` forward to the inner prior, so a VDM bundle also serves
     ``mrdiff reconstruct``. Pass ``score=`` to wrap an existing (trained) EDMPrior without copying its weights.
     """
 
@@ -181,9 +182,6 @@ class VDM(nn.Module):
     def denoise(self, x: torch.Tensor, sigma: torch.Tensor | float) -> torch.Tensor:
         """D(x; sigma) on the VE scale (the inner EDM prior)."""
         return self.score.denoise(x, sigma)
-
-    def score_fn(self, x: torch.Tensor, sigma: torch.Tensor | float) -> torch.Tensor:
-        return self.score.score(x, sigma)
 
     # VP / VDM view
     def alpha_sigma(self, t: torch.Tensor | float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -248,8 +246,6 @@ def vdm_bundle_config(model: VDM, *, tasks: list[str] | None = None, **extra: An
     ``tasks`` defaults to ["vdm", "score"]: the inner network is a VE denoiser, so the bundle also serves
     ``mrdiff reconstruct``. ``extra`` (training, validation, description, ...) is merged in.
     """
-    from .bundle import BUNDLE_VERSION, NORMALIZATION
-
     res = model.unet_cfg.resolution
     cfg: dict[str, Any] = {
         "mrdiff_bundle_version": BUNDLE_VERSION,

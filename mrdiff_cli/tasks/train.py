@@ -18,7 +18,8 @@ from typing import Any, Callable
 import torch
 
 from ..errors import UsageError
-from ..priors.bundle import NORMALIZATION, _atomic_write_bytes, save_bundle
+from ..io.atomic import atomic_write_bytes
+from ..priors.bundle import NORMALIZATION, save_bundle
 from .train_data import AugmentConfig, augment, expand_inputs, extract_slices
 
 VAL_SIGMAS = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0]
@@ -239,7 +240,7 @@ def _save_checkpoint(
         tensors[f"rng.torch.{r}"] = ts
     meta = {"step": step, "param_groups": osd["param_groups"], **extra}
     # one file, written atomically: weights, optimizer, RNG and the step counter can never disagree
-    _atomic_write_bytes(checkpoint_path(out), save(tensors, metadata={"meta": json.dumps(meta)}))
+    atomic_write_bytes(checkpoint_path(out), save(tensors, metadata={"meta": json.dumps(meta)}))
 
 
 def read_checkpoint_meta(out: str | Path) -> dict | None:
