@@ -84,6 +84,8 @@ def test_parse_model_spec(spec, expected):
         ("org/na me", "invalid Hub repo id"),
         ("org/-name", "invalid Hub repo id"),
         ("org/na--me", "invalid Hub repo id"),
+        ("org/name.git", "invalid Hub repo id"),
+        ("hf://org/nämé", "invalid Hub repo id"),
         ("org/name@", "invalid revision"),
         ("org/name@../x", "invalid revision"),
         ("hf://org/name@v1/../x", "invalid subfolder"),

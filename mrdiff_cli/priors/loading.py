@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
+
+from .bundle import load_bundle
+from .hub import resolve_model
 
 
 def load_prior(spec: str | None, task: str, *, offline: bool = False, device: str = "cpu") -> tuple[Any, dict[str, Any]]:
-    """→ (model in eval mode on device, info dict for metrics / DICOM descriptions)."""
-    from .bundle import load_bundle
-    from .hub import resolve_model
+    """→ (model in eval mode on device, info dict for metrics / DICOM descriptions).
 
+    The bundle is validated for ``task`` (:func:`~mrdiff_cli.priors.bundle.check_bundle`) before any weights are
+    read. A resolution warning (e.g. Hub unreachable, cached snapshot used) is raised as a Python warning; the
+    CLI prints those on stderr.
+    """
     resolved = resolve_model(spec, task, offline=offline or None)
-    if resolved.warning:  # e.g. Hub unreachable, cached snapshot used: the CLI prints warnings on stderr
-        import warnings
-
+    if resolved.warning:
         warnings.warn(resolved.warning)
     model, config = load_bundle(resolved.path, device=device)
     info = {
