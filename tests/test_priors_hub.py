@@ -158,11 +158,22 @@ def test_hub_subfolder(hub_env, tmp_path):
         hub.resolve_model("hf://org/multi@v1/other", "score")
 
 
-def test_offline_not_cached_is_fast_and_names_the_switch(hub_env):
+def test_offline_not_cached_is_fast_and_names_the_switch(hub_env, monkeypatch):
+    import socket
+
+    attempts = []
+
+    def no_network(*a, **k):
+        attempts.append(a)
+        raise OSError("offline mode opened a connection")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setattr(socket.socket, "connect", no_network)
     t0 = time.monotonic()
-    with raises_one_line("HF_HUB_OFFLINE") as info:
+    with raises_one_line("offline mode is on .*HF_HUB_OFFLINE") as info:
         hub.resolve_model("org/absent", "score")
     assert time.monotonic() - t0 < 2.0
+    assert attempts == []  # not even the reachability probe
     assert "org/absent" in str(info.value) and "not in the local cache" in str(info.value)
 
 
