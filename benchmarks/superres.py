@@ -29,7 +29,7 @@ import torch
 
 from mrdiff_cli.metrics import volume_metrics
 from mrdiff_cli.ops.operators import resize_image
-from mrdiff_cli.samplers.vdm import measure_lowres
+from mrdiff_cli.ops.superres import measure_lowres
 from mrdiff_cli.tasks.superres import SuperresOptions, baselines, load_superres_input, load_superres_model, superres_slices
 
 DEFAULT_INPUTS = ["/work/data/val/S0_10slices.nii.gz", "/work/data/val/t1_coronal_slice.npy"]

@@ -18,7 +18,7 @@ from mrdiff_cli.priors.bundle import NORMALIZATION, save_bundle
 from mrdiff_cli.priors.edm import EDMConfig, EDMPrior
 from mrdiff_cli.priors.unet import UNetConfig
 from mrdiff_cli.priors.vdm import VDM, VDMConfig, vdm_bundle_config
-from mrdiff_cli.samplers.vdm import measure_lowres
+from mrdiff_cli.ops.superres import measure_lowres
 from mrdiff_cli.types import Geometry
 
 runner = CliRunner()
@@ -83,7 +83,7 @@ def test_64_to_128_acquisition_writes_nifti_with_halved_voxels_and_same_fov(tmp_
     src = write_nifti(tmp_path / "low.nii.gz", low, Geometry(voxel_size=(4.0, 4.0, 5.0), affine=_oblique_affine(4.0, 64), known=True))
     out = tmp_path / "sr.nii.gz"
     r = runner.invoke(app, ["superres", str(src), "--from", "64", "--to", "128", "-o", str(out), "--model",
-                            str(bundles["score128"]), "--steps", "2", "--device", "cpu", "--json"])
+                            str(bundles["score128"]), "--steps", "2", "--device", "cpu", "--noise", "none", "--json"])
     assert r.exit_code == 0, r.output
     summary = json.loads(r.stdout)
     assert summary["mode"] == "acquisition" and summary["from"] == [64, 64] and summary["to"] == [128, 128]
@@ -98,7 +98,8 @@ def test_64_to_128_acquisition_writes_nifti_with_halved_voxels_and_same_fov(tmp_
     # exact low-k consistency with the acquisition (lambda = 1)
     y = fft2c(torch.from_numpy(low).to(torch.complex64))
     got = measure_lowres(torch.from_numpy(vol), (64, 64))
-    assert float((got - y).norm() / y.norm()) < 1e-4
+    # magnitude output: non-negative, so consistent up to the clipped ringing (exactness: test below)
+    assert vol.min() >= 0 and float((got - y).norm() / y.norm()) < 0.2
     metrics = json.loads((tmp_path / "sr_metrics.json").read_text())
     assert metrics["output"]["image"] == str(out) and metrics["model"]["schedule"].startswith("linear gamma")
 
@@ -148,7 +149,6 @@ def test_vdm_bundle_raw_kspace_input_and_dicom_output(tmp_path, bundles, tiny_fa
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--from", "32", "--to", "64"], "differs from the model's trained resolution 32x32"),
         (["--from", "32", "--to", "32"], "must be smaller than --to"),
         (["--from", "8", "--to", "32", "--guidance", "2"], "lambda must be in"),
         (["--from", "8x7", "--to", "32", "--model", "score_only"], "needs a 'vdm' model"),
@@ -186,13 +186,34 @@ def test_non_square_from(tmp_path, bundles):
     hi = _head(1, 32)
     src = write_nifti(tmp_path / "in.nii.gz", hi, Geometry(voxel_size=(2.0, 2.0, 5.0)))
     r = runner.invoke(app, ["superres", str(src), "--from", "16x8", "--to", "32", "-o", str(tmp_path / "o.nii.gz"),
-                            "--model", str(bundles["score32"]), "--steps", "2", "--json"])
+                            "--model", str(bundles["score32"]), "--steps", "2", "--noise", "none", "--json"])
     assert r.exit_code == 0, r.output
     s = json.loads(r.stdout)
     assert s["factor"] == [2.0, 4.0] and s["from"] == [16, 8]
     vol, _ = read_nifti(tmp_path / "o.nii.gz")
     y = measure_lowres(torch.from_numpy(hi), (16, 8))
-    assert float((measure_lowres(torch.from_numpy(vol), (16, 8)) - y).norm() / y.norm()) < 1e-4
+    assert vol.min() >= 0 and float((measure_lowres(torch.from_numpy(vol), (16, 8)) - y).norm() / y.norm()) < 0.2
+
+
+@pytest.mark.parametrize("sampler", ["fast", "vdm"])
+@pytest.mark.parametrize("low", [(16, 16), (16, 8), (12, 20)])
+def test_superres_slices_exact_low_k_consistency_without_clipping(bundles, sampler, low):
+    """noise 'none' (fast) / lambda 1 (vdm) and no clipping: the output's centre k-space block is the data."""
+    from mrdiff_cli.priors.loading import load_prior
+    from mrdiff_cli.priors.vdm import vdm_from_score
+    from mrdiff_cli.tasks.superres import SuperresOptions, superres_slices
+
+    prior, _ = load_prior(str(bundles["score32"]), "score")
+    hi = torch.from_numpy(_head(2, 32))
+    y = measure_lowres(hi, low)
+    opts = SuperresOptions(sampler=sampler, steps=2, noise="none", nonneg=False)
+    mean, var, _ = superres_slices(vdm_from_score(prior), y, (32, 32), opts)
+    assert mean.shape == (2, 32, 32) and var is None
+    assert float((measure_lowres(mean, low) - y).norm() / y.norm()) < 1e-4
+    # and the prior added detail beyond the sinc image
+    from mrdiff_cli.ops.superres import zero_pad_upsample
+
+    assert float((mean - zero_pad_upsample(y, (32, 32))).norm() / mean.norm()) > 1e-3
 
 
 def test_uncertainty_task_superres_writes_maps_and_calibration(tmp_path, bundles):

@@ -51,6 +51,7 @@ from mrdiff_cli.ops.fft import fft2c, ifft2c
 from mrdiff_cli.ops.operators import CoilwiseOp
 from mrdiff_cli.samplers.adapters import GaussianPrior, make_denoiser
 from mrdiff_cli.samplers.dc import hard_dc_coilwise
+from mrdiff_cli.samplers.dc import ProximalDC, SoftDC
 from mrdiff_cli.samplers.fast import fast_sample
 from mrdiff_cli.samplers.pc import pc_sample
 from mrdiff_cli.samplers.schedules import geometric_sigmas, karras_sigmas
@@ -150,7 +151,7 @@ def test_pc_predictor_matches_gaussian_posterior(prior_mean):
     p = Problem(prior_mean)
     sig = geometric_sigmas(300, 0.01, 10.0)
     x = pc_sample(
-        p.den, lambda v: hard_dc_coilwise(v, p.y, p.mask), sig, ifft2c(p.y), snr=0.0, n_corrector=0,
+        p.den, p.y, CoilwiseOp(p.mask), sig, ifft2c(p.y), dc=SoftDC(1.0), snr=0.0, n_corrector=0,
         generator=torch.Generator().manual_seed(1),
     )
     st = p.stats(x)
@@ -164,7 +165,7 @@ def test_pc_with_langevin_corrector_close_to_gaussian_posterior():
     p = Problem("random", seed=2)
     sig = geometric_sigmas(300, 0.01, 10.0)
     x = pc_sample(
-        p.den, lambda v: hard_dc_coilwise(v, p.y, p.mask), sig, ifft2c(p.y), snr=0.16, n_corrector=1,
+        p.den, p.y, CoilwiseOp(p.mask), sig, ifft2c(p.y), dc=SoftDC(1.0), snr=0.16, n_corrector=1,
         generator=torch.Generator().manual_seed(3),
     )
     st = p.stats(x)
@@ -183,7 +184,7 @@ def test_fast_sampler_mean_exact_variance_halved(prior_mean):
     A = CoilwiseOp(p.mask)
     sig = karras_sigmas(50, 0.01, 10.0)
     x = fast_sample(
-        p.den, p.y, A, sig, ifft2c(p.y), n_cg=10, mu=0.0, zeta=1.0, generator=torch.Generator().manual_seed(5)
+        p.den, p.y, A, sig, ifft2c(p.y), dc=ProximalDC(10, 0.0), zeta=1.0, generator=torch.Generator().manual_seed(5)
     )
     st = p.stats(x)
     f = _fast_factor(sig)
@@ -199,7 +200,7 @@ def test_fast_sampler_ancestral_renoise_recovers_posterior_variance():
     A = CoilwiseOp(p.mask)
     sig = karras_sigmas(50, 0.01, 10.0)
     x = fast_sample(
-        p.den, p.y, A, sig, ifft2c(p.y), n_cg=10, mu=0.0, zeta="ancestral", generator=torch.Generator().manual_seed(7)
+        p.den, p.y, A, sig, ifft2c(p.y), dc=ProximalDC(10, 0.0), zeta="ancestral", generator=torch.Generator().manual_seed(7)
     )
     st = p.stats(x)
     assert 0.8 < st["var_rel"] < 1.1, st["var_rel"]
@@ -213,7 +214,7 @@ def test_fast_variance_factor_tends_to_one_half():
 
 
 def test_per_item_generators_give_batch_independent_noise():
-    from mrdiff_cli.samplers.fast import _randn_like
+    from mrdiff_cli.samplers.noise import randn_like as _randn_like
 
     x = torch.zeros(3, 2, 4, 4, dtype=torch.complex64)
     gens = lambda: [torch.Generator().manual_seed(s) for s in (7, 8, 9)]  # noqa: E731

@@ -14,15 +14,35 @@ from mrdiff_cli.ops.fft import fft2c
 from mrdiff_cli.ops.operators import resize_image
 from mrdiff_cli.priors.unet import UNetConfig
 from mrdiff_cli.priors.vdm import VDM, VDMConfig
-from mrdiff_cli.samplers.vdm import (
+from mrdiff_cli.ops.superres import (
+    SuperResOp,
     centre_mask,
     hermitian_partner,
-    kspace_guidance,
     measure_lowres,
-    pad_lowres,
-    vdm_guided_sample,
+    real_kspace_replace,
     zero_pad_upsample,
 )
+from mrdiff_cli.samplers.adapters import VDMDenoiser
+from mrdiff_cli.samplers.schedules import vdm_sigmas
+from mrdiff_cli.samplers.vdm import vdm_sample
+
+
+def pad_lowres(y_low, out_hw):
+    A = SuperResOp(out_hw, tuple(y_low.shape[-2:]))
+    return A.pad(A.from_lowres(y_low))
+
+
+def kspace_guidance(x, y_pad, mask, lam):
+    return real_kspace_replace(x, y_pad, mask, lam)
+
+
+def vdm_guided_sample(model, y_low, low, high, steps, guidance=1.0, generator=None, callback=None, x_shape=None, batch_size=None):
+    """The sampler contract wired as tasks/superres wires it: A = SuperResOp, sigmas from the learned gamma."""
+    A = SuperResOp(high, low)
+    y = A.from_lowres(torch.as_tensor(y_low))
+    x_init = torch.zeros(x_shape or (y.shape[0], 1, *high))
+    return vdm_sample(VDMDenoiser(model, batch_size), y, A, vdm_sigmas(model.gamma, steps), x_init, lam=guidance,
+                      generator=generator, callback=callback)
 
 TOL = 1e-4
 

@@ -19,6 +19,11 @@ OUTPUT = "Output"
 RUN = "Execution"
 
 
+class SRSampler(str, Enum):
+    fast = "fast"
+    vdm = "vdm"
+
+
 class OutFormat(str, Enum):
     nifti = "nifti"
     dicom = "dicom"
@@ -28,12 +33,14 @@ class OutFormat(str, Enum):
 def superres(
     input: Annotated[Path, typer.Argument(help="NIfTI / DICOM magnitude image (or .npy), or raw k-space h5 (its zero-filled RSS is used).", show_default=False)],
     from_: Annotated[str, typer.Option("--from", help="Low-resolution matrix N or HxW. If the input has this matrix it is the acquisition; if larger it is degraded to it (k-space crop) and used as the reference.", rich_help_panel=RES, show_default=False)],
-    to: Annotated[str, typer.Option("--to", help="Target matrix N or HxW (must be the model's resolution).", rich_help_panel=RES, show_default=False)],
+    to: Annotated[str, typer.Option("--to", help="Target matrix N or HxW (any size; the prior is fully convolutional).", rich_help_panel=RES, show_default=False)],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output file (.nii.gz) or folder for DICOM.", rich_help_panel=OUTPUT, show_default=False)],
     model: ModelOpt = None,
     offline: OfflineOpt = False,
-    steps: Annotated[int, typer.Option(help="Ancestral VDM steps T (the paper uses 1000).", rich_help_panel=SAMPLER)] = 100,
-    guidance: Annotated[float, typer.Option("--guidance", "--lambda", help="k-space guidance weight lambda in [0, 1] (1 = exact low-k consistency, 0 = ignore the data).", rich_help_panel=SAMPLER)] = 1.0,
+    sampler: Annotated[SRSampler, typer.Option(help="fast: denoise -> consistency on the measured k-space block -> renoise (21 NFE); vdm: the seed's k-space-guided VDM sampler.", rich_help_panel=SAMPLER)] = SRSampler.fast,
+    steps: Annotated[Optional[int], typer.Option(help="Sampler steps (default: fast 20, vdm 100; the VDM paper uses 1000).", rich_help_panel=SAMPLER, show_default=False)] = None,
+    guidance: Annotated[float, typer.Option("--guidance", "--lambda", help="vdm: k-space guidance weight lambda in [0, 1] (1 = exact low-k consistency, 0 = ignore the data).", rich_help_panel=SAMPLER)] = 1.0,
+    noise: Annotated[str, typer.Option(help="fast: noise std of the low-resolution image: 'auto' (estimated from the data; soft consistency), 'none' (hard consistency) or a number in image units.", rich_help_panel=SAMPLER)] = "auto",
     samples: Annotated[int, typer.Option("--samples", "-K", help="Samples per slice; >1 writes the mean plus variance/std maps.", rich_help_panel=SAMPLER)] = 1,
     save_samples: Annotated[bool, typer.Option(help="Also write every sample.", rich_help_panel=OUTPUT)] = False,
     seed: Annotated[int, typer.Option(help="Random seed (same seed and batch size → same output).", rich_help_panel=RUN)] = 0,
@@ -53,8 +60,15 @@ def superres(
 
     if samples < 1:
         raise UsageError("--samples must be >= 1")
-    if steps < 1:
+    if steps is not None and steps < 1:
         raise UsageError("--steps must be >= 1")
+    if noise not in ("auto", "none"):
+        try:
+            noise = float(noise)
+        except ValueError:
+            raise UsageError(f"--noise {noise!r}: expected auto, none or a number >= 0") from None
+        if not noise >= 0:
+            raise UsageError(f"--noise {noise}: must be >= 0")
     if batch_size < 1:
         raise UsageError("--batch-size must be >= 1")
     if not 0.0 <= guidance <= 1.0:
@@ -70,7 +84,8 @@ def superres(
         preview=preview,
         overwrite=overwrite,
         slices=parse_slices(slices),
-        options=SuperresOptions(steps=steps, guidance=guidance, samples=samples, seed=seed, batch_size=batch_size),
+        options=SuperresOptions(sampler=sampler.value, steps=steps, guidance=guidance, noise=noise, samples=samples, seed=seed,
+                                batch_size=batch_size),
     )
     dev = resolve_device(device)
     job.options.device = str(dev)
@@ -123,5 +138,5 @@ def _print_summary(s: dict) -> None:
     th, tw = s["to"]
     console.print(
         f"{Path(s['input']).name}: {s['mode']} {fh}x{fw} → {th}x{tw}, {len(s['slices'])} slice(s), "
-        f"λ={s['guidance']:g}, {s['steps']} steps, {s['seconds_per_slice']:.2f} s/slice → {s['output']['image']}"
+        f"{s['sampler']} sampler, {s['steps']} steps, {s['seconds_per_slice']:.2f} s/slice → {s['output']['image']}"
     )

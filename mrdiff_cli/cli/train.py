@@ -66,6 +66,9 @@ def _make_command(task: str) -> Callable[..., None]:
         matrix: Annotated[int, typer.Option(help="Training image size (matrix × matrix) after resampling to --voxel.", rich_help_panel=DATA)] = 128,
         voxel: Annotated[float, typer.Option(help="Isotropic voxel size in mm the volumes are resampled to.", rich_help_panel=DATA)] = 2.0,
         axes: Annotated[Axes, typer.Option(help="Slice orientations taken from 3D volumes.", rich_help_panel=DATA)] = Axes.all,
+        voxels: Annotated[str, typer.Option(help="Any-resolution training: comma-separated voxel sizes in mm (e.g. 0.8,1.1,1.5,2); slices are resampled at each (same FOV as --matrix x --voxel) and --matrix² patches are drawn from them. '' = whole slices at --voxel.", rich_help_panel=DATA)] = "",
+        elastic: Annotated[float, typer.Option(help="Elastic-deformation augmentation: max displacement as a fraction of the image half-width (0 = off).", rich_help_panel=DATA)] = 0.0,
+        aniso_scale: Annotated[float, typer.Option(help="Independent x/y scaling augmentation, +- this fraction (0 = off).", rich_help_panel=DATA)] = 0.0,
         base_channels: Annotated[int, typer.Option(help="UNet channels at full resolution.", rich_help_panel=MODEL)] = 32,
         channel_mults: Annotated[str, typer.Option(help="UNet channel multipliers per level, comma separated.", rich_help_panel=MODEL)] = "1,2,2,4",
         res_blocks: Annotated[int, typer.Option(help="Residual blocks per UNet level.", rich_help_panel=MODEL)] = 1,
@@ -123,6 +126,14 @@ def _check_options(task: str, kw: dict[str, Any]) -> tuple[list[int], list[int]]
     if not kw["voxel"] > 0:
         raise UsageError(f"--voxel must be > 0 mm (got {kw['voxel']:g})")
     mults = _int_list(kw["channel_mults"], "--channel-mults")
+    try:
+        kw["voxels"] = [float(v) for v in kw["voxels"].replace(" ", "").split(",") if v]
+    except ValueError:
+        raise UsageError(f"--voxels {kw['voxels']!r}: expected comma-separated sizes in mm, e.g. 0.8,1.1,1.5,2") from None
+    if any(not v > 0 for v in kw["voxels"]):
+        raise UsageError("--voxels: every voxel size must be > 0 mm")
+    if not 0.0 <= kw["elastic"] <= 0.2 or not 0.0 <= kw["aniso_scale"] < 0.5:
+        raise UsageError("--elastic must be in [0, 0.2] and --aniso-scale in [0, 0.5)")
     attn = _int_list(kw["attn_resolutions"], "--attn-resolutions", allow_empty=True)
     down = 2 ** (len(mults) - 1)
     if kw["matrix"] < 8 or kw["matrix"] % down:
@@ -238,6 +249,9 @@ def _train(task: str, **kw: Any) -> None:
         vdm_timesteps=kw["vdm_timesteps"],
         gamma_min=kw["gamma_min"],
         gamma_max=kw["gamma_max"],
+        voxels=kw["voxels"],
+        elastic=kw["elastic"],
+        aniso_scale=kw["aniso_scale"],
     )
     if meta is not None and kw["resume"] and int(meta.get("step", 0)) >= cfg.steps and not quiet:
         console.print(f"note: the checkpoint is already at step {meta.get('step')} (>= --steps {cfg.steps}); re-exporting the bundle only")

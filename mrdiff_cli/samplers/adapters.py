@@ -33,6 +33,24 @@ class GaussianPrior:
         return (v * x + s**2 * self.mean) / (v + s**2)
 
 
+def size_multiple(prior) -> int:
+    """The UNet's downsampling factor 2^(levels - 1): image sides must be multiples of it."""
+    cfg = getattr(prior, "unet_cfg", None)
+    return 2 ** (len(cfg.channel_mults) - 1) if cfg is not None else 1
+
+
+def padded_denoise(prior, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """prior.denoise on (B, 1, H, W) of any size: zero-padded (centred; MR backgrounds are ~0) to a multiple of
+    the network's downsampling factor, then cropped back. The prior is fully convolutional."""
+    m = size_multiple(prior)
+    H, W = x.shape[-2:]
+    ph, pw = (-H) % m, (-W) % m
+    if not ph and not pw:
+        return prior.denoise(x, sigma)
+    xp = torch.nn.functional.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2))
+    return prior.denoise(xp, sigma)[..., ph // 2 : ph // 2 + H, pw // 2 : pw // 2 + W]
+
+
 def batched_real_denoise(prior, x: torch.Tensor, sigma: float, batch_size: int, autocast: torch.dtype | None = None) -> torch.Tensor:
     """Denoise a stack of real images (..., H, W) through the prior in chunks."""
     shape = x.shape
@@ -42,7 +60,7 @@ def batched_real_denoise(prior, x: torch.Tensor, sigma: float, batch_size: int, 
         chunk = flat[i : i + batch_size]
         sig = torch.full((chunk.shape[0],), float(sigma), device=chunk.device)
         with torch.no_grad(), torch.autocast(chunk.device.type, dtype=autocast or torch.bfloat16, enabled=autocast is not None):
-            outs.append(prior.denoise(chunk, sig).float())
+            outs.append(padded_denoise(prior, chunk, sig).float())
     return torch.cat(outs).reshape(shape)
 
 
@@ -95,3 +113,29 @@ def lowres_image(x: torch.Tensor, width: int = 24) -> torch.Tensor:
 def lowres_phase(x: torch.Tensor, width: int = 24) -> torch.Tensor:
     """Smooth phase estimate: phase of :func:`lowres_image`."""
     return torch.angle(lowres_image(x, width))
+
+
+class VDMDenoiser:
+    """A VDM (or any model with ``denoise`` and ``eps_from_gamma``) as a sampler denoiser for real images
+    (N, 1, H, W): ``D(x; sigma)`` and the cancellation-free ``eps(z, gamma)``, chunked by ``batch_size``."""
+
+    def __init__(self, model, batch_size: int | None = None):
+        self.model, self.batch_size = model, batch_size
+
+    def _chunks(self, n: int) -> range:
+        return range(0, n, n if not self.batch_size else max(1, int(self.batch_size)))
+
+    def __call__(self, x: torch.Tensor, sigma: float) -> torch.Tensor:
+        n, step = x.shape[0], (x.shape[0] if not self.batch_size else max(1, int(self.batch_size)))
+        sig = torch.full((n,), float(sigma), device=x.device)
+        return torch.cat([padded_denoise(self.model, x[i : i + step], sig[i : i + step]) for i in self._chunks(n)])
+
+    def eps(self, z: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
+        n, step = z.shape[0], (z.shape[0] if not self.batch_size else max(1, int(self.batch_size)))
+        g = gamma.reshape(1).expand(n) if gamma.dim() == 0 else gamma
+        m = size_multiple(self.model)
+        H, W = z.shape[-2:]
+        ph, pw = (-H) % m, (-W) % m
+        zp = torch.nn.functional.pad(z, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2)) if ph or pw else z
+        out = torch.cat([self.model.eps_from_gamma(zp[i : i + step], g[i : i + step]) for i in self._chunks(n)])
+        return out[..., ph // 2 : ph // 2 + H, pw // 2 : pw // 2 + W]

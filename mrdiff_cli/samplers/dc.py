@@ -184,3 +184,98 @@ def cg_dc(
 
     rhs = A.adjoint(y) + mu_b * x0
     return cg_solve(normal_fn, rhs, x0, n_iter, tol)
+
+
+# ------------------------------------------------------------------------------------------------ DC steps
+#
+# The samplers take one data-consistency step object ``dc`` and call it as
+#
+#     x = dc(x, y, A, step=i, n_steps=n, sigma=sigma_i)
+#
+# after each denoising step (the fast sampler), or after the predictor and the corrector (pc). ``step`` is the
+# index of the sampler step (0 .. n_steps - 1; a final noise-free step repeats n_steps - 1), ``sigma`` its noise
+# level. Steps keyed on the index (the hybrid SENSE sweep every m steps) need no hidden counters.
+
+
+class ProximalDC:
+    """argmin_x ||A x - y||^2 + mu ||x - x_d||^2 by ``n_cg`` CG iterations (mu may be a function of sigma:
+    DiffPIR's mu_i = lam sigma_n^2 / sigma_i^2); ``n_cg = 0`` leaves x unchanged."""
+
+    def __init__(self, n_cg: int = 5, mu: float | Callable[[float], float] = 0.0):
+        self.n_cg, self.mu = int(n_cg), mu
+
+    def __call__(self, x, y, A, *, step: int = 0, n_steps: int = 1, sigma: float = 0.0):
+        if self.n_cg <= 0:
+            return x
+        return cg_dc(x, y, A, self.mu(sigma) if callable(self.mu) else self.mu, self.n_cg)
+
+
+class SoftDC:
+    """The seed's x <- x - lam A^H (A x - y) (Prop. 1: non-expansive for lam in [0, 1]); lam = 1 with an
+    operator whose A A^H = I (coil-wise masks, the super-resolution crop) is the hard projection."""
+
+    def __init__(self, lam: float = 1.0):
+        self.lam = lam
+
+    def __call__(self, x, y, A, *, step: int = 0, n_steps: int = 1, sigma: float = 0.0):
+        return soft_dc(x, y, A, self.lam)
+
+
+def noise_aware_weight(sigma: float, noise_sigma) -> torch.Tensor | float:
+    """lam_i = sigma_i^2 / (sigma_i^2 + sigma_n^2): the posterior-mean combination of a denoised estimate with
+    error ~sigma_i and a measurement with noise sigma_n on each measured k-space value (1 for noise-free data,
+    -> 0 once the prior's estimate is better than the measurement). ``noise_sigma``: float or (batch,) tensor."""
+    s2 = float(sigma) ** 2
+    if isinstance(noise_sigma, torch.Tensor):
+        return s2 / (s2 + noise_sigma.float() ** 2).clamp_min(1e-30)
+    return s2 / max(s2 + float(noise_sigma) ** 2, 1e-30)
+
+
+class RealKspaceDC:
+    """For real images and a k-space selection operator (``A.kmask``, ``A.pad``; e.g. SuperResOp): the seed's
+    guidance x <- Re F^H herm[lam P y + (1 - lam) Lambda F x + (I - Lambda) F x] with lam = 1 (hard
+    consistency) or, with ``noise_sigma`` (y's noise std per k-space value, A's units), the noise-aware
+    lam_i = sigma_i^2 / (sigma_i^2 + sigma_n^2)."""
+
+    def __init__(self, lam: float = 1.0, noise_sigma=None):
+        self.lam, self.noise_sigma = lam, noise_sigma
+
+    def __call__(self, x, y, A, *, step: int = 0, n_steps: int = 1, sigma: float = 0.0):
+        from ..ops.superres import real_kspace_replace, realisable
+
+        lam = self.lam if self.noise_sigma is None else noise_aware_weight(sigma, self.noise_sigma)
+        if isinstance(lam, torch.Tensor):
+            lam = lam.to(x.device).reshape(-1, *([1] * (x.dim() - 1)))
+        kmask = A.kmask.to(x.device)
+        return real_kspace_replace(x, realisable(A.pad(y), kmask), kmask, lam)
+
+
+class Projected:
+    """``dc`` followed by a projection (object support, real part)."""
+
+    def __init__(self, dc, project: Callable[[torch.Tensor], torch.Tensor]):
+        self.dc, self.project = dc, project
+
+    def __call__(self, x, y, A, **kw):
+        return self.project(self.dc(x, y, A, **kw))
+
+
+class HybridSenseDC:
+    """The seed's hybrid mode: ``dc`` (coil-wise, SSOS) every step, plus one block-Kaczmarz SENSE sweep over the
+    coils (:func:`kaczmarz_sense_sweep`) every ``every`` steps and always at the last step.
+
+    ``y_raw``/``mask``/``maps`` are in the scan's own scale; the coil images are divided by ``scale`` (per
+    coil) for the prior, so the sweep works on ``x * scale``."""
+
+    def __init__(self, dc, maps: torch.Tensor, y_raw: torch.Tensor, mask: torch.Tensor, scale: torch.Tensor, every: int):
+        self.dc, self.maps, self.y_raw, self.mask, self.scale = dc, maps, y_raw, mask, scale
+        self.every = max(1, int(every))
+
+    def sweeps_at(self, step: int, n_steps: int) -> bool:
+        return (step + 1) % self.every == 0 or step == n_steps - 1
+
+    def __call__(self, x, y, A, *, step: int = 0, n_steps: int = 1, sigma: float = 0.0):
+        x = self.dc(x, y, A, step=step, n_steps=n_steps, sigma=sigma)
+        if not self.sweeps_at(step, n_steps):
+            return x
+        return kaczmarz_sense_sweep(x * self.scale, self.maps, self.y_raw, self.mask) / self.scale

@@ -20,76 +20,52 @@ spread the denoiser shrank). Point estimates favour zeta = 1; uncertainty maps u
     (final_step=True: one more noise-free step x0 <- DC(D(x0; sigma_{N-1})), which removes the residual noise
      that the last DC injected; NFE = N + 1)
 
-One network evaluation per step (NFE = N, or N + 1 with the final noise-free step). Works for any linear operator A with __call__/adjoint/normal
-(single-coil, SSOS coil-wise, SENSE) and any complex denoise_fn (see adapters.py). Batched; seeded by
-``generator``.
+One network evaluation per step (NFE = N, or N + 1 with the final noise-free step). The consistency step
+is the ``dc`` object (samplers/dc.py; default: ProximalDC(n_cg=5, mu=0)), so the same function serves
+single-coil, SSOS coil-wise, SENSE and super-resolution operators, real or complex images. Batched; seeded
+by ``generator`` (one, or one per batch element).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from typing import Callable
 
 import torch
 
-from .dc import cg_dc
-
-
-def _randn_like(x: torch.Tensor, generator: torch.Generator | Sequence[torch.Generator] | None) -> torch.Tensor:
-    """Standard (complex: real and imaginary parts each N(0, 1)) normal noise shaped like ``x``.
-
-    ``generator`` may also be a sequence of generators, one per batch element (first axis), as in
-    diffusers: element ``b`` is then drawn from ``generator[b]`` only, so its noise does not depend on
-    what else is in the batch (per-slice seeding, batched through the network all the same).
-    """
-    if isinstance(generator, (list, tuple)):
-        if len(generator) != x.shape[0]:
-            raise ValueError(f"{len(generator)} generators for a batch of {x.shape[0]}")
-        return torch.stack([_randn_like(x[b], g) for b, g in enumerate(generator)])
-    gen_dev = generator.device if generator is not None else x.device
-    if x.is_complex():
-        re = torch.randn(x.shape, generator=generator, device=gen_dev)
-        im = torch.randn(x.shape, generator=generator, device=gen_dev)
-        return torch.complex(re, im).to(x.device)
-    return torch.randn(x.shape, generator=generator, device=gen_dev).to(x.device)
+from .dc import ProximalDC
+from .noise import Generators, randn_like
 
 
 def fast_sample(
-    denoise_fn: Callable[[torch.Tensor, float], torch.Tensor],
+    denoise: Callable[[torch.Tensor, float], torch.Tensor],
     y: torch.Tensor,
     A,
     sigmas: torch.Tensor,
     x_init: torch.Tensor,
     *,
-    n_cg: int = 5,
-    mu: float | Callable[[float], float] = 0.0,
+    dc=None,
     zeta: float | str = 1.0,
-    generator: torch.Generator | Sequence[torch.Generator] | None = None,
+    generator: Generators = None,
     callback: Callable[[int, int], None] | None = None,
-    project: Callable[[torch.Tensor], torch.Tensor] | None = None,
     final_step: bool = True,
 ) -> torch.Tensor:
     """Run the fast posterior sampler; returns the final data-consistent estimate x0 (same shape as x_init)."""
+    dc = dc if dc is not None else ProximalDC()
     sig = [float(s) for s in sigmas]
-    x = x_init + sig[0] * _randn_like(x_init, generator)
+    n = len(sig)
+    x = x_init + sig[0] * randn_like(x_init, generator)
     x0 = x_init
     for i, s in enumerate(sig):
-        d = denoise_fn(x, s)
-        mu_i = mu(s) if callable(mu) else mu
-        x0 = cg_dc(d, y, A, mu_i, n_cg) if n_cg > 0 else d
-        if project is not None:
-            x0 = project(x0)
+        x0 = dc(denoise(x, s), y, A, step=i, n_steps=n, sigma=s)
         if callback is not None:
-            callback(i + 1, len(sig))
-        if i + 1 < len(sig):
+            callback(i + 1, n)
+        if i + 1 < n:
             s_next = sig[i + 1]
             eps = (x - x0) / s
             zt = 1.0 - (s_next / s) ** 2 if zeta == "ancestral" else float(zeta)
-            z = _randn_like(x, generator) if zt > 0 else torch.zeros_like(x)
+            z = randn_like(x, generator) if zt > 0 else torch.zeros_like(x)
             x = x0 + s_next * (math.sqrt(max(0.0, 1 - zt)) * eps + math.sqrt(zt) * z)
     if final_step:
-        d = denoise_fn(x0, sig[-1])
-        x0 = cg_dc(d, y, A, mu(sig[-1]) if callable(mu) else mu, n_cg) if n_cg > 0 else d
-        if project is not None:
-            x0 = project(x0)
+        x0 = dc(denoise(x0, sig[-1]), y, A, step=n - 1, n_steps=n, sigma=sig[-1])
     return x0

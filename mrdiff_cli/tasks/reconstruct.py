@@ -112,7 +112,7 @@ class BatchResult:
     zero_filled: np.ndarray  # (B, H, W)
 
 
-def _welford(samples_iter) -> tuple[torch.Tensor, torch.Tensor, int]:
+def running_mean_var(samples_iter) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Running mean / variance (Welford); memory does not grow with the number of samples."""
     mean = m2 = None
     n = 0
@@ -142,13 +142,13 @@ class Reconstructor:
         self.autocast = {"bf16": torch.bfloat16, "fp16": torch.float16, None: None}[opts.autocast]
 
     # ---------------------------------------------------------------- helpers
-    def _denoiser(self, mode: str, phase: torch.Tensor | None, batch_size: int):
-        from ..samplers.adapters import make_denoiser
+    def _denoiser(self, mode: str, x_init: torch.Tensor, batch_size: int):
+        """The complex-image denoiser for ``mode``; phase mode demodulates the low-resolution phase of x_init."""
+        from ..samplers.adapters import lowres_phase, make_denoiser
 
-        cm = self.opts.complex_mode
-        if mode == "real":
-            cm = "real"
-        return make_denoiser(self.prior, cm, phase=phase if cm == "phase" else None, batch_size=batch_size, autocast=self.autocast)
+        cm = "real" if mode == "real" else self.opts.complex_mode
+        phase = lowres_phase(x_init) if cm == "phase" else None
+        return make_denoiser(self.prior, cm, phase=phase, batch_size=batch_size, autocast=self.autocast)
 
     def _sigmas(self, mode: str) -> torch.Tensor:
         from ..samplers.schedules import geometric_sigmas, karras_sigmas
@@ -196,7 +196,7 @@ class Reconstructor:
         ids = list(range(y.shape[0])) if slice_ids is None else [int(i) for i in slice_ids]
         if len(ids) != y.shape[0]:
             raise ValueError(f"{len(ids)} slice_ids for {y.shape[0]} slices")
-        stats = _welford(self._draw(y, m, mode, maps, K, sample_seed_offset, keep_samples, callback, ids))
+        stats = running_mean_var(self._draw(y, m, mode, maps, K, sample_seed_offset, keep_samples, callback, ids))
         mean, var, _ = stats
         samples = torch.stack(self._kept) if keep_samples and self._kept else None
         return BatchResult(
@@ -252,32 +252,28 @@ class Reconstructor:
         return cm == "realimag" and mode != "real"
 
     def _sample(self, y, m, mode, maps, gen, cb) -> torch.Tensor:
-        from ..samplers.dc import cg_dc, hard_dc_coilwise, kaczmarz_sense_sweep, soft_dc
-        from ..samplers.adapters import lowres_phase
-        from ..samplers.fast import fast_sample
-        from ..samplers.pc import pc_sample
+        """One batch of posterior samples (B, H, W) magnitude: build A, x_init, the denoiser and the DC step,
+        then dispatch to the registered sampler."""
+        from ..samplers import get_sampler
+        from ..samplers.dc import HybridSenseDC, ProximalDC, Projected, SoftDC
 
         opts = self.opts
-        bs = opts.batch_size
+        sample = get_sampler(opts.sampler)
         sig = self._sigmas(mode)
-        if mode in ("sense",):
+        extra = {"zeta": self._zeta()} if opts.sampler == "fast" else {"snr": opts.snr}
+        if mode == "sense":
             A = SenseOp(m, maps)
             x_init = cg_sense(y, A, opts.cg_init_iters)
             scale = _quantile_scale(x_init).reshape(-1, 1, 1)
             ys, x_init = y / scale[:, None], x_init / scale
-            den = self._denoiser(mode, lowres_phase(x_init), bs)
             # SENSE sees no signal where no coil is sensitive (ESPIRiT support): keep the image zero there,
             # as CG-SENSE does; otherwise the prior alone fills that region with sampler noise.
             support = (maps.abs().sum(dim=-3) > 0).to(x_init.dtype)
-
-            def in_support(v: torch.Tensor) -> torch.Tensor:
-                return v * support
-
-            if opts.sampler == "fast":
-                x = fast_sample(den, ys, A, sig, x_init, n_cg=opts.n_cg, mu=opts.mu, zeta=self._zeta(), generator=gen, callback=cb, project=in_support)
-            else:
-                x = pc_sample(den, lambda v: in_support(soft_dc(v, ys, A, 1.0)), sig, x_init, snr=opts.snr, generator=gen, callback=cb)
-                x = in_support(cg_dc(x, ys, A, 0.0, opts.n_cg))
+            inner = ProximalDC(opts.n_cg, opts.mu) if opts.sampler == "fast" else SoftDC(1.0)
+            dc = Projected(inner, lambda v: v * support)
+            x = sample(self._denoiser(mode, x_init, opts.batch_size), ys, A, sig, x_init, dc=dc, generator=gen, callback=cb, **extra)
+            if opts.sampler == "pc":
+                x = ProximalDC(opts.n_cg)(x, ys, A) * support
             return (x * scale).abs()
         # coil-by-coil operators: single-coil, real, SSOS, hybrid — x has the shape of y (B, C, H, W)
         A = CoilwiseOp(m)
@@ -286,44 +282,38 @@ class Reconstructor:
         ys, x_init = y / scale, x_init / scale
         if mode == "real":
             x_init = x_init.real.to(torch.complex64)
-        den = self._denoiser(mode, lowres_phase(x_init), bs)
-        project = (lambda v: v.real.to(torch.complex64)) if mode == "real" else None
-        if mode in ("single", "real") and opts.sampler == "fast" and opts.support:
-            # single coil: no sensitivity support to lean on, so estimate one from the alias-free low-resolution
-            # image (calibration centre); outside it the prior alone would fill the background with sampler noise
-            supp = lowres_support(x_init)
-            base_project = project
-            project = (lambda v: base_project(v) * supp) if base_project else (lambda v: v * supp)
-        hybrid_hook = None
+        dc = ProximalDC(max(1, opts.n_cg), opts.mu) if opts.sampler == "fast" else SoftDC(1.0)
+        project = self._coilwise_projection(mode, x_init)
+        if project is not None:
+            dc = Projected(dc, project)
         if mode == "hybrid":
-            every = max(1, opts.sense_every)
-            counter = [0]
-
-            def hybrid_hook(i: int, v: torch.Tensor) -> torch.Tensor:
-                counter[0] += 1
-                if counter[0] % every:
-                    return v
-                return kaczmarz_sense_sweep(v * scale, maps, y, m) / scale
-
-        if opts.sampler == "fast":
-            proj = project
-            if hybrid_hook is not None:
-                proj = lambda v: hybrid_hook(0, v)  # noqa: E731
-            x = fast_sample(den, ys, A, sig, x_init, n_cg=max(1, opts.n_cg), mu=opts.mu, zeta=self._zeta(), generator=gen, callback=cb, project=proj)
-            if mode != "hybrid":
-                x = hard_dc_coilwise(x, ys, m)  # measured k-space reproduced exactly by the output
-        else:
-
-            def dc(v: torch.Tensor) -> torch.Tensor:
-                v = hard_dc_coilwise(v, ys, m)
-                return project(v) if project else v
-
-            x = pc_sample(den, dc, sig, x_init, snr=opts.snr, generator=gen, callback=cb, every=hybrid_hook)
-            x = dc(x)
+            dc = HybridSenseDC(dc, maps, y, m, scale, opts.sense_every)
+        x = sample(self._denoiser(mode, x_init, opts.batch_size), ys, A, sig, x_init, dc=dc, generator=gen, callback=cb, **extra)
+        if opts.sampler == "pc":
+            x = dc(x, ys, A, step=len(sig) - 1, n_steps=len(sig), sigma=float(sig[-1]))
+        elif mode != "hybrid":
+            x = SoftDC(1.0)(x, ys, A)  # hard projection: measured k-space reproduced exactly by the output
         x = x * scale
         if mode == "hybrid":
             return sense_magnitude(x, maps)
         return rss(x, dim=1)
+
+    def _coilwise_projection(self, mode: str, x_init: torch.Tensor):
+        """Real mode: keep the real part. Single coil with the fast sampler: keep the image inside an object
+        support estimated from the alias-free low-resolution image (calibration centre) — with no coil
+        sensitivities to lean on, the prior alone would fill the background with sampler noise."""
+        real = mode == "real"
+        supp = None
+        if mode in ("single", "real") and self.opts.sampler == "fast" and self.opts.support:
+            supp = lowres_support(x_init)
+        if not real and supp is None:
+            return None
+
+        def project(v: torch.Tensor) -> torch.Tensor:
+            v = v.real.to(torch.complex64) if real else v
+            return v * supp if supp is not None else v
+
+        return project
 
 
 def sample_generator(seed: int, sample: int, slice_index: int) -> torch.Generator:

@@ -14,7 +14,8 @@ Resolution plan (:func:`plan_resolution`), per in-plane axis:
     and, when the input is at least the ``--to`` matrix, the output is compared with it (the input itself, or
     its k-space crop to ``--to`` when it is larger): PSNR / SSIM of mrdiff and of the sinc (zero-pad), bicubic and
     bilinear baselines.
-The target matrix must equal the model's trained resolution (config.json "resolution").
+Any target matrix: the prior is fully convolutional (images are zero-padded to a multiple of its downsampling
+factor inside the denoiser); it was trained at the voxel sizes its config.json lists ("voxel_sizes_mm").
 
 Normalisation: each slice is divided by the 99th percentile of its sinc (zero-padded) estimate — the prior's
 documented normalisation applied to the initial estimate — and multiplied back at the end.
@@ -35,14 +36,20 @@ from .. import __version__
 from ..errors import InputError, UsageError
 from ..types import Geometry
 
-DEFAULT_STEPS = 100
+DEFAULT_STEPS = {"fast": 20, "vdm": 100}
+SR_SAMPLERS = ("fast", "vdm")
 RAW_DESCRIPTION = "zero-filled root-sum-of-squares of the raw k-space"
 
 
 @dataclass
 class SuperresOptions:
-    steps: int = DEFAULT_STEPS
-    guidance: float = 1.0
+    sampler: str = "fast"  # fast: denoise -> consistency on the measured block -> renoise; vdm: the seed's sampler
+    steps: int | None = None  # None: DEFAULT_STEPS[sampler]
+    guidance: float = 1.0  # vdm: the seed's lambda
+    noise: str | float = "auto"  # "auto" (estimated from the data), "none" (hard consistency) or the image noise std
+    sigma_max: float = 1.0  # fast: start level of the Karras schedule (normalised intensities)
+    sigma_min: float = 0.01
+    nonneg: bool = True  # magnitude output: clip the (ringing) negatives; False keeps exact low-k consistency
     samples: int = 1
     seed: int = 0
     batch_size: int = 16
@@ -105,12 +112,6 @@ def plan_resolution(input_hw: tuple[int, int], from_hw: tuple[int, int], to_hw: 
     th, tw = to_hw
     if fh > th or fw > tw or (fh, fw) == (th, tw):
         raise UsageError(f"--from {fh}x{fw} must be smaller than --to {th}x{tw} (per axis, not equal)")
-    if model_hw is not None and tuple(model_hw) != (th, tw):
-        mh, mw = model_hw
-        raise UsageError(
-            f"--to {th}x{tw} differs from the model's trained resolution {mh}x{mw}; this model super-resolves "
-            f"to {mh}x{mw} only (use --to {mh}x{mw} or another model)"
-        )
     if (ih, iw) == (fh, fw):
         return ResolutionPlan("acquisition", (ih, iw), (fh, fw), (th, tw), (th / ih, tw / iw), None)
     if ih < fh or iw < fw:
@@ -197,9 +198,10 @@ def output_geometry(geom: Geometry, shape_hws: tuple[int, int, int], factors: tu
 
 
 def lowres_kspace(vol: torch.Tensor, plan: ResolutionPlan) -> torch.Tensor:
-    """y_0 (S, h, w) complex: the input's own k-space (acquisition) or its centre crop (retrospective)."""
+    """y_0 (S, h, w) complex: the k-space of the low-resolution image — the input's own (acquisition) or that of
+    its retrospective degradation (centre crop of its k-space, same intensity)."""
     from ..ops.fft import fft2c
-    from ..samplers.vdm import measure_lowres
+    from ..ops.superres import measure_lowres
 
     if plan.mode == "acquisition":
         return fft2c(vol.to(torch.complex64))
@@ -212,7 +214,7 @@ def baselines(y: torch.Tensor, to_hw: tuple[int, int]) -> dict[str, torch.Tensor
     import torch.nn.functional as F
 
     from ..ops.fft import ifft2c
-    from ..samplers.vdm import zero_pad_upsample
+    from ..ops.superres import zero_pad_upsample
 
     low = ifft2c(y).abs()[:, None].float()
     return {
@@ -228,6 +230,43 @@ def quantile_scale(img: torch.Tensor, q: float = 0.99) -> torch.Tensor:
     return torch.where(s > 0, s, torch.ones_like(s))
 
 
+def lowres_noise_sigma(y: torch.Tensor, noise: str | float) -> torch.Tensor | None:
+    """Noise std of the low-resolution images (S,) in their intensity units: estimated from the data
+    (``"auto"``: Donoho's MAD of the finest diagonal Haar detail of the low-resolution image), given, or None
+    (``"none"``: hard consistency)."""
+    from ..ops.fft import ifft2c
+    from ..ops.superres import estimate_image_noise
+
+    if noise == "none":
+        return None
+    if noise == "auto":
+        return estimate_image_noise(ifft2c(y).abs())
+    return torch.full((y.shape[0],), float(noise))
+
+
+def _sample_chunk(model, yc: torch.Tensor, A, opts: SuperresOptions, K: int, gens, noise_k, cb) -> torch.Tensor:
+    """K samples of each measurement in yc (n, h, w) (A's units, normalised) → (K * n, 1, H, W), sample-major."""
+    from ..samplers import get_sampler
+    from ..samplers.adapters import VDMDenoiser
+    from ..samplers.dc import RealKspaceDC
+    from ..samplers.schedules import karras_sigmas, vdm_sigmas
+    from ..ops.superres import zero_pad_upsample
+
+    n = yc.shape[0]
+    H, W = A.out_hw
+    steps = opts.steps or DEFAULT_STEPS[opts.sampler]
+    den = VDMDenoiser(model, opts.batch_size)
+    if opts.sampler == "vdm":
+        x_init = torch.zeros(K * n, 1, H, W, device=yc.device)
+        return get_sampler("vdm")(den, yc, A, vdm_sigmas(model.gamma, steps), x_init, lam=opts.guidance,
+                                  generator=gens[0], callback=cb)
+    x_init = zero_pad_upsample(A.to_lowres(yc), (H, W)).repeat(K, 1, 1)[:, None]
+    dc = RealKspaceDC(1.0, None if noise_k is None else noise_k.repeat(K))
+    sigmas = karras_sigmas(steps, opts.sigma_min, opts.sigma_max)
+    return get_sampler("fast")(den, yc.repeat(K, 1, 1)[:, None], A, sigmas, x_init, dc=dc,
+                               zeta="ancestral" if K > 1 else 1.0, generator=gens, callback=cb)
+
+
 def superres_slices(
     model,
     y: torch.Tensor,
@@ -238,30 +277,42 @@ def superres_slices(
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """Super-resolve low-resolution k-space y (S, h, w) → (mean (S, H, W), variance or None, samples (K, S, H, W) or None).
 
-    Slices are processed in chunks of max(1, batch_size // K) slices x K samples; chunk c uses the generator
-    seeded with ``seed + 1_000_003 * first_slice`` (same seed and batch size → same output).
+    The measurement model is y = P^{-1}(Lambda) F x + n (:class:`~mrdiff_cli.ops.superres.SuperResOp`); the
+    sampler is ``opts.sampler`` through the common sampler contract. Each slice is normalised by the 99th
+    percentile of its sinc estimate. Slices go in chunks of max(1, batch_size // K) slices x K samples. fast:
+    sample k of slice s draws from its own generator (seed, k, s), so batching does not change the result; vdm:
+    chunk c uses one generator seeded with ``seed + 1_000_003 * first_slice``.
     """
-    from ..samplers.vdm import vdm_guided_sample, zero_pad_upsample
-    from .reconstruct import _welford
+    from ..ops.superres import SuperResOp, zero_pad_upsample
+    from .reconstruct import running_mean_var, sample_generator
 
+    if opts.sampler not in SR_SAMPLERS:
+        raise UsageError(f"unknown super-resolution sampler {opts.sampler!r} (choose from {', '.join(SR_SAMPLERS)})")
     dev = next(model.parameters()).device
     S, h, w = y.shape
     H, W = to_hw
+    A = SuperResOp((H, W), (h, w), dev)
     K = max(1, int(opts.samples))
     chunk = max(1, opts.batch_size // K)
+    noise = lowres_noise_sigma(y, opts.noise)
     means, vars_, kept = [], [], []
     for c0 in range(0, S, chunk):
         yc = y[c0 : c0 + chunk].to(dev)
         n = yc.shape[0]
         q = quantile_scale(zero_pad_upsample(yc, (H, W)))
-        gen = torch.Generator().manual_seed(int(opts.seed) + 1_000_003 * c0)
+        ys = A.from_lowres(yc) / q.reshape(-1, 1, 1).to(dev)
+        noise_k = None if noise is None else (noise[c0 : c0 + n].to(dev) / q.to(dev)) * A.scale
+        if opts.sampler == "vdm":
+            gens = [torch.Generator().manual_seed(int(opts.seed) + 1_000_003 * c0)]
+        else:
+            gens = [sample_generator(opts.seed, k, c0 + j) for k in range(K) for j in range(n)]
         cb = None
         if progress is not None:
             cb = lambda i, T, c0=c0: progress(c0, S, i, T)  # noqa: E731
-        x = vdm_guided_sample(model, yc / q.reshape(-1, 1, 1), (h, w), (H, W), opts.steps, opts.guidance,
-                              generator=gen, callback=cb, x_shape=(K * n, 1, H, W), batch_size=opts.batch_size)
-        x = x[:, 0].reshape(K, n, H, W) * q.reshape(1, -1, 1, 1)
-        mean, var, _ = _welford(iter(x))
+        x = _sample_chunk(model, ys, A, opts, K, gens, noise_k, cb)
+        x = x[:, 0].reshape(K, n, H, W) * q.reshape(1, -1, 1, 1).to(x.device)
+        x = x.clamp_min(0) if opts.nonneg else x
+        mean, var, _ = running_mean_var(iter(x))
         means.append(mean.cpu())
         vars_.append(var.cpu())
         if keep_samples:
@@ -292,6 +343,10 @@ def run_superres(job: SuperresJob, model, model_info: dict[str, Any], progress: 
     opts = job.options
     if opts.samples < 1:
         raise UsageError("--samples must be >= 1")
+    if opts.sampler not in SR_SAMPLERS:
+        raise UsageError(f"unknown super-resolution sampler {opts.sampler!r} (choose from {', '.join(SR_SAMPLERS)})")
+    if opts.steps is None:
+        opts.steps = DEFAULT_STEPS[opts.sampler]
     if opts.steps < 1:
         raise UsageError("--steps must be >= 1")
     if not 0.0 <= opts.guidance <= 1.0:
@@ -331,7 +386,7 @@ def run_superres(job: SuperresJob, model, model_info: dict[str, Any], progress: 
 
     geom_out = output_geometry(geom, (vol_np.shape[1], vol_np.shape[2], n_all), plan.factors, lo)
     (fh, fw), (th, tw) = plan.from_hw, plan.to_hw
-    desc = f"mrdiff {__version__} superres {fh}x{fw}->{th}x{tw} lam{opts.guidance:g}"
+    desc = f"mrdiff {__version__} superres {fh}x{fw}->{th}x{tw} {opts.sampler}" + (f" lam{opts.guidance:g}" if opts.sampler == "vdm" else "")
     vol_out = mean.numpy().astype(np.float32)
     written: dict[str, Any] = {"image": str(write_volume(out, vol_out, geom_out, fmt, desc, overwrite=job.overwrite))}
     if var is not None:
@@ -357,9 +412,11 @@ def run_superres(job: SuperresJob, model, model_info: dict[str, Any], progress: 
         "voxel_size_mm_in": [float(v) for v in geom.voxel_size],
         "voxel_size_mm_out": [float(v) for v in geom_out.voxel_size],
         "slices": list(range(lo, hi)),
+        "sampler": opts.sampler,
         "steps": opts.steps,
         "nfe": opts.steps + 1,
         "guidance": opts.guidance,
+        "noise": opts.noise if opts.sampler == "fast" else None,
         "samples": opts.samples,
         "seed": opts.seed,
         "batch_size": opts.batch_size,

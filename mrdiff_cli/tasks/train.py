@@ -20,7 +20,7 @@ import torch
 from ..errors import UsageError
 from ..io.atomic import atomic_write_bytes
 from ..priors.bundle import NORMALIZATION, save_bundle
-from .train_data import AugmentConfig, augment, expand_inputs, extract_slices
+from .train_data import AugmentConfig, augment, expand_inputs, extract_multiscale, extract_slices, random_patches
 
 VAL_SIGMAS = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0]
 
@@ -60,6 +60,14 @@ class TrainConfig:
     vdm_timesteps: int = 0
     gamma_min: float = -13.3
     gamma_max: float = 5.0
+    # any-resolution prior: slices resampled at each of these voxel sizes (same FOV as matrix x voxel) and
+    # matrix² patches drawn from them; empty = whole slices at ``voxel`` only
+    voxels: list[float] = field(default_factory=list)
+    elastic: float = 0.0
+    aniso_scale: float = 0.0
+
+    def augment_config(self) -> AugmentConfig:
+        return AugmentConfig(elastic=self.elastic, aniso_scale=self.aniso_scale)
 
 
 def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
@@ -137,6 +145,7 @@ def build_model_and_config(cfg: TrainConfig) -> tuple[torch.nn.Module, dict[str,
         "tasks": tasks,
         "resolution": [cfg.matrix, cfg.matrix],
         "voxel_size_mm": cfg.voxel,
+        **({"voxel_sizes_mm": list(cfg.voxels), "fully_convolutional": True} if cfg.voxels else {}),
         "architecture": arch,
         "normalization": NORMALIZATION,
         "parameters": sum(p.numel() for p in model.parameters()),
@@ -352,7 +361,9 @@ def _write_bundle(out: Path, ema, config: dict, cfg: TrainConfig, paths: list[Pa
         "matrix": cfg.matrix,
         "voxel_mm": cfg.voxel,
         "axes": cfg.axes,
-        "augmentation": asdict(AugmentConfig()),
+        "voxels_mm": list(cfg.voxels) or [cfg.voxel],
+        "patches": bool(cfg.voxels),
+        "augmentation": asdict(cfg.augment_config()),
         "seed": cfg.seed,
     }
     config["validation"] = val
@@ -382,7 +393,12 @@ def train(cfg: TrainConfig, resume: bool = False, callback: Callable[[dict], Non
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     paths = expand_inputs(cfg.inputs)
-    data, _ = extract_slices(paths, cfg.matrix, cfg.voxel, cfg.axes)
+    if cfg.voxels:
+        groups = extract_multiscale(paths, cfg.matrix, list(cfg.voxels), cfg.axes, base_voxel=cfg.voxel)
+        n_slices = sum(len(x) for x in groups)
+    else:
+        data, _ = extract_slices(paths, cfg.matrix, cfg.voxel, cfg.axes)
+        n_slices = len(data)
     val = extract_slices(expand_inputs(cfg.val_inputs), cfg.matrix, cfg.voxel, "axial")[0] if cfg.val_inputs else None
     model, config = build_model_and_config(cfg)
     init_info = _init_from_bundle(model, cfg.init_from) if cfg.init_from else None
@@ -404,8 +420,8 @@ def train(cfg: TrainConfig, resume: bool = False, callback: Callable[[dict], Non
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         ddp_model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
-    augcfg = AugmentConfig()
-    cb({"type": "start", "step": step, "steps": cfg.steps, "n_slices": len(data), "n_volumes": len(paths),
+    augcfg = cfg.augment_config()
+    cb({"type": "start", "step": step, "steps": cfg.steps, "n_slices": n_slices, "n_volumes": len(paths),
         "n_val_slices": 0 if val is None else len(val), "parameters": config["parameters"], "world_size": world,
         "rank": rank, "resume_requested": resume, "resumed": resume_meta is not None, "init_from": init_info})
     t0 = time.time()
@@ -413,8 +429,11 @@ def train(cfg: TrainConfig, resume: bool = False, callback: Callable[[dict], Non
     loss_ema = None
     loss_sum = 0.0
     while step < cfg.steps:
-        idx = torch.randint(0, len(data), (cfg.batch_size,), generator=g)
-        x0 = augment(data[idx], augcfg, g).to(device)
+        if cfg.voxels:
+            x0 = random_patches(groups, cfg.batch_size, cfg.matrix, augcfg, g).to(device)
+        else:
+            idx = torch.randint(0, len(data), (cfg.batch_size,), generator=g)
+            x0 = augment(data[idx], augcfg, g).to(device)
         lr = cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup))
         for pg in opt.param_groups:
             pg["lr"] = lr

@@ -114,7 +114,7 @@ def _resample(vol: np.ndarray, zooms: tuple[float, float, float], voxel: float, 
 def _fit(img: torch.Tensor, matrix: int) -> torch.Tensor:
     """Centre crop / zero-pad a 2D slice to matrix × matrix."""
     h, w = img.shape
-    out = torch.zeros(matrix, matrix)
+    out = torch.zeros(matrix, matrix, dtype=img.dtype)
     sh, sw = min(h, matrix), min(w, matrix)
     y0, x0 = (h - sh) // 2, (w - sw) // 2
     Y0, X0 = (matrix - sh) // 2, (matrix - sw) // 2
@@ -132,7 +132,9 @@ def normalize_slice(img: torch.Tensor, quantile: float = 0.99) -> tuple[torch.Te
 def extract_slices(
     paths: list[Path], matrix: int = 128, voxel: float = 2.0, axes: str = "all", min_fraction: float = 0.15
 ) -> tuple[torch.Tensor, list[int]]:
-    """All usable normalised slices → (N, 1, matrix, matrix) float32 and the volume index of each."""
+    """All usable normalised slices → (N, 1, matrix, matrix) float32 and the volume index of each.
+
+    ``matrix`` is the field of view in voxels: slices are centre-cropped / zero-padded to it."""
     slices, vol_ids = [], []
     ax_list = {"all": (0, 1, 2), "axial": (2,), "coronal": (1,), "sagittal": (0,)}[axes]
     for vi, p in enumerate(paths):
@@ -156,6 +158,52 @@ def extract_slices(
     return torch.stack(slices)[:, None], vol_ids
 
 
+def field_for_voxel(matrix: int, voxel: float, base_voxel: float = 2.0) -> int:
+    """Field of view in voxels at ``voxel`` mm for the FOV ``matrix * base_voxel`` mm (multiple of 8, >= matrix)."""
+    return max(matrix, int(math.ceil(matrix * base_voxel / voxel / 8.0)) * 8)
+
+
+def extract_multiscale(
+    paths: list[Path], matrix: int, voxels: list[float], axes: str = "all", base_voxel: float = 2.0
+) -> list[torch.Tensor]:
+    """Slices resampled at each voxel size (same FOV, ``matrix * base_voxel`` mm) → one (N_v, 1, F_v, F_v)
+    float16 tensor per voxel size (F_v = ``field_for_voxel``); training draws ``matrix``² patches from them, so
+    one fully convolutional prior learns 2 mm whole slices and sub-millimetre texture alike."""
+    groups = []
+    for v in voxels:
+        x, _ = extract_slices(paths, field_for_voxel(matrix, v, base_voxel), v, axes)
+        groups.append(x.half())  # halves the memory of the 0.8 mm group; values are normalised to ~[0, 1.5]
+    return groups
+
+
+def random_patches(
+    groups: list[torch.Tensor], batch: int, matrix: int, cfg: "AugmentConfig", g: torch.Generator
+) -> torch.Tensor:
+    """A training batch: per sample a voxel-size group (uniformly), a slice, whole-slice augmentation, then a
+    random ``matrix``² patch whose centre lies inside the slice's foreground bounding box."""
+    which = torch.randint(0, len(groups), (batch,), generator=g)
+    out = torch.empty(batch, 1, matrix, matrix)
+    for gi in range(len(groups)):
+        sel = (which == gi).nonzero().flatten()
+        if len(sel) == 0:
+            continue
+        data = groups[gi]
+        idx = torch.randint(0, len(data), (len(sel),), generator=g)
+        x = augment(data[idx].float(), cfg, g)
+        f = x.shape[-1]
+        if f == matrix:
+            out[sel] = x
+            continue
+        for j, img in enumerate(x):
+            fg = (img[0] > 0.1).nonzero()
+            lo = fg.min(0).values if len(fg) else torch.tensor([f // 2, f // 2])
+            hi = fg.max(0).values if len(fg) else torch.tensor([f // 2, f // 2])
+            c = [int(lo[d] + torch.rand(1, generator=g) * (hi[d] - lo[d] + 1)) for d in range(2)]
+            y0, x0 = [min(max(0, ci - matrix // 2), f - matrix) for ci in c]
+            out[sel[j]] = img[:, y0 : y0 + matrix, x0 : x0 + matrix]
+    return out
+
+
 @dataclass
 class AugmentConfig:
     flip: bool = True
@@ -172,10 +220,23 @@ class AugmentConfig:
     noise_max: float = 0.03
     intensity: tuple[float, float] = (0.85, 1.2)
     p_identity: float = 0.1
+    # new anatomy from few subjects: a smooth random displacement field (max amplitude, fraction of the image
+    # half-width) and independent x/y scaling (atrophy / head-shape variation)
+    elastic: float = 0.0
+    aniso_scale: float = 0.0
 
 
 def _u(n: int, lo: float, hi: float, g: torch.Generator) -> torch.Tensor:
     return lo + (hi - lo) * torch.rand(n, generator=g)
+
+
+def elastic_field(b: int, h: int, w: int, amplitude: float, g: torch.Generator, knots: int = 5) -> torch.Tensor:
+    """(b, h, w, 2) smooth random displacement in grid_sample's [-1, 1] units: random offsets on a coarse
+    ``knots``² grid, upsampled bicubically; per-sample amplitude uniform in [0, amplitude]."""
+    coarse = torch.randn(b, 2, knots, knots, generator=g)
+    amp = _u(b, 0.0, amplitude, g).reshape(b, 1, 1, 1)
+    field_ = F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=True) * amp / 2.0
+    return field_.permute(0, 2, 3, 1)
 
 
 def augment(x: torch.Tensor, cfg: AugmentConfig, g: torch.Generator) -> torch.Tensor:
@@ -195,7 +256,12 @@ def augment(x: torch.Tensor, cfg: AugmentConfig, g: torch.Generator) -> torch.Te
     theta[:, 0, 0], theta[:, 0, 1] = torch.cos(ang) / sc, -torch.sin(ang) / sc
     theta[:, 1, 0], theta[:, 1, 1] = torch.sin(ang) / sc, torch.cos(ang) / sc
     theta[:, 0, 2], theta[:, 1, 2] = tx, ty
+    if cfg.aniso_scale:
+        ax = 1.0 + _u(b, -cfg.aniso_scale, cfg.aniso_scale, g)
+        theta[:, 0, :2] = theta[:, 0, :2] * ax[:, None]
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    if cfg.elastic:
+        grid = grid + elastic_field(b, h, w, cfg.elastic, g)
     x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False).clamp_min(0)
     # intensity: gamma
     gam = _u(b, *cfg.gamma, g).reshape(b, 1, 1, 1)
