@@ -138,7 +138,8 @@ def test_undersampled_file_uses_its_own_pattern(tiny_fastmri_undersampled_file, 
     m = metrics(out)
     assert m["mask"]["kind"] == "from-file"
     assert m["mask"]["achieved_accel"] == pytest.approx(4.0)
-    assert m["reference"] == "file reconstruction_rss" and math.isfinite(m["metrics"]["mean"]["psnr"])
+    assert m["reference"]["source"] == "file dataset 'reconstruction_rss'" and m["reference"]["noisy"] is False
+    assert "noise-free" in m["reference"]["description"] and math.isfinite(m["metrics"]["mean"]["psnr"])
 
 
 def test_fully_sampled_without_mask_exit_2(files, model_dir, tmp_path):
@@ -211,7 +212,11 @@ def test_dicom_series_folder(files, tmp_path):
 
     ds = pydicom.dcmread(dcm[0])
     assert ds.Rows == 32 and ds.Columns == 32
-    assert (tmp_path / "series_metrics.json").exists()
+    # sidecars of a DICOM series live inside its folder
+    assert (out / "metrics.json").exists() and (out / "mask.png").exists() and not (tmp_path / "series_metrics.json").exists()
+    assert len(pydicom.dcmread(dcm[1]).pixel_array.shape) == 2
+    ok(run(files["multi"], "-o", out, "--format", "dicom", "--method", "sense", *MASK, "-q", "--overwrite"))
+    assert sorted(p.name for p in out.iterdir()) == ["IMG0001.dcm", "IMG0002.dcm", "mask.png", "metrics.json"]
 
 
 def test_json_summary_on_stdout(files, model_dir, tmp_path):
@@ -293,7 +298,7 @@ def test_ismrmrd_with_readout_oversampling_is_reconstructed_at_the_recon_matrix(
     from mrdiff_cli.io.detect import open_input
 
     with open_input(src) as r:
-        assert r.metadata.get("readout_oversampling") == 2
+        assert r.info.readout_oversampling == 2
         assert vol.shape[1:] == r.shape[2:]
     m = metrics(out)
     assert m["metrics"]["mean"]["psnr"] > m["metrics_zero_filled"]["psnr"] - 3.0  # sane, not a half-FOV image

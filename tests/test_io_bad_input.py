@@ -162,9 +162,12 @@ def test_unwritable_output_path(tmp_path, tiny_nifti_file):
     blocker.write_text("x")
     out = blocker / "sim.h5"
     assert_cli_error(["simulate", tiny_nifti_file, "-o", out, "--matrix", "16", "--coils", "2"], "sim.h5")
-    missing = tmp_path / "no_such_dir" / "sim.h5"
-    assert_cli_error(["simulate", tiny_nifti_file, "-o", missing, "--matrix", "16"], "does not exist")
-    assert not missing.parent.exists()
+    missing = tmp_path / "no_such_dir" / "deeper" / "sim.h5"  # missing folders are created, but not on failure
+    assert_cli_error(["simulate", tiny_nifti_file, "-o", missing, "--matrix", "16", "--coils", "0"], "--coils")
+    assert not (tmp_path / "no_such_dir").exists()
+    assert runner.invoke(app, ["simulate", str(tiny_nifti_file), "-o", str(missing), "--matrix", "16",
+                               "--coils", "2"]).exit_code == 0
+    assert missing.is_file()
     from mrdiff_cli.io.fastmri import write_fastmri
 
     with pytest.raises(OutputError, match="afile"):

@@ -8,7 +8,14 @@ import os
 import sys
 from typing import Any, Callable
 
+import typer
 from rich.console import Console
+from typer.core import TyperGroup
+
+try:  # Typer >= 0.20 parses with its own copy of click
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover - older Typer on the real click
+    from click import exceptions as click_exceptions
 
 from ..errors import MrdiffError
 
@@ -45,17 +52,63 @@ def handle_errors(fn: Callable) -> Callable:
     return wrapper
 
 
-def parse_slices(spec: str | None) -> tuple[int, int | None] | None:
-    """--slices A:B (Python-style, end exclusive; either side may be empty) → (A, B) or None."""
-    if not spec:
-        return None
-    try:
-        a, b = spec.split(":")
-        return (int(a) if a else 0, int(b) if b else None)
-    except ValueError:
-        from ..errors import UsageError
+def parse_slices(spec: str | None):
+    """--slices: ``3``, ``3:7`` (end exclusive), ``1,4,6`` → :class:`~mrdiff_cli.types.SliceSpec` (None = all)."""
+    from ..types import SliceSpec
 
-        raise UsageError(f"--slices {spec!r}: expected A:B") from None
+    return SliceSpec.parse(spec)
+
+
+def one_line(text: str) -> str:
+    """Collapse a message onto one line (errors are exactly one stderr line)."""
+    return " ".join(str(text).split())
+
+
+class OneLineErrorGroup(TyperGroup):
+    """The Typer group of `mrdiff`: usage errors (bad option values, unknown options, missing arguments) become
+    one ``mrdiff: error: …`` line on stderr with exit code 2 instead of a multi-line box, and boolean flags show no
+    ``<bool>`` metavar in --help."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # type: ignore[override]
+        hide_flag_metavars(self)
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click_exceptions.NoArgsIsHelpError as exc:  # bare `mrdiff`: the help, not an error
+            text = exc.ctx.get_help()
+            if text:
+                sys.stdout.write(text + "\n")
+            sys.exit(0)
+        except click_exceptions.ClickException as exc:
+            hint = f" (see '{exc.ctx.command_path} --help')" if getattr(exc, "ctx", None) is not None else ""
+            msg = one_line(exc.format_message()).replace("Value error, ", "")
+            sys.stderr.write(f"mrdiff: error: {msg}{hint}\n")
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            sys.stderr.write("mrdiff: interrupted\n")
+            sys.exit(130)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def hide_flag_metavars(cmd: Any) -> None:
+    """Boolean flags take no value: show no metavar for them (Typer would print ``<bool>``)."""
+    for param in cmd.params:
+        if getattr(param, "is_flag", False) and not getattr(param, "count", False):
+            param.metavar = ""
+    if not getattr(cmd, "_mrdiff_help_patched", False):  # the --help option is made lazily, per command
+        make_help = cmd.get_help_option
+
+        def get_help_option(ctx: Any, make_help=make_help) -> Any:
+            opt = make_help(ctx)
+            if opt is not None:
+                opt.metavar = ""
+            return opt
+
+        cmd.get_help_option = get_help_option
+        cmd._mrdiff_help_patched = True
+    for sub in getattr(cmd, "commands", {}).values():
+        hide_flag_metavars(sub)
 
 
 def print_warnings(caught: list, quiet: bool) -> None:

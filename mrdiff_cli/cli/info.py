@@ -30,46 +30,69 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+def _sampling_text(d: dict[str, Any]) -> str:
+    s = d["sampling"]
+    if not s.get("undersampled"):
+        samp = "fully sampled"
+        if (d.get("repetitions") or 1) > 1:
+            samp += f" (union of {d['repetitions']} repetitions)"
+        return samp
+    samp = f"undersampled, R = {_fmt(s.get('acceleration'))}"
+    if s.get("mask_type") == "1d":
+        samp += f" ({s.get('sampled_lines')} of {d['matrix'][1]} lines)"
+    if s.get("mask_source"):
+        samp += f", mask from {s['mask_source']}"
+    stated = [f"R = {_fmt(s['stated_acceleration'])}" if s.get("stated_acceleration") else "",
+              f"{s['stated_acs']} low-frequency lines" if s.get("stated_acs") else ""]
+    if any(stated):
+        samp += "; the file states " + ", ".join(x for x in stated if x)
+    return samp
+
+
+def _raw_rows(d: dict[str, Any]) -> list[tuple[str, str]]:
+    s = d["sampling"]
+    shape = _fmt(d["stored_shape"])
+    if d["stored_shape"] != d["shape"]:
+        shape += f" stored → {_fmt(d['shape'])} read"
+    rows = [
+        ("Shape (slices x coils x H x W)", shape),
+        ("Slices", str(d["slices"])),
+        ("Coils", str(d["coils"]) + (" (single-coil)" if d.get("single_coil") else "")),
+        ("Matrix (readout x phase)", _fmt(d["matrix"])),
+        ("Output image matrix", _fmt(d["image_matrix"])),
+        ("Sampling", _sampling_text(d)),
+        ("ACS lines", _fmt(s.get("acs_lines", s.get("acs_square")))),
+        ("Readout oversampling", f"{_fmt(d.get('readout_oversampling'))} (removed on reading)"
+         if d.get("readout_oversampling", 1) != 1 else "none"),
+    ]
+    if d.get("calibration_lines"):
+        rows.append(("Calibration lines", str(len(d["calibration_lines"]))))
+    if d.get("repetitions") is not None:
+        rows.append(("Repetitions / averages", f"{d['repetitions']} / {d.get('averages', 1)}"))
+    hdr = d.get("header") or {}
+    if hdr.get("parsed_by") in ("schema", "lenient"):
+        how = "" if hdr["parsed_by"] == "schema" else " (read leniently: the schema parser rejected it)"
+        rows.append(("Header encoded matrix / FOV mm", f"{_fmt(hdr.get('encoded_matrix'))} / {_fmt(hdr.get('encoded_fov_mm'))}{how}"))
+        rows.append(("Header recon matrix / FOV mm", f"{_fmt(hdr.get('recon_matrix'))} / {_fmt(hdr.get('recon_fov_mm'))}"))
+    else:
+        rows.append(("Header", hdr.get("parsed_by", "absent")))
+    ref = d.get("reference")
+    rows.append(("Reference", f"{ref['name']} {_fmt(ref['shape'])}: {ref['description']}" if ref else "none"))
+    return rows
+
+
 def _rows(d: dict[str, Any]) -> list[tuple[str, str]]:
-    rows = [("File", d["file"]), ("Format", f"{d['format']} ({d['kind']})"), ("Shape", _fmt(d["shape"]))]
+    rows = [("File", d["file"]), ("Format", f"{d['format']} ({d['kind']})")]
     if d["kind"] == "image":
-        rows += [("Slices", str(d["slices"])), ("Matrix (H x W)", _fmt(d["matrix"])),
+        rows += [("Shape", _fmt(d["shape"])), ("Slices", str(d["slices"])), ("Matrix (H x W)", _fmt(d["matrix"])),
                  ("Value range", f"{_fmt(d['value_range'][0])} .. {_fmt(d['value_range'][1])}")]
     else:
-        s = d["sampling"]
-        if s.get("fully_sampled", True) and not s.get("undersampled"):
-            samp = "fully sampled"
-            if (d.get("repetitions") or 1) > 1:
-                samp += f" (union of {d['repetitions']} repetitions)"
-        else:
-            samp = f"undersampled, R = {_fmt(s.get('acceleration'))}"
-            if s.get("mask_type") == "1d":
-                samp += f" ({s.get('sampled_lines')} of {d['matrix'][1]} lines)"
-            if s.get("mask_source"):
-                samp += f", mask from {s['mask_source']}"
-        rows += [
-            ("Slices", str(d["slices"])),
-            ("Coils", str(d["coils"]) + (" (single-coil)" if d.get("single_coil") else "")),
-            ("Matrix (readout x phase)", _fmt(d["matrix"])),
-            ("Sampling", samp),
-            ("ACS lines", _fmt(s.get("acs_lines"))),
-            ("Readout oversampling", _fmt(d.get("readout_oversampling"))),
-        ]
-        if d.get("header_acceleration"):
-            rows.append(("Header acceleration", str(d["header_acceleration"])))
-        if d.get("calibration_lines"):
-            rows.append(("Calibration lines", str(len(d["calibration_lines"]))))
-        if d.get("repetitions") is not None:
-            rows.append(("Repetitions / averages", f"{d['repetitions']} / {d.get('averages', 1)}"))
-        hdr = d.get("header") or {}
-        if hdr:
-            rows.append(("Header encoded matrix / FOV mm", f"{_fmt(hdr.get('encoded_matrix'))} / {_fmt(hdr.get('encoded_fov_mm'))}"))
-            rows.append(("Header recon matrix / FOV mm", f"{_fmt(hdr.get('recon_matrix'))} / {_fmt(hdr.get('recon_fov_mm'))}"))
-        ref = d.get("reference")
-        rows.append(("Reference", f"{ref['name']} {_fmt(ref['shape'])}" if ref else "none"))
+        rows += _raw_rows(d)
     g = d["geometry"]
     rows.append(("Voxel size (mm)", _fmt(g["voxel_size_mm"])))
     rows.append(("Orientation", "from file" if g["affine_known"] else f"unknown ({g['source']}; default affine)"))
+    for note in d.get("notes") or []:
+        rows.append(("Note", note))
     return rows
 
 

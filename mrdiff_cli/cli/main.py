@@ -14,9 +14,11 @@ from . import simulate as simulate_cmd
 from . import superres as superres_cmd
 from . import train as train_cmd
 from . import uncertainty as uncertainty_cmd
+from .common import OneLineErrorGroup
 
 app = typer.Typer(
     name="mrdiff",
+    cls=OneLineErrorGroup,
     help="Diffusion-prior MRI: reconstruct undersampled k-space, super-resolve, and map uncertainty.",
     no_args_is_help=True,
     add_completion=False,

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import warnings
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from ..errors import UsageError
-from .common import console, handle_errors, parse_slices, print_json, print_warnings
+from .common import handle_errors
 from .options import JsonOpt, ModelOpt, OfflineOpt
 
 SAMPLING = "Undersampling"
@@ -65,7 +63,7 @@ class InFormat(str, Enum):
 @handle_errors
 def reconstruct(
     inputs: Annotated[list[Path], typer.Argument(help="Raw k-space file(s): fastMRI h5 or ISMRMRD h5.", show_default=False)],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output file (.nii.gz, or a folder for DICOM / several inputs).", rich_help_panel=OUTPUT)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output file (.nii.gz, or a folder for DICOM / several inputs); missing folders are created.", rich_help_panel=OUTPUT)],
     method: Annotated[Method, typer.Option(help="diffusion (score prior), sense (CG-SENSE) or zero-filled.")] = Method.diffusion,
     mask: Annotated[Optional[MaskKind], typer.Option("--mask", help="Undersample retrospectively with this pattern.", rich_help_panel=SAMPLING)] = None,
     accel: Annotated[Optional[float], typer.Option("--accel", "-R", help="Target acceleration for --mask.", rich_help_panel=SAMPLING)] = None,
@@ -94,154 +92,12 @@ def reconstruct(
     batch_size: Annotated[Optional[int], typer.Option(help="Images per batch (slices × samples × coils); default 4 on CPU (larger batches were slower per image there), 32 on GPU.", rich_help_panel=RUN, show_default=False)] = None,
     precision: Annotated[str, typer.Option(help="Network precision: auto (bf16 where the CPU/GPU runs it natively, else fp32), fp32, bf16 or fp16 (GPU).", rich_help_panel=RUN)] = "auto",
     shard: Annotated[Optional[str], typer.Option(help="I/N: this node's share of slices (default: SLURM array vars).", rich_help_panel=RUN)] = None,
-    slices: Annotated[Optional[str], typer.Option(help="Slice range a:b (Python-style, end exclusive).", rich_help_panel=RUN)] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or messages.", rich_help_panel=RUN)] = False,
+    slices: Annotated[Optional[str], typer.Option(help="Slices: 3, 3:7 (end exclusive) or 1,4,6.", rich_help_panel=RUN)] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or messages on stderr (progress is a bar on a terminal, a line every ~10 s otherwise).", rich_help_panel=RUN)] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Reconstruct undersampled raw k-space with the diffusion prior (or SENSE / zero-filled baselines)."""
-    _run(**{k: v for k, v in locals().items()}, uncertainty=False)
+    from .jobs import recon_job_from_options, run_recon
 
-
-def _parse_zeta(spec: Optional[str]) -> float | str | None:
-    if spec is None or spec == "ancestral":
-        return spec
-    try:
-        z = float(spec)
-    except ValueError:
-        raise UsageError(f"--zeta {spec!r}: expected a number in [0, 1] or 'ancestral'") from None
-    if not 0.0 <= z <= 1.0:
-        raise UsageError(f"--zeta {spec!r}: must be in [0, 1]")
-    return z
-
-
-def _run(uncertainty: bool, **kw) -> None:
-    from ..tasks.recon_job import ReconJob, parse_shard
-    from ..tasks.reconstruct import ReconOptions
-
-    if kw["samples"] < 1:
-        raise UsageError("--samples must be >= 1")
-    if kw["batch_size"] is not None and kw["batch_size"] < 1:
-        raise UsageError("--batch-size must be >= 1")
-    if uncertainty and kw["samples"] < 2:
-        raise UsageError("uncertainty needs --samples K with K >= 2 (a variance from one sample is meaningless)")
-    if kw["precision"] not in ("auto", "fp32", "bf16", "fp16"):
-        raise UsageError(f"--precision {kw['precision']!r}: choose auto, fp32, bf16 or fp16")
-    opts = ReconOptions(
-        method=kw["method"].value,
-        sampler=kw["sampler"].value,
-        coil_mode=kw["coil_mode"].value,
-        complex_mode=kw["complex_mode"].value,
-        steps=kw["steps"],
-        sigma_max=kw["sigma_max"],
-        n_cg=kw["cg_iters"],
-        zeta=_parse_zeta(kw["zeta"]),
-        snr=kw["snr"],
-        sense_every=kw["sense_every"],
-        samples=kw["samples"],
-        batch_size=kw["batch_size"] or 0,  # 0: chosen for the device in run_and_report
-        seed=kw["seed"],
-        autocast=None if kw["precision"] in ("fp32", "auto") else kw["precision"],
-    )
-    job = ReconJob(
-        inputs=[str(p) for p in kw["inputs"]],
-        output=str(kw["output"]),
-        fmt=kw["fmt"].value if kw["fmt"] else None,
-        input_format=kw["input_format"].value if kw["input_format"] else None,
-        mask=kw["mask"].value if kw["mask"] else None,
-        accel=kw["accel"],
-        acs=kw["acs"],
-        model=kw["model"],
-        offline=kw["offline"],
-        save_zero_filled=kw["save_zero_filled"],
-        save_samples=kw["save_samples"],
-        metrics=kw["metrics"],
-        preview=kw["preview"],
-        overwrite=kw["overwrite"],
-        shard=parse_shard(kw["shard"]),
-        slices=parse_slices(kw["slices"]),
-        uncertainty=uncertainty,
-        options=opts,
-    )
-    run_and_report(job, quiet=kw["quiet"], json_out=kw["json_out"], device=kw["device"], precision=kw["precision"])
-
-
-def native_bf16(dev) -> str | None:
-    """'bf16' where the device runs bf16 natively (same quality in our tests, ~1.7x faster on CPU), else None."""
-    import torch
-
-    if dev.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else None
-    return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else None
-
-
-def run_and_report(job, *, quiet: bool, json_out: bool, device: str, precision: str = "fp32") -> dict:
-    """Load the model, run the job with a progress bar, print the summary (table or JSON)."""
-    from ..tasks.reconstruct import resolve_device
-
-    dev = resolve_device(device)
-    job.options.device = str(dev)
-    if precision == "auto":
-        job.options.autocast = native_bf16(dev)
-    if job.options.batch_size <= 0:
-        # measured on the 2-core CPU: 0.98 samples/s at 4 images per batch, 0.72 at 16, 0.39 at 32
-        job.options.batch_size = 32 if dev.type == "cuda" else 4
-    prior, info = (None, {"name": None})
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        if job.options.method == "diffusion":
-            from ..priors.loading import load_prior
-
-            prior, info = load_prior(job.model, "score", offline=job.offline, device=str(dev))
-        summary = _with_progress(job, prior, info, quiet)
-    print_warnings(caught, quiet)
-    if json_out:
-        print_json(summary)
-    elif not quiet:
-        _print_summary(summary)
-    return summary
-
-
-def _with_progress(job, prior, info, quiet: bool) -> dict:
-    from ..tasks.recon_job import run_job
-
-    if quiet:
-        return run_job(job, prior, info)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True) as prog:
-        tasks: dict[str, int] = {}
-
-        def cb(e: dict) -> None:
-            name = Path(e["input"]).name
-            if name not in tasks:
-                tasks[name] = prog.add_task(name, total=e.get("slices", 1))
-            if e["type"] == "slices":
-                prog.update(tasks[name], completed=e["slices_done"], total=e["slices"])
-            elif e["type"] == "progress":
-                frac = e["step"] / max(1, e["steps"])
-                prog.update(tasks[name], completed=e["slices_done"] + frac * 0.999 * (e["slices"] - e["slices_done"]) if e["steps"] else e["slices_done"])
-
-        return run_job(job, prior, info, cb)
-
-
-def _print_summary(summary: dict) -> None:
-    from rich.table import Table
-
-    t = Table(title="mrdiff reconstruct", show_lines=False)
-    for col in ("input", "mode", "R", "NFE", "s/slice", "PSNR", "SSIM", "ZF PSNR", "output"):
-        t.add_column(col)
-    for r in summary["results"]:
-        m = (r.get("metrics") or {}).get("mean", {})
-        zf = r.get("metrics_zero_filled") or {}
-        t.add_row(
-            Path(r["input"]).name,
-            f"{r.get('method')}/{r.get('coil_mode')}",
-            f"{r['mask']['achieved_accel']:.2f}" if r.get("mask") else "-",
-            str(r.get("nfe", "-")),
-            f"{r.get('seconds_per_slice', 0):.2f}",
-            f"{m['psnr']:.2f}" if m else "-",
-            f"{m['ssim']:.4f}" if m else "-",
-            f"{zf['psnr']:.2f}" if zf else "-",
-            str((r.get("output") or {}).get("image", "-")),
-        )
-    console.print(t)
+    job = recon_job_from_options(dict(locals()))
+    run_recon(job, quiet=quiet, json_out=json_out, device=device, precision=precision, title="mrdiff reconstruct")

@@ -14,7 +14,8 @@ import typer
 
 from ..errors import UsageError
 from .common import handle_errors
-from .reconstruct import _run, reconstruct
+from .jobs import recon_job_from_options, run_recon
+from .reconstruct import reconstruct
 from .superres import OutFormat, superres
 
 
@@ -33,7 +34,9 @@ def uncertainty(task: Task = Task.reconstruct, from_: Optional[str] = None, to: 
         return
     if from_ or to:
         raise UsageError("--from/--to need --task superres")
-    _run(uncertainty=True, **kw)
+    job = recon_job_from_options(kw)
+    run_recon(job, quiet=kw["quiet"], json_out=kw["json_out"], device=kw["device"], precision=kw["precision"],
+              title="mrdiff reconstruct")
 
 
 def _superres(from_: Optional[str], to: Optional[str], guidance: float, kw: dict) -> None:

@@ -18,17 +18,24 @@ from ..errors import OutputError
 _TMP_PREFIX = ".mrdiff-tmp-"
 
 
-def check_output_path(path: str | os.PathLike, overwrite: bool = False, *, kind: str = "file") -> Path:
+def check_output_path(path: str | os.PathLike, overwrite: bool = False, *, kind: str = "file",
+                      parents: bool = False) -> Path:
     """Validate an output path before any work is done; return it as a Path.
 
-    Raises OutputError (one line, naming the path) when the output exists and ``overwrite`` is False,
-    when the parent directory is missing or not a directory, or when it is not writable.
+    Raises OutputError (one line, naming the path) when the output exists and ``overwrite`` is False, when the
+    parent directory is missing (allowed with ``parents=True`` when the nearest existing ancestor is a writable
+    directory: :func:`ensure_parent` creates it later) or not a directory, or when it is not writable.
     """
     p = Path(path)
     if str(path) == "" or p.name in ("", ".", ".."):
         raise OutputError(f"{path}: not a valid output path")
     parent = p.parent if str(p.parent) != "" else Path(".")
-    if not parent.exists():
+    if not parent.exists() and parents:
+        anc = parent
+        while not anc.exists() and anc != anc.parent:
+            anc = anc.parent
+        parent = anc
+    elif not parent.exists():
         raise OutputError(f"{p}: cannot write output, directory '{parent}' does not exist")
     if not parent.is_dir():
         raise OutputError(f"{p}: cannot write output, '{parent}' is not a directory")
@@ -42,6 +49,15 @@ def check_output_path(path: str | os.PathLike, overwrite: bool = False, *, kind:
         if kind == "dir" and not p.is_dir():
             raise OutputError(f"{p}: output exists and is a file, expected a directory")
     return p
+
+
+def ensure_parent(path: str | os.PathLike) -> None:
+    """Create the missing folders above an output path (OutputError naming it when that fails)."""
+    parent = Path(path).parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot create folder '{parent}' ({exc.strerror or exc})") from None
 
 
 def _tmp_sibling(p: Path) -> Path:

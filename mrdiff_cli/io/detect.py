@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError, UsageError
-from ..types import Geometry
+from ..types import Geometry, ScanInfo
 from .base import ScanReader
 
 RAW_FORMATS = ("fastmri", "ismrmrd")
@@ -235,37 +235,55 @@ def describe_input(path: str | os.PathLike, input_format: str | None = None, che
         if check_values:
             for _ in r.iter_slices(batch):
                 pass
-        md = r.metadata
-        samp = {k[len("sampling_"):]: v for k, v in md.items() if k.startswith("sampling_")}
-        out: dict[str, Any] = {
-            "file": str(p),
-            "format": r.format,
-            "kind": "raw k-space",
-            "shape": list(r.shape),
-            "slices": r.n_slices,
-            "coils": r.n_coils,
-            "matrix": [int(r.shape[2]), int(r.shape[3])],
-            "sampling": {
-                "undersampled": bool(r.undersampled),
-                "undersampled_in_file": bool(md.get("undersampled_in_file", False)),
-                "mask_source": md.get("mask_source") or ("acquisitions" if r.format == "ismrmrd" and r.mask is not None else None),
-                **samp,
-            },
-            "readout_oversampling": md.get("readout_oversampling", 1),
-            "geometry": _geometry_dict(r.geometry),
-            "reference": md.get("reference") if r.has_reference else None,
-        }
-        hdr = md.get("header")
-        if isinstance(hdr, dict) and hdr:
-            out["header"] = {k: hdr[k] for k in ("encoded_matrix", "encoded_fov_mm", "recon_matrix", "recon_fov_mm",
-                                                 "trajectory") if k in hdr}
-        for k in ("calibration_lines", "repetitions", "averages", "skipped_acquisitions", "header_acceleration",
-                  "acquisition", "single_coil", "recon_shape"):
-            if k in md:
-                out[k] = md[k]
+        out = describe_scan(r.info)
         if check_values:
             out["values_finite"] = True
         return out
+
+
+def describe_scan(info: ScanInfo) -> dict[str, Any]:
+    """JSON-able summary of a raw file's :class:`ScanInfo` (what ``mrdiff info`` prints)."""
+    from .base import sampling_summary
+
+    samp = info.sampling
+    s, c, h, w = info.shape
+    out: dict[str, Any] = {
+        "file": info.path,
+        "format": info.format,
+        "kind": "raw k-space",
+        "shape": list(info.shape),
+        "stored_shape": list(info.stored_shape),
+        "slices": s,
+        "coils": c,
+        "single_coil": info.single_coil,
+        "matrix": [h, w],
+        "image_matrix": list(info.image_shape),
+        "sampling": {
+            "undersampled": bool(samp.undersampled),
+            "mask_source": samp.source,
+            "stated_acceleration": samp.stated_acceleration,
+            "stated_acs": samp.stated_acs,
+            **sampling_summary(samp.mask, w),
+        },
+        "readout_oversampling": _number(info.readout_oversampling),
+        "geometry": _geometry_dict(info.geometry),
+        "reference": None if info.reference is None else {
+            "name": info.reference.name, "shape": list(info.reference.shape),
+            "description": info.reference.description, "noisy": info.reference.noisy},
+        "header": info.header.as_dict(),
+        "notes": list(info.notes),
+    }
+    for k in ("calibration_lines", "repetitions", "averages", "skipped_acquisitions"):
+        if k in info.facts:
+            out[k] = info.facts[k]
+    attrs = info.facts.get("attributes") or {}
+    if attrs.get("acquisition"):
+        out["acquisition"] = attrs["acquisition"]
+    return out
+
+
+def _number(v: float) -> float | int:
+    return int(v) if float(v).is_integer() else round(float(v), 4)
 
 
 def load_input(path: str | os.PathLike, input_format: str | None = None, **kwargs: Any):

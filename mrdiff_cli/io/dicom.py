@@ -11,12 +11,16 @@ DICOM's row index is our i (H) and the column index our j (W). From the RAS affi
 
 Values are stored as uint16 (0..65535 over the float range of the whole volume) with
 RescaleSlope/RescaleIntercept mapping back to the input floats (``float = stored * slope + intercept``).
+Window Center/Width are per slice, in those rescaled units, width >= 1. A volume whose whole value range is below 1
+(fastMRI intensities are ~1e-4) is first multiplied by a power of ten (:func:`display_scale`) so its largest
+magnitude lies in [1000, 10000); ImageComments records the factor and :func:`read_dicom_series` divides it back.
 Every file gets new SOP Instance UIDs; the series shares Study/Series/Frame of Reference UIDs.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -62,6 +66,17 @@ def _plane_geometry(geometry: Geometry, shape_hws: tuple[int, int, int]) -> dict
     }
 
 
+def display_scale(volume: np.ndarray) -> float:
+    """Power of ten the values are multiplied by before storing: 1 when the value range is at least 1, else the
+    one that brings the largest magnitude into [1000, 10000). Window Width must be >= 1 in the rescaled units
+    (dciodvfy), so a volume spanning 0..1e-4 (fastMRI's raw scale) cannot keep its own units."""
+    vmin, vmax = float(np.min(volume)), float(np.max(volume))
+    amp = max(abs(vmin), abs(vmax))
+    if vmax - vmin >= 1.0 or amp == 0.0:
+        return 1.0
+    return float(10.0 ** math.ceil(math.log10(1000.0 / amp)))
+
+
 def _rescale(volume: np.ndarray) -> tuple[np.ndarray, float, float]:
     vmin, vmax = float(np.min(volume)), float(np.max(volume))
     slope = (vmax - vmin) / 65535.0 if vmax > vmin else 1.0
@@ -73,10 +88,26 @@ def _rescale(volume: np.ndarray) -> tuple[np.ndarray, float, float]:
     return stored, slope, intercept
 
 
+SCALE_NOTE = "mrdiff: stored values = reconstruction x "
+
+
+def _scale_from_comment(ds: Any) -> float:
+    text = str(getattr(ds, "ImageComments", "") or "")
+    if text.startswith(SCALE_NOTE):
+        try:
+            return float(text[len(SCALE_NOTE):].strip())
+        except ValueError:
+            return 1.0
+    return 1.0
+
+
+SIDECAR_NAMES = ("metrics.json", "mask.png", "preview.png", "calibration.png")  # what mrdiff writes into a series
+
+
 def _check_dicom_folder_for_overwrite(folder: Path) -> None:
     if folder.is_dir():
         for f in folder.iterdir():
-            if f.is_dir() or f.suffix.lower() != ".dcm":
+            if f.is_dir() or (f.suffix.lower() != ".dcm" and f.name not in SIDECAR_NAMES):
                 raise OutputError(
                     f"{folder}: refusing to overwrite, the folder holds '{f.name}' which is not a DICOM file"
                 )
@@ -151,6 +182,8 @@ def _build_datasets(v: np.ndarray, geometry: Geometry, description: str, series_
 
     n_sl, h, w = v.shape
     g = _plane_geometry(geometry, (h, w, n_sl))
+    scale = display_scale(v)
+    v = v * scale
     stored, slope, intercept = _rescale(v)
     now = _dt.datetime.now()
     date, time = now.strftime("%Y%m%d"), now.strftime("%H%M%S")
@@ -234,8 +267,11 @@ def _build_datasets(v: np.ndarray, geometry: Geometry, description: str, series_
         sl = stored[k]
         ds.SmallestImagePixelValue = int(sl.min())
         ds.LargestImagePixelValue = int(sl.max())
-        ds.WindowCenter = _ds_str((float(v[k].max()) + float(v[k].min())) / 2.0)
-        ds.WindowWidth = _ds_str(max(float(v[k].max()) - float(v[k].min()), 1e-6))
+        lo, hi = float(v[k].min()), float(v[k].max())  # window in the rescaled units, width >= 1
+        ds.WindowCenter = _ds_str((hi + lo) / 2.0)
+        ds.WindowWidth = _ds_str(max(hi - lo, 1.0))
+        if scale != 1.0:
+            ds.ImageComments = f"{SCALE_NOTE}{scale:g}"
         ds.PixelData = np.ascontiguousarray(sl).astype("<u2").tobytes()
         # MR Image
         ds.ScanningSequence = "RM"
@@ -298,7 +334,7 @@ def read_dicom_series(path: str | os.PathLike) -> tuple[np.ndarray, Geometry]:
             raise InputError(f"{f}: multi-frame or colour DICOM images are not supported (shape {arr.shape})")
         slope = float(getattr(ds, "RescaleSlope", 1.0) or 1.0)
         intercept = float(getattr(ds, "RescaleIntercept", 0.0) or 0.0)
-        items.append((ds, arr * slope + intercept))
+        items.append((ds, (arr * slope + intercept) / _scale_from_comment(ds)))
     series = {str(getattr(ds, "SeriesInstanceUID", "")) for ds, _ in items}
     if len(series) > 1:
         raise InputError(f"{p}: folder holds {len(series)} DICOM series; give one series folder")

@@ -1,17 +1,24 @@
 """fastMRI HDF5 files: reader (lazy, slice by slice) and a writer for simulated data.
 
-Layout read:
-  kspace                (slices, H, W) single-coil or (slices, coils, H, W) multi-coil, complex;
-                        H = readout (frequency encode), W = phase encode (fastMRI's own convention)
-  mask                  optional: (W,) column mask or (H, W)
-  reconstruction_rss / reconstruction_esc   optional reference magnitudes (slices, H', W')
-  ismrmrd_header        optional ISMRMRD XML (encoded/recon matrix and FOV)
-  attrs                 acquisition, max, norm, patient_id, ... copied to metadata
+Layouts read (exactly as the dataset ships them):
 
-Readout oversampling: fastMRI stores the oversampled readout (e.g. encoded x = 640, recon x = 320).
-The reader keeps k-space as stored and records ``metadata['readout_oversampling'] = 2``; use
-:func:`remove_readout_oversampling` (k-space → k-space) or :func:`crop_to_recon` (image → image, fastMRI's
-centre crop) when you want the recon field of view.
+=====================  ===========================  =================================  ===========================
+file                   ``kspace``                   reference                          header recon matrix
+=====================  ===========================  =================================  ===========================
+brain multicoil train  (S, C, 640, 320)             ``reconstruction_rss`` (S,320,320)  320 x 320 (encoded 640 x 320)
+brain multicoil test   (S, C, 640, 320), zero lines none; ``mask`` (320,), attrs        320 x 320
+                                                    ``acceleration``, ``num_low_frequency``
+knee multicoil         (S, C, 640, 368)             ``reconstruction_rss`` (S,320,320)  320 x 320 (encoded 640 x 368)
+knee singlecoil        (S, 640, 368)                ``reconstruction_esc`` (S,320,320)  320 x 320
+=====================  ===========================  =================================  ===========================
+
+H = readout (frequency encode), W = phase encode. The readout is stored 2x oversampled; the reader removes it
+(:func:`~mrdiff_cli.io.base.crop_readout` to the recon matrix's x) so ``read_slices`` returns (n, C, 320, W). The
+output images are the centre crop of that image to the recon matrix (``info.image_shape``; knee: 320 x 368 →
+320 x 320, fastMRI's own crop). The recon matrix comes from the ISMRMRD header (schema-valid or read leniently),
+else from the reference's shape. A ``mask`` (W,) dataset, or zero phase-encode lines in the k-space, mark an
+already undersampled file. Geometry: fastMRI stores no orientation → the documented default affine with the voxel
+size from the header's encoded FOV / matrix (1 mm and a note when there is none).
 """
 
 from __future__ import annotations
@@ -23,24 +30,14 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from ..types import Scan
+from ..types import HeaderFacts, ReferenceInfo, Sampling, Scan, ScanInfo
 from .atomic import atomic_path
-from .base import (
-    ScanReader,
-    check_dims,
-    check_finite,
-    column_mask,
-    crop_image,
-    crop_readout,
-    default_geometry,
-    mask_from_kspace,
-    parse_ismrmrd_header,
-    sampling_summary,
-    voxel_size_from_header,
-)
+from .base import ScanReader, check_dims, check_finite, column_mask, crop_image, crop_readout, default_geometry
+from .header import header_warning, parse_header
 
 REFERENCE_KEYS = ("reconstruction_rss", "reconstruction_esc")
-_ATTR_KEYS = ("acquisition", "max", "norm", "patient_id", "simulated", "seed", "snr_db", "coils", "source")
+ATTR_KEYS = ("acquisition", "max", "norm", "patient_id", "simulated", "seed", "snr_db", "coils", "source",
+             "acceleration", "num_low_frequency")
 
 
 def _open_h5(path: Path):
@@ -56,6 +53,29 @@ def _open_h5(path: Path):
         raise InputError(f"{path}: not an HDF5 file (cannot open)") from None
 
 
+def _attr(v: Any) -> Any:
+    return v.decode() if isinstance(v, bytes) else (v.item() if hasattr(v, "item") else v)
+
+
+def plan_matrix(stored_hw: tuple[int, int], header: HeaderFacts, ref_hw: tuple[int, int] | None
+                ) -> tuple[int, tuple[int, int], str | None]:
+    """(readout rows kept, output image matrix, where the recon matrix came from) for stored k-space (H, W).
+
+    The recon matrix is the header's reconSpace (x, y), else the reference's (h, w). The readout is cropped to
+    recon x when that is smaller (oversampling removal); the image is then centre-cropped to (recon x, recon y),
+    never beyond the k-space matrix.
+    """
+    h, w = stored_hw
+    if header.recon_matrix and header.recon_matrix[0] > 0 and header.recon_matrix[1] > 0:
+        rx, ry, src = int(header.recon_matrix[0]), int(header.recon_matrix[1]), "header"
+    elif ref_hw is not None:
+        (rx, ry), src = ref_hw, "reference"
+    else:
+        return h, (h, w), None
+    h_out = min(rx, h)
+    return h_out, (h_out, min(ry, w)), src
+
+
 class FastMRIReader(ScanReader):
     """Lazy reader of a fastMRI HDF5 file (see module docstring)."""
 
@@ -63,15 +83,16 @@ class FastMRIReader(ScanReader):
 
     def __init__(self, path: str | os.PathLike):
         super().__init__(path)
+        self._ref_key: str | None = None
         self._f = _open_h5(self.path)
         try:
-            self._setup()
+            self.info = self._describe()
         except BaseException:
             self._f.close()
             raise
 
     # ----------------------------------------------------------------------------------------------
-    def _setup(self) -> None:
+    def _kspace_dataset(self):
         import h5py
 
         f, p = self._f, self.path
@@ -85,81 +106,98 @@ class FastMRIReader(ScanReader):
                 f"{p}: k-space has rank {ds.ndim}, shape {ds.shape}; expected (slices, H, W) or (slices, coils, H, W)"
             )
         check_dims(ds.shape, p)
-        self._ds = ds
-        self._single = ds.ndim == 3
-        s, h, w = int(ds.shape[0]), int(ds.shape[-2]), int(ds.shape[-1])
-        c = 1 if self._single else int(ds.shape[1])
-        self.shape = (s, c, h, w)
+        return ds
 
-        md: dict[str, Any] = {"format": "fastmri", "single_coil": self._single, "dtype": str(ds.dtype)}
-        for k in _ATTR_KEYS:
-            if k in f.attrs:
-                v = f.attrs[k]
-                md[k] = v.decode() if isinstance(v, bytes) else (v.item() if hasattr(v, "item") else v)
-
-        # header ----------------------------------------------------------------------------------
-        hdr: dict[str, Any] = {}
-        if "ismrmrd_header" in f:
-            raw = f["ismrmrd_header"][()]
-            hdr = parse_ismrmrd_header(raw, p)
-            md["header"] = hdr or "unparseable"
-        os_factor = 1
-        if hdr.get("encoded_matrix") and hdr.get("recon_matrix"):
-            ex, rx = hdr["encoded_matrix"][0], hdr["recon_matrix"][0]
-            if rx > 0 and ex == 2 * rx and h == ex:
-                os_factor = 2
-        md["readout_oversampling"] = os_factor
-        if hdr.get("recon_matrix"):
-            md["recon_shape"] = [int(hdr["recon_matrix"][0]), int(hdr["recon_matrix"][1])]
-
-        # geometry: fastMRI stores no orientation → documented default affine, voxel from encoded FOV/matrix
-        vs = voxel_size_from_header(hdr, "encoded") if hdr else None
-        src = "header FOV/matrix" if vs else "default (1 mm)"
-        self.geometry = default_geometry(vs, (h, w, s), source=src)
-
-        # mask ----------------------------------------------------------------------------------------
-        self.mask, md["mask_source"] = self._read_mask(h, w)
-        md["undersampled_in_file"] = bool(self.mask is not None and float(self.mask.mean()) < 1.0)
-        md.update({f"sampling_{k}": v for k, v in sampling_summary(self.mask, w).items()})
-
-        # reference -------------------------------------------------------------------------------
-        self._ref_key = next((k for k in REFERENCE_KEYS if k in f and isinstance(f[k], h5py.Dataset)), None)
-        self.has_reference = self._ref_key is not None
-        if self._ref_key is not None:
-            r = f[self._ref_key]
-            md["reference"] = {"name": self._ref_key, "shape": [int(x) for x in r.shape]}
-            if r.ndim != 3 or int(r.shape[0]) != s:
-                raise InputError(f"{p}: '{self._ref_key}' has shape {r.shape}; expected ({s}, H, W)")
-        self.metadata = md
-
-    def _read_mask(self, h: int, w: int) -> tuple[np.ndarray | None, str | None]:
+    def _describe(self) -> ScanInfo:
         f, p = self._f, self.path
-        if "mask" in f:
-            m = np.asarray(f["mask"][()])
-            if m.dtype.kind == "c" or m.dtype.kind not in "biuf":
-                raise InputError(f"{p}: 'mask' has dtype {m.dtype}; expected real or boolean values")
-            if m.ndim == 1:
-                if m.shape[0] != w:
-                    raise InputError(f"{p}: mask length {m.shape[0]} does not match k-space width {w} (shape {self.shape})")
-                m2 = np.broadcast_to(m[None, :] > 0, (h, w))
-            elif m.ndim == 2:
-                if m.shape != (h, w):
-                    raise InputError(f"{p}: mask shape {m.shape} does not match k-space (H, W) = ({h}, {w})")
-                m2 = m > 0
-            else:
-                raise InputError(f"{p}: mask has rank {m.ndim}; expected (W,) or (H, W)")
-            if not np.all(np.isfinite(m)):
-                raise InputError(f"{p}: mask contains NaN or Inf")
-            return np.ascontiguousarray(m2, dtype=np.float32), "dataset"
-        # no mask dataset: zero phase-encode lines in the k-space itself mark unsampled lines
-        mid = self.n_slices // 2
-        block = self._read_raw(mid, mid + 1)
-        m = mask_from_kspace(block)
+        self._ds = self._kspace_dataset()
+        self._single = self._ds.ndim == 3
+        s, h, w = (int(self._ds.shape[i]) for i in (0, -2, -1))
+        c = 1 if self._single else int(self._ds.shape[1])
+        attrs = {k: _attr(f.attrs[k]) for k in ATTR_KEYS if k in f.attrs}
+        header = parse_header(f["ismrmrd_header"][()]) if "ismrmrd_header" in f else HeaderFacts()
+        notes = [n for n in (header_warning(header, p),) if n]
+        ref = self._reference_info(s, attrs)
+        self._h_out, image_shape, recon_src = plan_matrix((h, w), header, ref.shape[1:] if ref else None)
+        if recon_src == "reference" and self._h_out < h:
+            notes.append(f"{p}: no recon matrix in the header; the readout is cropped to the reference's "
+                         f"{image_shape[0]} rows")
+        vs = header.voxel_size("encoded")
+        if vs is None:
+            notes.append(f"{p}: no field of view in the file; voxel size 1 mm (default geometry)")
+        geometry = default_geometry(vs, (*image_shape, s), source="header FOV/matrix" if vs else "default (1 mm)")
+        return ScanInfo(
+            path=str(p), format="fastmri", shape=(s, c, self._h_out, w), image_shape=image_shape,
+            stored_shape=(s, c, h, w), readout_oversampling=h / self._h_out, sampling=self._sampling(h, w, attrs),
+            geometry=geometry, header=header, reference=ref, single_coil=self._single,
+            facts={"attributes": attrs, "dtype": str(self._ds.dtype), "recon_matrix_from": recon_src}, notes=notes,
+        )
+
+    def _reference_info(self, s: int, attrs: dict[str, Any]) -> ReferenceInfo | None:
+        import h5py
+
+        order = REFERENCE_KEYS[::-1] if self._single else REFERENCE_KEYS  # single-coil: ESC is the reference
+        name = next((k for k in order if isinstance(self._f.get(k), h5py.Dataset)), None)
+        if name is None:
+            return None
+        r = self._f[name]
+        if r.ndim != 3 or int(r.shape[0]) != s:
+            raise InputError(f"{self.path}: '{name}' has shape {r.shape}; expected ({s}, H, W)")
+        self._ref_key = name
+        if attrs.get("simulated"):
+            desc, noisy = f"noise-free RSS of the simulated coil images ({name})", False
+        elif name == "reconstruction_esc":
+            desc, noisy = "emulated single-coil reconstruction of the fully sampled data (noisy; reconstruction_esc)", True
+        else:
+            desc, noisy = "fully sampled RSS (noisy; the file's reconstruction_rss)", True
+        return ReferenceInfo(name=name, shape=tuple(int(x) for x in r.shape), description=desc, noisy=noisy)
+
+    def _sampling(self, h: int, w: int, attrs: dict[str, Any]) -> Sampling:
+        stated_r = attrs.get("acceleration")
+        stated_acs = attrs.get("num_low_frequency")
+        stated = dict(stated_acceleration=float(stated_r) if stated_r is not None else None,
+                      stated_acs=int(stated_acs) if stated_acs is not None else None)
+        if "mask" in self._f:
+            return Sampling(mask=self._mask_dataset(h, w), source="mask dataset", **stated)
+        from ..ops.masks import mask_from_kspace  # no mask dataset: zero phase-encode lines mark unsampled lines
+
+        mid = self.n_slices_stored // 2
+        m = mask_from_kspace(self._read_raw(mid, mid + 1))
         if float(m.mean()) >= 1.0:
-            return None, None
+            return Sampling(mask=None, **stated)
         if float(m.mean()) == 0.0:
-            raise InputError(f"{p}: k-space of slice {mid} is all zeros")
-        return m, "kspace"
+            raise InputError(f"{self.path}: k-space of slice {mid} is all zeros")
+        return Sampling(mask=self._to_output_rows(m, "zero lines in k-space"), source="zero lines in k-space", **stated)
+
+    @property
+    def n_slices_stored(self) -> int:
+        return int(self._ds.shape[0])
+
+    def _mask_dataset(self, h: int, w: int) -> np.ndarray:
+        p = self.path
+        m = np.asarray(self._f["mask"][()])
+        if m.dtype.kind not in "biuf":
+            raise InputError(f"{p}: 'mask' has dtype {m.dtype}; expected real or boolean values")
+        if not np.all(np.isfinite(m)):
+            raise InputError(f"{p}: mask contains NaN or Inf")
+        if m.ndim == 1:
+            if m.shape[0] != w:
+                raise InputError(f"{p}: mask length {m.shape[0]} does not match the k-space width {w} "
+                                 f"(k-space {tuple(self._ds.shape)})")
+            m = np.broadcast_to(m[None, :], (h, w))
+        elif m.ndim != 2 or m.shape != (h, w):
+            raise InputError(f"{p}: mask shape {m.shape} does not match k-space (H, W) = ({h}, {w}) or (W,)")
+        return self._to_output_rows(m > 0, "mask")
+
+    def _to_output_rows(self, m: np.ndarray, what: str) -> np.ndarray:
+        """An (H_stored, W) pattern on the (H_out, W) grid of the k-space this reader returns."""
+        if m.shape[0] == self._h_out:
+            return np.ascontiguousarray(m, dtype=np.float32)
+        cols = column_mask(m)
+        if cols is None:
+            raise InputError(f"{self.path}: a 2D {what} on the oversampled readout ({m.shape[0]} rows) cannot be "
+                             f"carried to the {self._h_out}-row recon grid; only phase-encode (column) masks can")
+        return np.ascontiguousarray(np.broadcast_to(cols[None, :], (self._h_out, m.shape[1])), dtype=np.float32)
 
     # ----------------------------------------------------------------------------------------------
     def _read_raw(self, start: int, stop: int) -> np.ndarray:
@@ -169,15 +207,17 @@ class FastMRIReader(ScanReader):
         return blk.astype(np.complex64, copy=False)
 
     def read_slices(self, start: int = 0, stop: int | None = None) -> np.ndarray:
-        start, stop = self._check_range(start, stop)
+        start, stop = self.check_range(start, stop)
         blk = self._read_raw(start, stop)
         check_finite(blk, self.path, start)
+        if blk.shape[-2] != self._h_out:
+            blk = crop_readout(blk, self._h_out)
         return blk
 
     def reference_slices(self, start: int = 0, stop: int | None = None) -> np.ndarray | None:
-        if self._ref_key is None:
+        if self.info.reference is None:
             return None
-        start, stop = self._check_range(start, stop)
+        start, stop = self.check_range(start, stop)
         return np.asarray(self._f[self._ref_key][start:stop], dtype=np.float32)
 
     def close(self) -> None:
@@ -198,12 +238,6 @@ def load_scan(path: str | os.PathLike) -> Scan:
         return r.load()
 
 
-def remove_readout_oversampling(kspace: np.ndarray, factor: int = 2) -> np.ndarray:
-    """k-space (…, H, W) → (…, H/factor, W): IFFT along the readout, centre crop, FFT back."""
-    h = kspace.shape[-2]
-    return crop_readout(kspace, h // int(factor), axis=-2)
-
-
 def crop_to_recon(image: np.ndarray, recon_shape: tuple[int, int]) -> np.ndarray:
     """fastMRI's reconstruction crop: centre crop the last two image axes to ``recon_shape``."""
     return crop_image(image, recon_shape)
@@ -212,41 +246,6 @@ def crop_to_recon(image: np.ndarray, recon_shape: tuple[int, int]) -> np.ndarray
 # ---------------------------------------------------------------------------------------------------
 # writer
 # ---------------------------------------------------------------------------------------------------
-
-
-def minimal_ismrmrd_header(matrix: tuple[int, int], voxel_size: tuple[float, float, float], coils: int,
-                           n_slices: int = 1, encoded_x: int | None = None) -> str:
-    """A small ISMRMRD XML header: encoded/recon matrix and FOV (cartesian), limits, receiver channels."""
-    import ismrmrd.xsd as x
-
-    h, w = int(matrix[0]), int(matrix[1])
-    ex = int(encoded_x or h)
-    dx, dy, dz = (float(v) for v in voxel_size)
-    enc = x.encodingType(
-        encodedSpace=x.encodingSpaceType(
-            matrixSize=x.matrixSizeType(x=ex, y=w, z=1),
-            fieldOfView_mm=x.fieldOfViewMm(x=dx * ex, y=dy * w, z=dz),
-        ),
-        reconSpace=x.encodingSpaceType(
-            matrixSize=x.matrixSizeType(x=h, y=w, z=1),
-            fieldOfView_mm=x.fieldOfViewMm(x=dx * h, y=dy * w, z=dz),
-        ),
-        encodingLimits=x.encodingLimitsType(
-            kspace_encoding_step_1=x.limitType(minimum=0, maximum=w - 1, center=w // 2),
-            kspace_encoding_step_2=x.limitType(minimum=0, maximum=0, center=0),
-            slice=x.limitType(minimum=0, maximum=max(0, n_slices - 1), center=0),
-        ),
-        trajectory=x.trajectoryType.CARTESIAN,
-    )
-    hdr = x.ismrmrdHeader(
-        acquisitionSystemInformation=x.acquisitionSystemInformationType(
-            receiverChannels=int(coils), institutionName="mrdiff simulation"
-        ),
-        experimentalConditions=x.experimentalConditionsType(H1resonanceFrequency_Hz=63500000),
-        encoding=[enc],
-    )
-    out = x.ToXML(hdr)
-    return out.decode() if isinstance(out, bytes) else str(out)
 
 
 def write_fastmri(path: str | os.PathLike, kspace: np.ndarray, *, mask: np.ndarray | None = None,

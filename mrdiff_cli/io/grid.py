@@ -15,7 +15,8 @@ def to_uint8(img: np.ndarray, vmax: float | None = None) -> np.ndarray:
     return (np.clip(img / vmax, 0, 1) * 255).astype(np.uint8)
 
 
-def save_grid(path: str | Path, images: np.ndarray, ncols: int | None = None, vmax: float | None = None) -> Path:
+def save_grid(path: str | Path, images: np.ndarray, ncols: int | None = None, vmax: float | None = None,
+              overwrite: bool = True) -> Path:
     """images (N, H, W) → one PNG laid out in a grid (shared intensity scale when vmax given)."""
     from PIL import Image
 
@@ -31,6 +32,6 @@ def save_grid(path: str | Path, images: np.ndarray, ncols: int | None = None, vm
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path, overwrite=True) as tmp:
+    with atomic_path(path, overwrite=overwrite) as tmp:
         Image.fromarray(canvas).save(tmp, format="PNG")
     return path

@@ -3,9 +3,9 @@
 How acquisitions become a Scan
 ------------------------------
 * Skipped (flags): noise measurement, navigation, phase correction, dummy scan, RT/HP feedback,
-  surface-coil correction, phase stabilisation. Counted in ``metadata['skipped_acquisitions']``.
+  surface-coil correction, phase stabilisation. Counted in ``info.facts['skipped_acquisitions']``.
 * Kept: imaging lines and parallel-imaging calibration lines (``ACQ_IS_PARALLEL_CALIBRATION`` and
-  ``..._AND_IMAGING``); the encode steps of calibration lines are listed in ``metadata['calibration_lines']``.
+  ``..._AND_IMAGING``); the encode steps of calibration lines are listed in ``info.facts['calibration_lines']``.
 * Placement: sample ``center_sample`` of a line lands on readout index H_enc//2 (after dropping
   ``discard_pre``/``discard_post``); encode step ``kspace_encode_step_1`` lands on column
   ``step - limits.center + W//2`` so the k-space centre is at W//2 (the centered-FFT convention).
@@ -17,7 +17,7 @@ How acquisitions become a Scan
   r, r+R, ...) this builds the union of the R repetitions, i.e. a fully sampled k-space.
   ``repetition=r`` reads one repetition only: an undersampled scan (R-fold plus calibration lines).
 * Readout oversampling (encoded x > recon x): IFFT along the readout, centre crop to recon x, FFT back;
-  ``metadata['readout_oversampling']`` records the factor that was removed.
+  ``info.readout_oversampling`` records the factor that was removed.
 * Geometry: voxel size = recon FOV / recon matrix (z: slice thickness). When the acquisitions carry
   direction cosines, the affine is built from ``position`` (slice centre), ``read_dir`` (→ H), ``phase_dir``
   (→ W) and ``slice_dir`` (or the step between slice positions), converted from the scanner's LPS to RAS.
@@ -33,19 +33,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from ..types import Geometry, Scan
+from ..types import Geometry, HeaderFacts, Sampling, Scan, ScanInfo
 from .atomic import atomic_path
-from .base import (
-    ScanReader,
-    affine_from_directions,
-    check_dims,
-    check_finite,
-    crop_readout,
-    default_geometry,
-    parse_ismrmrd_header,
-    sampling_summary,
-    voxel_size_from_header,
-)
+from .base import ScanReader, affine_from_directions, check_dims, check_finite, crop_readout, default_geometry
+from .header import header_warning, minimal_ismrmrd_header, parse_header
 
 DATASET = "dataset"
 
@@ -124,104 +115,102 @@ class IsmrmrdReader(ScanReader):
         if data.shape[0] == 0:
             raise InputError(f"{p}: ISMRMRD dataset holds no acquisitions")
         heads = data.fields("head")[:]
-        idx = heads["idx"]
-        flags = heads["flags"].astype(np.uint64)
-
-        hdr: dict[str, Any] = {}
-        if "xml" in grp:
-            hdr = parse_ismrmrd_header(self._ds.read_xml_header(), p)
-        md: dict[str, Any] = {"format": "ismrmrd", "header": hdr or None, "dataset": self._dataset_name}
-        traj = str(hdr.get("trajectory", "cartesian")).lower()
+        header = parse_header(self._ds.read_xml_header()) if "xml" in grp else HeaderFacts()
+        traj = str(header.trajectory or "cartesian").lower()
         if traj not in ("cartesian", "epi"):
             raise InputError(f"{p}: trajectory '{traj}' is not Cartesian; only Cartesian data can be read")
+        facts: dict[str, Any] = {"dataset": self._dataset_name}
+        keep, cal = self._select(heads, facts)
+        coils = self._layout(heads, keep, header)
+        n_sl, h_out, w = self._n_slices, self._h_out, self._w
+        check_dims((n_sl, coils, h_out, w), p)
+        sampling = self._sampling(cal, heads["flags"][keep].astype(np.uint64), header, facts)
+        ry = header.recon_matrix[1] if header.recon_matrix and header.recon_matrix[1] > 0 else w
+        notes = [n for n in (header_warning(header, p),) if n]
+        geometry = self._geometry(heads[keep], self._slice, header, (h_out, min(ry, w), n_sl))
+        if not header.present:
+            notes.append(f"{p}: no usable ISMRMRD header; matrix from the acquisitions, voxel size 1 mm")
+        self.info = ScanInfo(
+            path=str(p), format="ismrmrd", shape=(n_sl, coils, h_out, w), image_shape=(h_out, min(ry, w)),
+            stored_shape=(n_sl, coils, self._h_enc, w), readout_oversampling=self._h_enc / h_out, sampling=sampling,
+            geometry=geometry, header=header, facts=facts, notes=notes,
+        )
 
+    def _select(self, heads: np.ndarray, facts: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        """Which acquisitions are kept (imaging and calibration lines of contrast/phase/set 0, one repetition if
+        asked); (keep mask over all acquisitions, calibration flag over the kept ones)."""
+        p = self.path
+        idx = heads["idx"]
+        flags = heads["flags"].astype(np.uint64)
         skip = (flags & np.uint64(_bits(_SKIP_FLAG_NAMES))) != 0
-        cal = (flags & np.uint64(_bits(_CAL_FLAG_NAMES))) != 0
         other = (idx["contrast"] != 0) | (idx["phase"] != 0) | (idx["set"] != 0)
         keep = ~skip & ~other
-        md["skipped_acquisitions"] = int(skip.sum())
-        md["ignored_other_contrast_phase_set"] = int((other & ~skip).sum())
+        facts["skipped_acquisitions"] = int(skip.sum())
+        facts["ignored_other_contrast_phase_set"] = int((other & ~skip).sum())
         reps = sorted(int(r) for r in np.unique(idx["repetition"][keep]))
-        md["repetitions"] = len(reps)
-        md["averages"] = int(np.unique(idx["average"][keep]).size) if keep.any() else 0
+        facts["repetitions"] = len(reps)
+        facts["averages"] = int(np.unique(idx["average"][keep]).size) if keep.any() else 0
         if self._repetition is not None:
             if self._repetition not in reps:
                 raise InputError(f"{p}: repetition {self._repetition} not in file (has {reps})")
             keep &= idx["repetition"] == self._repetition
-            md["repetition_selected"] = int(self._repetition)
+            facts["repetition_selected"] = int(self._repetition)
         if not keep.any():
             raise InputError(f"{p}: no imaging acquisitions (all are noise/navigation/correction data)")
         if np.any(idx["kspace_encode_step_2"][keep] != 0):
             raise InputError(f"{p}: 3D encoding (kspace_encode_step_2 > 0) is not supported")
+        cal = (flags[keep] & np.uint64(_bits(_CAL_FLAG_NAMES))) != 0
+        self._acq_ids = np.nonzero(keep)[0]
+        return keep, cal
 
+    def _layout(self, heads: np.ndarray, keep: np.ndarray, header: HeaderFacts) -> int:
+        """Place every kept acquisition: readout window, column, slice; the readout length kept (recon x)."""
+        p = self.path
+        idx = heads["idx"]
         ns = heads["number_of_samples"][keep].astype(int)
-        pre = heads["discard_pre"][keep].astype(int)
-        post = heads["discard_post"][keep].astype(int)
-        eff = ns - pre - post
+        self._pre = heads["discard_pre"][keep].astype(int)
+        self._post = heads["discard_post"][keep].astype(int)
+        self._eff = ns - self._pre - self._post
         chans = heads["active_channels"][keep].astype(int)
         if np.unique(chans).size != 1:
             raise InputError(f"{p}: acquisitions have different channel counts {sorted(set(chans.tolist()))}")
-        coils = int(chans[0])
-
-        enc_mat = hdr.get("encoded_matrix") or [int(eff.max()), 0, 1]
-        rec_mat = hdr.get("recon_matrix") or list(enc_mat)
-        h_enc = max(int(enc_mat[0]), int(eff.max()))
+        enc_mat = header.encoded_matrix or (int(self._eff.max()), 0, 1)
+        rec_mat = header.recon_matrix or enc_mat
+        self._h_enc = max(int(enc_mat[0]), int(self._eff.max()))
         step1 = idx["kspace_encode_step_1"][keep].astype(int)
-        lim = hdr.get("limit_kspace_encoding_step_1")
+        lim = header.limits.get("kspace_encoding_step_1")
         w = max(int(enc_mat[1] or 0), int(step1.max()) + 1)
         centre1 = int(lim[2]) if lim else w // 2
         # widen (symmetrically about the centre) if some encode step falls outside the matrix
         half = max(centre1 - int(step1.min()), int(step1.max()) - centre1 + 1)
-        if 2 * half > w:
-            w = 2 * half
-        col = step1 - centre1 + w // 2
-        slices = idx["slice"][keep].astype(int)
-        n_sl = int(slices.max()) + 1
-        h_out = int(rec_mat[0]) if 0 < int(rec_mat[0]) < h_enc else h_enc
-        os_factor = h_enc / h_out if h_out else 1.0
-        md["readout_oversampling"] = int(os_factor) if float(os_factor).is_integer() else float(os_factor)
-        md["readout_oversampling_removed"] = True  # k-space from this reader is already at the recon matrix
-        md["encoded_readout"] = h_enc
-        check_dims((n_sl, coils, h_out, w), p)
+        self._w = max(w, 2 * half)
+        self._col = step1 - centre1 + self._w // 2
+        self._slice = idx["slice"][keep].astype(int)
+        self._n_slices = int(self._slice.max()) + 1
+        self._h_out = int(rec_mat[0]) if 0 < int(rec_mat[0]) < self._h_enc else self._h_enc
+        self._centre_sample = heads["center_sample"][keep].astype(int) - self._pre
+        return int(chans[0])
 
-        # index of kept acquisitions
-        self._acq_ids = np.nonzero(keep)[0]
-        self._slice = slices
-        self._col = col
-        self._pre = pre
-        self._post = post
-        self._centre_sample = heads["center_sample"][keep].astype(int) - pre
-        self._eff = eff
-        self._h_enc, self._h_out, self._w = h_enc, h_out, w
-        self.shape = (n_sl, coils, h_out, w)
-
-        # mask: lines present in any slice (lines are the same in every slice for these sequences)
-        counts = np.zeros((n_sl, w), dtype=np.int64)
-        np.add.at(counts, (slices, col), 1)
+    def _sampling(self, cal: np.ndarray, flags: np.ndarray, header: HeaderFacts, facts: dict[str, Any]) -> Sampling:
+        """Lines present in any slice (lines are the same in every slice for these sequences)."""
+        counts = np.zeros((self._n_slices, self._w), dtype=np.int64)
+        np.add.at(counts, (self._slice, self._col), 1)
         sampled = counts.max(axis=0) > 0
-        cal_cols = np.unique(col[cal[keep]])
-        md["calibration_lines"] = [int(c) for c in cal_cols]
-        md["calibration_only_lines"] = [
-            int(c) for c in np.unique(col[(flags[keep] & np.uint64(_bits(("ACQ_IS_PARALLEL_CALIBRATION",)))) != 0])
-        ]
-        md["max_times_sampled"] = int(counts.max())
-        if sampled.all():
-            self.mask = None
-        else:
-            self.mask = np.ascontiguousarray(np.broadcast_to(sampled[None, :], (h_out, w)), dtype=np.float32)
-        md["undersampled_in_file"] = bool(self.mask is not None)
-        md.update({f"sampling_{k}": v for k, v in sampling_summary(self.mask, w).items()})
-        if cal_cols.size:
-            md["sampling_acs_lines"] = int(cal_cols.size)
-        if "header_acceleration" in hdr:
-            md["header_acceleration"] = hdr["header_acceleration"]
+        cal_cols = np.unique(self._col[cal])
+        cal_only = (flags & np.uint64(_bits(("ACQ_IS_PARALLEL_CALIBRATION",)))) != 0
+        facts["calibration_lines"] = [int(c) for c in cal_cols]
+        facts["calibration_only_lines"] = [int(c) for c in np.unique(self._col[cal_only])]
+        facts["max_times_sampled"] = int(counts.max())
+        mask = None
+        if not sampled.all():
+            mask = np.ascontiguousarray(np.broadcast_to(sampled[None, :], (self._h_out, self._w)), dtype=np.float32)
+        return Sampling(mask=mask, source="acquisitions" if mask is not None else None,
+                        stated_acceleration=float(header.acceleration) if header.acceleration else None,
+                        stated_acs=int(cal_cols.size) if cal_cols.size else None)
 
-        self.geometry = self._geometry(heads[keep], slices, hdr, (h_out, w, n_sl))
-        self.metadata = md
-
-    def _geometry(self, heads: np.ndarray, slices: np.ndarray, hdr: dict[str, Any],
+    def _geometry(self, heads: np.ndarray, slices: np.ndarray, hdr: HeaderFacts,
                   shape: tuple[int, int, int]) -> Geometry:
-        vs = voxel_size_from_header(hdr, "recon") if hdr else None
+        vs = hdr.voxel_size("recon")
         first = {}
         for i, s in enumerate(slices):
             first.setdefault(int(s), i)
@@ -248,7 +237,7 @@ class IsmrmrdReader(ScanReader):
 
     # ----------------------------------------------------------------------------------------------
     def read_slices(self, start: int = 0, stop: int | None = None) -> np.ndarray:
-        start, stop = self._check_range(start, stop)
+        start, stop = self.check_range(start, stop)
         n, c, _, w = stop - start, self.shape[1], self._h_out, self._w
         acc = np.zeros((n, c, self._h_enc, w), dtype=np.complex128)
         cnt = np.zeros((n, w), dtype=np.int64)
@@ -262,7 +251,7 @@ class IsmrmrdReader(ScanReader):
         acc /= np.maximum(cnt, 1)[:, None, None, :]
         k = acc.astype(np.complex64)
         if self._h_out != self._h_enc:
-            k = crop_readout(k, self._h_out, axis=-2)
+            k = crop_readout(k, self._h_out)
         check_finite(k, self.path, start)
         return k
 
@@ -338,8 +327,6 @@ def write_ismrmrd(path: str | os.PathLike, kspace: np.ndarray, geometry: Geometr
     Lines in ``calibration_lines`` get ``ACQ_IS_PARALLEL_CALIBRATION_AND_IMAGING``.
     """
     import ismrmrd
-
-    from .fastmri import minimal_ismrmrd_header
 
     k = np.asarray(kspace, dtype=np.complex64)
     if k.ndim != 4:

@@ -13,7 +13,8 @@ from ..types import Geometry
 FORMATS = ("nifti", "dicom")
 
 
-def _split_ext(name: str) -> tuple[str, str]:
+def split_ext(name: str) -> tuple[str, str]:
+    """(stem, extension) with the extensions mrdiff writes (``.nii.gz`` counts as one)."""
     low = name.lower()
     for ext in (".nii.gz", ".nii", ".dcm", ".h5", ".png", ".json", ".npy"):
         if low.endswith(ext) and len(name) > len(ext):
@@ -24,7 +25,7 @@ def _split_ext(name: str) -> tuple[str, str]:
 def infer_format(out_path: str | os.PathLike) -> str:
     """'nifti' for .nii/.nii.gz, 'dicom' for .dcm, an existing folder or a name without extension."""
     p = Path(out_path)
-    _, ext = _split_ext(p.name)
+    _, ext = split_ext(p.name)
     if ext.lower() in (".nii", ".nii.gz"):
         return "nifti"
     if ext.lower() == ".dcm" or p.is_dir() or str(out_path).endswith(os.sep) or ext == "" and "." not in p.name:
@@ -38,7 +39,7 @@ def infer_format(out_path: str | os.PathLike) -> str:
 def derived_path(out: str | os.PathLike, suffix: str) -> Path:
     """out.nii.gz + '_variance' → out_variance.nii.gz; folder 'recon' → 'recon_variance'."""
     p = Path(out)
-    stem, ext = _split_ext(p.name.rstrip(os.sep))
+    stem, ext = split_ext(p.name.rstrip(os.sep))
     return p.with_name(f"{stem}{suffix}{ext}")
 
 

@@ -34,6 +34,8 @@ Every mask has a fully sampled centre: ``acs`` central columns (1D kinds) or an 
   column budget ``round(W / R)`` (R = 8 gives 8 ACS columns of 16 at W = 128, 6 of 12 at W = 96).
 * 2D: ``acs = max(8, round(0.16 * min(H, W)))`` (20 at 128 x 128, 15 at 128 x 96), but the square holds
   at most half the sample budget (``acs <= floor(sqrt(H W / (2 R)))``).
+* An acceleration that would cut the default below ``MIN_ACS = 4`` (1D: R > W / 8; 2D: R > H W / 32) is refused
+  with :class:`ValueError`: the matrix cannot support it (R = 1000 on 256 x 256 is not a reconstruction).
 
 An explicit ``acs`` is used as given; ``acs = 0`` means no calibration region. An explicit ``acs`` that
 does not fit the budget (more ACS samples than ``H W / R``) or the grid raises :class:`ValueError`.
@@ -82,17 +84,27 @@ def _rho(shape: tuple[int, int]) -> np.ndarray:
     return np.sqrt(ky[:, None] ** 2 + kx[None, :] ** 2)
 
 
+MIN_ACS = 4  # smallest default calibration: 4 central columns (1D) or a 4 x 4 square (2D); ESPIRiT needs this much
+
+
 def _default_acs(kind: str, shape: tuple[int, int], accel: float) -> int:
+    """The default calibration size; ValueError when the budget at this acceleration holds less than MIN_ACS
+    calibration lines next to as many outer ones (the matrix cannot support the acceleration)."""
     H, W = shape
     if kind in _KINDS_1D:
         budget = round(W / accel)
-        acs = max(8, round(0.08 * W))
-        acs = min(acs, budget // 2, W)
+        acs = min(max(8, round(0.08 * W)), budget // 2, W)
+        max_r, unit = W / (2 * MIN_ACS), f"{budget} of {W} columns"
     else:
         budget = round(H * W / accel)
-        acs = max(8, round(0.16 * min(H, W)))
-        acs = min(acs, int(math.floor(math.sqrt(budget / 2.0))), H, W)
-    return max(acs, 1)
+        acs = min(max(8, round(0.16 * min(H, W))), int(math.floor(math.sqrt(budget / 2.0))), H, W)
+        max_r, unit = H * W / (2 * MIN_ACS**2), f"{budget} samples of {H}x{W}"
+    if acs < min(MIN_ACS, H, W):
+        raise ValueError(
+            f"acceleration {accel:g} leaves {unit}: too few for a calibration region of {MIN_ACS} lines plus outer "
+            f"k-space; this matrix supports R <= {max_r:.3g} with the default calibration"
+        )
+    return acs
 
 
 def _check_args(kind: str, shape, accel: float, acs: int | None) -> tuple[str, tuple[int, int], float]:

@@ -101,40 +101,13 @@ def smooth_phase(shape: tuple[int, int], rng: np.random.Generator, strength: flo
     return (a0 + strength * math.pi * poly).astype(np.float32)
 
 
-def _fft2c_np(x: np.ndarray) -> np.ndarray:
+def fft2c_np(x: np.ndarray) -> np.ndarray:
+    """numpy in, numpy out through the package's one FFT (:func:`mrdiff_cli.ops.fft.fft2c`)."""
     import torch
 
     from ..ops.fft import fft2c
 
     return fft2c(torch.from_numpy(np.ascontiguousarray(x, dtype=np.complex64))).numpy()
-
-
-def _ifft2c_np(k: np.ndarray) -> np.ndarray:
-    import torch
-
-    from ..ops.fft import ifft2c
-
-    return ifft2c(torch.from_numpy(np.ascontiguousarray(k, dtype=np.complex64))).numpy()
-
-
-def _crop_or_pad(x: np.ndarray, size: int, axis: int) -> np.ndarray:
-    """Centre crop or zero-pad one axis, keeping index n//2 at size//2 (FFT-centre convention)."""
-    n = x.shape[axis]
-    if n == size:
-        return x
-    shape = list(x.shape)
-    shape[axis] = size
-    out = np.zeros(shape, dtype=x.dtype)
-    if size < n:
-        start = n // 2 - size // 2
-        src = [slice(None)] * x.ndim
-        src[axis] = slice(start, start + size)
-        return np.ascontiguousarray(x[tuple(src)])
-    start = size // 2 - n // 2
-    dst = [slice(None)] * x.ndim
-    dst[axis] = slice(start, start + n)
-    out[tuple(dst)] = x
-    return out
 
 
 def resample_slices(volume: np.ndarray, matrix: int) -> tuple[np.ndarray, float, tuple[int, int]]:
@@ -148,9 +121,11 @@ def resample_slices(volume: np.ndarray, matrix: int) -> tuple[np.ndarray, float,
     sq[:, pad[0]: pad[0] + h, pad[1]: pad[1] + w] = v
     if n == matrix:
         return sq, 1.0, pad
-    k = _fft2c_np(sq.astype(np.complex64))
-    k = _crop_or_pad(_crop_or_pad(k, matrix, -2), matrix, -1) * (matrix / n)
-    out = np.abs(_ifft2c_np(k)).astype(np.float32)
+    import torch
+
+    from ..ops.operators import resize_image
+
+    out = resize_image(torch.from_numpy(sq), (int(matrix), int(matrix))).abs().numpy().astype(np.float32)
     return out, n / matrix, pad
 
 
@@ -176,7 +151,7 @@ def simulate_kspace(image: np.ndarray, coils: int = 8, snr_db: float | None = 30
     s_maps = coil_maps(coils, (h, w)) if maps is None else np.asarray(maps, dtype=np.complex64)
     phase = np.stack([smooth_phase((h, w), rng, phase_strength) for _ in range(s_n)])
     x = img * np.exp(1j * phase)
-    k = _fft2c_np(x[:, None] * s_maps[None])  # (S, C, H, W)
+    k = fft2c_np(x[:, None] * s_maps[None])  # (S, C, H, W)
     if snr_db is not None and math.isfinite(float(snr_db)):
         for s in range(s_n):
             p_sig = float(np.mean(np.abs(k[s]) ** 2))
@@ -318,20 +293,14 @@ def acs_columns(mask: np.ndarray | None) -> list[int]:
     """Central fully sampled column block of a mask (flagged as calibration lines in ISMRMRD output)."""
     if mask is None:
         return []
+    from ..ops.masks import acs_shape
+
     m = np.asarray(mask) > 0
-    full = m.all(axis=0)
-    w = full.shape[0]
-    c = w // 2
-    if not full[c]:
+    h, w = acs_shape(m)
+    if h != m.shape[0] or w in (0, m.shape[1]):
         return []
-    lo, hi = c, c
-    while lo - 1 >= 0 and full[lo - 1]:
-        lo -= 1
-    while hi + 1 < w and full[hi + 1]:
-        hi += 1
-    if hi - lo + 1 == w:
-        return []
-    return list(range(lo, hi + 1))
+    start = m.shape[1] // 2 - w // 2
+    return list(range(start, start + w))
 
 
 def write_simulated(sim: SimulatedScan, out_path: str | os.PathLike, fmt: str = "fastmri",
@@ -342,7 +311,8 @@ def write_simulated(sim: SimulatedScan, out_path: str | os.PathLike, fmt: str = 
         raise UsageError(f"unknown simulate format '{fmt}' (choose from {', '.join(SIM_FORMATS)})")
     s_n, c_n, h, w = sim.kspace.shape
     if fmt == "fastmri":
-        from ..io.fastmri import minimal_ismrmrd_header, write_fastmri
+        from ..io.fastmri import write_fastmri
+        from ..io.header import minimal_ismrmrd_header
 
         xml = minimal_ismrmrd_header((h, w), sim.geometry.voxel_size, c_n, n_slices=s_n)
         attrs = {
@@ -377,7 +347,7 @@ def simulate_file(image_path: str | os.PathLike, out_path: str | os.PathLike, *,
     ``axis``: the NIfTI voxel axis to slice along (0=i, 1=j, 2=k); default 2 for NIfTI/DICOM, and for a
     3D ``.npy`` array its first axis (the array is taken as (slices, H, W)).
     """
-    from ..io.atomic import check_output_path
+    from ..io.atomic import check_output_path, ensure_parent
     from ..io.detect import load_image
 
     if fmt.lower() not in SIM_FORMATS:
@@ -385,7 +355,7 @@ def simulate_file(image_path: str | os.PathLike, out_path: str | os.PathLike, *,
     if fmt.lower() == "ismrmrd" and mask_kind is not None and str(mask_kind).lower() in ("poisson", "gaussian2d"):
         raise UsageError(f"--mask {mask_kind} is 2D; ISMRMRD output needs a 1D mask kind "
                          "(gaussian1d, uniform1d, equispaced)")
-    check_output_path(out_path, overwrite)  # fail before the work, not after it
+    check_output_path(out_path, overwrite, parents=True)  # fail before the work, not after it
     vol, geom = load_image(image_path)
     is_npy = Path(image_path).suffix.lower() == ".npy" or geom.source.startswith("default (npy")
     # load_image gives (slices=k, H=i, W=j); a .npy array's own axes (0, 1, 2) are (k, i, j)
@@ -397,6 +367,7 @@ def simulate_file(image_path: str | os.PathLike, out_path: str | os.PathLike, *,
     vol_s, geom_s = reslice(vol, geom, nifti_axis, slices)
     sim = simulate_volume(vol_s, geom_s, matrix=matrix, coils=coils, snr_db=snr_db, seed=seed,
                           mask_kind=mask_kind, accel=accel, acs=acs, phase_strength=phase_strength)
+    ensure_parent(out_path)  # missing folders are created, after the work succeeded
     path = write_simulated(sim, out_path, fmt, overwrite, source=Path(image_path).name)
     s_n, c_n, h, w = sim.kspace.shape
     return {

@@ -1,0 +1,125 @@
+"""The one output writer of reconstruct, superres and uncertainty: image volumes, derived volumes (zero-filled,
+variance, std, samples), the metrics JSON and PNG sidecars (mask, preview, calibration).
+
+Naming, for ``-o recon.nii.gz``: ``recon_variance.nii.gz``, ``recon_std.nii.gz``, ``recon_sample000.nii.gz`` …,
+and sidecars ``recon_metrics.json``, ``recon_mask.png``, ``recon_preview.png``, ``recon_calibration.png``.
+For a DICOM series ``-o recon/`` (or ``recon.dcm``): derived series are sibling folders (``recon_variance/``, …) and
+the sidecars go *inside* the series folder (``recon/metrics.json``, ``recon/mask.png``, …) so the folder is
+self-contained. Missing parent folders are created (after the up-front checks, right before writing). Every file is
+written atomically; the metrics JSON is written last and lists every file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..types import Geometry
+from .atomic import check_output_path, ensure_parent
+from .writers import infer_format, split_ext
+
+SIDECARS = {"metrics": "metrics.json", "mask": "mask.png", "preview": "preview.png", "calibration": "calibration.png"}
+
+
+class Outputs:
+    """Paths and writers for one job's outputs (see the module docstring); ``written`` maps kind → path(s)."""
+
+    def __init__(self, image: str | os.PathLike, fmt: str | None = None, overwrite: bool = False):
+        p = Path(image)
+        self.fmt = (fmt or infer_format(p)).lower()
+        stem, ext = split_ext(p.name.rstrip(os.sep))
+        if self.fmt == "dicom":
+            ext = ""  # a series is a folder: 'recon.dcm' → folder 'recon'
+        elif ext.lower() not in (".nii", ".nii.gz"):
+            stem, ext = p.name, ".nii.gz"
+        self.base = p.with_name(stem)
+        self.ext = ext
+        self.overwrite = overwrite
+        self.written: dict[str, Any] = {}
+
+    @property
+    def image(self) -> Path:
+        return self.volume_path("")
+
+    def volume_path(self, suffix: str) -> Path:
+        return self.base.with_name(f"{self.base.name}{suffix}{self.ext}")
+
+    def sidecar_path(self, kind: str) -> Path:
+        if self.fmt == "dicom":
+            return self.image / SIDECARS[kind]
+        return self.base.with_name(f"{self.base.name}_{SIDECARS[kind]}")
+
+    # ------------------------------------------------------------------------------------------------ checks
+    def check(self, suffixes: Sequence[str] = (), sidecars: Sequence[str] = ()) -> None:
+        """Fail before any work when an output exists (without overwrite) or cannot be written."""
+        kind = "dir" if self.fmt == "dicom" else "file"
+        for suffix in ("", *suffixes):
+            check_output_path(self.volume_path(suffix), self.overwrite, kind=kind, parents=True)
+        if self.fmt != "dicom":  # DICOM sidecars live inside the (new or replaced) series folder
+            for name in sidecars:
+                check_output_path(self.sidecar_path(name), self.overwrite, parents=True)
+
+    # ------------------------------------------------------------------------------------------------ writers
+    def volume(self, key: str, volume: np.ndarray, geometry: Geometry, description: str, suffix: str = "",
+               **dicom_kwargs: Any) -> str:
+        """Write a (slices, H, W) volume as ``key`` (list-valued keys collect several files)."""
+        from .writers import write_volume
+
+        path = self.volume_path(suffix)
+        ensure_parent(path)
+        extra = dicom_kwargs if self.fmt == "dicom" else {}
+        out = str(write_volume(path, np.asarray(volume, dtype=np.float32), geometry, self.fmt, description,
+                               overwrite=self.overwrite, **extra))
+        self._record(key, out)
+        return out
+
+    def spread(self, variance: np.ndarray, geometry: Geometry, description: str) -> None:
+        """Variance and std maps of K posterior samples."""
+        var = np.asarray(variance, dtype=np.float32)
+        self.volume("variance", var, geometry, description + " variance", "_variance", series_number=2)
+        self.volume("std", np.sqrt(np.maximum(var, 0.0)), geometry, description + " std", "_std", series_number=3)
+
+    def samples(self, samples: np.ndarray, geometry: Geometry, description: str) -> None:
+        """Every posterior sample, (K, slices, H, W)."""
+        for k in range(samples.shape[0]):
+            self.volume("samples", samples[k], geometry, f"{description} sample {k}", f"_sample{k:03d}",
+                        series_number=100 + k)
+
+    def mask_png(self, mask: np.ndarray) -> None:
+        from .grid import save_grid
+
+        path = self._sidecar("mask")
+        save_grid(path, np.asarray(mask, dtype=np.float32)[None], vmax=1.0, overwrite=self.overwrite)
+        self._record("mask_png", str(path))
+
+    def preview(self, panels: Sequence[tuple[str, np.ndarray]]) -> None:
+        from .png import write_preview
+
+        self._record("preview", str(write_preview(self._sidecar("preview"), panels, overwrite=self.overwrite)))
+
+    def sidecar(self, kind: str, key: str, write) -> None:
+        """Any other sidecar: ``write(path, overwrite)`` produces it (e.g. the calibration plot)."""
+        self._record(key, str(write(self._sidecar(kind), self.overwrite)))
+
+    def metrics_json(self, summary: dict[str, Any]) -> None:
+        """The metrics JSON (last, so it lists every file written)."""
+        from .metrics_json import write_json
+
+        path = self._sidecar("metrics")
+        self._record("metrics", str(path))
+        write_json(path, summary, overwrite=self.overwrite)
+
+    # ------------------------------------------------------------------------------------------------ helpers
+    def _sidecar(self, kind: str) -> Path:
+        path = self.sidecar_path(kind)
+        ensure_parent(path)
+        return path
+
+    def _record(self, key: str, path: str) -> None:
+        if key in ("samples",):
+            self.written.setdefault(key, []).append(path)
+        else:
+            self.written[key] = path
