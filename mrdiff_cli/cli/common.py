@@ -115,7 +115,7 @@ def print_warnings(caught: list, quiet: bool) -> None:
     """Show warnings recorded during a run as one yellow line each on stderr (none with --quiet)."""
     for w in caught:
         if not quiet and not issubclass(w.category, (DeprecationWarning, FutureWarning)):
-            console.print(f"[yellow]warning:[/] {w.message}")
+            console.print(f"[yellow]warning:[/] {one_line(str(w.message))}", soft_wrap=True, highlight=False)
 
 
 def print_json(obj: Any) -> None:

@@ -173,7 +173,7 @@ def resolve_sampling(reader, job: ReconJob) -> tuple[np.ndarray, dict[str, Any]]
         warnings.warn(f"{reader.path.name} is already undersampled; --mask {job.mask} is applied on top of its own "
                       "pattern")
         mask = mask * file_mask
-        if res.acs and min(acs_shape(mask)) < min(res.acs, 4):
+        if res.acs and min(acs_shape(mask)) < res.acs:
             raise UsageError(f"--mask {job.mask} on top of the file's own pattern leaves no fully sampled centre of "
                              f"{res.acs} lines (ACS {min(acs_shape(mask))}); use the file's mask alone")
     return _described(mask, info)
