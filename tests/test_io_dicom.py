@@ -109,3 +109,26 @@ def test_write_volume_dicom_single_file(tmp_path):
     assert p.is_file() and read_dicom_series(p)[0].shape == (1, 6, 5)
     q = write_volume(tmp_path / "multi.dcm", np.ones((2, 6, 5), np.float32), None, None, "multi")
     assert q.is_dir() and q.name == "multi"
+
+
+@pytest.mark.parametrize("peak", [3e-4, 0.5, 7.0e4])
+def test_any_intensity_range_gives_valid_windows_and_round_trips(tmp_path, peak):
+    """fastMRI-scale (~1e-4) images used to get WindowWidth < 1 (a dciodvfy error); window values are in rescaled
+    units and >= 1 for any range, and the reader undoes the display scaling."""
+    v = (np.random.default_rng(2).random((2, 16, 12)) * peak).astype(np.float32)
+    v[1] = 0.0  # an all-zero slice too
+    folder = write_dicom_series(tmp_path / f"s{peak:g}", v, Geometry(voxel_size=(0.7, 0.7, 5.0)), "low")
+    for f in sorted(folder.glob("*.dcm")):
+        ds = pydicom.dcmread(str(f))
+        assert float(ds.WindowWidth) >= 1.0
+        real = ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+        assert real.min() - 1e-6 <= float(ds.WindowCenter) <= real.max() + 1e-6 or real.max() == real.min()
+    back, _ = read_dicom_series(folder)
+    np.testing.assert_allclose(back, v, atol=peak * 1e-4)
+    if peak < 1:
+        assert "reconstruction x " in str(pydicom.dcmread(str(next(folder.glob("*.dcm")))).ImageComments)
+    if shutil.which("dciodvfy"):
+        for f in sorted(folder.glob("*.dcm")):
+            res = subprocess.run(["dciodvfy", str(f)], capture_output=True, text=True)
+            errors = [ln for ln in (res.stdout + res.stderr).splitlines() if ln.startswith("Error")]
+            assert errors == [], errors
