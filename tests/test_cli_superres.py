@@ -142,7 +142,8 @@ def test_vdm_bundle_raw_kspace_input_and_dicom_output(tmp_path, bundles, tiny_fa
     s = json.loads(r.stdout)
     assert s["input_kind"].startswith("zero-filled root-sum-of-squares") and s["mode"] == "retrospective"
     assert s["model"]["schedule"].startswith("learned gamma")
-    assert out.is_dir() and len(list(out.iterdir())) == 2
+    assert out.is_dir() and sorted(p.name for p in out.iterdir()) == ["IMG0001.dcm", "IMG0002.dcm", "metrics.json"]
+    assert s["output"]["metrics"] == str(out / "metrics.json")  # a DICOM series keeps its sidecars inside
     assert np.isfinite(s["metrics"]["mean"]["psnr"])
 
 

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import warnings
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from ..errors import UsageError
-from .common import console, handle_errors, parse_slices, print_json, print_warnings
+from .common import handle_errors
 from .options import JsonOpt, ModelOpt, OfflineOpt
 
 RES = "Resolution"
@@ -50,93 +48,12 @@ def superres(
     overwrite: Annotated[bool, typer.Option(help="Replace existing outputs.", rich_help_panel=OUTPUT)] = False,
     preview: Annotated[bool, typer.Option(help="Write <output>_preview.png (bicubic | sinc | mrdiff | reference | std).", rich_help_panel=OUTPUT)] = False,
     metrics: Annotated[bool, typer.Option(help="Write <output>_metrics.json.", rich_help_panel=OUTPUT)] = True,
-    slices: Annotated[Optional[str], typer.Option(help="Slice range a:b (Python-style, end exclusive).", rich_help_panel=RUN)] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or messages.", rich_help_panel=RUN)] = False,
+    slices: Annotated[Optional[str], typer.Option(help="Slices: 3, 3:7 (end exclusive) or 1,4,6.", rich_help_panel=RUN)] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or messages on stderr (progress is a bar on a terminal, a line every ~10 s otherwise).", rich_help_panel=RUN)] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Super-resolve MR images with the k-space-guided variational diffusion model (e.g. 64 → 128)."""
-    from ..tasks.reconstruct import resolve_device
-    from ..tasks.superres import SuperresJob, SuperresOptions, load_superres_model, parse_matrix
+    from .jobs import run_superres_job, superres_job_from_options
 
-    if samples < 1:
-        raise UsageError("--samples must be >= 1")
-    if steps is not None and steps < 1:
-        raise UsageError("--steps must be >= 1")
-    if noise not in ("auto", "none"):
-        try:
-            noise = float(noise)
-        except ValueError:
-            raise UsageError(f"--noise {noise!r}: expected auto, none or a number >= 0") from None
-        if not noise >= 0:
-            raise UsageError(f"--noise {noise}: must be >= 0")
-    if batch_size < 1:
-        raise UsageError("--batch-size must be >= 1")
-    if not 0.0 <= guidance <= 1.0:
-        raise UsageError(f"--guidance {guidance}: lambda must be in [0, 1]")
-    job = SuperresJob(
-        input=str(input),
-        output=str(output),
-        from_hw=parse_matrix(from_, "--from"),
-        to_hw=parse_matrix(to, "--to"),
-        fmt=fmt.value if fmt else None,
-        save_samples=save_samples,
-        metrics=metrics,
-        preview=preview,
-        overwrite=overwrite,
-        slices=parse_slices(slices),
-        options=SuperresOptions(sampler=sampler.value, steps=steps, guidance=guidance, noise=noise, samples=samples, seed=seed,
-                                batch_size=batch_size),
-    )
-    dev = resolve_device(device)
-    job.options.device = str(dev)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        prior, info = load_superres_model(model, offline=offline, device=str(dev))
-        summary = _with_progress(job, prior, info, quiet or json_out)
-    print_warnings(caught, quiet)
-    if json_out:
-        print_json(summary)
-    elif not quiet:
-        _print_summary(summary)
-
-
-def _with_progress(job, prior, info, quiet: bool) -> dict:
-    from ..tasks.superres import run_superres
-
-    if quiet:
-        return run_superres(job, prior, info)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TimeRemainingColumn(), console=console, transient=True) as prog:
-        task = prog.add_task(Path(job.input).name, total=None)
-
-        def cb(e: dict) -> None:
-            n = max(1, e["slices"])
-            if e["type"] == "slices":
-                prog.update(task, completed=e["slices_done"], total=n)
-            else:
-                frac = e["step"] / max(1, e["steps"])
-                prog.update(task, total=n, completed=e["slices_done"] + frac * 0.999 * min(n - e["slices_done"], max(1, job.options.batch_size // job.options.samples)))
-
-        return run_superres(job, prior, info, cb)
-
-
-def _print_summary(s: dict) -> None:
-    from rich.table import Table
-
-    t = Table(title="mrdiff superres", show_lines=False)
-    for col in ("method", "PSNR", "SSIM"):
-        t.add_column(col)
-    if s.get("metrics"):
-        m = s["metrics"]["mean"]
-        t.add_row("mrdiff (VDM)", f"{m['psnr']:.2f}", f"{m['ssim']:.4f}")
-        for name, b in (s.get("baselines") or {}).items():
-            t.add_row(name, f"{b['psnr']:.2f}", f"{b['ssim']:.4f}")
-        console.print(t)
-    fh, fw = s["from"]
-    th, tw = s["to"]
-    console.print(
-        f"{Path(s['input']).name}: {s['mode']} {fh}x{fw} → {th}x{tw}, {len(s['slices'])} slice(s), "
-        f"{s['sampler']} sampler, {s['steps']} steps, {s['seconds_per_slice']:.2f} s/slice → {s['output']['image']}"
-    )
+    job = superres_job_from_options(dict(locals()))
+    run_superres_job(job, model=model, offline=offline, device=device, quiet=quiet, json_out=json_out)

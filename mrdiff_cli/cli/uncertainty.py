@@ -1,7 +1,10 @@
-"""`mrdiff uncertainty`: K posterior samples → mean, variance and std maps (+ calibration report).
+"""`mrdiff uncertainty`: K posterior samples → mean, calibrated std / variance, 95 % interval maps (+ calibration
+report against a reference).
 
-Reconstruction (default) takes every `reconstruct` option; `--task superres --from N --to M` draws the samples
-with the k-space-guided VDM instead (the `superres` command with K samples).
+Reconstruction (default) takes the diffusion options of `reconstruct` (not `--method`: zero-filled and SENSE have
+no posterior samples); `--task superres --from N --to M` draws the samples with the k-space-guided VDM instead (the
+`superres` command with K samples). `--calibration model` (default) applies the model bundle's calibration block
+(tasks.calibration); `--calibration none` writes the raw sample spread.
 """
 
 from __future__ import annotations
@@ -14,9 +17,8 @@ import typer
 
 from ..errors import UsageError
 from .common import handle_errors
-from .jobs import recon_job_from_options, run_recon
+from .jobs import recon_job_from_options, run_recon, run_superres_job, superres_job_from_options
 from .reconstruct import reconstruct
-from .superres import OutFormat, superres
 
 
 class Task(str, Enum):
@@ -24,9 +26,19 @@ class Task(str, Enum):
     superres = "superres"
 
 
+class CalibrationChoice(str, Enum):
+    model = "model"
+    none = "none"
+
+
+TITLE = "mrdiff uncertainty"
+
+
 @handle_errors
-def uncertainty(task: Task = Task.reconstruct, from_: Optional[str] = None, to: Optional[str] = None, guidance: float = 1.0, **kw) -> None:
-    """Draw K posterior samples (batched) and write the posterior mean, variance and std maps."""
+def uncertainty(task: Task = Task.reconstruct, from_: Optional[str] = None, to: Optional[str] = None,
+                guidance: float = 1.0, calibration: CalibrationChoice = CalibrationChoice.model, **kw) -> None:
+    """Draw K posterior samples (batched); write the posterior mean, calibrated std and variance, and 95 % interval
+    maps (mean ± 1.96 std)."""
     if kw["samples"] < 2:
         raise UsageError("uncertainty needs --samples K with K >= 2 (a variance from one sample is meaningless)")
     if task == Task.superres:
@@ -34,9 +46,49 @@ def uncertainty(task: Task = Task.reconstruct, from_: Optional[str] = None, to: 
         return
     if from_ or to:
         raise UsageError("--from/--to need --task superres")
-    job = recon_job_from_options(kw)
-    run_recon(job, quiet=kw["quiet"], json_out=kw["json_out"], device=kw["device"], precision=kw["precision"],
-              title="mrdiff reconstruct")
+    job = recon_job_from_options({**kw, "method": "diffusion"})
+    job.options.calibration = "none" if CalibrationChoice(calibration) == CalibrationChoice.none else "model"
+    summary = run_recon(job, quiet=kw["quiet"], json_out=kw["json_out"], device=kw["device"],
+                        precision=kw["precision"], title=TITLE)
+    if not kw["quiet"] and not kw["json_out"]:
+        print_calibration_table(summary)
+
+
+def _fmt(v, spec: str = ".3f") -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def print_calibration_table(summary: dict) -> None:
+    """Per input: which calibration was applied and, when a reference exists, Spearman(std, |err|) (mean per slice
+    and pooled), coverage of mean ± z std at 68 / 90 / 95 % and the calibration curve file."""
+    from pathlib import Path
+
+    from rich.table import Table
+
+    from .common import console
+
+    t = Table(title=f"{TITLE}: calibration against the reference (head pixels)")
+    for col in ("input", "calibration", "Spearman (slice mean / pooled)", "cov 68%", "cov 90%", "cov 95%",
+                "RMSE / rms std", "curve"):
+        t.add_column(col, overflow="fold")
+    for r in summary.get("results", []):
+        unc = r.get("uncertainty") or {}
+        cal_block = unc.get("calibration")
+        applied = cal_block.get("method") if isinstance(cal_block, dict) else "none (raw)"
+        rep = r.get("calibration")
+        if not rep:
+            t.add_row(Path(r["input"]).name, applied, "no reference", "-", "-", "-", "-", "-")
+            continue
+        ov = rep["overall"]
+        rhos = [p["spearman"] for p in rep["per_slice"] if p.get("spearman") is not None]
+        cov = ov.get("coverage") or {}
+        t.add_row(
+            Path(r["input"]).name, applied,
+            f"{_fmt(sum(rhos) / len(rhos) if rhos else None)} / {_fmt(ov.get('spearman'))}",
+            _fmt(cov.get("68")), _fmt(cov.get("90")), _fmt(cov.get("95")), _fmt(ov.get("rmse_over_rms_std"), ".2f"),
+            str((r.get("output") or {}).get("calibration_png", "-")),
+        )
+    console.print(t)
 
 
 def _superres(from_: Optional[str], to: Optional[str], guidance: float, kw: dict) -> None:
@@ -44,15 +96,14 @@ def _superres(from_: Optional[str], to: Optional[str], guidance: float, kw: dict
         raise UsageError("--task superres needs --from N and --to M")
     if len(kw["inputs"]) != 1:
         raise UsageError("--task superres takes one input")
-    run = inspect.unwrap(superres)
-    run(
-        input=kw["inputs"][0], from_=from_, to=to, output=kw["output"], model=kw["model"], offline=kw["offline"],
-        steps=kw["steps"] or 100, guidance=guidance, samples=kw["samples"], save_samples=kw["save_samples"],
-        seed=kw["seed"], device=kw["device"], batch_size=kw["batch_size"] or 16,
-        fmt=None if kw["fmt"] is None else OutFormat(kw["fmt"].value),
-        overwrite=kw["overwrite"], preview=kw["preview"], metrics=kw["metrics"], slices=kw["slices"],
-        quiet=kw["quiet"], json_out=kw["json_out"],
-    )
+    job = superres_job_from_options({
+        "input": kw["inputs"][0], "from_": from_, "to": to, "output": kw["output"], "steps": kw["steps"],
+        "guidance": guidance, "samples": kw["samples"], "save_samples": kw["save_samples"], "seed": kw["seed"],
+        "batch_size": kw["batch_size"] or 16, "fmt": kw["fmt"], "overwrite": kw["overwrite"], "preview": kw["preview"],
+        "metrics": kw["metrics"], "slices": kw["slices"],
+    })
+    run_superres_job(job, model=kw["model"], offline=kw["offline"], device=kw["device"], quiet=kw["quiet"],
+                     json_out=kw["json_out"])
 
 
 # same options as `reconstruct` (K defaults to 8), plus the super-resolution task switch
@@ -61,6 +112,8 @@ def _signature() -> inspect.Signature:
     hints = get_type_hints(base, include_extras=True)
     params = []
     for p in inspect.signature(base).parameters.values():
+        if p.name == "method":  # only the diffusion posterior has samples
+            continue
         ann, default = hints[p.name], p.default
         if p.name == "samples":
             ann = Annotated[int, typer.Option("--samples", "-K", help="Posterior samples K (>= 2), batched through the network.", rich_help_panel="Sampler")]
@@ -72,6 +125,7 @@ def _signature() -> inspect.Signature:
         inspect.Parameter("from_", kw_only, default=None, annotation=Annotated[Optional[str], typer.Option("--from", help="superres: low-resolution matrix N or HxW.", rich_help_panel="Task", show_default=False)]),
         inspect.Parameter("to", kw_only, default=None, annotation=Annotated[Optional[str], typer.Option("--to", help="superres: target matrix N or HxW.", rich_help_panel="Task", show_default=False)]),
         inspect.Parameter("guidance", kw_only, default=1.0, annotation=Annotated[float, typer.Option("--guidance", help="superres: k-space guidance weight lambda in [0, 1].", rich_help_panel="Task")]),
+        inspect.Parameter("calibration", kw_only, default=CalibrationChoice.model, annotation=Annotated[CalibrationChoice, typer.Option("--calibration", help="model: apply the model's calibration (config.json 'calibration', fitted on its tune set) to the std; none: the raw sample spread.", rich_help_panel="Sampler")]),
     ]
     return inspect.Signature(params, return_annotation=None)
 

@@ -19,7 +19,9 @@ factor inside the denoiser); it was trained at the voxel sizes its config.json l
 
 Normalisation: each slice is divided by the 99th percentile of its sinc (zero-padded) estimate — the prior's
 documented normalisation applied to the initial estimate — and multiplied back at the end.
-Output geometry: ``Geometry.scaled(fy, fx)`` of the input geometry (same field of view, voxel size / factor).
+Output geometry: ``Geometry.for_slices(...).scaled(fy, fx)`` of the input geometry (same field of view, voxel size
+/ factor). Outputs go through the shared writer :class:`~mrdiff_cli.io.outputs.Outputs` (NIfTI / DICOM, variance /
+std / samples, metrics JSON and previews; DICOM sidecars inside the series folder).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import torch
 
 from .. import __version__
 from ..errors import InputError, UsageError
-from ..types import Geometry
+from ..types import Geometry, SliceSpec
 
 DEFAULT_STEPS = {"fast": 20, "vdm": 100}
 SR_SAMPLERS = ("fast", "vdm")
@@ -67,7 +69,7 @@ class SuperresJob:
     metrics: bool = True
     preview: bool = False
     overwrite: bool = False
-    slices: tuple[int, int | None] | None = None
+    slices: SliceSpec | None = None
     options: SuperresOptions = field(default_factory=SuperresOptions)
 
 
@@ -169,29 +171,21 @@ def load_superres_input(path: str | Path) -> tuple[np.ndarray, Geometry, str]:
 
 
 def _raw_to_image(p: Path, fmt: str) -> tuple[np.ndarray, Geometry, str]:
+    import warnings
+
+    from ..io.base import crop_image
     from ..io.detect import open_input
-    from ..io.fastmri import crop_to_recon, remove_readout_oversampling
     from ..ops.fft import ifft2c, rss
 
-    with open_input(p, fmt) as reader:
-        os_factor = int(reader.metadata.get("readout_oversampling", 1) or 1)
-        recon_shape = reader.metadata.get("recon_shape")
+    with open_input(p, fmt) as reader:  # k-space at the recon readout; images cropped to the file's recon matrix
+        for note in reader.info.notes:
+            warnings.warn(note)
         out = []
         for _, k in reader.iter_slices(4):  # undersampled files hold zeros where nothing was sampled
-            if os_factor > 1:
-                k = remove_readout_oversampling(k, os_factor)
-            out.append(rss(ifft2c(torch.as_tensor(k)), dim=1).numpy())
+            out.append(crop_image(rss(ifft2c(torch.as_tensor(k)), dim=1).numpy(), reader.info.image_shape))
         vol = np.concatenate(out).astype(np.float32)
-        if recon_shape and tuple(recon_shape) != vol.shape[-2:]:
-            vol = crop_to_recon(vol, tuple(recon_shape))
         desc = RAW_DESCRIPTION + (" (undersampled, zero-filled)" if reader.undersampled else "")
         return np.ascontiguousarray(vol, dtype=np.float32), reader.geometry, desc
-
-
-def output_geometry(geom: Geometry, shape_hws: tuple[int, int, int], factors: tuple[float, float], first_slice: int = 0) -> Geometry:
-    """The input geometry made explicit (the documented default affine when it had none), moved to the first kept
-    slice, and rescaled in-plane at the same field of view (``Geometry.scaled``)."""
-    return geom.from_slice(first_slice, shape_hws).scaled(*factors)
 
 
 # ------------------------------------------------------------------------------------------------ core
@@ -323,24 +317,7 @@ def superres_slices(
     return mean, var, samples
 
 
-def _base(out: Path) -> Path:
-    name = out.name.rstrip("/")
-    for ext in (".nii.gz", ".nii", ".dcm"):
-        if name.lower().endswith(ext):
-            return out.with_name(name[: -len(ext)])
-    return out
-
-
-def run_superres(job: SuperresJob, model, model_info: dict[str, Any], progress: Callable[[dict], None] | None = None) -> dict[str, Any]:
-    """Run one super-resolution job; write the outputs; return the summary (what ``--json`` prints)."""
-    from ..io.atomic import check_output_path
-    from ..io.metrics_json import write_json
-    from ..io.writers import derived_path, infer_format, write_volume
-    from ..metrics import volume_metrics
-    from ..ops.operators import resize_image
-
-    emit = progress or (lambda e: None)
-    opts = job.options
+def _validate(opts: SuperresOptions) -> None:
     if opts.samples < 1:
         raise UsageError("--samples must be >= 1")
     if opts.sampler not in SR_SAMPLERS:
@@ -351,109 +328,116 @@ def run_superres(job: SuperresJob, model, model_info: dict[str, Any], progress: 
         raise UsageError("--steps must be >= 1")
     if not 0.0 <= opts.guidance <= 1.0:
         raise UsageError(f"--guidance {opts.guidance}: lambda must be in [0, 1]")
-    src = Path(job.input)
-    out = Path(job.output)
-    fmt = (job.fmt or infer_format(out)).lower()
-    base = _base(out)
-    # fail before any work when outputs exist
-    check_output_path(out, job.overwrite, kind="dir" if fmt == "dicom" and out.suffix.lower() != ".dcm" else "file")
-    if job.metrics:
-        check_output_path(Path(f"{base}_metrics.json"), job.overwrite)
 
+
+def _outputs(job: SuperresJob):
+    """The shared writer of this job, checked up front (fail before any work when outputs exist)."""
+    from ..io.outputs import Outputs
+
+    outputs = Outputs(job.output, job.fmt, job.overwrite)
+    k = job.options.samples
+    suffixes = (["_variance", "_std"] if k > 1 else []) + ([f"_sample{i:03d}" for i in range(k)] if job.save_samples else [])
+    outputs.check(suffixes, (["metrics"] if job.metrics else []) + (["preview"] if job.preview else []))
+    return outputs
+
+
+def run_superres(job: SuperresJob, model, model_info: dict[str, Any], progress: Callable[[dict], None] | None = None) -> dict[str, Any]:
+    """Run one super-resolution job; write the outputs; return the summary (what ``--json`` prints)."""
+    emit = progress or (lambda e: None)
+    opts = job.options
+    _validate(opts)
+    outputs = _outputs(job)
+    src = Path(job.input)
     vol_np, geom, input_kind = load_superres_input(src)
     n_all = vol_np.shape[0]
-    lo, hi = job.slices if job.slices else (0, n_all)
-    hi = n_all if hi is None else hi
-    lo, hi = (lo + n_all if lo < 0 else lo), (hi + n_all if hi < 0 else hi)
-    lo, hi = max(0, lo), min(n_all, hi)
-    if lo >= hi:
-        raise UsageError(f"--slices selects no slices (the input has {n_all})")
+    idx = job.slices.indices(n_all) if job.slices else list(range(n_all))
     res = model_info.get("resolution")
     plan = plan_resolution(tuple(vol_np.shape[-2:]), job.from_hw, job.to_hw, tuple(res) if res else None)
-    vol = torch.from_numpy(np.ascontiguousarray(vol_np[lo:hi], dtype=np.float32))
-
+    vol = torch.from_numpy(np.ascontiguousarray(vol_np[idx], dtype=np.float32))
     y = lowres_kspace(vol, plan)
     t0 = time.time()
-    total = vol.shape[0]
+    batch = max(1, opts.batch_size // max(1, opts.samples))
 
     def on_step(done_slices: int, n: int, i: int, steps: int) -> None:
-        emit({"type": "progress", "input": str(src), "slices_done": done_slices, "slices": n, "step": i, "steps": steps})
+        emit({"type": "progress", "input": str(src), "slices_done": done_slices, "slices": n, "step": i, "steps": steps,
+              "batch": batch})
 
     mean, var, samples = superres_slices(model, y, plan.to_hw, opts, on_step, keep_samples=job.save_samples)
     elapsed = time.time() - t0
-    emit({"type": "slices", "input": str(src), "slices_done": total, "slices": total})
-    base_imgs = baselines(y, plan.to_hw)
+    emit({"type": "slices", "input": str(src), "slices_done": len(idx), "slices": len(idx)})
+    geom_out = geom.for_slices(idx, (vol_np.shape[1], vol_np.shape[2], n_all)).scaled(*plan.factors)
+    summary = _summary(job, model, model_info, plan, geom, geom_out, idx, input_kind, elapsed)
+    arrays = {"mean": mean.numpy().astype(np.float32), "var": None if var is None else var.numpy().astype(np.float32),
+              "samples": None if samples is None else samples.numpy(), "baselines": baselines(y, plan.to_hw)}
+    arrays["ref"] = _compare(summary, plan, vol, arrays)
+    _write(job, outputs, plan, geom_out, arrays, summary)
+    return summary
 
-    geom_out = output_geometry(geom, (vol_np.shape[1], vol_np.shape[2], n_all), plan.factors, lo)
-    (fh, fw), (th, tw) = plan.from_hw, plan.to_hw
-    desc = f"mrdiff {__version__} superres {fh}x{fw}->{th}x{tw} {opts.sampler}" + (f" lam{opts.guidance:g}" if opts.sampler == "vdm" else "")
-    vol_out = mean.numpy().astype(np.float32)
-    written: dict[str, Any] = {"image": str(write_volume(out, vol_out, geom_out, fmt, desc, overwrite=job.overwrite))}
-    if var is not None:
-        v = var.numpy().astype(np.float32)
-        written["variance"] = str(write_volume(derived_path(out, "_variance"), v, geom_out, fmt, desc + " variance", overwrite=job.overwrite))
-        written["std"] = str(write_volume(derived_path(out, "_std"), np.sqrt(v), geom_out, fmt, desc + " std", overwrite=job.overwrite))
-    if samples is not None:
-        written["samples"] = [
-            str(write_volume(derived_path(out, f"_sample{k:03d}"), samples[k].numpy(), geom_out, fmt, desc + f" sample {k}", overwrite=job.overwrite))
-            for k in range(samples.shape[0])
-        ]
 
-    summary: dict[str, Any] = {
-        "mrdiff_version": __version__,
-        "input": str(src),
-        "input_kind": input_kind,
-        "output": written,
-        "mode": plan.mode,
-        "input_matrix": list(plan.input_hw),
-        "from": list(plan.from_hw),
-        "to": list(plan.to_hw),
+def _summary(job: SuperresJob, model, model_info, plan: ResolutionPlan, geom: Geometry, geom_out: Geometry,
+             idx: list[int], input_kind: str, elapsed: float) -> dict[str, Any]:
+    opts = job.options
+    return {
+        "mrdiff_version": __version__, "input": str(job.input), "input_kind": input_kind, "output": {},
+        "mode": plan.mode, "input_matrix": list(plan.input_hw), "from": list(plan.from_hw), "to": list(plan.to_hw),
         "factor": [plan.to_hw[0] / plan.from_hw[0], plan.to_hw[1] / plan.from_hw[1]],
         "voxel_size_mm_in": [float(v) for v in geom.voxel_size],
         "voxel_size_mm_out": [float(v) for v in geom_out.voxel_size],
-        "slices": list(range(lo, hi)),
-        "sampler": opts.sampler,
-        "steps": opts.steps,
-        "nfe": opts.steps + 1,
-        "guidance": opts.guidance,
-        "noise": opts.noise if opts.sampler == "fast" else None,
-        "samples": opts.samples,
-        "seed": opts.seed,
-        "batch_size": opts.batch_size,
+        "slices": idx, "sampler": opts.sampler, "steps": opts.steps, "nfe": opts.steps + 1,
+        "guidance": opts.guidance, "noise": opts.noise if opts.sampler == "fast" else None,
+        "samples": opts.samples, "seed": opts.seed, "batch_size": opts.batch_size,
         "normalization": {"kind": "quantile", "quantile": 0.99, "of": "sinc (zero-padded) estimate, per slice"},
-        "seconds_total": elapsed,
-        "seconds_per_slice": elapsed / total,
-        "device": str(next(model.parameters()).device),
-        "model": model_info,
+        "seconds_total": elapsed, "seconds_per_slice": elapsed / len(idx),
+        "device": str(next(model.parameters()).device), "model": model_info,
     }
-    ref = None
-    if plan.reference is not None:
-        ref_t = vol if plan.reference == "input" else resize_image(vol, plan.to_hw).abs()
-        ref = ref_t.numpy().astype(np.float32)
-        summary["reference"] = plan.reference
-        summary["metrics"] = volume_metrics(vol_out, ref)
-        summary["baselines"] = {k: volume_metrics(v.numpy(), ref)["mean"] for k, v in base_imgs.items()}
-        if var is not None:
-            from .calibration import calibration_report, write_calibration_png
 
-            lowk = np.zeros(plan.to_hw, dtype=np.float32)  # the measured (low-frequency) block of k-space
-            (th_, tw_), (fh_, fw_) = plan.to_hw, plan.from_hw
-            lowk[th_ // 2 - fh_ // 2 : th_ // 2 - fh_ // 2 + fh_, tw_ // 2 - fw_ // 2 : tw_ // 2 - fw_ // 2 + fw_] = 1
-            summary["calibration"] = calibration_report(vol_out, np.sqrt(var.numpy()), ref, lowk)
-            if job.metrics:
-                written["calibration_png"] = str(write_calibration_png(Path(f"{base}_calibration.png"), summary["calibration"], overwrite=job.overwrite))
+
+def _compare(summary: dict[str, Any], plan: ResolutionPlan, vol: torch.Tensor, arrays: dict[str, Any]) -> np.ndarray | None:
+    """Metrics of mrdiff and the baselines against the reference, when the plan has one (and calibration for K > 1)."""
+    from ..metrics import volume_metrics
+    from ..ops.operators import resize_image
+
+    if plan.reference is None:
+        return None
+    ref = (vol if plan.reference == "input" else resize_image(vol, plan.to_hw).abs()).numpy().astype(np.float32)
+    summary["reference"] = plan.reference
+    summary["metrics"] = volume_metrics(arrays["mean"], ref)
+    summary["baselines"] = {k: volume_metrics(v.numpy(), ref)["mean"] for k, v in arrays["baselines"].items()}
+    if arrays["var"] is not None:
+        from .calibration import calibration_report
+
+        lowk = np.zeros(plan.to_hw, dtype=np.float32)  # the measured (low-frequency) block of k-space
+        (th, tw), (fh, fw) = plan.to_hw, plan.from_hw
+        lowk[th // 2 - fh // 2: th // 2 - fh // 2 + fh, tw // 2 - fw // 2: tw // 2 - fw // 2 + fw] = 1
+        summary["calibration"] = calibration_report(arrays["mean"], np.sqrt(arrays["var"]), ref, lowk)
+    return ref
+
+
+def _write(job: SuperresJob, outputs, plan: ResolutionPlan, geom_out: Geometry, arrays: dict[str, Any],
+           summary: dict[str, Any]) -> None:
+    """Every file through the shared writer (io.outputs); the metrics JSON last."""
+    opts = job.options
+    (fh, fw), (th, tw) = plan.from_hw, plan.to_hw
+    desc = f"mrdiff {__version__} superres {fh}x{fw}->{th}x{tw} {opts.sampler}" + (f" lam{opts.guidance:g}" if opts.sampler == "vdm" else "")
+    outputs.volume("image", arrays["mean"], geom_out, desc)
+    if arrays["var"] is not None:
+        outputs.spread(arrays["var"], geom_out, desc)
+    if arrays["samples"] is not None:
+        outputs.samples(arrays["samples"], geom_out, desc)
+    if job.metrics and "calibration" in summary:
+        from .calibration import write_calibration_png
+
+        outputs.sidecar("calibration", "calibration_png",
+                        lambda path, ow: write_calibration_png(path, summary["calibration"], overwrite=ow))
     if job.preview:
-        from ..io.png import write_preview
-
-        mid = vol_out.shape[0] // 2
-        panels = [("bicubic", base_imgs["bicubic"][mid].numpy()), ("sinc", base_imgs["sinc"][mid].numpy()),
-                  ("mrdiff", vol_out[mid])]
-        if ref is not None:
-            panels.append(("reference", ref[mid]))
-        if var is not None:
-            panels.append(("std", np.sqrt(var[mid].numpy())))
-        written["preview"] = str(write_preview(Path(f"{base}_preview.png"), panels, overwrite=job.overwrite))
+        mid = arrays["mean"].shape[0] // 2
+        panels = [("bicubic", arrays["baselines"]["bicubic"][mid].numpy()),
+                  ("sinc", arrays["baselines"]["sinc"][mid].numpy()), ("mrdiff", arrays["mean"][mid])]
+        if arrays["ref"] is not None:
+            panels.append(("reference", arrays["ref"][mid]))
+        if arrays["var"] is not None:
+            panels.append(("std", np.sqrt(arrays["var"][mid])))
+        outputs.preview(panels)
+    summary["output"] = outputs.written
     if job.metrics:
-        written["metrics"] = str(Path(f"{base}_metrics.json"))
-        write_json(Path(f"{base}_metrics.json"), summary, overwrite=job.overwrite)
-    return summary
+        outputs.metrics_json(summary)
