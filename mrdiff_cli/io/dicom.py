@@ -245,46 +245,50 @@ def _build_datasets(v: np.ndarray, geometry: Geometry, description: str, series_
         ds.ImageType = ["DERIVED", "SECONDARY", "OTHER"]
         ds.DerivationDescription = (derivation or f"mrdiff: {desc}")[:1024]
         ds.BurnedInAnnotation = "NO"
-        # Image Plane
-        pos = g["origin"] + g["step"] * k
-        ds.ImagePositionPatient = [_ds_str(x) for x in pos]
-        ds.ImageOrientationPatient = [_ds_str(x) for x in g["iop"]]
-        ds.PixelSpacing = [_ds_str(g["spacing"][0]), _ds_str(g["spacing"][1])]
-        ds.SliceThickness = _ds_str(geometry.voxel_size[2])
-        ds.SpacingBetweenSlices = _ds_str(g["spacing_between"])
-        ds.SliceLocation = _ds_str(float(np.dot(pos, g["normal"])))
-        # Image Pixel
-        ds.SamplesPerPixel = 1
-        ds.PhotometricInterpretation = "MONOCHROME2"
-        ds.Rows = int(h)
-        ds.Columns = int(w)
-        ds.BitsAllocated = 16
-        ds.BitsStored = 16
-        ds.HighBit = 15
-        ds.PixelRepresentation = 0
-        ds.RescaleIntercept = _ds_str(intercept)
-        ds.RescaleSlope = _ds_str(slope)
-        sl = stored[k]
-        ds.SmallestImagePixelValue = int(sl.min())
-        ds.LargestImagePixelValue = int(sl.max())
-        lo, hi = float(v[k].min()), float(v[k].max())  # window in the rescaled units, width >= 1
-        ds.WindowCenter = _ds_str((hi + lo) / 2.0)
-        ds.WindowWidth = _ds_str(max(hi - lo, 1.0))
-        if scale != 1.0:
-            ds.ImageComments = f"{SCALE_NOTE}{scale:g}"
-        ds.PixelData = np.ascontiguousarray(sl).astype("<u2").tobytes()
-        # MR Image
-        ds.ScanningSequence = "RM"
-        ds.SequenceVariant = "NONE"
-        ds.ScanOptions = ""
-        ds.MRAcquisitionType = "2D"
-        ds.RepetitionTime = ""
-        ds.EchoTime = ""
-        ds.EchoTrainLength = ""
-        ds.ImagedNucleus = "1H"
-        ds.AcquisitionNumber = 1
+        _image_modules(ds, k, g, geometry, stored[k], v[k], slope, intercept, scale)
         out.append(ds)
     return out
+
+
+def _image_modules(ds: Any, k: int, g: dict[str, Any], geometry: Geometry, sl: np.ndarray, real: np.ndarray,
+                   slope: float, intercept: float, scale: float) -> None:
+    """Image Plane, Image Pixel and MR Image modules of slice k (``sl`` stored uint16, ``real`` rescaled values)."""
+    # Image Plane
+    pos = g["origin"] + g["step"] * k
+    ds.ImagePositionPatient = [_ds_str(x) for x in pos]
+    ds.ImageOrientationPatient = [_ds_str(x) for x in g["iop"]]
+    ds.PixelSpacing = [_ds_str(g["spacing"][0]), _ds_str(g["spacing"][1])]
+    ds.SliceThickness = _ds_str(geometry.voxel_size[2])
+    ds.SpacingBetweenSlices = _ds_str(g["spacing_between"])
+    ds.SliceLocation = _ds_str(float(np.dot(pos, g["normal"])))
+    # Image Pixel
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows, ds.Columns = (int(n) for n in sl.shape)
+    ds.BitsAllocated = 16
+    ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = 0
+    ds.RescaleIntercept = _ds_str(intercept)
+    ds.RescaleSlope = _ds_str(slope)
+    ds.SmallestImagePixelValue = int(sl.min())
+    ds.LargestImagePixelValue = int(sl.max())
+    lo, hi = float(real.min()), float(real.max())  # window in the rescaled units, width >= 1
+    ds.WindowCenter = _ds_str((hi + lo) / 2.0)
+    ds.WindowWidth = _ds_str(max(hi - lo, 1.0))
+    if scale != 1.0:
+        ds.ImageComments = f"{SCALE_NOTE}{scale:g}"
+    ds.PixelData = np.ascontiguousarray(sl).astype("<u2").tobytes()
+    # MR Image
+    ds.ScanningSequence = "RM"
+    ds.SequenceVariant = "NONE"
+    ds.ScanOptions = ""
+    ds.MRAcquisitionType = "2D"
+    ds.RepetitionTime = ""
+    ds.EchoTime = ""
+    ds.EchoTrainLength = ""
+    ds.ImagedNucleus = "1H"
+    ds.AcquisitionNumber = 1
 
 
 # ---------------------------------------------------------------------------------------------------
