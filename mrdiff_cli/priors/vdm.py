@@ -12,11 +12,13 @@ VE view of the same latent (what the EDM network was trained on):
     x_ve = z_t / alpha_t,  sigma_ve = sigma_t / alpha_t = exp(gamma / 2)
     eps_hat(z_t; t) = (x_ve - D(x_ve; sigma_ve)) / sigma_ve                             -> :meth:`VDM.eps`
 Variational lower bound, -log p(x) <= L_prior + L_recon + L_diffusion (per image, in nats; reported in bits/dim):
-    L_prior     = KL(q(z_1|x) || N(0, I)) = 1/2 sum(sigma_1^2 + alpha_1^2 x^2 - 1 - log sigma_1^2)
+    L_prior     = KL(q(z_1|x) || N(0, I)) = 1/2 sum(sigma_1^2 + alpha_1^2 x^2 - 1 - log sigma_1^2)  -> :func:`prior_kl`
     L_recon     = -log p(x | z_0), discretised Gaussian decoder centred at z_0/alpha_0, std exp(gamma_0/2)
+                                                                   -> :func:`recon_nll`, :func:`log_discretised_gaussian`
     L_inf       = 1/2 E_{t~U(0,1), eps} [gamma'(t) || eps - eps_hat(z_t; t) ||^2]        (continuous time)
     L_T         = T/2 E_{i~U{1..T}, eps} [(exp(gamma(t) - gamma(s)) - 1) || eps - eps_hat(z_t; t) ||^2],
-                  t = i/T, s = (i-1)/T  (the seed's "diffusion loss", finite T)           -> :func:`vlb_terms`
+                  t = i/T, s = (i-1)/T  (the seed's "diffusion loss", finite T)           -> :func:`diffusion_loss`
+    the sum, one Monte-Carlo draw per image, in bits/dim                                -> :func:`vlb_terms`
 
 Data model for the likelihood (``VDMConfig``): images are in the prior's normalised scale (each slice divided
 by its 99th percentile, tissue near 1). For the bound they are quantised to ``vocab_size`` levels on
@@ -28,7 +30,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -298,6 +300,84 @@ def log_discretised_gaussian(x_q: torch.Tensor, mean: torch.Tensor, scale: torch
     return lhi + _log1mexp(llo - lhi)
 
 
+def _vlb_times(t: torch.Tensor | None, batch: int, n_steps: int, generator: torch.Generator | None) -> torch.Tensor:
+    """The batch's times t (B,): low-discrepancy unless given; for T > 0 snapped up to the grid {1/T, ..., 1}."""
+    if t is None:
+        t = low_discrepancy_times(batch, generator)
+    t = t.detach().float().reshape(batch)
+    if n_steps > 0:
+        t = (torch.ceil(t * n_steps) / n_steps).clamp(1.0 / n_steps, 1.0)
+    return t
+
+
+def _diffusion_schedule(
+    gam: MonotoneGamma,
+    t: torch.Tensor,
+    dev: torch.device,
+    gap: torch.Tensor,
+    n_steps: int,
+    outer_grad: bool,
+    scale_hook: Callable[[torch.Tensor], torch.Tensor] | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(gamma(t), r): T = 0: r = gamma'(t) = gap * n'(t) by autograd (kept in the graph when ``outer_grad``);
+    T > 0: r = gamma(s), s = t - 1/T. ``scale_hook`` (variance minimisation, T = 0 only) is registered on n(t)
+    and n'(t)."""
+    gmin = gam.gamma_min
+    if n_steps == 0:
+        with torch.enable_grad():
+            tt = t.clone().to(dev).requires_grad_(True)
+            n_t = gam.shape(tt)
+            dn_dt = torch.autograd.grad(n_t.sum(), tt, create_graph=outer_grad)[0]
+        if not outer_grad:
+            n_t, dn_dt = n_t.detach(), dn_dt.detach()
+        if scale_hook is not None:
+            n_t.register_hook(scale_hook)
+            dn_dt.register_hook(scale_hook)
+        return gmin + gap * n_t, gap * dn_dt
+    n_t = gam.shape(t.to(dev))
+    n_s = gam.shape((t - 1.0 / n_steps).to(dev))
+    return gmin + gap * n_t, gmin + gap * n_s
+
+
+def _diffusion_mse(model: VDM, wrapper: nn.Module | None, x: torch.Tensor, g_t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """||eps - eps_hat(z_t; t)||^2 per sample, z_t = alpha_t x + sigma_t eps. With ``wrapper`` (DDP) eps_hat =
+    (x_ve - D(x_ve; s)) / s goes through the wrapper's forward (VDM.forward = denoise) so gradients are all-reduced."""
+    gt4 = g_t.reshape(-1, 1, 1, 1)
+    z_t = torch.sigmoid(-gt4).sqrt() * x + torch.sigmoid(gt4).sqrt() * eps
+    if wrapper is None:
+        eps_hat = model.eps_from_gamma(z_t, g_t)
+    else:
+        s_ve = torch.exp(0.5 * g_t)
+        x_ve = z_t / torch.sigmoid(-gt4).sqrt()
+        eps_hat = (x_ve - wrapper(x_ve, s_ve)) / s_ve.reshape(-1, 1, 1, 1)
+    return ((eps - eps_hat) ** 2).sum(dim=(1, 2, 3))
+
+
+def diffusion_loss(mse: torch.Tensor, g_t: torch.Tensor, r: torch.Tensor, n_steps: int) -> torch.Tensor:
+    """L_diff per sample (nats) from ||eps - eps_hat||^2: T = 0: 1/2 gamma'(t) mse (``r`` = gamma'(t));
+    T > 0: T/2 (exp(gamma(t) - gamma(s)) - 1) mse (``r`` = gamma(s))."""
+    if n_steps == 0:
+        return 0.5 * r * mse
+    return 0.5 * n_steps * torch.expm1(g_t - r) * mse
+
+
+def prior_kl(x: torch.Tensor, g1: torch.Tensor) -> torch.Tensor:
+    """L_prior = KL(q(z_1 | x) || N(0, I)) per sample (nats), gamma(1) = ``g1``.
+
+    Per dim 1/2 (alpha_1^2 x^2 + sigma_1^2 - 1 - log sigma_1^2), with sigma_1^2 - 1 = -alpha_1^2 and
+    -log sigma_1^2 = softplus(-gamma_1) written out to avoid the float32 cancellation near sigma_1 = 1.
+    """
+    a1sq = torch.sigmoid(-g1)
+    return 0.5 * (a1sq * x**2 + (F.softplus(-g1) - a1sq)).sum(dim=(1, 2, 3))
+
+
+def recon_nll(x: torch.Tensor, eps0: torch.Tensor, g0: torch.Tensor, cfg: VDMConfig) -> torch.Tensor:
+    """L_recon = -log p(x | z_0) per sample (nats): z_0 / alpha_0 = x + exp(gamma_0 / 2) eps0, gamma(0) = ``g0``."""
+    scale0 = torch.exp(0.5 * g0)
+    x_hat = x + scale0 * eps0
+    return -log_discretised_gaussian(x, x_hat, scale0, cfg).sum(dim=(1, 2, 3))
+
+
 def vlb_terms(
     model: VDM,
     x0: torch.Tensor,
@@ -309,7 +389,8 @@ def vlb_terms(
     x0: (B, 1, H, W) normalised images (quantised here, see :func:`quantise`). One Monte-Carlo draw of t
     (low-discrepancy over the batch unless ``t`` is given), eps and the reconstruction noise, all from
     ``generator`` (CPU) so the estimate is reproducible. Works under ``torch.no_grad()`` (gamma'(t) is
-    computed in a local ``enable_grad`` block).
+    computed in a local ``enable_grad`` block). Pieces: :func:`_diffusion_schedule` (gamma(t) and gamma'(t) or
+    gamma(s)), :func:`_diffusion_mse`, :func:`diffusion_loss`, :func:`prior_kl`, :func:`recon_nll`.
 
     Variance minimisation (continuous time, ``cfg.variance_minimisation``, when gradients are on): the
     continuous-time VLB depends on gamma only through its end points, so the *shape* parameters of gamma
@@ -326,18 +407,11 @@ def vlb_terms(
     cfg: VDMConfig = model.vdm_cfg
     gam: MonotoneGamma = model.gamma
     dev = x0.device
-    B = x0.shape[0]
-    D = x0[0].numel()
     x = quantise(x0, cfg).to(dev)
     outer_grad = torch.is_grad_enabled()
     T = int(cfg.n_timesteps_train)
-    if t is None:
-        t = low_discrepancy_times(B, generator)
-    t = t.detach().float().reshape(B)
-    if T > 0:
-        t = (torch.ceil(t * T) / T).clamp(1.0 / T, 1.0)
+    t = _vlb_times(t, x0.shape[0], T, generator)
 
-    gmin = gam.gamma_min
     gap = gam.gap()
     hooks_w: dict[str, torch.Tensor] = {}
     use_var = outer_grad and T == 0 and cfg.variance_minimisation and gam.l1.weight.requires_grad
@@ -345,60 +419,16 @@ def vlb_terms(
     def _scale_hook(grad: torch.Tensor) -> torch.Tensor:
         return grad * hooks_w["w"].to(grad.dtype)
 
-    if T == 0:
-        with torch.enable_grad():
-            tt = t.clone().to(dev).requires_grad_(True)
-            n_t = gam.shape(tt)
-            dn_dt = torch.autograd.grad(n_t.sum(), tt, create_graph=outer_grad)[0]
-        if not outer_grad:
-            n_t, dn_dt = n_t.detach(), dn_dt.detach()
-        if use_var:
-            n_t.register_hook(_scale_hook)
-            dn_dt.register_hook(_scale_hook)
-        g_t = gmin + gap * n_t
-        dg_dt = gap * dn_dt
-    else:
-        n_t = gam.shape(t.to(dev))
-        n_s = gam.shape((t - 1.0 / T).to(dev))
-        g_t = gmin + gap * n_t
-        g_s = gmin + gap * n_s
-
+    g_t, r = _diffusion_schedule(gam, t, dev, gap, T, outer_grad, _scale_hook if use_var else None)
     eps = torch.randn(x.shape, generator=generator).to(dev)
     eps0 = torch.randn(x.shape, generator=generator).to(dev)
 
-    # diffusion loss
-    gt4 = g_t.reshape(B, 1, 1, 1)
-    z_t = torch.sigmoid(-gt4).sqrt() * x + torch.sigmoid(gt4).sqrt() * eps
-    if wrapper is None:
-        eps_hat = model.eps_from_gamma(z_t, g_t)
-    else:  # (x_ve - D(x_ve; s)) / s through DDP.forward (VDM.forward = denoise) so gradients are all-reduced
-        s_ve = torch.exp(0.5 * g_t)
-        x_ve = z_t / torch.sigmoid(-gt4).sqrt()
-        eps_hat = (x_ve - wrapper(x_ve, s_ve)) / s_ve.reshape(B, 1, 1, 1)
-    mse = ((eps - eps_hat) ** 2).sum(dim=(1, 2, 3))
-    if T == 0:
-        l_diff = 0.5 * dg_dt * mse
-    else:
-        l_diff = 0.5 * T * torch.expm1(g_t - g_s) * mse
+    l_diff = diffusion_loss(_diffusion_mse(model, wrapper, x, g_t, eps), g_t, r, T)
+    l_prior = prior_kl(x, gam.gamma_min + gap)
+    l_recon = recon_nll(x, eps0, gam.gamma_min, cfg)
 
-    # prior loss KL(q(z_1 | x) || N(0, I)), gamma(1) = gamma_max
-    # per dim 1/2 (alpha_1^2 x^2 + sigma_1^2 - 1 - log sigma_1^2), with sigma_1^2 - 1 = -alpha_1^2 and
-    # -log sigma_1^2 = softplus(-gamma_1) written out to avoid the float32 cancellation near sigma_1 = 1
-    g1 = gmin + gap
-    a1sq = torch.sigmoid(-g1)
-    l_prior = 0.5 * (a1sq * x**2 + (F.softplus(-g1) - a1sq)).sum(dim=(1, 2, 3))
-
-    # reconstruction loss -log p(x | z_0): z_0 / alpha_0 = x + exp(gamma_0 / 2) eps0, gamma(0) = gamma_min
-    scale0 = torch.exp(0.5 * gmin)
-    x_hat = x + scale0 * eps0
-    l_recon = -log_discretised_gaussian(x, x_hat, scale0, cfg).sum(dim=(1, 2, 3))
-
-    to_bpd = 1.0 / (D * math.log(2.0))
-    terms = {
-        "prior": l_prior * to_bpd,
-        "recon": l_recon * to_bpd,
-        "diffusion": l_diff * to_bpd,
-    }
+    to_bpd = 1.0 / (x0[0].numel() * math.log(2.0))
+    terms = {"prior": l_prior * to_bpd, "recon": l_recon * to_bpd, "diffusion": l_diff * to_bpd}
     terms["total"] = terms["prior"] + terms["recon"] + terms["diffusion"]
     if use_var:
         hooks_w["w"] = 2.0 * terms["diffusion"].detach()
