@@ -74,18 +74,16 @@ def test_denoiser_is_identity_as_sigma_goes_to_zero():
     assert float((d_one - x).abs().max()) > 1e-2
 
 
-def test_score_is_tweedie_and_eps_is_consistent():
+def test_eps_is_consistent_with_the_denoiser():
     model = tiny_prior()
     x = images(3) + 0.2 * torch.randn(3, 1, 32, 32, generator=torch.Generator().manual_seed(5))
     with torch.no_grad():
         for sigma in (0.2, torch.tensor([0.05, 0.5, 5.0])):
             s = torch.as_tensor(sigma).reshape(-1, 1, 1, 1)
             d = model.denoise(x, sigma)
-            score = model.score(x, sigma)
             eps = model.eps(x, sigma)
-            torch.testing.assert_close(score, (d - x) / s**2, rtol=1e-5, atol=1e-5)
-            # eps_hat = (x - D) / sigma = -sigma * score
-            torch.testing.assert_close(eps, -s * score, rtol=1e-5, atol=1e-5)
+            # eps_hat = (x - D) / sigma (= -sigma * the Tweedie score (D - x) / sigma^2), per sample's sigma
+            torch.testing.assert_close(eps, (x - d) / s, rtol=1e-5, atol=1e-5)
             # and x - sigma * eps_hat is the denoised estimate again
             torch.testing.assert_close(x - s * eps, d, rtol=1e-5, atol=1e-5)
 
@@ -214,6 +212,6 @@ def test_bundled_default_score_model_is_finite_at_every_sigma():
             d = model.denoise(x, sigma)
             assert d.shape == x.shape
             assert torch.isfinite(d).all(), f"non-finite denoiser output at sigma={sigma:g}"
-            assert torch.isfinite(model.score(x, sigma)).all()
+            assert torch.isfinite(model.eps(x, sigma)).all()
         # the smallest noise level leaves the image (almost) untouched
         assert float((model.denoise(x0, 0.002) - x0).abs().max()) < 0.05

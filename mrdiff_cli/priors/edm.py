@@ -5,9 +5,11 @@ Denoiser (Karras et al. 2022 preconditioning):
     D(x; sigma) = c_skip(sigma) x + c_out(sigma) F_theta(c_in(sigma) x, c_noise(sigma))
     c_skip = s_d^2 / (sigma^2 + s_d^2),  c_out = sigma s_d / sqrt(sigma^2 + s_d^2),
     c_in = 1 / sqrt(sigma^2 + s_d^2),  c_noise = ln(sigma) / 4.
-Score (Tweedie):  grad_x log p_sigma(x) = (D(x; sigma) - x) / sigma^2            -> :meth:`EDMPrior.score`
+Score (Tweedie):  grad_x log p_sigma(x) = (D(x; sigma) - x) / sigma^2            -> inline in the samplers'
+                  predictor / corrector (:func:`mrdiff_cli.samplers.pc.pc_sample`)
 VP / VDM view:    x_VP = alpha x_0 + sigma_VP n with sigma_VE = sigma_VP / alpha = exp(gamma / 2),
                   eps_hat = (x_VE - D(x_VE; sigma_VE)) / sigma_VE                  -> :meth:`EDMPrior.eps`
+                  (the samplers use the cancellation-free :meth:`mrdiff_cli.priors.vdm.VDM.eps_from_gamma`)
 Training loss (denoising score matching, EDM weighting):
     E_{sigma, n} lambda(sigma) || D(x_0 + sigma n; sigma) - x_0 ||^2,  lambda = (sigma^2 + s_d^2) / (sigma s_d)^2,
     ln sigma ~ N(P_mean, P_std^2).                                                  -> :func:`dsm_loss`
@@ -36,7 +38,7 @@ class EDMConfig:
 
 
 class EDMPrior(nn.Module):
-    """Magnitude-image prior: batched denoiser / score / eps over real images (B, 1, H, W)."""
+    """Magnitude-image prior: batched denoiser D(x; sigma) and eps_hat over real images (B, 1, H, W)."""
 
     def __init__(self, unet_cfg: UNetConfig, edm_cfg: EDMConfig | None = None):
         super().__init__()
@@ -60,12 +62,6 @@ class EDMPrior(nn.Module):
         c_noise = torch.log(sigma) / 4.0
         out = self.net((c_in * x).to(x.dtype), c_noise)
         return c_skip * x + c_out * out.float()
-
-    def score(self, x: torch.Tensor, sigma: torch.Tensor | float) -> torch.Tensor:
-        """grad_x log p_sigma(x) = (D(x; sigma) - x) / sigma^2."""
-        sigma_t = torch.as_tensor(sigma, dtype=torch.float32, device=x.device)
-        s = sigma_t.reshape(-1, 1, 1, 1) if sigma_t.dim() else sigma_t
-        return (self.denoise(x, sigma) - x) / s**2
 
     def eps(self, x_ve: torch.Tensor, sigma: torch.Tensor | float) -> torch.Tensor:
         """Noise prediction for the VP/VDM parametrisation (x_ve = x_vp / alpha)."""
