@@ -51,6 +51,7 @@ class SuperresOptions:
     noise: str | float = "auto"  # "auto" (estimated from the data), "none" (hard consistency) or the image noise std
     sigma_max: float = 1.0  # fast: start level of the Karras schedule (normalised intensities)
     sigma_min: float = 0.01
+    zeta: float | None = None  # fast: renoise mix (None: 1 for one sample, DDPM-ancestral for K > 1)
     nonneg: bool = True  # magnitude output: clip the (ringing) negatives; False keeps exact low-k consistency
     samples: int = 1
     seed: int = 0
@@ -258,7 +259,8 @@ def _sample_chunk(model, yc: torch.Tensor, A, opts: SuperresOptions, K: int, gen
     dc = RealKspaceDC(1.0, None if noise_k is None else noise_k.repeat(K))
     sigmas = karras_sigmas(steps, opts.sigma_min, opts.sigma_max)
     return get_sampler("fast")(den, yc.repeat(K, 1, 1)[:, None], A, sigmas, x_init, dc=dc,
-                               zeta="ancestral" if K > 1 else 1.0, generator=gens, callback=cb)
+                               zeta=opts.zeta if opts.zeta is not None else ("ancestral" if K > 1 else 1.0),
+                               generator=gens, callback=cb)
 
 
 def superres_slices(
