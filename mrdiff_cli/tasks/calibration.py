@@ -12,7 +12,8 @@ Reported per slice and pooled over the volume (``overall``):
   averaged). 1: the std ranks pixels exactly like the error does; ~0: the std says nothing about where
   errors are. ``None`` when either quantity is constant on the support.
 * ``coverage_1.96``: fraction of support pixels with ``err <= 1.96 std``; 0.95 for a calibrated Gaussian
-  error, lower = over-confident std, higher = under-confident.
+  error, lower = over-confident std, higher = under-confident. ``coverage`` holds the same at the three
+  nominal levels 68 / 90 / 95 % (z = 0.9945, 1.6449, 1.96, :data:`LEVELS`).
 * ``std_mean_support`` / ``std_mean_background``: mean std inside / outside the support.
 * ``rmse``: sqrt(mean err^2) on the support; ``rms_std``: sqrt(mean std^2) on the support; their ratio
   ``rmse_over_rms_std`` (1 = the std has the right overall scale).
@@ -29,12 +30,15 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
 Z_95 = 1.96
+# two-sided central Gaussian intervals: nominal level -> z (|err| <= z std with that probability)
+LEVELS = {"68": 0.9945, "90": 1.6449, "95": 1.9600}
 
 
 def rankdata(a: np.ndarray) -> np.ndarray:
@@ -72,6 +76,7 @@ def _block(std: np.ndarray, err: np.ndarray, supp: np.ndarray, z: float) -> dict
         "support_pixels": n,
         "spearman": None,
         f"coverage_{z:g}": None,
+        "coverage": {lvl: None for lvl in LEVELS},
         "std_mean_support": None,
         "std_mean_background": float(std[~supp].mean()) if (~supp).any() else None,
         "rmse": None,
@@ -86,6 +91,7 @@ def _block(std: np.ndarray, err: np.ndarray, supp: np.ndarray, z: float) -> dict
         {
             "spearman": spearman(s_in, e_in),
             f"coverage_{z:g}": float(np.mean(e_in <= z * s_in)),
+            "coverage": {lvl: float(np.mean(e_in <= zl * s_in)) for lvl, zl in LEVELS.items()},
             "std_mean_support": float(s_in.mean()),
             "rmse": rmse,
             "rms_std": rms_std,
@@ -162,6 +168,241 @@ def calibration_report(
         m = np.asarray(mask)
         report["sampled_fraction"] = float((m > 0).mean()) if m.size else None
     return report
+
+
+# ----------------------------------------------------------------------------------------------------------
+# measurement noise, variance pooling and the calibration map shipped with a model
+
+
+def estimate_kspace_noise(kspace, mask, outer: float = 0.75, min_values: int = 256):
+    """Per-slice std sigma_n of the complex measurement noise (E|n|^2 = sigma_n^2 per k-space value).
+
+    Estimator: the measured k-space values far from the centre (normalised radius ``> outer``, corners reach
+    sqrt(2)), all coils pooled, where an MR image has almost no signal; robust scale of their real and imaginary
+    parts (median absolute value / 0.6745, i.e. MAD around 0), times sqrt(2). The radius is lowered step by step
+    (to 0.5) when fewer than ``min_values`` values are measured out there. Signal that leaks into the outer
+    k-space biases it upwards slightly (noise-free images give a small non-zero value, not 0).
+
+    kspace: (B, C, H, W) complex (torch or numpy), mask (H, W) → torch float32 (B,).
+    """
+    import torch
+
+    k = torch.as_tensor(kspace)
+    m = torch.as_tensor(np.asarray(mask, dtype=np.float32)) > 0
+    H, W = k.shape[-2:]
+    ky = (torch.arange(H, dtype=torch.float32) - H // 2) / (H / 2)
+    kx = (torch.arange(W, dtype=torch.float32) - W // 2) / (W / 2)
+    r = torch.sqrt(ky[:, None] ** 2 + kx[None, :] ** 2)
+    sel = None
+    for thr in (outer, 0.65, 0.5):
+        sel = m & (r > thr)
+        if int(sel.sum()) * k.shape[1] >= min_values:
+            break
+    out = torch.zeros(k.shape[0], dtype=torch.float32)
+    if sel is None or not bool(sel.any()):
+        return out
+    vals = k[..., sel.to(k.device)].reshape(k.shape[0], -1)  # (B, C * n)
+    parts = torch.cat([vals.real, vals.imag], dim=1).abs().float()
+    return (parts.median(dim=1).values / 0.6745 * math.sqrt(2.0)).cpu()
+
+
+def pool_variance(var, size: int):
+    """Mean of the variance over a ``size`` x ``size`` window (edges: over the pixels inside the image), per
+    slice; ``size <= 1`` returns it unchanged. With K samples each pixel's variance has a relative standard error
+    of sqrt(2 / (K - 1)); averaging n nearly independent neighbours divides that by about sqrt(n)."""
+    import torch
+
+    size = int(size)
+    arr = np.asarray(var, dtype=np.float32)
+    if size <= 1:
+        return arr
+    t = torch.from_numpy(np.ascontiguousarray(arr)).reshape(-1, 1, *arr.shape[-2:])
+    pooled = torch.nn.functional.avg_pool2d(t, size, stride=1, padding=size // 2, count_include_pad=False)
+    return pooled[..., : arr.shape[-2], : arr.shape[-1]].reshape(arr.shape).numpy()
+
+
+def slice_scale(mean: np.ndarray, q: float = 0.99) -> np.ndarray:
+    """Per-slice q-quantile of the mean magnitude (the prior's normalisation), (S, 1, 1); 1 where it is 0."""
+    m = np.abs(np.asarray(mean, dtype=np.float64))
+    s = np.quantile(m.reshape(m.shape[0], -1), q, axis=1)
+    return np.where(s > 0, s, 1.0).reshape(-1, 1, 1)
+
+
+METHODS = ("factor", "loglinear")
+EPS_STD, DELTA_INT = 1e-3, 0.05
+
+
+@dataclass
+class Calibration:
+    """A map from the raw sample spread (and the mean image) to a calibrated std, stored in ``config.json``.
+
+    ``factor``:    std = factor * sqrt(pool(var_raw))
+    ``loglinear``: with S the slice's 99th percentile of the mean, s = sqrt(pool(var_raw)) / S, m = mean / S:
+                   std = factor * S * exp(log_c) * (s + 1e-3)^a * (m + 0.05)^b     (a >= 0: monotone in the spread)
+
+    ``factor`` is the split-conformal factor: the ceil((n + 1) level)-th smallest |err| / (z std_model) over the
+    n held-back calibration pixels, so that |err| <= z std holds for at least ``level`` of them (z = 1.96 at 95 %).
+    """
+
+    method: str = "factor"
+    params: dict[str, float] = field(default_factory=lambda: {"factor": 1.0, "pool": 1})
+    level: float = 0.95
+    z: float = Z_95
+    fitted_on: list[str] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"calibration method {self.method!r} unknown (choose from {', '.join(METHODS)})")
+        need = {"factor": ("factor",), "loglinear": ("factor", "log_c", "a", "b")}[self.method]
+        missing = [k for k in need if k not in self.params]
+        if missing:
+            raise ValueError(f"calibration '{self.method}' lacks params {', '.join(missing)}")
+        bad = [k for k, v in self.params.items() if not isinstance(v, (int, float)) or not math.isfinite(float(v))]
+        if bad or float(self.params["factor"]) <= 0:
+            raise ValueError(f"calibration params must be finite numbers with factor > 0 (bad: {bad or ['factor']})")
+
+    @property
+    def pool(self) -> int:
+        return int(self.params.get("pool", 1))
+
+    def model_std(self, mean: np.ndarray, var: np.ndarray) -> np.ndarray:
+        """The std before the conformal factor (S, H, W), float64."""
+        v = pool_variance(np.maximum(np.asarray(var, dtype=np.float32), 0.0), self.pool).astype(np.float64)
+        s = np.sqrt(v)
+        if self.method == "factor":
+            return s
+        mean = np.asarray(mean, dtype=np.float64)
+        squeeze = mean.ndim == 2
+        if squeeze:
+            mean, s = mean[None], s[None]
+        S = slice_scale(mean)
+        p = self.params
+        out = S * math.exp(float(p["log_c"])) * (s / S + EPS_STD) ** float(p["a"]) * (np.abs(mean) / S + DELTA_INT) ** float(p["b"])
+        return out[0] if squeeze else out
+
+    def std(self, mean: np.ndarray, var: np.ndarray) -> np.ndarray:
+        """Calibrated std map, float32, same shape as ``var``."""
+        return (float(self.params["factor"]) * self.model_std(mean, var)).astype(np.float32)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "params": dict(self.params), "level": self.level, "z": self.z,
+                "fitted_on": list(self.fitted_on), **({"info": self.info} if self.info else {})}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Calibration":
+        if not isinstance(d, dict) or "method" not in d or not isinstance(d.get("params"), dict):
+            raise ValueError("calibration block must be an object with 'method' and 'params'")
+        return cls(method=str(d["method"]), params={k: v for k, v in d["params"].items()},
+                   level=float(d.get("level", 0.95)), z=float(d.get("z", Z_95)),
+                   fitted_on=[str(v) for v in d.get("fitted_on", [])], info=dict(d.get("info") or {}))
+
+
+def conformal_quantile(scores: np.ndarray, level: float) -> float:
+    """Split-conformal threshold: the ceil((n + 1) level)-th smallest score (the largest when that exceeds n).
+    At least ``level`` of the n scores lie at or below it (exactly ceil((n + 1) level) / n without ties)."""
+    sc = np.sort(np.asarray(scores, dtype=np.float64).ravel())
+    n = sc.size
+    if n == 0:
+        raise ValueError("conformal_quantile: no scores")
+    rank = min(n, int(math.ceil((n + 1) * float(level))))
+    return float(sc[rank - 1])
+
+
+def _support(ref: np.ndarray, support_frac: float) -> np.ndarray:
+    return ref > support_frac * float(np.nanmax(ref))
+
+
+def _fit_loglinear(r: np.ndarray, u: np.ndarray, v: np.ndarray, iters: int = 50) -> tuple[float, float, float]:
+    """Gaussian NLL fit of log s = c + a u + b v to normalised errors r (convex; damped Newton). a >= 0."""
+
+    def solve(cols: list[np.ndarray]) -> np.ndarray:
+        X = np.stack([np.ones_like(r)] + cols, axis=1)
+        theta = np.zeros(X.shape[1])
+        theta[0] = 0.5 * math.log(max(float(np.mean(r**2)), 1e-30))
+        r2 = r**2
+        for _ in range(iters):
+            lin = X @ theta
+            w = r2 * np.exp(-2.0 * lin)
+            g = X.T @ (1.0 - w) / r.size
+            Hm = (X * (2.0 * w)[:, None]).T @ X / r.size + 1e-9 * np.eye(X.shape[1])
+            step = np.linalg.solve(Hm, g)
+            nll = lambda t: float(np.mean(X @ t + 0.5 * r2 * np.exp(-2.0 * (X @ t))))
+            f0, t = nll(theta), 1.0
+            while t > 1e-4 and nll(theta - t * step) > f0:
+                t *= 0.5
+            theta = theta - t * step
+            if float(np.max(np.abs(t * step))) < 1e-8:
+                break
+        return theta
+
+    th = solve([u, v])
+    if th[1] < 0:  # keep the map monotone in the raw spread
+        th2 = solve([v])
+        th = np.array([th2[0], 0.0, th2[1]])
+    return float(th[0]), float(th[1]), float(th[2])
+
+
+def fit_calibration(
+    means: Sequence[np.ndarray],
+    variances: Sequence[np.ndarray],
+    refs: Sequence[np.ndarray],
+    *,
+    method: str = "loglinear",
+    pool: int = 3,
+    level: float = 0.95,
+    z: float = Z_95,
+    support_frac: float = 0.05,
+    fitted_on: Sequence[str] = (),
+    info: dict[str, Any] | None = None,
+) -> Calibration:
+    """Fit a :class:`Calibration` on volumes with a reference (mean, raw variance, reference; each (S, H, W)).
+
+    Split conformal on the object support (``ref > support_frac * max(ref)`` per volume): slices alternate between
+    a *fit* half (even positions in the concatenated slice list: the log-linear shape ``log_c, a, b`` by Gaussian
+    maximum likelihood) and a *calibration* half (odd positions: the conformal factor, so that
+    ``|err| <= z * std`` on at least ``level`` of its pixels). ``factor``: no shape; the factor uses every slice.
+    """
+    if method not in METHODS:
+        raise ValueError(f"calibration method {method!r} unknown (choose from {', '.join(METHODS)})")
+    if not (len(means) == len(variances) == len(refs)) or not means:
+        raise ValueError("fit_calibration: need equally many (>= 1) means, variances and references")
+    per_slice = []  # (err, mean, var, ref-support) for each slice, in order
+    for mean, var, ref in zip(means, variances, refs):
+        mean, var, ref = (np.asarray(a, dtype=np.float64) for a in (mean, var, ref))
+        if mean.ndim == 2:
+            mean, var, ref = mean[None], var[None], ref[None]
+        if not mean.shape == var.shape == ref.shape:
+            raise ValueError(f"fit_calibration: shapes differ {mean.shape} {var.shape} {ref.shape}")
+        supp = _support(ref, support_frac)
+        for i in range(mean.shape[0]):
+            per_slice.append((np.abs(mean[i] - ref[i]), mean[i], var[i], supp[i]))
+    base = Calibration(method, {"factor": 1.0, "pool": int(pool), "log_c": 0.0, "a": 1.0, "b": 0.0}
+                       if method == "loglinear" else {"factor": 1.0, "pool": int(pool)}, level, z)
+    fit_idx = list(range(0, len(per_slice), 2)) if method == "loglinear" and len(per_slice) > 1 else []
+    cal_idx = [i for i in range(len(per_slice)) if i not in fit_idx] or list(range(len(per_slice)))
+    if fit_idx:
+        rs, us, vs = [], [], []
+        for i in fit_idx:
+            err, mean, var, supp = per_slice[i]
+            S = float(slice_scale(mean[None])[0, 0, 0])
+            s = np.sqrt(pool_variance(np.maximum(var, 0.0)[None], pool)[0].astype(np.float64)) / S
+            rs.append(err[supp] / S)
+            us.append(np.log(s[supp] + EPS_STD))
+            vs.append(np.log(np.abs(mean[supp]) / S + DELTA_INT))
+        log_c, a, b = _fit_loglinear(np.concatenate(rs), np.concatenate(us), np.concatenate(vs))
+        base.params.update({"log_c": log_c, "a": a, "b": b})
+    scores = []
+    for i in cal_idx:
+        err, mean, var, supp = per_slice[i]
+        sm = base.model_std(mean[None], var[None])[0]
+        scores.append(err[supp] / np.maximum(z * sm[supp], 1e-30))
+    sc = np.concatenate(scores)
+    base.params["factor"] = max(conformal_quantile(sc, level), 1e-12)
+    base.fitted_on = [str(f) for f in fitted_on]
+    base.info = {"fit_slices": len(fit_idx), "calibration_slices": len(cal_idx), "calibration_pixels": int(sc.size),
+                 "support_frac": support_frac, **(info or {})}
+    return base
 
 
 # ----------------------------------------------------------------------------------------------------------

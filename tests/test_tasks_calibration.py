@@ -1,0 +1,127 @@
+"""The calibration shipped with a model: noise estimate, variance pooling, split-conformal fit and its application."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from mrdiff_cli.tasks.calibration import (
+    LEVELS,
+    Calibration,
+    calibration_report,
+    conformal_quantile,
+    estimate_kspace_noise,
+    fit_calibration,
+    pool_variance,
+)
+
+
+def test_conformal_quantile_finite_sample_coverage():
+    rng = np.random.default_rng(0)
+    for n in (7, 50, 999, 1000):
+        sc = rng.exponential(size=n)
+        for level in (0.68, 0.9, 0.95):
+            q = conformal_quantile(sc, level)
+            cov = float(np.mean(sc <= q))
+            # at least `level`, and at most one order statistic more than ceil((n + 1) level) / n
+            assert level <= cov <= min(1.0, math.ceil((n + 1) * level) / n) + 1e-12
+    assert conformal_quantile(np.array([3.0, 1.0, 2.0]), 0.99) == 3.0  # rank beyond n: the largest
+    with pytest.raises(ValueError):
+        conformal_quantile(np.array([]), 0.9)
+
+
+def test_pool_variance_box_mean():
+    v = np.zeros((1, 5, 5), np.float32)
+    v[0, 2, 2] = 9.0
+    p = pool_variance(v, 3)
+    assert p.shape == v.shape and p[0, 2, 2] == pytest.approx(1.0) and p[0, 1, 1] == pytest.approx(1.0)
+    assert p[0, 0, 0] == 0.0 and p.sum() == pytest.approx(9.0)
+    corner = np.zeros((1, 4, 4), np.float32)
+    corner[0, 0, 0] = 4.0
+    assert pool_variance(corner, 3)[0, 0, 0] == pytest.approx(1.0)  # edges average the 4 pixels inside
+    np.testing.assert_array_equal(pool_variance(v, 1), v)
+
+
+def test_noise_estimate_on_pure_noise():
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    sigma = 0.3  # complex std: E|n|^2 = sigma^2
+    n = torch.complex(torch.randn(2, 4, 64, 64, generator=g), torch.randn(2, 4, 64, 64, generator=g)) * sigma / math.sqrt(2)
+    n[1] *= 2.0
+    mask = np.zeros((64, 64), np.float32)
+    mask[:, ::3] = 1.0
+    est = estimate_kspace_noise(n * torch.as_tensor(mask), mask)
+    assert est.shape == (2,)
+    assert est[0].item() == pytest.approx(sigma, rel=0.06) and est[1].item() == pytest.approx(2 * sigma, rel=0.06)
+    assert estimate_kspace_noise(torch.zeros(1, 2, 16, 16, dtype=torch.complex64), np.ones((16, 16)))[0] == 0
+
+
+def _data(seed: int, S: int = 6, scale: float = 1.0):
+    """Synthetic volumes whose error is N(0, (0.7 sqrt(var) + 0.02 mean)^2): known shape, known scale."""
+    rng = np.random.default_rng(seed)
+    H = W = 32
+    yy, xx = np.mgrid[:H, :W]
+    head = ((yy - 15.5) ** 2 + (xx - 15.5) ** 2 < 13**2).astype(np.float64)
+    ref = np.stack([head * (0.5 + rng.random((H, W))) for _ in range(S)]) * scale
+    var = (rng.random((S, H, W)) * 0.05 * scale) ** 2
+    sd = 0.7 * np.sqrt(var) + 0.02 * ref
+    mean = ref + rng.standard_normal((S, H, W)) * sd
+    return mean, var, ref
+
+
+def test_factor_fit_hits_nominal_coverage_on_its_data():
+    mean, var, ref = _data(1)
+    cal = fit_calibration([mean], [var], [ref], method="factor", pool=1, fitted_on=["synthetic"])
+    rep = calibration_report(mean, cal.std(mean, var), ref)
+    n = rep["overall"]["support_pixels"]
+    cov = rep["overall"]["coverage"]["95"]
+    assert 0.95 <= cov <= math.ceil((n + 1) * 0.95) / n + 1e-12  # split-conformal, every slice used
+    assert cal.fitted_on == ["synthetic"] and cal.info["calibration_pixels"] == n
+
+
+def test_loglinear_fit_recovers_shape_and_covers_the_held_back_half():
+    mean, var, ref = _data(2, S=8)
+    cal = fit_calibration([mean], [var], [ref], method="loglinear", pool=1)
+    assert cal.params["a"] > 0.2 and cal.params["b"] > 0.05  # both the spread and the intensity matter here
+    std = cal.std(mean, var)
+    odd = slice(1, None, 2)  # the calibration half (even slices fitted the shape)
+    rep = calibration_report(mean[odd], std[odd], ref[odd])
+    n = rep["overall"]["support_pixels"]
+    assert 0.95 <= rep["overall"]["coverage"]["95"] <= math.ceil((n + 1) * 0.95) / n + 1e-12
+    # better ranking than the raw spread alone, since the error also grows with intensity
+    raw = calibration_report(mean, np.sqrt(var), ref)["overall"]["spearman"]
+    assert calibration_report(mean, std, ref)["overall"]["spearman"] > raw
+    # fresh data from the same distribution: coverage near nominal
+    m2, v2, r2 = _data(3, S=8)
+    assert calibration_report(m2, cal.std(m2, v2), r2)["overall"]["coverage"]["95"] == pytest.approx(0.95, abs=0.02)
+
+
+def test_loglinear_is_scale_equivariant():
+    mean, var, ref = _data(4)
+    cal = fit_calibration([mean], [var], [ref], method="loglinear", pool=3)
+    np.testing.assert_allclose(cal.std(7.0 * mean, 49.0 * var), 7.0 * cal.std(mean, var), rtol=1e-5)
+
+
+def test_dict_round_trip_and_validation():
+    mean, var, ref = _data(5)
+    cal = fit_calibration([mean], [var], [ref], method="loglinear", pool=3, fitted_on=["a", "b"], info={"samples": 8})
+    d = json.loads(json.dumps(cal.to_dict()))
+    back = Calibration.from_dict(d)
+    np.testing.assert_array_equal(back.std(mean, var), cal.std(mean, var))
+    assert d["method"] == "loglinear" and d["fitted_on"] == ["a", "b"] and d["info"]["samples"] == 8
+    for bad in ({"method": "isotonic", "params": {"factor": 1.0}}, {"method": "factor", "params": {}},
+                {"method": "factor", "params": {"factor": -1.0}}, {"params": {"factor": 1.0}}, [1, 2],
+                {"method": "factor", "params": {"factor": float("nan")}}):
+        with pytest.raises(ValueError):
+            Calibration.from_dict(bad)
+
+
+def test_report_has_three_levels():
+    mean, var, ref = _data(6)
+    ov = calibration_report(mean, np.sqrt(var), ref)["overall"]
+    assert set(ov["coverage"]) == set(LEVELS) == {"68", "90", "95"}
+    assert ov["coverage"]["68"] <= ov["coverage"]["90"] <= ov["coverage"]["95"] == ov["coverage_1.96"]
