@@ -42,11 +42,14 @@ def _per_batch(v, like: torch.Tensor) -> torch.Tensor | float:
 
 def _bdot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Per-batch inner product <a, b> = sum conj(a) b over every non-batch axis -> (batch,) complex."""
-    return torch.sum((a.conj() * b).reshape(a.shape[0], -1), dim=1)
+    return torch.linalg.vecdot(a.reshape(a.shape[0], -1), b.reshape(b.shape[0], -1))
 
 
 def _bnorm2(a: torch.Tensor) -> torch.Tensor:
-    return torch.sum((a.abs() ** 2).reshape(a.shape[0], -1), dim=1)
+    """Per-batch squared norm (real), without the square root of ``abs``."""
+    if a.is_complex():
+        a = torch.view_as_real(a)
+    return torch.sum(a.reshape(a.shape[0], -1).square(), dim=1)
 
 
 def _expand(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -159,25 +162,82 @@ def cg_solve(
         Ap = normal_fn(p)
         pAp = _bdot(p, Ap).real
         alpha = torch.where((pAp > 0) & active, rs / pAp.clamp_min(1e-30), torch.zeros_like(rs))
-        x = x + _expand(alpha, x) * p
-        r = r - _expand(alpha, r) * Ap
+        x.add_(_expand(alpha, x) * p)  # x, r, p are this function's own tensors: update in place
+        r.sub_(_expand(alpha, r) * Ap)
         rs_new = _bnorm2(r)
         beta = torch.where((rs > 0) & active, rs_new / rs.clamp_min(1e-30), torch.zeros_like(rs))
-        p = r + _expand(beta, p) * p
+        p.mul_(_expand(beta, p)).add_(r)
         rs = torch.where(active, rs_new, rs)
     return x
 
 
+class UnshiftedSense:
+    """``SenseOp``'s adjoint and normal operator without the centring shifts, for CG (performance only).
+
+    ``fft2c = fftshift . fft2 . ifftshift`` and the shifts are exact inverse permutations (any H, W), so
+    ``A^H A x = fftshift(N_u(ifftshift(x)))`` with ``N_u v = sum_c conj(S_c') ifft2(M'^2 fft2(S_c' v))``, where
+    ``S' = ifftshift(S)`` and ``M' = ifftshift(M)``; likewise ``A^H y = fftshift(sum_c conj(S_c') ifft2(M'
+    ifftshift(y_c)))``. CG is invariant under a permutation of the unknowns, so it runs entirely on
+    ifftshift-ed images: the FFTs are the very same, and the four shift copies per normal product are gone (they
+    cost about as much as the FFTs themselves on the CPU). Built once per (operator, data) pair.
+    """
+
+    def __init__(self, A):
+        dims = (-2, -1)
+        self.maps = torch.fft.ifftshift(A.maps, dim=dims)
+        m = torch.fft.ifftshift(_bmask(A.mask, A.maps), dim=dims)
+        self.mask, self.mask2 = m, m * m
+        self._dims = dims
+
+    def to_unshifted(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.fft.ifftshift(x, dim=self._dims)
+
+    def from_unshifted(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.fft.fftshift(x, dim=self._dims)
+
+    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        """A^H y on the unshifted grid."""
+        k = self.mask * torch.fft.ifftshift(y, dim=self._dims)
+        return torch.sum(self.maps.conj() * torch.fft.ifft2(k, norm="ortho"), dim=-3)
+
+    def normal(self, v: torch.Tensor) -> torch.Tensor:
+        """A^H A v on the unshifted grid."""
+        k = torch.fft.fft2(self.maps * v.unsqueeze(-3), norm="ortho")
+        return torch.sum(self.maps.conj() * torch.fft.ifft2(self.mask2 * k, norm="ortho"), dim=-3)
+
+
+def _unshifted_for(A) -> UnshiftedSense | None:
+    from ..ops.operators import SenseOp
+
+    return UnshiftedSense(A) if type(A) is SenseOp else None
+
+
 def cg_dc(
-    x0: torch.Tensor, y: torch.Tensor, A, mu: float | torch.Tensor, n_iter: int, tol: float = 0.0
+    x0: torch.Tensor, y: torch.Tensor, A, mu: float | torch.Tensor, n_iter: int, tol: float = 0.0,
+    *, _fast: tuple[UnshiftedSense, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Proximal data consistency ``argmin_x ||A x - y||^2 + mu ||x - x0||^2``.
 
     Solves ``(A^H A + mu I) x = A^H y + mu x0`` with :func:`cg_solve`, warm-started at ``x0``.
     ``mu`` is a float or a per-batch tensor; ``mu = 0`` is plain least-squares CG from ``x0`` (with
     undersampling: the data-consistent image closest to ``x0`` along the Krylov space).
+    For a :class:`~mrdiff_cli.ops.operators.SenseOp` the iterations run on the unshifted grid
+    (:class:`UnshiftedSense`; same result up to float rounding). ``_fast``: a prebuilt ``(UnshiftedSense, A^H y
+    on its grid)`` for this ``(A, y)`` (:class:`ProximalDC` keeps one across sampler steps).
     """
     mu_b = _per_batch(mu, x0)
+    if _fast is None and n_iter > 0:
+        op = _unshifted_for(A)
+        if op is not None:
+            _fast = (op, op.adjoint(y))
+    if _fast is not None:
+        op, ahy = _fast
+        xu = op.to_unshifted(x0)
+
+        def normal_u(v: torch.Tensor) -> torch.Tensor:
+            return op.normal(v) + mu_b * v
+
+        return op.from_unshifted(cg_solve(normal_u, ahy + mu_b * xu, xu, n_iter, tol))
 
     def normal_fn(v: torch.Tensor) -> torch.Tensor:
         return A.normal(v) + mu_b * v
@@ -203,11 +263,22 @@ class ProximalDC:
 
     def __init__(self, n_cg: int = 5, mu: float | Callable[[float], float] = 0.0):
         self.n_cg, self.mu = int(n_cg), mu
+        self._cache: tuple | None = None  # (A, y, (UnshiftedSense, A^H y)): reused while A and y are the same
+
+    def _fast(self, y, A):
+        c = self._cache
+        if c is not None and c[0] is A and c[1] is y:
+            return c[2]
+        op = _unshifted_for(A)
+        fast = (op, op.adjoint(y)) if op is not None else None
+        self._cache = (A, y, fast)
+        return fast
 
     def __call__(self, x, y, A, *, step: int = 0, n_steps: int = 1, sigma: float = 0.0):
         if self.n_cg <= 0:
             return x
-        return cg_dc(x, y, A, self.mu(sigma) if callable(self.mu) else self.mu, self.n_cg)
+        mu = self.mu(sigma) if callable(self.mu) else self.mu
+        return cg_dc(x, y, A, mu, self.n_cg, _fast=self._fast(y, A))
 
 
 class SoftDC:

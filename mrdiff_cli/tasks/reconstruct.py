@@ -44,6 +44,9 @@ class ReconOptions:
     espirit: bool = True
     cg_init_iters: int = 10
     support: bool = True  # single-coil fast sampler: keep the image inside a low-res object support
+    # coil compression (ops.compress): None = auto (SENSE with > 12 coils -> max(8, ceil(C/2)) virtual coils),
+    # 0 = off, N = N virtual coils (any multi-coil mode)
+    compress_coils: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -84,11 +87,11 @@ def zero_filled(y: torch.Tensor) -> torch.Tensor:
 
 
 def cg_sense(y: torch.Tensor, A: SenseOp, n_iter: int) -> torch.Tensor:
-    """Least-squares SENSE image by CG on A^H A x = A^H y, started at the adjoint."""
-    from ..samplers.dc import cg_solve
+    """Least-squares SENSE image by CG on A^H A x = A^H y, started at the adjoint (cg_dc with mu = 0 from
+    x0 = A^H y is exactly that, on the shift-free grid)."""
+    from ..samplers.dc import cg_dc
 
-    rhs = A.adjoint(y)
-    return cg_solve(A.normal, rhs, rhs, n_iter)
+    return cg_dc(A.adjoint(y), y, A, 0.0, n_iter)
 
 
 def default_steps(opts: ReconOptions, mode: str) -> int:
@@ -185,6 +188,7 @@ class Reconstructor:
         zf = zero_filled(y)
         if self.opts.method == "zero-filled":
             return BatchResult(zf.cpu().numpy(), None, None, zf.cpu().numpy())
+        y, maps = self._compress(y, maps, mode)
         if mode in ("sense", "hybrid") or self.opts.method == "sense":
             if maps is None:
                 maps = self.estimate_maps(y, m)
@@ -205,6 +209,22 @@ class Reconstructor:
             samples.cpu().numpy() if samples is not None else None,
             zf.cpu().numpy(),
         )
+
+    def _compress(self, y: torch.Tensor, maps: torch.Tensor | None, mode: str):
+        """Coil compression (ops.compress) per slice: y and given maps → virtual coils. Auto only in SENSE mode;
+        ``self.compression`` records coils → virtual coils and the smallest retained energy fraction."""
+        from ..ops.compress import apply_compression, compression_matrices, resolve_virtual_coils
+
+        C = y.shape[1]
+        req = self.opts.compress_coils
+        sense = mode == "sense" or self.opts.method == "sense"
+        n = C if C < 2 or (req is None and not sense) else resolve_virtual_coils(req, C)
+        self.compression = {"coils": C, "virtual_coils": n, "retained_min": 1.0}
+        if n >= C:
+            return y, maps
+        U, retained = compression_matrices(y, n)
+        self.compression["retained_min"] = float(retained.min())
+        return apply_compression(y, U), (apply_compression(maps.to(y.device), U) if maps is not None else None)
 
     def estimate_maps(self, y: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
         from ..ops.coils import estimate_maps
