@@ -259,7 +259,7 @@ def test_validation_is_chunk_independent_and_init_from_copies_weights(heads, tmp
 
 def test_checkpoint_restores_each_ranks_own_rng_stream(heads, tmp_path):
     """DDP: rank r must resume generator stream r (else all ranks would draw rank 0's batches after a resume)."""
-    from mrdiff_cli.tasks.train import _load_checkpoint, _save_checkpoint
+    from mrdiff_cli.tasks.train_checkpoint import load_checkpoint, save_checkpoint
 
     cfg = TrainConfig(inputs=[str(heads)], **TINY)
     model, _ = build_model_and_config(cfg)
@@ -269,13 +269,13 @@ def test_checkpoint_restores_each_ranks_own_rng_stream(heads, tmp_path):
     for g in gens:
         torch.rand(5, generator=g)
     rank_rng = [(g.get_state(), torch.get_rng_state()) for g in gens]
-    _save_checkpoint(tmp_path, 7, model, ema, opt, gens[0], {"train_config": {}}, rank_rng)
+    save_checkpoint(tmp_path, 7, model, ema, opt, gens[0], {"train_config": {}}, rank_rng)
     for rank in (0, 1):
         g = torch.Generator().manual_seed(123)
-        meta = _load_checkpoint(tmp_path, model, ema, opt, g, rank)
+        meta = load_checkpoint(tmp_path, model, ema, opt, g, rank)
         assert meta["step"] == 7 and meta["rng_restored"]
         assert torch.equal(g.get_state(), gens[rank].get_state())
     # an older single-process checkpoint (no per-rank states): rank 0 restores, rank 1 is told it could not
-    _save_checkpoint(tmp_path, 7, model, ema, opt, gens[0], {"train_config": {}})
-    assert _load_checkpoint(tmp_path, model, ema, opt, torch.Generator(), 0)["rng_restored"]
-    assert not _load_checkpoint(tmp_path, model, ema, opt, torch.Generator(), 1)["rng_restored"]
+    save_checkpoint(tmp_path, 7, model, ema, opt, gens[0], {"train_config": {}})
+    assert load_checkpoint(tmp_path, model, ema, opt, torch.Generator(), 0)["rng_restored"]
+    assert not load_checkpoint(tmp_path, model, ema, opt, torch.Generator(), 1)["rng_restored"]

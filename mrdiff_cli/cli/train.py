@@ -168,6 +168,77 @@ def _rank() -> int:
 # ------------------------------------------------------------------------------------------------------------
 
 
+def _check_out(out: Path, kw: dict[str, Any], quiet: bool) -> dict | None:
+    """The checkpoint metadata to resume from (None: fresh start); refuses to overwrite a run by accident."""
+    from ..tasks.train import read_checkpoint_meta
+
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"--out {out}: exists and is not a folder")
+    if kw["resume"] and kw["overwrite"]:
+        raise UsageError("--resume continues the checkpoint and --overwrite discards it; pass only one")
+    meta = None if kw["overwrite"] else read_checkpoint_meta(out)
+    if meta is not None and not kw["resume"] and not kw["overwrite"]:
+        raise OutputError(f"{out} already holds a checkpoint (step {meta.get('step')}); pass --resume to continue or --overwrite to start over")
+    if kw["resume"] and meta is None and not quiet:
+        console.print(f"[yellow]note:[/] --resume: no checkpoint in {out / 'checkpoint'}; starting a fresh run")
+    return meta
+
+
+def _split_data(kw: dict[str, Any], quiet: bool) -> tuple[list[Path], list[Path]]:
+    """(training volumes, validation volumes): --val volumes are removed from the training set; --val-fraction
+    holds out whole volumes."""
+    from ..tasks.train_data import expand_inputs, split_volumes
+
+    train_paths = expand_inputs(list(kw["data"]))
+    if kw["val"]:
+        val_paths = expand_inputs(list(kw["val"]))
+        held = {p.resolve() for p in val_paths}
+        n_before = len(train_paths)
+        train_paths = [p for p in train_paths if p.resolve() not in held]
+        if not train_paths:
+            raise InputError("every training volume is also a --val volume; nothing left to train on")
+        if len(train_paths) < n_before and not quiet:
+            console.print(f"note: {n_before - len(train_paths)} --val volume(s) removed from the training set")
+        return train_paths, val_paths
+    if kw["val_fraction"] is not None:
+        return split_volumes(train_paths, kw["val_fraction"])
+    return train_paths, []
+
+
+# options passed to TrainConfig unchanged (same name, same value)
+_SAME_FIELDS = ("steps", "batch_size", "lr", "warmup", "ema_decay", "seed", "matrix", "voxel", "checkpoint_every",
+                "val_every", "base_channels", "sample_grid", "freeze_net", "vdm_timesteps", "gamma_min", "gamma_max",
+                "voxels", "elastic", "aniso_scale")
+
+
+def _train_config(task: str, kw: dict[str, Any], mults: list[int], attn: list[int], quiet: bool) -> Any:
+    """The TrainConfig of the command line: data split, device, bf16 default and the --init-from bundle's folder."""
+    from ..tasks.recon_job import native_bf16
+    from ..tasks.reconstruct import resolve_device
+    from ..tasks.train import TrainConfig, resolve_init_from
+
+    train_paths, val_paths = _split_data(kw, quiet)
+    dev = resolve_device(kw["device"])
+    # bf16 default: where the device runs it natively (measured on a 2-core x86 CPU with AVX512-BF16/AMX: 3x
+    # faster steps for the default UNet)
+    bf16 = kw["bf16"] if kw["bf16"] is not None else native_bf16(dev) is not None
+    init_from = resolve_init_from(kw["init_from"], offline=kw["offline"] or None) if kw["init_from"] else None
+    return TrainConfig(
+        task=task,
+        inputs=[str(p) for p in train_paths],
+        val_inputs=[str(p) for p in val_paths],
+        out=str(kw["out"]),
+        axes=kw["axes"].value,
+        bf16=bool(bf16),
+        channel_mults=mults,
+        num_res_blocks=kw["res_blocks"],
+        attn_resolutions=attn,
+        init_from=init_from,
+        device=str(dev),
+        **{k: kw[k] for k in _SAME_FIELDS},
+    )
+
+
 def _train(task: str, **kw: Any) -> None:
     mults, attn = _check_options(task, kw)
     rank = _rank()
@@ -179,80 +250,9 @@ def _train(task: str, **kw: Any) -> None:
         if importlib.util.find_spec("mrdiff_cli.priors.vdm") is None:
             raise NotAvailableError("'mrdiff train vdm' needs the VDM prior (mrdiff_cli.priors.vdm), which this build lacks")
 
-    from ..tasks.reconstruct import resolve_device
-    from ..tasks.train import TrainConfig, read_checkpoint_meta
-    from ..tasks.train_data import expand_inputs, split_volumes
-
     out: Path = kw["out"]
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"--out {out}: exists and is not a folder")
-    if kw["resume"] and kw["overwrite"]:
-        raise UsageError("--resume continues the checkpoint and --overwrite discards it; pass only one")
-    meta = None if kw["overwrite"] else read_checkpoint_meta(out)
-    if meta is not None and not kw["resume"] and not kw["overwrite"]:
-        raise OutputError(f"{out} already holds a checkpoint (step {meta.get('step')}); pass --resume to continue or --overwrite to start over")
-    if kw["resume"] and meta is None and not quiet:
-        console.print(f"[yellow]note:[/] --resume: no checkpoint in {out / 'checkpoint'}; starting a fresh run")
-
-    train_paths = expand_inputs(list(kw["data"]))
-    val_paths: list[Path] = []
-    if kw["val"]:
-        val_paths = expand_inputs(list(kw["val"]))
-        held = {p.resolve() for p in val_paths}
-        n_before = len(train_paths)
-        train_paths = [p for p in train_paths if p.resolve() not in held]
-        if not train_paths:
-            raise InputError("every training volume is also a --val volume; nothing left to train on")
-        if len(train_paths) < n_before and not quiet:
-            console.print(f"note: {n_before - len(train_paths)} --val volume(s) removed from the training set")
-    elif kw["val_fraction"] is not None:
-        train_paths, val_paths = split_volumes(train_paths, kw["val_fraction"])
-
-    dev = resolve_device(kw["device"])
-    bf16 = kw["bf16"]
-    if bf16 is None:
-        import torch
-
-        # measured on a 2-core x86 CPU with native bf16 (AVX512-BF16/AMX): 3x faster steps for the default UNet
-        bf16 = torch.cuda.is_bf16_supported() if dev.type == "cuda" else bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    init_from = None
-    if kw["init_from"]:
-        from ..priors.hub import resolve_model
-
-        init_from = str(resolve_model(kw["init_from"], None, offline=kw["offline"] or None).path)
-
-    cfg = TrainConfig(
-        task=task,
-        inputs=[str(p) for p in train_paths],
-        val_inputs=[str(p) for p in val_paths],
-        out=str(out),
-        steps=kw["steps"],
-        batch_size=kw["batch_size"],
-        lr=kw["lr"],
-        warmup=kw["warmup"],
-        ema_decay=kw["ema_decay"],
-        seed=kw["seed"],
-        matrix=kw["matrix"],
-        voxel=kw["voxel"],
-        axes=kw["axes"].value,
-        checkpoint_every=kw["checkpoint_every"],
-        val_every=kw["val_every"],
-        bf16=bool(bf16),
-        base_channels=kw["base_channels"],
-        channel_mults=mults,
-        num_res_blocks=kw["res_blocks"],
-        attn_resolutions=attn,
-        init_from=init_from,
-        device=str(dev),
-        sample_grid=kw["sample_grid"],
-        freeze_net=kw["freeze_net"],
-        vdm_timesteps=kw["vdm_timesteps"],
-        gamma_min=kw["gamma_min"],
-        gamma_max=kw["gamma_max"],
-        voxels=kw["voxels"],
-        elastic=kw["elastic"],
-        aniso_scale=kw["aniso_scale"],
-    )
+    meta = _check_out(out, kw, quiet)
+    cfg = _train_config(task, kw, mults, attn, quiet)
     if meta is not None and kw["resume"] and int(meta.get("step", 0)) >= cfg.steps and not quiet:
         console.print(f"note: the checkpoint is already at step {meta.get('step')} (>= --steps {cfg.steps}); re-exporting the bundle only")
 

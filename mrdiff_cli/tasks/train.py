@@ -7,7 +7,6 @@ Progress goes through a callback: ``callback(event: dict)`` with event["type"] i
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -18,9 +17,9 @@ from typing import Any, Callable
 import torch
 
 from ..errors import UsageError
-from ..io.atomic import atomic_write_bytes
 from ..priors.bundle import NORMALIZATION, save_bundle
-from .train_data import AugmentConfig, augment, expand_inputs, extract_multiscale, extract_slices, random_patches
+from .train_checkpoint import check_resumable, checkpoint_path, gather_rng, load_checkpoint, read_checkpoint_meta, save_checkpoint
+from .train_data import AugmentConfig, TrainingSet, expand_inputs, extract_slices
 
 VAL_SIGMAS = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0]
 
@@ -222,97 +221,6 @@ def validate(model: torch.nn.Module, task: str, val: torch.Tensor, seed: int = 1
     }
 
 
-# TrainConfig fields that fix the network's tensors: a checkpoint only resumes under the same values
-ARCH_FIELDS = ("task", "matrix", "base_channels", "channel_mults", "num_res_blocks", "attn_resolutions")
-
-
-def checkpoint_path(out: str | Path) -> Path:
-    return Path(out) / "checkpoint" / "last.safetensors"
-
-
-def _save_checkpoint(
-    out: Path, step: int, model, ema, opt, g: torch.Generator, extra: dict, rank_rng: list | None = None
-) -> None:
-    """``rank_rng``: [(generator state, torch RNG state)] of every rank (DDP), so each rank resumes its own stream."""
-    from safetensors.torch import save
-
-    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tensors.update({f"ema.{k}": v.detach().cpu().contiguous() for k, v in ema.state_dict().items()})
-    osd = opt.state_dict()
-    for idx, st in osd["state"].items():
-        for name, val in st.items():
-            tensors[f"opt.{idx}.{name}"] = torch.as_tensor(val).detach().cpu().contiguous()
-    tensors["rng.generator"] = g.get_state()
-    tensors["rng.torch"] = torch.get_rng_state()
-    for r, (gs, ts) in enumerate(rank_rng or []):
-        tensors[f"rng.generator.{r}"] = gs
-        tensors[f"rng.torch.{r}"] = ts
-    meta = {"step": step, "param_groups": osd["param_groups"], **extra}
-    # one file, written atomically: weights, optimizer, RNG and the step counter can never disagree
-    atomic_write_bytes(checkpoint_path(out), save(tensors, metadata={"meta": json.dumps(meta)}))
-
-
-def read_checkpoint_meta(out: str | Path) -> dict | None:
-    """The checkpoint's metadata (step, train_config, ...) or None when there is no checkpoint."""
-    from safetensors import safe_open
-
-    path = checkpoint_path(out)
-    if not path.exists():
-        return None
-    try:
-        with safe_open(str(path), "pt") as fh:
-            return json.loads((fh.metadata() or {})["meta"])
-    except Exception as exc:  # noqa: BLE001 - any corruption → one clear message
-        raise UsageError(f"{path}: unreadable checkpoint ({exc}); delete it or choose another output folder") from None
-
-
-def _check_resumable(meta: dict, cfg: TrainConfig, path: Path) -> None:
-    old = meta.get("train_config") or {}
-    diff = [f"{k}: checkpoint {old[k]!r} vs now {getattr(cfg, k)!r}" for k in ARCH_FIELDS if k in old and old[k] != getattr(cfg, k)]
-    if diff:
-        raise UsageError(f"{path} was trained with other model options ({'; '.join(diff)}); use the same options to resume")
-
-
-def _load_checkpoint(out: Path, model, ema, opt, g: torch.Generator, rank: int = 0) -> dict:
-    """Restore weights, EMA, optimizer and RNG in place; meta["rng_restored"] says whether this rank's own
-    generator state was in the file (checkpoints from an older version or another world size may lack it)."""
-    from safetensors.torch import load_file
-
-    path = checkpoint_path(out)
-    meta = read_checkpoint_meta(out)
-    t = load_file(str(path))
-    try:
-        model.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith("model.")})
-        ema.load_state_dict({k[4:]: v for k, v in t.items() if k.startswith("ema.")})
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()
-        raise UsageError(f"{path} does not fit this model ({first[-1].strip() if first else exc}); use the options it was trained with") from None
-    state: dict[int, dict] = {}
-    for k, v in t.items():
-        if k.startswith("opt."):
-            _, idx, name = k.split(".", 2)
-            state.setdefault(int(idx), {})[name] = v
-    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-    gen_key = f"rng.generator.{rank}" if f"rng.generator.{rank}" in t else ("rng.generator" if rank == 0 else None)
-    meta["rng_restored"] = gen_key is not None
-    if gen_key is not None:
-        g.set_state(t[gen_key])
-        torch.set_rng_state(t[f"rng.torch.{rank}"] if f"rng.torch.{rank}" in t else t["rng.torch"])
-    return meta
-
-
-def _gather_rng(g: torch.Generator, world: int) -> list:
-    """Every rank's (generator, torch RNG) state; a collective under DDP (all ranks must call it)."""
-    mine = (g.get_state(), torch.get_rng_state())
-    if world == 1:
-        return [mine]
-    import torch.distributed as dist
-
-    states: list = [None] * world
-    dist.all_gather_object(states, mine)
-    return states
-
-
 def _param_digest(model: torch.nn.Module) -> str:
     import hashlib
 
@@ -373,9 +281,8 @@ def _write_bundle(out: Path, ema, config: dict, cfg: TrainConfig, paths: list[Pa
     ema.train(was_training)
 
 
-def train(cfg: TrainConfig, resume: bool = False, callback: Callable[[dict], None] | None = None) -> dict[str, Any]:
-    """Run (or resume) a training job; returns a summary dict. Writes ``cfg.out/bundle`` (EMA weights)."""
-    cb = callback or (lambda e: None)
+def _init_distributed(cfg: TrainConfig) -> tuple[int, int, torch.device]:
+    """(world size, rank, device): joins the process group under torchrun (cuda: this rank's LOCAL_RANK GPU)."""
     world, rank, local = _dist_info()
     device = torch.device(cfg.device)
     if world > 1:
@@ -386,102 +293,145 @@ def train(cfg: TrainConfig, resume: bool = False, callback: Callable[[dict], Non
         if device.type == "cuda":
             device = torch.device("cuda", local)
             torch.cuda.set_device(device)
-    out = Path(cfg.out)
-    resume_meta = read_checkpoint_meta(out) if resume else None
-    if resume_meta is not None:  # fail before the (slow) data loading when the options do not fit
-        _check_resumable(resume_meta, cfg, checkpoint_path(out))
-    out.mkdir(parents=True, exist_ok=True)
+    return world, rank, device
+
+
+@dataclass
+class _Run:
+    """What one training process holds: the model, its EMA and optimiser, the data stream and the counters."""
+
+    cfg: TrainConfig
+    world: int
+    rank: int
+    device: torch.device
+    data: TrainingSet
+    val: torch.Tensor | None
+    model: torch.nn.Module
+    config: dict[str, Any]
+    ema: torch.nn.Module
+    opt: torch.optim.Optimizer
+    g: torch.Generator
+    step: int = 0
+    init_info: dict[str, int] | None = None
+    ddp_model: torch.nn.Module | None = None
+    last_val: dict[str, Any] = field(default_factory=dict)
+    loss_ema: float | None = None
+    loss_sum: float = 0.0
+
+
+def _setup_run(cfg: TrainConfig, world: int, rank: int, device: torch.device, resume_meta: dict | None) -> _Run:
+    """Data, model (fresh / init_from / resumed from the checkpoint), EMA, optimiser and the rank's generator."""
+    import copy
+
     torch.manual_seed(cfg.seed)
-    paths = expand_inputs(cfg.inputs)
-    if cfg.voxels:
-        groups = extract_multiscale(paths, cfg.matrix, list(cfg.voxels), cfg.axes, base_voxel=cfg.voxel)
-        n_slices = sum(len(x) for x in groups)
-    else:
-        data, _ = extract_slices(paths, cfg.matrix, cfg.voxel, cfg.axes)
-        n_slices = len(data)
+    data = TrainingSet.load(expand_inputs(cfg.inputs), cfg.matrix, cfg.voxel, cfg.axes, list(cfg.voxels))
     val = extract_slices(expand_inputs(cfg.val_inputs), cfg.matrix, cfg.voxel, "axial")[0] if cfg.val_inputs else None
     model, config = build_model_and_config(cfg)
     init_info = _init_from_bundle(model, cfg.init_from) if cfg.init_from else None
     model.to(device)
-    import copy
-
     ema = copy.deepcopy(model).requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0, betas=(0.9, 0.99))
-    g = torch.Generator().manual_seed(cfg.seed * 1000 + rank)
-    step = 0
+    run = _Run(cfg, world, rank, device, data, val, model, config, ema, opt,
+               torch.Generator().manual_seed(cfg.seed * 1000 + rank), init_info=init_info)
     if resume_meta is not None:
-        meta = _load_checkpoint(out, model, ema, opt, g, rank)
-        step = int(meta["step"])
+        meta = load_checkpoint(Path(cfg.out), model, ema, opt, run.g, rank)
+        run.step = int(meta["step"])
         if not meta["rng_restored"]:  # no saved stream for this rank: a fresh one that differs from step 0's
-            g.manual_seed(cfg.seed * 1000 + rank + 7919 * step)
-    start_step = step
-    ddp_model = model
+            run.g.manual_seed(cfg.seed * 1000 + rank + 7919 * run.step)
+    run.ddp_model = model
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
-        ddp_model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
-    augcfg = cfg.augment_config()
-    cb({"type": "start", "step": step, "steps": cfg.steps, "n_slices": n_slices, "n_volumes": len(paths),
-        "n_val_slices": 0 if val is None else len(val), "parameters": config["parameters"], "world_size": world,
-        "rank": rank, "resume_requested": resume, "resumed": resume_meta is not None, "init_from": init_info})
-    t0 = time.time()
-    last_val: dict[str, Any] = {}
-    loss_ema = None
-    loss_sum = 0.0
-    while step < cfg.steps:
-        if cfg.voxels:
-            x0 = random_patches(groups, cfg.batch_size, cfg.matrix, augcfg, g).to(device)
-        else:
-            idx = torch.randint(0, len(data), (cfg.batch_size,), generator=g)
-            x0 = augment(data[idx], augcfg, g).to(device)
-        lr = cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup))
-        for pg in opt.param_groups:
-            pg["lr"] = lr
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
-            loss = _loss(ddp_model if world > 1 else model, cfg.task, x0, g)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.grad_clip:
-            for group in _clip_groups(model, cfg.task):
-                torch.nn.utils.clip_grad_norm_(group, cfg.grad_clip)
-        opt.step()
-        ema_update(ema, model, ema_decay_at(step, cfg.ema_decay))
-        step += 1
-        lv = float(loss.detach())
-        loss_sum += lv
-        loss_ema = lv if loss_ema is None else 0.98 * loss_ema + 0.02 * lv
-        el = time.time() - t0
-        cb({"type": "step", "step": step, "steps": cfg.steps, "loss": lv, "loss_smooth": loss_ema, "lr": lr, "elapsed_s": el})
-        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-            rank_rng = _gather_rng(g, world)  # collective: every rank takes part, rank 0 writes
-            if rank == 0:
-                _save_checkpoint(out, step, model, ema, opt, g, {"train_config": asdict(cfg), "world_size": world}, rank_rng)
-                _write_bundle(out, ema, config, cfg, paths, step, world, last_val)
-                cb({"type": "checkpoint", "step": step, "path": str(out / "checkpoint")})
-        if rank == 0 and val is not None and (step % cfg.val_every == 0 or step == cfg.steps):
-            ema.eval()
-            last_val = validate(ema, cfg.task, val)
-            ema.train()
-            cb({"type": "val", "step": step, **last_val})
-    summary: dict[str, Any] = {"steps": step, "start_step": start_step, "elapsed_s": time.time() - t0,
-                               "validation": last_val, "world_size": world}
-    if world > 1:
+        run.ddp_model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+    return run
+
+
+def _train_step(run: _Run, aug: AugmentConfig) -> tuple[float, float]:
+    """One optimiser step (warm-up learning rate, bf16 autocast, per-group clipping, EMA); returns (loss, lr)."""
+    cfg, step, opt = run.cfg, run.step, run.opt
+    x0 = run.data.batch(cfg.batch_size, cfg.matrix, aug, run.g).to(run.device)
+    lr = cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup))
+    for pg in opt.param_groups:
+        pg["lr"] = lr
+    with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+        loss = _loss(run.ddp_model if run.world > 1 else run.model, cfg.task, x0, run.g)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.grad_clip:
+        for group in _clip_groups(run.model, cfg.task):
+            torch.nn.utils.clip_grad_norm_(group, cfg.grad_clip)
+    opt.step()
+    ema_update(run.ema, run.model, ema_decay_at(step, cfg.ema_decay))
+    run.step = step + 1
+    lv = float(loss.detach())
+    run.loss_sum += lv
+    run.loss_ema = lv if run.loss_ema is None else 0.98 * run.loss_ema + 0.02 * lv
+    return lv, lr
+
+
+def _checkpoint_and_validate(run: _Run, cb: Callable[[dict], None]) -> None:
+    """Every ``checkpoint_every`` steps (and at the last): checkpoint + bundle; every ``val_every``: validation."""
+    cfg, step, out = run.cfg, run.step, Path(run.cfg.out)
+    if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+        rank_rng = gather_rng(run.g, run.world)  # collective: every rank takes part, rank 0 writes
+        if run.rank == 0:
+            extra = {"train_config": asdict(cfg), "world_size": run.world}
+            save_checkpoint(out, step, run.model, run.ema, run.opt, run.g, extra, rank_rng)
+            _write_bundle(out, run.ema, run.config, cfg, run.data.paths, step, run.world, run.last_val)
+            cb({"type": "checkpoint", "step": step, "path": str(out / "checkpoint")})
+    if run.rank == 0 and run.val is not None and (step % cfg.val_every == 0 or step == cfg.steps):
+        run.ema.eval()
+        run.last_val = validate(run.ema, cfg.task, run.val)
+        run.ema.train()
+        cb({"type": "val", "step": step, **run.last_val})
+
+
+def _finish(run: _Run, summary: dict[str, Any]) -> None:
+    """DDP sanity check (same weights on every rank), then rank 0 exports the bundle and the sample grid."""
+    out = Path(run.cfg.out)
+    if run.world > 1:
         # sanity check of the DDP contract: same weights everywhere (gradients averaged), different data per rank
         import torch.distributed as dist
 
-        ranks: list = [None] * world
-        dist.all_gather_object(ranks, {"rank": rank, "param_digest": _param_digest(model), "loss_sum": loss_sum})
+        ranks: list = [None] * run.world
+        dist.all_gather_object(ranks, {"rank": run.rank, "param_digest": _param_digest(run.model), "loss_sum": run.loss_sum})
         summary["ranks"] = ranks
         summary["params_in_sync"] = len({r["param_digest"] for r in ranks}) == 1
-    if rank == 0:
-        _write_bundle(out, ema, config, cfg, paths, step, world, last_val)
+    if run.rank == 0:
+        _write_bundle(out, run.ema, run.config, run.cfg, run.data.paths, run.step, run.world, run.last_val)
         summary["bundle"] = str(out / "bundle")
-        if cfg.sample_grid:
+        if run.cfg.sample_grid:
             try:
-                sample_grid_png(ema, cfg.task, out / "samples.png")
+                sample_grid_png(run.ema, run.cfg.task, out / "samples.png")
                 summary["samples_png"] = str(out / "samples.png")
             except ImportError:
                 pass
+
+
+def train(cfg: TrainConfig, resume: bool = False, callback: Callable[[dict], None] | None = None) -> dict[str, Any]:
+    """Run (or resume) a training job; returns a summary dict. Writes ``cfg.out/bundle`` (EMA weights)."""
+    cb = callback or (lambda e: None)
+    world, rank, device = _init_distributed(cfg)
+    out = Path(cfg.out)
+    resume_meta = read_checkpoint_meta(out) if resume else None
+    if resume_meta is not None:  # fail before the (slow) data loading when the options do not fit
+        check_resumable(resume_meta, cfg, checkpoint_path(out))
+    out.mkdir(parents=True, exist_ok=True)
+    run = _setup_run(cfg, world, rank, device, resume_meta)
+    start_step = run.step
+    aug = cfg.augment_config()
+    cb({"type": "start", "step": run.step, "steps": cfg.steps, "n_slices": run.data.n_slices, "n_volumes": len(run.data.paths),
+        "n_val_slices": 0 if run.val is None else len(run.val), "parameters": run.config["parameters"], "world_size": world,
+        "rank": rank, "resume_requested": resume, "resumed": resume_meta is not None, "init_from": run.init_info})
+    t0 = time.time()
+    while run.step < cfg.steps:
+        lv, lr = _train_step(run, aug)
+        cb({"type": "step", "step": run.step, "steps": cfg.steps, "loss": lv, "loss_smooth": run.loss_ema, "lr": lr,
+            "elapsed_s": time.time() - t0})
+        _checkpoint_and_validate(run, cb)
+    summary: dict[str, Any] = {"steps": run.step, "start_step": start_step, "elapsed_s": time.time() - t0,
+                               "validation": run.last_val, "world_size": world}
+    _finish(run, summary)
     cb({"type": "done", **summary})
     if world > 1:
         import torch.distributed as dist
@@ -489,3 +439,10 @@ def train(cfg: TrainConfig, resume: bool = False, callback: Callable[[dict], Non
         dist.barrier()
         dist.destroy_process_group()
     return summary
+
+
+def resolve_init_from(spec: str, offline: bool | None = None) -> str:
+    """The local folder of the bundle that ``init_from`` names (a folder, bundled:NAME or a Hub repo id)."""
+    from ..priors.hub import resolve_model
+
+    return str(resolve_model(spec, None, offline=offline).path)

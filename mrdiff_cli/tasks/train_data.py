@@ -295,3 +295,30 @@ def augment(x: torch.Tensor, cfg: AugmentConfig, g: torch.Generator) -> torch.Te
     x = torch.sqrt((x + lvl * n1) ** 2 + (lvl * n2) ** 2)
     keep = (torch.rand(b, generator=g) < cfg.p_identity).reshape(b, 1, 1, 1)
     return torch.where(keep, x_orig, x)
+
+
+@dataclass
+class TrainingSet:
+    """The training images of a run: whole slices at one voxel size (``slices``), or, for an any-resolution
+    prior, one slice group per voxel size (``groups``) from which patches are drawn."""
+
+    paths: list[Path]
+    slices: torch.Tensor | None = None
+    groups: list[torch.Tensor] | None = None
+
+    @classmethod
+    def load(cls, paths: list[Path], matrix: int, voxel: float, axes: str, voxels: list[float]) -> "TrainingSet":
+        if voxels:
+            return cls(paths, groups=extract_multiscale(paths, matrix, list(voxels), axes, base_voxel=voxel))
+        return cls(paths, slices=extract_slices(paths, matrix, voxel, axes)[0])
+
+    @property
+    def n_slices(self) -> int:
+        return sum(len(x) for x in self.groups) if self.groups is not None else len(self.slices)
+
+    def batch(self, size: int, matrix: int, aug: AugmentConfig, g: torch.Generator) -> torch.Tensor:
+        """One augmented training batch (size, 1, matrix, matrix), all randomness from ``g``."""
+        if self.groups is not None:
+            return random_patches(self.groups, size, matrix, aug, g)
+        idx = torch.randint(0, len(self.slices), (size,), generator=g)
+        return augment(self.slices[idx], aug, g)
