@@ -88,12 +88,13 @@ def reference_caption(r: dict[str, Any]) -> str:
 
 
 def print_recon_table(summary: dict, title: str) -> None:
-    """One row per input; wraps (never truncates) to the terminal width; the reference named below."""
+    """One row per input (fits 80 columns; folds, never truncates, when narrower); below it, per input, the
+    reference the metrics compare against and the output path."""
     from rich.table import Table
 
     t = Table(title=title, show_lines=False)
-    for col in ("input", "mode", "R", "NFE", "s/slice", "PSNR", "SSIM", "ZF PSNR", "output"):
-        t.add_column(col, overflow="fold", no_wrap=col not in ("input", "output", "mode"))
+    for col in ("input", "mode", "R", "NFE", "s/slice", "PSNR", "SSIM", "ZF PSNR"):
+        t.add_column(col, overflow="fold", no_wrap=col not in ("input", "mode"))
     for r in summary["results"]:
         m = (r.get("metrics") or {}).get("mean", {})
         zf = r.get("metrics_zero_filled") or {}
@@ -102,12 +103,12 @@ def print_recon_table(summary: dict, title: str) -> None:
             f"{r['mask']['achieved_accel']:.2f}" if r.get("mask") else "-", str(r.get("nfe", "-")),
             f"{r.get('seconds_per_slice', 0):.2f}", f"{m['psnr']:.2f}" if m else "-",
             f"{m['ssim']:.4f}" if m else "-", f"{zf['psnr']:.2f}" if zf else "-",
-            str((r.get("output") or {}).get("image", "-")),
         )
     console.print(t)
     for r in summary["results"]:
         if r.get("mask"):
             console.print(reference_caption(r), highlight=False, overflow="fold")
+            console.print(f"→ {(r.get('output') or {}).get('image', '-')}", highlight=False, overflow="fold")
 
 
 # ------------------------------------------------------------------------------------------------ super-resolution
