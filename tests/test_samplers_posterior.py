@@ -49,12 +49,13 @@ import torch
 
 from mrdiff_cli.ops.fft import fft2c, ifft2c
 from mrdiff_cli.ops.operators import CoilwiseOp
-from mrdiff_cli.samplers.adapters import GaussianPrior, make_denoiser
+from mrdiff_cli.samplers.adapters import make_denoiser
 from mrdiff_cli.samplers.dc import hard_dc_coilwise
 from mrdiff_cli.samplers.dc import ProximalDC, SoftDC
 from mrdiff_cli.samplers.fast import fast_sample
 from mrdiff_cli.samplers.pc import pc_sample
 from mrdiff_cli.samplers.schedules import geometric_sigmas, karras_sigmas
+from closed_form import GaussianPrior
 
 H = W = 16
 K = 256

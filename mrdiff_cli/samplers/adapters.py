@@ -1,7 +1,7 @@
 """Adapters that let a real-valued magnitude prior act on complex MRI images.
 
 A prior is anything with ``denoise(x, sigma)`` for real x (B, 1, H, W) (the EDM prior, or the
-closed-form :class:`GaussianPrior` used in tests). The adapters return ``denoise_fn(x, sigma)`` for complex
+closed-form ``GaussianPrior`` in tests/closed_form.py). The adapters return ``denoise_fn(x, sigma)`` for complex
 images x of shape (..., H, W), batched through the network in chunks of ``batch_size``.
 
 - ``real``:     x is real-valued (seed's real-valued single-coil case); imaginary part is dropped.
@@ -18,19 +18,6 @@ from typing import Callable
 import torch
 
 DenoiseFn = Callable[[torch.Tensor, float], torch.Tensor]
-
-
-class GaussianPrior:
-    """x ~ N(mean, std^2 I) per real channel: D(x; sigma) = (std^2 x + sigma^2 mean) / (std^2 + sigma^2)."""
-
-    def __init__(self, mean: float = 0.0, std: float = 1.0):
-        self.mean, self.std = mean, std
-
-    def denoise(self, x: torch.Tensor, sigma) -> torch.Tensor:
-        s = torch.as_tensor(sigma, dtype=x.dtype, device=x.device)
-        s = s.reshape(-1, *([1] * (x.dim() - 1))) if s.dim() else s
-        v = self.std**2
-        return (v * x + s**2 * self.mean) / (v + s**2)
 
 
 def size_multiple(prior) -> int:
