@@ -1,7 +1,5 @@
 """Coil sensitivity estimation (ESPIRiT and low-res ratio) on simulated 8-coil data."""
 
-import time
-
 import numpy as np
 import pytest
 import torch
@@ -162,18 +160,14 @@ def test_eigenvalues_separate_object_from_background(sim):
     assert lam[:8, :8].max() < 0.8
 
 
-def test_espirit_speed(sim):
-    """One 128x128 8-coil slice in well under 2 s on CPU, on one thread and on two (the default here)."""
+def test_espirit_restores_the_thread_setting_and_does_not_depend_on_it(sim):
+    """The one-thread LAPACK section of ESPIRiT restores torch's thread count, and the maps are the same on one
+    thread and on two (the default here). Its speed is measured in benchmarks/wallclock.py."""
     k, m = _kspace(sim, "poisson")
+    maps = []
     for threads in (1, 2):
         torch.set_num_threads(threads)
-        best = min(_timed(lambda: estimate_maps(k, m)) for _ in range(3))
-        assert best < 2.0, (threads, best)
-        assert torch.get_num_threads() == threads  # the one-thread LAPACK section restores the setting
+        maps.append(estimate_maps(k, m))
+        assert torch.get_num_threads() == threads
     torch.set_num_threads(1)
-
-
-def _timed(fn):
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
+    torch.testing.assert_close(maps[0], maps[1], rtol=0, atol=1e-5)
