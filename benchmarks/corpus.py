@@ -185,6 +185,49 @@ def build(raw: Path, out: Path) -> list[dict]:
     return items
 
 
+def load_split(split: str, matrix: int, voxel: float, per_volume: int, corpus: Path | None = None):
+    """{volume name: (n, matrix, matrix) torch tensor of normalised axial slices} for a corpus split, resampled
+    to ``voxel`` mm (FOV matrix x voxel); ``per_volume`` evenly spread slices among those with at least half
+    the largest head area (benchmarks use this, so tune and report are read the same way)."""
+    import torch
+
+    from mrdiff_cli.tasks.train_data import extract_slices
+
+    corpus = corpus or Path(os.environ.get("MRDIFF_CORPUS", "/work/data/corpus"))
+    out = {}
+    for p in sorted((corpus / split).glob("*.nii.gz")):
+        x, _ = extract_slices([p], matrix, voxel, "axial")
+        x = x[:, 0]
+        fg = (x > 0.1).float().mean(dim=(1, 2))
+        keep = torch.nonzero(fg > 0.5 * fg.max()).flatten()
+        idx = keep[torch.linspace(0, len(keep) - 1, min(per_volume, len(keep))).round().long()]
+        out[p.name.replace(".nii.gz", "")] = x[idx]
+    return out
+
+
+def head_mask(ref):
+    """Head mask of reference slices (n, H, W): > 5 % of the 99th percentile, closed with a 7-pixel window."""
+    import torch
+    import torch.nn.functional as F
+
+    q = torch.quantile(ref.reshape(ref.shape[0], -1), 0.99, dim=1).reshape(-1, 1, 1)
+    m = (ref > 0.05 * q).float()[:, None]
+    m = F.max_pool2d(m, 7, 1, 3)
+    m = -F.max_pool2d(-m, 7, 1, 3)
+    return m[:, 0] > 0.5
+
+
+def masked_psnr(x, ref, mask) -> list[float]:
+    """Per-slice PSNR inside ``mask``, data range = the slice's reference maximum."""
+    import math
+
+    out = []
+    for a, r, m in zip(x, ref, mask):
+        mse = float(((a - r)[m] ** 2).mean())
+        out.append(10 * math.log10(float(r.max()) ** 2 / max(mse, 1e-20)))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--raw", default="/work/data/raw")

@@ -36,42 +36,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from corpus import head_mask, load_split, masked_psnr
 from mrdiff_cli.metrics import ssim
 from mrdiff_cli.ops.fft import fft2c, ifft2c
 from mrdiff_cli.ops.superres import measure_lowres, zero_pad_upsample
 from mrdiff_cli.tasks.superres import SuperresOptions, load_superres_model, superres_slices
-from mrdiff_cli.tasks.train_data import extract_slices
 
-CORPUS = Path(os.environ.get("MRDIFF_CORPUS", "/work/data/corpus"))
-
-
-def load_split(split: str, matrix: int, voxel: float, per_volume: int) -> dict[str, torch.Tensor]:
-    """{volume name: (n, matrix, matrix) normalised axial slices}, ``per_volume`` evenly spread central slices."""
-    out = {}
-    for p in sorted((CORPUS / split).glob("*.nii.gz")):
-        x, _ = extract_slices([p], matrix, voxel, "axial")
-        x = x[:, 0]
-        fg = (x > 0.1).float().mean(dim=(1, 2))
-        keep = torch.nonzero(fg > 0.5 * fg.max()).flatten()  # slices with at least half the largest head area
-        idx = keep[torch.linspace(0, len(keep) - 1, min(per_volume, len(keep))).round().long()]
-        out[p.name.replace(".nii.gz", "")] = x[idx]
-    return out
-
-
-def head_mask(ref: torch.Tensor) -> torch.Tensor:
-    q = torch.quantile(ref.reshape(ref.shape[0], -1), 0.99, dim=1).reshape(-1, 1, 1)
-    m = (ref > 0.05 * q).float()[:, None]
-    m = F.max_pool2d(m, 7, 1, 3)
-    m = -F.max_pool2d(-m, 7, 1, 3)  # closing
-    return m[:, 0] > 0.5
-
-
-def masked_psnr(x: torch.Tensor, ref: torch.Tensor, mask: torch.Tensor) -> list[float]:
-    out = []
-    for a, r, m in zip(x, ref, mask):
-        mse = float(((a - r)[m] ** 2).mean())
-        out.append(10 * math.log10(float(r.max()) ** 2 / max(mse, 1e-20)))
-    return out
 
 
 def degrade(ref: torch.Tensor, low: tuple[int, int], snr_db: float, seed: int) -> torch.Tensor:
