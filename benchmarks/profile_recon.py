@@ -63,19 +63,22 @@ def resolve_autocast(precision: str) -> str | None:
     return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else None
 
 
-def bare_eval_seconds(prior, batch: int, hw: tuple[int, int], autocast: str | None, repeats: int = 5) -> float:
-    """Median wall time of one network evaluation on (batch, 1, H, W), the way the sampler calls it."""
+def bare_eval_seconds(prior, batch: int, hw: tuple[int, int], autocast: str | None, repeats: int = 5
+                      ) -> tuple[float, float]:
+    """Median (wall, process CPU) time of one network evaluation on (batch, 1, H, W), the way the sampler
+    calls it. With one thread, CPU time does not count the time other processes hold the cores."""
     from mrdiff_cli.samplers.adapters import batched_real_denoise
 
     dt = {"bf16": torch.bfloat16, None: None}[autocast]
     x = torch.randn(batch, *hw, generator=torch.Generator().manual_seed(0))
     batched_real_denoise(prior, x, 0.5, batch, dt)  # warm-up (oneDNN primitive cache)
-    times = []
+    wall, cpu = [], []
     for _ in range(repeats):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         batched_real_denoise(prior, x, 0.5, batch, dt)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+        wall.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+    return statistics.median(wall), statistics.median(cpu)
 
 
 class PhaseTimer:
@@ -123,8 +126,9 @@ def run_once(prior, opts, k, mask, mode: str):
     from mrdiff_cli.tasks.reconstruct import Reconstructor
 
     rec = Reconstructor(prior, opts)
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     res = rec.reconstruct(k, mask, mode)
+    rec.cpu_seconds = time.process_time() - c
     return res, time.perf_counter() - t, rec
 
 
@@ -152,6 +156,7 @@ def profile(args) -> dict:
         finally:
             pt.restore()
         bare1 = bare_eval_seconds(prior, args.slices, hw, autocast)
+        cpu = rec.cpu_seconds
         prof_text = None
         if args.cprofile:
             pr = cProfile.Profile()
@@ -161,7 +166,8 @@ def profile(args) -> dict:
             s = io.StringIO()
             pstats.Stats(pr, stream=s).sort_stats("cumulative").print_stats(args.cprofile)
             prof_text = s.getvalue()
-    bare = 0.5 * (bare0 + bare1)
+    bare = 0.5 * (bare0[0] + bare1[0])
+    bare_cpu = 0.5 * (bare0[1] + bare1[1])
     psnr = volume_metrics(res.images, ref)["mean"]["psnr"]
     phases = {name: {"seconds": round(v, 3), "calls": pt.n[name], "share": round(v / wall, 3)} for name, v in pt.t.items()}
     rest = wall - sum(pt.t.values())
@@ -171,8 +177,10 @@ def profile(args) -> dict:
         "matrix": args.matrix, "coils": args.coils, "slices": args.slices, "nfe": n, "precision": autocast or "fp32",
         "threads": torch.get_num_threads(), "compress_coils": args.compress, "compression": getattr(rec, "compression", None),
         "wall_s": round(wall, 3), "per_nfe_s": round(wall / n, 4), "bare_eval_s": round(bare, 4),
-        "bare_eval_before_after_s": [round(bare0, 4), round(bare1, 4)],
+        "bare_eval_before_after_s": [round(bare0[0], 4), round(bare1[0], 4)],
         "overhead_ratio": round(wall / n / bare, 3),
+        # process CPU time (one thread): not inflated by other processes holding the cores
+        "cpu_s": round(cpu, 3), "bare_eval_cpu_s": round(bare_cpu, 4), "overhead_ratio_cpu": round(cpu / n / bare_cpu, 3),
         # the same ratio against the network calls timed inside this very run (robust to load changes)
         "overhead_ratio_inloop": round(wall / pt.t["network (incl. chunking)"], 3),
         "psnr_db": round(psnr, 3), "phases": phases,
@@ -182,6 +190,39 @@ def profile(args) -> dict:
     if prof_text:
         out["cprofile"] = prof_text
     return out
+
+
+def compression_quality(args) -> list[dict]:
+    """PSNR with coil compression off vs the default (auto) on the tune volumes, same seed, same slices."""
+    from mrdiff_cli.metrics import volume_metrics
+    from mrdiff_cli.priors.loading import load_prior
+    from mrdiff_cli.tasks.reconstruct import ReconOptions, Reconstructor
+
+    torch.set_num_threads(args.threads)
+    autocast = resolve_autocast(args.precision)
+    prior, _ = load_prior(args.model, "score", offline=True)
+    rows = []
+    for vol in args.tune:
+        for coils in args.quality_coils:
+            k, mask, ref = simulated_scan(args.matrix, coils, args.slices, volume=vol)
+            row = {"volume": Path(vol).name, "matrix": args.matrix, "coils": coils, "slices": args.slices}
+            variants = [("off", 0)] + [(str(n), n) for n in args.quality_n if 2 <= n < coils]
+            variants += [] if args.quality_n else [("auto", None)]
+            for method in args.quality_methods:
+                for label, cc in variants:
+                    rec = Reconstructor(prior, ReconOptions(method=method, batch_size=max(4, args.slices),
+                                                            autocast=autocast, compress_coils=cc))
+                    t = time.perf_counter()
+                    img = rec.reconstruct(k, mask, "sense").images
+                    row[f"{method}_{label}_psnr"] = round(volume_metrics(img, ref)["mean"]["psnr"], 3)
+                    row[f"{method}_{label}_s"] = round(time.perf_counter() - t, 2)
+                    if label != "off":
+                        row[f"virtual_coils_{label}"] = rec.compression["virtual_coils"]
+                        row[f"retained_min_{label}"] = round(rec.compression["retained_min"], 5)
+                        row[f"{method}_{label}_delta_db"] = round(row[f"{method}_{label}_psnr"] - row[f"{method}_off_psnr"], 3)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    return rows
 
 
 def main(argv=None) -> dict:
@@ -197,7 +238,18 @@ def main(argv=None) -> dict:
     ap.add_argument("--inference-mode", action="store_true", help="run under torch.inference_mode()")
     ap.add_argument("--cprofile", type=int, default=0, metavar="N", help="print the N top cumulative functions")
     ap.add_argument("--out-json", default=None)
+    ap.add_argument("--quality", action="store_true",
+                    help="instead: PSNR with coil compression off vs auto on the tune volumes (--tune, --quality-coils)")
+    ap.add_argument("--tune", nargs="+", default=["/work/data/corpus/tune/dipy_S0_10slices.nii.gz", TUNE_VOLUME])
+    ap.add_argument("--quality-coils", nargs="+", type=int, default=[16, 20])
+    ap.add_argument("--quality-n", nargs="*", type=int, default=[], help="virtual coil counts to compare (default: auto)")
+    ap.add_argument("--quality-methods", nargs="+", default=["diffusion", "sense"])
     args = ap.parse_args(argv)
+    if args.quality:
+        rows = compression_quality(args)
+        if args.out_json:
+            Path(args.out_json).write_text(json.dumps(rows, indent=1))
+        return {"quality": rows}
     out = profile(args)
     text = out.pop("cprofile", None)
     print(json.dumps(out, indent=1))

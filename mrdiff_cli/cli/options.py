@@ -35,4 +35,40 @@ OfflineOpt = Annotated[
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 
-__all__ = ["JsonOpt", "ModelOpt", "OfflineOpt"]
+CoilsOpt = Annotated[
+    Optional[int],
+    typer.Option(
+        "--coils",
+        help=(
+            "Coil compression to N virtual coils (per-slice SVD over coils, like BART cc); 0 = off. "
+            "Default: auto (SENSE with more than 12 coils: max(8, ceil(coils/2)))."
+        ),
+        show_default=False,
+        rich_help_panel="Execution",
+    ),
+]
+
+ThreadsOpt = Annotated[
+    Optional[int],
+    typer.Option(
+        "--threads",
+        help="CPU threads for torch (default: MRDIFF_THREADS or OMP_NUM_THREADS, else the CPUs this process may use).",
+        show_default=False,
+        rich_help_panel="Execution",
+    ),
+]
+
+
+def parse_batch_size(spec: Optional[str]) -> Optional[int]:
+    """--batch-size N | auto → N, or None for auto (chosen for the device: free GPU memory, 4 on the CPU)."""
+    if spec is None or str(spec).strip().lower() == "auto":
+        return None
+    try:
+        n = int(spec)
+    except ValueError:
+        from ..errors import UsageError
+
+        raise UsageError(f"--batch-size {spec!r}: expected a positive integer or 'auto'") from None
+    return n
+
+__all__ = ["CoilsOpt", "JsonOpt", "ModelOpt", "OfflineOpt", "ThreadsOpt", "parse_batch_size"]

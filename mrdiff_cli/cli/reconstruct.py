@@ -8,8 +8,9 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..errors import UsageError
 from .common import handle_errors
-from .options import JsonOpt, ModelOpt, OfflineOpt
+from .options import CoilsOpt, JsonOpt, ModelOpt, OfflineOpt, ThreadsOpt, parse_batch_size
 
 SAMPLING = "Undersampling"
 SAMPLER = "Sampler"
@@ -89,7 +90,9 @@ def reconstruct(
     overwrite: Annotated[bool, typer.Option(help="Replace existing outputs.", rich_help_panel=OUTPUT)] = False,
     seed: Annotated[int, typer.Option(help="Seed for the mask and the sampler.", rich_help_panel=RUN)] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.", rich_help_panel=RUN)] = "auto",
-    batch_size: Annotated[Optional[int], typer.Option(help="Images per batch (slices × samples × coils); default 4 on CPU (larger batches were slower per image there), 32 on GPU.", rich_help_panel=RUN, show_default=False)] = None,
+    batch_size: Annotated[Optional[str], typer.Option(help="Images per batch (slices × samples × coils), or auto (default): from free memory on a GPU, 4 on the CPU (larger batches were slower per image there).", rich_help_panel=RUN, show_default=False)] = None,
+    coils: CoilsOpt = None,
+    threads: ThreadsOpt = None,
     precision: Annotated[str, typer.Option(help="Network precision: auto (bf16 where the CPU/GPU runs it natively, else fp32), fp32, bf16 or fp16 (GPU).", rich_help_panel=RUN)] = "auto",
     shard: Annotated[Optional[str], typer.Option(help="I/N: this node's share of slices (default: SLURM array vars).", rich_help_panel=RUN)] = None,
     slices: Annotated[Optional[str], typer.Option(help="Slices: 3, 3:7 (end exclusive) or 1,4,6.", rich_help_panel=RUN)] = None,
@@ -99,5 +102,13 @@ def reconstruct(
     """Reconstruct undersampled raw k-space with the diffusion prior (or SENSE / zero-filled baselines)."""
     from .jobs import recon_job_from_options, run_recon
 
-    job = recon_job_from_options(dict(locals()))
+    if coils is not None and (coils < 0 or coils == 1):
+        raise UsageError("--coils: 0 (off) or at least 2 virtual coils")
+    if threads is not None and threads < 1:
+        raise UsageError("--threads must be >= 1")
+    job = recon_job_from_options({**locals(), "batch_size": parse_batch_size(batch_size)})
+    job.options.compress_coils = coils
+    from ..tasks.resources import apply_threads
+
+    apply_threads(threads)
     run_recon(job, quiet=quiet, json_out=json_out, device=device, precision=precision, title="mrdiff reconstruct")
