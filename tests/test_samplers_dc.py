@@ -205,3 +205,42 @@ def test_kaczmarz_keeps_consistent_image():
     # also with an unbatched (coils, H, W) map set broadcast over a batch of one
     out1 = kaczmarz_sense_sweep(x_coils[:1], maps[0], y[:1], m, 1.0)
     assert torch.allclose(out1, x_coils[:1], atol=1e-4)
+
+
+# ------------------------------------------------------------------------------------------------------
+# DC step objects (the sampler contract)
+
+
+def test_hybrid_sweep_every_m_steps_and_always_the_last():
+    from mrdiff_cli.samplers.dc import HybridSenseDC
+
+    h = HybridSenseDC(None, None, None, None, None, every=3)
+    assert [i for i in range(10) if h.sweeps_at(i, 10)] == [2, 5, 8, 9]
+    assert [i for i in range(9) if h.sweeps_at(i, 9)] == [2, 5, 8]
+    assert [i for i in range(4) if HybridSenseDC(None, None, None, None, None, every=1).sweeps_at(i, 4)] == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("every", [1, 3, 7])
+def test_pc_hybrid_ends_with_a_sweep_for_every_m(every):
+    """The PC sampler's output has had the Kaczmarz sweep applied at its last step, whatever m (the old hook
+    counter skipped it for m > 1)."""
+    import torch
+
+    from mrdiff_cli.ops.operators import CoilwiseOp
+    from mrdiff_cli.samplers.dc import HybridSenseDC, SoftDC
+    from mrdiff_cli.samplers.pc import pc_sample
+
+    calls = []
+
+    class Spy(HybridSenseDC):
+        def __call__(self, x, y, A, *, step=0, n_steps=1, sigma=0.0):
+            if self.sweeps_at(step, n_steps):
+                calls.append(step)
+            return x
+
+    x0 = torch.zeros(1, 2, 8, 8, dtype=torch.complex64)
+    n = 8
+    pc_sample(lambda x, s: x * 0, x0, CoilwiseOp(torch.ones(8, 8)), torch.linspace(1.0, 0.1, n), x0,
+              dc=Spy(SoftDC(1.0), None, None, None, None, every=every), snr=0.1, generator=torch.Generator().manual_seed(0))
+    assert n - 1 in calls
+    assert sorted(set(calls)) == [i for i in range(n) if (i + 1) % every == 0 or i == n - 1]
