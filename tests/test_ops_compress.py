@@ -132,7 +132,6 @@ def test_proximal_dc_reuses_its_cache_only_for_the_same_operator_and_data():
 
 
 def test_reconstructor_compresses_sense_above_twelve_coils_and_not_below():
-    from mrdiff_cli.samplers.adapters import GaussianPrior
     from mrdiff_cli.tasks.reconstruct import ReconOptions, Reconstructor
 
     H = W = 32
@@ -144,14 +143,14 @@ def test_reconstructor_compresses_sense_above_twelve_coils_and_not_below():
     for coils, expect in ((8, 8), (16, 8)):
         S = coil_maps(coils, (H, W))
         k = fft2c(torch.from_numpy(img[:, None] * S[None]).to(torch.complex64)).numpy()
-        rec = Reconstructor(GaussianPrior(0.0, 1.0), ReconOptions(method="sense"))
+        rec = Reconstructor(None, ReconOptions(method="sense"))
         out = rec.reconstruct(k, mask, "sense")
         assert rec.compression["virtual_coils"] == expect
         assert out.images.shape == (1, H, W)
-    off = Reconstructor(GaussianPrior(0.0, 1.0), ReconOptions(method="sense", compress_coils=0))
+    off = Reconstructor(None, ReconOptions(method="sense", compress_coils=0))
     off.reconstruct(k, mask, "sense")
     assert off.compression["virtual_coils"] == 16
     # ssos is not compressed unless asked for
-    ss = Reconstructor(GaussianPrior(0.0, 1.0), ReconOptions(method="zero-filled"))
+    ss = Reconstructor(None, ReconOptions(method="zero-filled"))
     ss.reconstruct(k, mask, "ssos")
     assert getattr(ss, "compression", None) is None
