@@ -225,6 +225,49 @@ def compression_quality(args) -> list[dict]:
     return rows
 
 
+_CHILD = """
+import resource, sys
+from mrdiff_cli.cli.main import app
+try:
+    app(sys.argv[1:], standalone_mode=False)
+finally:
+    print("PEAK_RSS_MB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)
+"""
+
+
+def memory_check(args) -> list[dict]:
+    """Peak RSS of `mrdiff reconstruct` (own process each) on files with few and many slices, same batch size:
+    memory should be flat in the number of slices."""
+    import subprocess
+    import tempfile
+
+    from mrdiff_cli.io.detect import load_image
+    from mrdiff_cli.tasks.simulate import simulate_volume, write_simulated
+
+    vol, geom = load_image(TUNE_VOLUME)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in args.memory_slices:
+            mid = vol.shape[0] // 2
+            sim = simulate_volume(vol[mid - n // 2: mid - n // 2 + n], geom, matrix=args.matrix, coils=args.coils,
+                                  snr_db=30.0, seed=7)
+            src = write_simulated(sim, Path(tmp) / f"s{n}.h5", "fastmri")
+            cmd = [sys.executable, "-c", _CHILD, "reconstruct", str(src), "-o", str(Path(tmp) / f"o{n}.nii.gz"),
+                   "--mask", "poisson", "--accel", "8", "--steps", str(args.memory_steps), "--batch-size",
+                   str(args.batch_size), "--threads", str(args.threads), "--quiet", "--offline", "--overwrite"]
+            t = time.perf_counter()
+            out = subprocess.run(cmd, capture_output=True, text=True)
+            peak = [float(line.split()[1]) for line in out.stdout.splitlines() if line.startswith("PEAK_RSS_MB")]
+            row = {"slices": n, "matrix": args.matrix, "coils": args.coils, "batch_size": args.batch_size,
+                   "steps": args.memory_steps, "peak_rss_mb": round(peak[0], 1) if peak else None,
+                   "seconds": round(time.perf_counter() - t, 1), "rc": out.returncode}
+            if out.returncode:
+                row["stderr"] = out.stderr[-500:]
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    return rows
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--matrix", type=int, default=128)
@@ -244,7 +287,16 @@ def main(argv=None) -> dict:
     ap.add_argument("--quality-coils", nargs="+", type=int, default=[16, 20])
     ap.add_argument("--quality-n", nargs="*", type=int, default=[], help="virtual coil counts to compare (default: auto)")
     ap.add_argument("--quality-methods", nargs="+", default=["diffusion", "sense"])
+    ap.add_argument("--memory", action="store_true",
+                    help="instead: peak RSS of `mrdiff reconstruct` on --memory-slices slices at --batch-size")
+    ap.add_argument("--memory-slices", nargs="+", type=int, default=[4, 32])
+    ap.add_argument("--memory-steps", type=int, default=2)
     args = ap.parse_args(argv)
+    if args.memory:
+        rows = memory_check(args)
+        if args.out_json:
+            Path(args.out_json).write_text(json.dumps(rows, indent=1))
+        return {"memory": rows}
     if args.quality:
         rows = compression_quality(args)
         if args.out_json:

@@ -4,7 +4,7 @@
 
 One slice per point (the middle slice of a tune volume, simulated at each matrix and coil count, x8 Poisson),
 one torch thread, the CLI's default precision. mrdiff: fast sampler, 21 NFE, SENSE with ESPIRiT maps (coil
-compression auto: above 12 coils to max(8, ceil(C/2)) virtual coils), single-coil mode for one coil; the time
+compression auto: above 12 coils to max(10, ceil(C/2)) virtual coils), single-coil mode for one coil; the time
 includes the coil maps. CS: sigpy ``L1WaveletRecon`` (60 iterations, the same ESPIRiT maps on the same
 (compressed) coils, lambda = 1e-3 x the 99th percentile of the zero-filled image; time of the solver only).
 On a shared machine absolute times are inflated; both methods ran in the same process, point after point.

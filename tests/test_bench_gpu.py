@@ -82,7 +82,7 @@ def test_scaling_benchmark_tiny(tmp_path):
     rows = scaling.main(["--matrices", "32", "--coils", "1", "14", "--steps", "2", "--cs-iters", "3",
                          "--volume", str(example), "--png", str(png), "--out-json", str(js)])
     assert [(r["matrix"], r["coils"]) for r in rows] == [(32, 1), (32, 14)]
-    assert rows[1]["virtual_coils"] == 8  # auto coil compression above 12 coils
+    assert rows[1]["virtual_coils"] == 10  # auto coil compression above 12 coils
     for r in rows:
         assert r["mrdiff_s"] > 0 and r["cs_s"] > 0
     assert png.stat().st_size > 1000 and json.loads(js.read_text()) == rows

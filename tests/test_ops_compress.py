@@ -30,8 +30,9 @@ def _rel(a, b):
 
 def test_auto_rule_and_resolution():
     assert auto_virtual_coils(8) == 8 and auto_virtual_coils(12) == 12
-    assert auto_virtual_coils(16) == 8 and auto_virtual_coils(20) == 10 and auto_virtual_coils(32) == 16
-    assert resolve_virtual_coils(None, 16) == 8
+    assert auto_virtual_coils(13) == 10 and auto_virtual_coils(16) == 10 and auto_virtual_coils(20) == 10
+    assert auto_virtual_coils(24) == 12 and auto_virtual_coils(32) == 16
+    assert resolve_virtual_coils(None, 16) == 10
     assert resolve_virtual_coils(0, 16) == 16  # off
     assert resolve_virtual_coils(6, 16) == 6
     assert resolve_virtual_coils(40, 16) == 16
@@ -140,7 +141,7 @@ def test_reconstructor_compresses_sense_above_twelve_coils_and_not_below():
     mask = np.zeros((H, W), np.float32)
     mask[:, ::2] = 1
     mask[:, 12:20] = 1
-    for coils, expect in ((8, 8), (16, 8)):
+    for coils, expect in ((8, 8), (16, 10)):
         S = coil_maps(coils, (H, W))
         k = fft2c(torch.from_numpy(img[:, None] * S[None]).to(torch.complex64)).numpy()
         rec = Reconstructor(None, ReconOptions(method="sense"))

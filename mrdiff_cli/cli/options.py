@@ -41,7 +41,7 @@ CoilsOpt = Annotated[
         "--coils",
         help=(
             "Coil compression to N virtual coils (per-slice SVD over coils, like BART cc); 0 = off. "
-            "Default: auto (SENSE with more than 12 coils: max(8, ceil(coils/2)))."
+            "Default: auto (SENSE with more than 12 coils: max(10, ceil(coils/2)))."
         ),
         show_default=False,
         rich_help_panel="Execution",

@@ -44,7 +44,7 @@ class ReconOptions:
     espirit: bool = True
     cg_init_iters: int = 10
     support: bool = True  # single-coil fast sampler: keep the image inside a low-res object support
-    # coil compression (ops.compress): None = auto (SENSE with > 12 coils -> max(8, ceil(C/2)) virtual coils),
+    # coil compression (ops.compress): None = auto (SENSE with > 12 coils -> max(10, ceil(C/2)) virtual coils),
     # 0 = off, N = N virtual coils (any multi-coil mode)
     compress_coils: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
