@@ -97,7 +97,9 @@ def test_variance_vanishes_when_fully_sampled(tiny_sim, model_dir, mode, sampler
 
     prior, _ = load_prior(str(model_dir), "score", offline=True)
     full = np.ones((32, 32), np.float32)
-    res = Reconstructor(prior, ReconOptions(sampler=sampler, steps=3, samples=4, seed=1)).reconstruct(tiny_sim.kspace, full, mode)
+    # noise_dc="none" (the default): the data are taken as exact (with "perturb" they spread, see the next test)
+    opts = ReconOptions(sampler=sampler, steps=3, samples=4, seed=1)
+    res = Reconstructor(prior, opts).reconstruct(tiny_sim.kspace, full, mode)
     ref = tiny_sim.reference
     scale = float(ref.max()) ** 2
     if mode == "sense":
@@ -107,6 +109,32 @@ def test_variance_vanishes_when_fully_sampled(tiny_sim, model_dir, mode, sampler
     else:
         assert res.variance.max() < 1e-8 * scale  # hard DC per coil: every k-space value is the measured one
         np.testing.assert_allclose(res.images, ref, rtol=1e-4, atol=1e-4 * float(ref.max()))
+
+
+def test_fully_sampled_noisy_data_spread_is_the_noise(tiny_sim, model_dir):
+    """Fully sampled, single coil, hard DC: the posterior of each pixel is the measurement plus its noise; the
+    samples must spread by the noise (complex std sigma_n -> magnitude std sigma_n / sqrt(2) where the signal
+    dominates), not collapse to zero as exact-data consistency does."""
+    from mrdiff_cli.priors.loading import load_prior
+    from mrdiff_cli.tasks.reconstruct import ReconOptions, Reconstructor
+
+    prior, _ = load_prior(str(model_dir), "score", offline=True)
+    k = tiny_sim.kspace[:, :1] / np.abs(tiny_sim.kspace[:, :1]).max()  # one coil, unit scale
+    sigma_n = 0.02
+    full = np.ones((32, 32), np.float32)
+    res = Reconstructor(prior, ReconOptions(steps=2, samples=24, seed=3, noise=sigma_n, noise_dc="perturb",
+                                            support=False, batch_size=64)).reconstruct(k, full, "single")
+    from mrdiff_cli.ops.fft import ifft2c
+    import torch
+
+    img = ifft2c(torch.as_tensor(k)).abs()[:, 0].numpy()
+    bright = img > 8 * sigma_n
+    ratio = np.sqrt(res.raw_variance[bright].mean()) / (sigma_n / np.sqrt(2))
+    assert 0.85 < ratio < 1.15, ratio  # 24 samples x hundreds of pixels: a few % sampling error
+    np.testing.assert_array_equal(res.noise_sigma, np.full(2, sigma_n, np.float32))
+    # the same run with exact-data consistency has no spread at all
+    exact = Reconstructor(prior, ReconOptions(steps=2, samples=4, seed=3, support=False)).reconstruct(k, full, "single")
+    assert exact.raw_variance.max() < 1e-10
 
 
 def test_variance_positive_when_undersampled(tiny_sim, model_dir):
@@ -201,3 +229,89 @@ def test_calibration_png(tmp_path):
     with pytest.raises(OutputError):
         write_calibration_png(p, rep)  # exists, no overwrite
     write_calibration_png(p, rep, overwrite=True)
+
+
+# ------------------------------------------------------------------------------------------------------
+# the calibration shipped with the model: applied by default, --calibration none = raw spread, intervals
+
+
+def _model_with_calibration(model_dir, tmp_path, block):
+    import shutil
+
+    dst = tmp_path / "calibrated-model"
+    shutil.copytree(model_dir, dst)
+    cfg = json.loads((dst / "config.json").read_text())
+    cfg["calibration"] = block
+    (dst / "config.json").write_text(json.dumps(cfg))
+    return dst
+
+
+def test_calibration_none_differs_from_default_by_the_stored_factor(tiny_fastmri_file, model_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "400")  # no folding of the summary tables
+    factor = 2.5
+    mdir = _model_with_calibration(model_dir, tmp_path, {"method": "factor", "params": {"factor": factor, "pool": 1},
+                                                        "fitted_on": ["test"]})
+    common = [tiny_fastmri_file, "--model", mdir, *MASK, "--steps", 3, "-K", 3, "--seed", 4]
+    res = ok(unc(*common, "-o", tmp_path / "cal.nii.gz"))
+    ok(unc(*common, "-o", tmp_path / "raw.nii.gz", "--calibration", "none", "-q"))
+    std_cal, std_raw = (read_nifti(tmp_path / f"{n}_std.nii.gz")[0] for n in ("cal", "raw"))
+    var_cal, var_raw = (read_nifti(tmp_path / f"{n}_variance.nii.gz")[0] for n in ("cal", "raw"))
+    assert std_raw.max() > 0
+    np.testing.assert_allclose(std_cal, factor * std_raw, rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(var_cal, factor**2 * var_raw, rtol=1e-5, atol=1e-12)
+    np.testing.assert_array_equal(read_nifti(tmp_path / "cal.nii.gz")[0], read_nifti(tmp_path / "raw.nii.gz")[0])
+    # intervals: [max(0, mean - 1.96 std), mean + 1.96 std] of the calibrated std
+    mean = read_nifti(tmp_path / "cal.nii.gz")[0]
+    lo, hi = (read_nifti(tmp_path / f"cal_{b}95.nii.gz")[0] for b in ("lower", "upper"))
+    np.testing.assert_allclose(hi, mean + 1.96 * std_cal, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(lo, np.maximum(mean - 1.96 * std_cal, 0), rtol=1e-5, atol=1e-6)
+    m_cal = json.loads((tmp_path / "cal_metrics.json").read_text())
+    m_raw = json.loads((tmp_path / "raw_metrics.json").read_text())
+    assert m_cal["uncertainty"]["calibration"]["params"]["factor"] == factor
+    assert m_raw["uncertainty"]["calibration"].startswith("none")
+    assert set(m_cal["calibration"]["overall"]["coverage"]) == {"68", "90", "95"}
+    # terminal: the right title, the calibration table with the three coverage levels and the curve file
+    out = " ".join((res.stdout + res.stderr).split())  # the summary tables go to the console (stderr)
+    assert "mrdiff uncertainty" in out and "mrdiff reconstruct" not in out
+    assert "cov 68%" in out and "cov 95%" in out and "calibration.png" in out and "factor" in out
+
+
+def test_loglinear_calibration_applied_in_the_reconstructor(tiny_sim, model_dir):
+    from mrdiff_cli.ops.masks import make_mask
+    from mrdiff_cli.priors.loading import load_prior
+    from mrdiff_cli.tasks.calibration import Calibration
+    from mrdiff_cli.tasks.reconstruct import ReconOptions, Reconstructor
+
+    prior, _ = load_prior(str(model_dir), "score", offline=True)
+    mask = make_mask("equispaced", (32, 32), 4.0, acs=4).mask
+    cal = Calibration("loglinear", {"factor": 1.7, "pool": 3, "log_c": -1.0, "a": 0.6, "b": 0.3})
+    res = Reconstructor(prior, ReconOptions(steps=2, samples=3, seed=2, calibration=cal.to_dict())).reconstruct(
+        tiny_sim.kspace, mask, "ssos")
+    np.testing.assert_allclose(np.sqrt(res.variance), cal.std(res.images, res.raw_variance), rtol=1e-5)
+    raw = Reconstructor(prior, ReconOptions(steps=2, samples=3, seed=2, calibration=None)).reconstruct(
+        tiny_sim.kspace, mask, "ssos")
+    np.testing.assert_array_equal(raw.variance, res.raw_variance)
+
+
+def test_invalid_calibration_block_is_one_line_exit_2(tiny_fastmri_file, model_dir, tmp_path):
+    mdir = _model_with_calibration(model_dir, tmp_path, {"method": "isotonic", "params": {}})
+    res = unc(tiny_fastmri_file, "--model", mdir, *MASK, "--steps", 2, "-K", 2, "-o", tmp_path / "x.nii.gz")
+    assert res.exit_code == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "calibration" in lines[0] and "Traceback" not in res.output
+
+
+def test_uncertainty_offers_no_method_option(tiny_fastmri_file, model_dir, tmp_path):
+    res = unc(tiny_fastmri_file, "--model", model_dir, *MASK, "--method", "sense", "-o", tmp_path / "x.nii.gz")
+    assert res.exit_code == 2 and "--method" in res.output
+    assert "--method" not in " ".join(runner.invoke(app, ["uncertainty", "--help"]).stdout.split())
+
+
+def test_dicom_series_for_every_map(tiny_fastmri_file, model_dir, tmp_path):
+    out = tmp_path / "u"
+    ok(unc(tiny_fastmri_file, "-o", out, "--format", "dicom", "--model", model_dir, *MASK, "--steps", 2, "-K", 2,
+           "-q", "--slices", "0:1"))
+    for suffix in ("", "_variance", "_std", "_lower95", "_upper95"):
+        folder = tmp_path / f"u{suffix}"
+        assert folder.is_dir() and any(folder.glob("*.dcm")), suffix
+    assert (out / "calibration.png").exists() and (out / "metrics.json").exists()

@@ -45,19 +45,32 @@ def test_pool_variance_box_mean():
     np.testing.assert_array_equal(pool_variance(v, 1), v)
 
 
-def test_noise_estimate_on_pure_noise():
+def test_noise_estimate_coil_redundancy():
+    """Smooth coil maps x an image + white noise: the estimate follows the noise (not the image), scales with it,
+    is ~0 without noise, and is 0 (exact data) for a single coil."""
     import torch
 
-    g = torch.Generator().manual_seed(0)
-    sigma = 0.3  # complex std: E|n|^2 = sigma^2
-    n = torch.complex(torch.randn(2, 4, 64, 64, generator=g), torch.randn(2, 4, 64, 64, generator=g)) * sigma / math.sqrt(2)
-    n[1] *= 2.0
+    from mrdiff_cli.tasks.simulate import analytic_phantom, simulate_kspace
+
+    img = analytic_phantom(64)
+    rng = np.random.default_rng(1)
+    img = img * (1 + 0.3 * rng.standard_normal(img.shape))  # noise-like image texture (a real scan's own noise)
+    k0, _, _ = simulate_kspace(np.stack([img, img]), coils=8, snr_db=None, seed=0)
+    p = float(np.mean(np.abs(k0) ** 2))
     mask = np.zeros((64, 64), np.float32)
-    mask[:, ::3] = 1.0
-    est = estimate_kspace_noise(n * torch.as_tensor(mask), mask)
-    assert est.shape == (2,)
-    assert est[0].item() == pytest.approx(sigma, rel=0.06) and est[1].item() == pytest.approx(2 * sigma, rel=0.06)
-    assert estimate_kspace_noise(torch.zeros(1, 2, 16, 16, dtype=torch.complex64), np.ones((16, 16)))[0] == 0
+    mask[:, 26:38] = 1.0  # 12 ACS columns
+    mask[:, ::4] = 1.0
+    for snr_db in (25.0, 35.0):
+        sigma = math.sqrt(p / 10 ** (snr_db / 10))
+        n = (rng.standard_normal(k0.shape) + 1j * rng.standard_normal(k0.shape)) * sigma / math.sqrt(2)
+        est = estimate_kspace_noise(torch.as_tensor((k0 + n) * mask), mask)
+        assert est.shape == (2,)
+        assert 0.9 * sigma < float(est.min()) and float(est.max()) < 1.35 * sigma
+    assert float(estimate_kspace_noise(torch.as_tensor(k0 * mask), mask).max()) < 0.05 * sigma
+    assert float(estimate_kspace_noise(torch.as_tensor(k0[:, :1] * mask), mask).max()) == 0.0  # one coil
+    tiny = np.zeros((64, 64), np.float32)
+    tiny[30:34, 30:34] = 1.0  # a 4 x 4 centre is too small for 5 x 5 kernels
+    assert float(estimate_kspace_noise(torch.as_tensor(k0 * tiny), tiny).max()) == 0.0
 
 
 def _data(seed: int, S: int = 6, scale: float = 1.0):

@@ -1,7 +1,8 @@
 """The one output writer of reconstruct, superres and uncertainty: image volumes, derived volumes (zero-filled,
 variance, std, samples), the metrics JSON and PNG sidecars (mask, preview, calibration).
 
-Naming, for ``-o recon.nii.gz``: ``recon_variance.nii.gz``, ``recon_std.nii.gz``, ``recon_sample000.nii.gz`` …,
+Naming, for ``-o recon.nii.gz``: ``recon_variance.nii.gz``, ``recon_std.nii.gz``, ``recon_lower95.nii.gz``,
+``recon_upper95.nii.gz``, ``recon_sample000.nii.gz`` …,
 and sidecars ``recon_metrics.json``, ``recon_mask.png``, ``recon_preview.png``, ``recon_calibration.png``.
 For a DICOM series ``-o recon/`` (or ``recon.dcm``): derived series are sibling folders (``recon_variance/``, …) and
 the sidecars go *inside* the series folder (``recon/metrics.json``, ``recon/mask.png``, …) so the folder is
@@ -76,11 +77,20 @@ class Outputs:
         self._record(key, out)
         return out
 
-    def spread(self, variance: np.ndarray, geometry: Geometry, description: str) -> None:
-        """Variance and std maps of K posterior samples."""
+    def spread(self, variance: np.ndarray, geometry: Geometry, description: str, mean: np.ndarray | None = None,
+               z: float = 1.96) -> None:
+        """Variance and std maps of K posterior samples; with ``mean``, also the 95 % interval bounds
+        ``max(0, mean - z std)`` (``_lower95``) and ``mean + z std`` (``_upper95``)."""
         var = np.asarray(variance, dtype=np.float32)
+        std = np.sqrt(np.maximum(var, 0.0))
         self.volume("variance", var, geometry, description + " variance", "_variance", series_number=2)
-        self.volume("std", np.sqrt(np.maximum(var, 0.0)), geometry, description + " std", "_std", series_number=3)
+        self.volume("std", std, geometry, description + " std", "_std", series_number=3)
+        if mean is not None:
+            m = np.asarray(mean, dtype=np.float32)
+            self.volume("lower95", np.maximum(m - np.float32(z) * std, 0.0), geometry,
+                        description + " lower 95%", "_lower95", series_number=4)
+            self.volume("upper95", m + np.float32(z) * std, geometry, description + " upper 95%", "_upper95",
+                        series_number=5)
 
     def samples(self, samples: np.ndarray, geometry: Geometry, description: str) -> None:
         """Every posterior sample, (K, slices, H, W)."""

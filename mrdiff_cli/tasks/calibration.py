@@ -174,36 +174,58 @@ def calibration_report(
 # measurement noise, variance pooling and the calibration map shipped with a model
 
 
-def estimate_kspace_noise(kspace, mask, outer: float = 0.75, min_values: int = 256):
-    """Per-slice std sigma_n of the complex measurement noise (E|n|^2 = sigma_n^2 per k-space value).
+MIN_NOISE_COILS = 4
 
-    Estimator: the measured k-space values far from the centre (normalised radius ``> outer``, corners reach
-    sqrt(2)), all coils pooled, where an MR image has almost no signal; robust scale of their real and imaginary
-    parts (median absolute value / 0.6745, i.e. MAD around 0), times sqrt(2). The radius is lowered step by step
-    (to 0.5) when fewer than ``min_values`` values are measured out there. Signal that leaks into the outer
-    k-space biases it upwards slightly (noise-free images give a small non-zero value, not 0).
 
-    kspace: (B, C, H, W) complex (torch or numpy), mask (H, W) → torch float32 (B,).
+def _calibration_matrix(kc: np.ndarray, kern: int) -> np.ndarray:
+    """Rows: every kern x kern patch of the coil k-spaces kc (C, h, w), all coils concatenated (ESPIRiT's matrix)."""
+    C, h, w = kc.shape
+    win = np.lib.stride_tricks.sliding_window_view(kc, (kern, kern), axis=(1, 2))  # (C, h-k+1, w-k+1, k, k)
+    return np.ascontiguousarray(win.transpose(1, 2, 0, 3, 4)).reshape((h - kern + 1) * (w - kern + 1), C * kern * kern)
+
+
+def _unit_noise_svals(shape: tuple[int, int, int], kern: int) -> np.ndarray:
+    """Singular values of the calibration matrix of unit complex white noise of ``shape`` (fixed seed)."""
+    rng = np.random.default_rng(0)
+    kn = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) / math.sqrt(2.0)
+    return np.linalg.svd(_calibration_matrix(kn, kern), compute_uv=False)
+
+
+def estimate_kspace_noise(kspace, mask, kern: int = 5, tail: float = 0.25):
+    """Per-slice std sigma_n of the complex measurement noise (E|n|^2 = sigma_n^2 per k-space value), from the
+    coils' redundancy in the fully sampled calibration centre.
+
+    The image seen by C coils with smooth sensitivities spans only part of the space of kern x kern multi-coil
+    k-space patches (ESPIRiT's null space); white noise fills all of it. The smallest ``tail`` fraction of the
+    singular values of the calibration matrix (all patches of the centre) is therefore noise: sigma_n is the ratio
+    of their median to that of the same matrix built from unit white noise. Signal leaking into that tail biases
+    the estimate upwards (measured on the tune split: 1.04-1.31 x the true value at 30 dB, ~0 on noise-free data).
+    Image content that is itself noise-like (e.g. the noise of the scan a magnitude image came from) is coherent
+    across coils and is not counted, unlike the outer-k-space or high-pass estimators, which read it as noise.
+
+    Needs >= 4 coils and a centred fully sampled block of at least (kern + 2)^2: otherwise 0 (the data are
+    then treated as exact). kspace: (B, C, H, W) complex (torch or numpy), mask (H, W) → torch float32 (B,).
     """
     import torch
 
-    k = torch.as_tensor(kspace)
-    m = torch.as_tensor(np.asarray(mask, dtype=np.float32)) > 0
-    H, W = k.shape[-2:]
-    ky = (torch.arange(H, dtype=torch.float32) - H // 2) / (H / 2)
-    kx = (torch.arange(W, dtype=torch.float32) - W // 2) / (W / 2)
-    r = torch.sqrt(ky[:, None] ** 2 + kx[None, :] ** 2)
-    sel = None
-    for thr in (outer, 0.65, 0.5):
-        sel = m & (r > thr)
-        if int(sel.sum()) * k.shape[1] >= min_values:
-            break
+    from ..ops.masks import acs_shape
+
+    k = torch.as_tensor(kspace).detach().cpu().numpy()
+    m = np.asarray(mask, dtype=np.float32)
     out = torch.zeros(k.shape[0], dtype=torch.float32)
-    if sel is None or not bool(sel.any()):
+    ah, aw = acs_shape(m > 0)
+    H, W = m.shape[-2:]
+    if k.shape[1] < MIN_NOISE_COILS or min(ah, aw) < kern + 2:
         return out
-    vals = k[..., sel.to(k.device)].reshape(k.shape[0], -1)  # (B, C * n)
-    parts = torch.cat([vals.real, vals.imag], dim=1).abs().float()
-    return (parts.median(dim=1).values / 0.6745 * math.sqrt(2.0)).cpu()
+    ys, xs = H // 2 - ah // 2, W // 2 - aw // 2
+    centre = k[:, :, ys:ys + ah, xs:xs + aw].astype(np.complex128)
+    ref = _unit_noise_svals(centre.shape[1:], kern)
+    lo = int(round(ref.size * (1.0 - tail)))
+    ref_med = float(np.median(ref[lo:]))
+    for b in range(k.shape[0]):
+        sv = np.linalg.svd(_calibration_matrix(centre[b], kern), compute_uv=False)
+        out[b] = float(np.median(sv[lo:])) / ref_med
+    return out
 
 
 def pool_variance(var, size: int):

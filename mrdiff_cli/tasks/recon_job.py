@@ -124,7 +124,27 @@ def load_model(job: ReconJob, device: str = "auto", precision: str = "auto") -> 
         return None, {"name": None}
     from ..priors.loading import load_prior
 
-    return load_prior(job.model, "score", offline=job.offline, device=str(dev))
+    prior, info = load_prior(job.model, "score", offline=job.offline, device=str(dev))
+    if opts.calibration == "model":  # the bundle's uncertainty calibration (tasks.calibration), if it has one
+        opts.calibration = resolve_calibration(info.get("path"))
+    return prior, info
+
+
+def resolve_calibration(bundle_path: str | None) -> dict[str, Any] | None:
+    """The validated ``"calibration"`` block of a bundle's config.json (None when absent)."""
+    from ..errors import ModelError
+    from ..priors.bundle import read_config
+    from .calibration import Calibration
+
+    if not bundle_path:
+        return None
+    block = read_config(bundle_path).get("calibration")
+    if block is None:
+        return None
+    try:
+        return Calibration.from_dict(block).to_dict()
+    except ValueError as exc:
+        raise ModelError(f"{bundle_path}/config.json: invalid 'calibration' block ({exc})") from None
 
 
 def output_for(job: ReconJob, src: Path, n_inputs: int):
@@ -141,7 +161,7 @@ def output_for(job: ReconJob, src: Path, n_inputs: int):
 def _check_outputs(job: ReconJob, outputs) -> None:
     suffixes = ["_zero_filled"] if job.save_zero_filled else []
     if job.options.samples > 1:
-        suffixes += ["_variance", "_std"]
+        suffixes += ["_variance", "_std", "_lower95", "_upper95"]
     if job.save_samples:
         suffixes += [f"_sample{k:03d}" for k in range(job.options.samples)]
     sidecars = ["metrics", "mask"] if job.metrics else []
@@ -344,6 +364,16 @@ def summarize(job: ReconJob, reader, plan: SamplingPlan, arrays: ReconArrays, mo
 
         std = _common_crop(np.sqrt(arrays.variance), ref)[0]
         summary["calibration"] = calibration_report(vol, std, ref, plan.mask)
+    if arrays.variance is not None:
+        cal = opts.calibration if isinstance(opts.calibration, dict) else None
+        summary["uncertainty"] = {
+            "calibration": cal or "none (raw sample spread)",
+            "noise_consistency": opts.noise_dc,
+            "measurement_noise": "not used (data treated as exact)" if opts.noise_dc == "none"
+            else "estimated (calibration-matrix tail, >= 4 coils; else none)" if opts.noise is None
+            else f"{opts.noise:g} (given)",
+            "interval_z": 1.96,
+        }
     return summary
 
 
@@ -372,7 +402,7 @@ def write_outputs(job: ReconJob, reader, plan: SamplingPlan, arrays: ReconArrays
     if job.save_zero_filled:
         outputs.volume("zero_filled", arrays.zero_filled, geom, f"mrdiff {__version__} zero-filled", "_zero_filled")
     if arrays.variance is not None:
-        outputs.spread(arrays.variance, geom, desc)
+        outputs.spread(arrays.variance, geom, desc, mean=arrays.images)
     if arrays.samples is not None:
         outputs.samples(arrays.samples, geom, desc)
     if job.metrics and "calibration" in summary:
