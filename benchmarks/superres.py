@@ -125,6 +125,7 @@ def figure(results: dict, path: str) -> None:
         for img in list(methods.values()) + [ref]:
             full = (img / max(float(ref.max()), 1e-6)).clamp(0, 1).numpy()
             crop = np.kron(full[c0:c1, c0:c1], np.ones((3, 3)))[:H, :H]
+            crop = np.pad(crop, ((0, H - crop.shape[0]), (0, H - crop.shape[1])))
             row.append(np.concatenate([full, crop], 0))
         tiles.append(np.concatenate(row, 1))
     if tiles:
@@ -152,11 +153,11 @@ def main() -> None:
     res = run(a)
     names = ["sinc", "bicubic"] + [parse_config(c)[0] for c in a.config]
     print(table(res, names))
-    if a.png:
-        figure(res, a.png)
-    res.pop("figure", None)
+    fig = res.pop("figure", None)
     if a.json:
         Path(a.json).write_text(json.dumps(res, indent=1))
+    if a.png:
+        figure({"figure": fig or []}, a.png)
 
 
 if __name__ == "__main__":
