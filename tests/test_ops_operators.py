@@ -171,3 +171,38 @@ def test_resize_keeps_constant_intensity(src, dst):
     assert torch.allclose(r, torch.full_like(r, 3.0 - 1.0j), atol=1e-5)
     # a real input is accepted and gives complex64
     assert resize_image(torch.ones(*src), dst).dtype == torch.complex64
+
+
+# ------------------------------------------------------------------------------------------------------
+# super-resolution operator (ops/superres.py)
+
+
+@pytest.mark.parametrize("out_hw, low_hw", [((32, 32), (16, 16)), ((32, 24), (15, 8)), ((17, 20), (8, 11))])
+def test_superres_operator_adjoint_normal_and_projection(out_hw, low_hw):
+    from mrdiff_cli.ops.operators import CoilwiseOp, LinearOperator, SenseOp
+    from mrdiff_cli.ops.superres import SuperResOp
+
+    g = torch.Generator().manual_seed(3)
+    A = SuperResOp(out_hw, low_hw)
+    x = torch.complex(torch.randn(2, *out_hw, generator=g), torch.randn(2, *out_hw, generator=g))
+    y = torch.complex(torch.randn(2, *low_hw, generator=g), torch.randn(2, *low_hw, generator=g))
+    lhs = torch.sum(A(x) * y.conj())
+    rhs = torch.sum(x * A.adjoint(y).conj())
+    assert abs(lhs - rhs) < 1e-4 * abs(lhs)
+    assert torch.allclose(A.normal(x), A.adjoint(A(x)), atol=1e-5)
+    assert torch.allclose(A(A.adjoint(y)), y, atol=1e-5)  # A A^H = I: a crop of an orthonormal transform
+    n = A.normal(x)
+    assert torch.allclose(A.normal(n), n, atol=1e-5)  # A^H A is a projection
+    assert all(isinstance(op, LinearOperator) for op in (A, CoilwiseOp(torch.ones(4, 4)), SenseOp(torch.ones(4, 4), torch.ones(1, 2, 4, 4))))
+
+
+def test_superres_operator_units_match_a_lowres_image():
+    from mrdiff_cli.ops.fft import fft2c
+    from mrdiff_cli.ops.operators import resize_image
+    from mrdiff_cli.ops.superres import SuperResOp
+
+    x = torch.rand(1, 32, 32)
+    A = SuperResOp((32, 32), (16, 16))
+    low = resize_image(x, (16, 16))  # same FOV, same intensity
+    assert torch.allclose(A.to_lowres(A(x)), fft2c(low), atol=1e-5)
+    assert torch.allclose(A.from_lowres(fft2c(low)), A(x), atol=1e-5)

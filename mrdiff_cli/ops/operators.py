@@ -1,13 +1,34 @@
-"""Linear MRI forward operators with adjoint and normal operator.
+"""Linear MRI forward operators with adjoint and normal operator — every A of mrdiff follows
+:class:`LinearOperator`.
 
-Shapes: images ``x`` are (batch, H, W) complex64 for SENSE (one image per slice) or
-(batch, coils, H, W) for the coil-by-coil operator; k-space ``y`` is always (batch, coils, H, W).
-The mask broadcasts against k-space: (H, W), (1, W) or (batch, 1, H, W).
+=================================  ======================  ==========================  ==============================
+operator                           x (image)               y (measurement)             A
+=================================  ======================  ==========================  ==============================
+``CoilwiseOp`` (1 coil = single)   (batch, coils, H, W)    (batch, coils, H, W)        M F, per coil
+``SenseOp``                        (batch, H, W)           (batch, coils, H, W)        M F S
+``ops.superres.SuperResOp``        (..., H, W)             (..., h, w)                 P^{-1}(Lambda) F (centre crop)
+=================================  ======================  ==========================  ==============================
+
+All complex64 (real images are promoted). The mask broadcasts against k-space: (H, W), (1, W) or
+(batch, 1, H, W). Tests check <A x, y> = <x, A^H y> for each (tests/test_ops_operators.py).
 """
 
 from __future__ import annotations
 
+from typing import Protocol, runtime_checkable
+
 import torch
+
+
+@runtime_checkable
+class LinearOperator(Protocol):
+    """A forward model: ``A(x)``, its adjoint ``A.adjoint(y)`` and the normal operator ``A.normal(x) = A^H A x``."""
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor: ...
+
+    def adjoint(self, y: torch.Tensor) -> torch.Tensor: ...
+
+    def normal(self, x: torch.Tensor) -> torch.Tensor: ...
 
 from .fft import fft2c, ifft2c
 
