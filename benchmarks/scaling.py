@@ -101,7 +101,7 @@ def plot(rows: list[dict], path: str, title: str) -> None:
     for m in mats:
         x, _ = xy(m, 10.0**lo)
         d.line([x, T, x, H - B], fill=(235, 235, 235))
-        d.text((x - 14, H - B + 6), f"{m}²", fill="black")
+        d.text((x - 10, H - B + 6), f"{m}", fill="black")
     d.text((L + (W - L - R) // 2 - 60, H - 20), "matrix (N x N)", fill="black")
     d.text((L, 10), title, fill="black")
     colors = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75)]
@@ -155,9 +155,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--png", default=None)
     ap.add_argument("--out-json", default=None)
     ap.add_argument("--out-md", default=None)
+    ap.add_argument("--from-json", default=None, help="re-plot / re-tabulate the rows of an earlier --out-json")
     args = ap.parse_args(argv)
     argv = list(sys.argv[1:] if argv is None else argv)
-    rows = run(args)
+    rows = json.loads(Path(args.from_json).read_text()) if args.from_json else run(args)
     md = to_markdown(rows, argv)
     print(md)
     if args.png:
