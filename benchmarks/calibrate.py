@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             names.append(f"{name}[{','.join(map(str, idx))}] {setting}")
             raw = calibration_report(res.images, np.sqrt(res.raw_variance), sim.reference)["overall"]
             rows.append({"volume": name, "slices": idx, "setting": setting, "seconds": secs, "raw": raw,
-                         "noise_sigma": [float(v) for v in res.noise_sigma]})
+                         "noise_sigma": None if res.noise_sigma is None else [float(v) for v in res.noise_sigma]})
             print(json.dumps({"volume": name, "setting": setting, "seconds": round(secs, 1),
                               "raw_spearman": raw["spearman"], "raw_coverage_95": raw["coverage"]["95"]}), flush=True)
     info = {"samples": args.samples, "settings": args.settings, "coils": args.coils, "snr_db": args.snr,
