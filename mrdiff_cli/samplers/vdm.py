@@ -22,7 +22,7 @@ Sampler contract (as the other samplers): ``vdm_sample(denoise, y, A, sigmas, x_
 super-resolution operator (:class:`mrdiff_cli.ops.superres.SuperResOp`, y in its units: P(Lambda) y is
 ``A.pad(y)``), and the VE noise levels sigma_i = exp(gamma(t_i) / 2) at t_i = 1, (T-1)/T, ..., 0 (so gamma =
 2 ln sigma). ``denoise`` is the VE denoiser D(x; sigma); when it has an ``eps(z, gamma)`` method (the VDM's
-cancellation-free eps-prediction, :func:`vdm_denoiser`) that is used for eps_hat.
+cancellation-free eps-prediction, :class:`~mrdiff_cli.samplers.adapters.VDMDenoiser`) that is used for eps_hat.
 
 Keeping the image real: the seed takes the real part after the guidance. On an even-sized block the Nyquist
 row/column -h/2 has its Hermitian partner +h/2 *outside* Lambda, so a plain real part would halve the data

@@ -7,7 +7,7 @@ No printing and no argument parsing: options come in a :class:`ReconOptions`, pr
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -58,7 +58,6 @@ class ReconOptions:
     # bundle's "calibration" block (resolved by tasks.recon_job.load_model; raw when the bundle has none);
     # None / "none": the raw sample spread
     calibration: Any = "model"
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 FAST_DEFAULTS = {"steps": 20, "sigma_max": 1.0}
