@@ -140,9 +140,13 @@ def profile(args) -> dict:
     torch.set_num_threads(args.threads)
     autocast = resolve_autocast(args.precision)
     prior, _ = load_prior(args.model, "score", offline=True)
+    from mrdiff_cli.tasks.resources import prepare_prior
+
+    prepare_prior(prior, "cpu", args.channels_last)  # the bare evaluation runs the reconstruction's model
     k, mask, ref = simulated_scan(args.matrix, args.coils, args.slices)
     hw = (args.matrix, args.matrix)
-    opts_kw = dict(batch_size=max(args.batch_size, args.slices), autocast=autocast, seed=0)
+    opts_kw = dict(batch_size=max(args.batch_size, args.slices), autocast=autocast, seed=0,
+                   channels_last=args.channels_last)
     if args.compress is not None:
         opts_kw["compress_coils"] = args.compress
     opts = ReconOptions(**opts_kw)
@@ -175,7 +179,7 @@ def profile(args) -> dict:
                                                                          "share": round(rest / wall, 3)}
     out = {
         "matrix": args.matrix, "coils": args.coils, "slices": args.slices, "nfe": n, "precision": autocast or "fp32",
-        "threads": torch.get_num_threads(), "compress_coils": args.compress, "compression": getattr(rec, "compression", None),
+        "threads": torch.get_num_threads(), "compress_coils": args.compress, "channels_last": args.channels_last is not False, "compression": getattr(rec, "compression", None),
         "wall_s": round(wall, 3), "per_nfe_s": round(wall / n, 4), "bare_eval_s": round(bare, 4),
         "bare_eval_before_after_s": [round(bare0[0], 4), round(bare1[0], 4)],
         "overhead_ratio": round(wall / n / bare, 3),
@@ -278,6 +282,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     ap.add_argument("--compress", type=int, default=None, help="virtual coils (0: off; default: the library's)")
     ap.add_argument("--model", default=None)
+    ap.add_argument("--nchw", dest="channels_last", action="store_const", const=False, default=None,
+                    help="keep the network in NCHW (default: the library's choice, NHWC on the CPU)")
     ap.add_argument("--inference-mode", action="store_true", help="run under torch.inference_mode()")
     ap.add_argument("--cprofile", type=int, default=0, metavar="N", help="print the N top cumulative functions")
     ap.add_argument("--out-json", default=None)

@@ -105,3 +105,27 @@ def test_apply_threads_never_raises_the_callers_choice(monkeypatch):
             resources.apply_threads(0)
     finally:
         torch.set_num_threads(n0)
+
+
+def test_prepare_prior_channels_last_on_cpu_only_when_asked_or_auto():
+    import torch
+
+    from mrdiff_cli.tasks.resources import prepare_prior
+
+    class P:
+        def __init__(self):
+            self.net = torch.nn.Conv2d(3, 4, 3)
+
+    def nhwc(p):
+        return p.net.weight.is_contiguous(memory_format=torch.channels_last) and not p.net.weight.is_contiguous()
+
+    assert nhwc(prepare_prior(P(), "cpu"))  # auto on the CPU
+    assert not nhwc(prepare_prior(P(), "cpu", channels_last=False))
+    assert nhwc(prepare_prior(P(), "cpu", channels_last=True))
+    plain = object()
+    assert prepare_prior(plain, "cpu") is plain  # no network: unchanged
+    # same function, same outputs (layout only)
+    p = P()
+    x = torch.randn(2, 3, 8, 8)
+    ref = p.net(x)
+    assert torch.allclose(prepare_prior(p, "cpu").net(x), ref, atol=1e-5)

@@ -48,6 +48,7 @@ class ReconOptions:
     # coil compression (ops.compress): None = auto (SENSE with > 12 coils -> max(10, ceil(C/2)) virtual coils),
     # 0 = off, N = N virtual coils (any multi-coil mode)
     compress_coils: int | None = None
+    channels_last: bool | None = None  # network memory format: None = auto (NHWC on the CPU), see tasks.resources
     # measurement noise in the K > 1 consistency step: "none" (data exact; the default: prox/both cost up to 1.5 dB
     # of mean PSNR on the tune split), "prox" (mu_i = sigma_n^2 / sigma_i^2), "perturb" (each sample sees y plus
     # its own noise draw) or "both"; sigma_n: ``noise`` in k-space units, or None = estimated from the coils'
@@ -154,6 +155,10 @@ class Reconstructor:
         self.prior = prior
         self.opts = opts
         self.device = resolve_device(opts.device)
+        if prior is not None and opts.method == "diffusion":
+            from .resources import prepare_prior
+
+            prepare_prior(prior, self.device, opts.channels_last)  # NHWC on the CPU (measured faster)
         self.autocast = {"bf16": torch.bfloat16, "fp16": torch.float16, None: None}[opts.autocast]
 
     # ---------------------------------------------------------------- helpers

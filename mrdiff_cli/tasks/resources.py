@@ -109,3 +109,21 @@ def peak_memory_mb(device) -> float:
     if dev.type == "cuda":
         return torch.cuda.max_memory_allocated(dev) / 2**20
     return peak_rss_mb()
+
+
+def prepare_prior(prior, device, channels_last: bool | None = None):
+    """Put the prior's network in the memory format that runs fastest on ``device`` (in place; same weights).
+
+    ``channels_last`` None = auto: NHWC on the CPU, where oneDNN's bf16 convolutions ran 1.7x (128², batch 4)
+    to 2.2x (256², batch 2) faster than NCHW on the build machine (one thread, same process, interleaved);
+    left alone on a GPU (not measured there). Priors without a ``net`` module are returned unchanged.
+    """
+    import torch
+
+    net = getattr(prior, "net", None)
+    if not isinstance(net, torch.nn.Module):
+        return prior
+    use = torch.device(device).type == "cpu" if channels_last is None else bool(channels_last)
+    if use:
+        net.to(memory_format=torch.channels_last)
+    return prior
