@@ -6,7 +6,7 @@
 Measures, with the bundled score model and the CLI's default precision (bf16 where the device runs it natively):
 
 1. slices/s of the fast (21 NFE) and pc (``--pc-steps``, 2n-1 NFE) samplers, SENSE mode, at 128²/8 coils and
-   320²/16 coils (compressed to 8 virtual coils by default, as the CLI does), batch 1 / 8 / 32 slices, and
+   320²/16 coils (compressed to 10 virtual coils by default, as the CLI does), batch 1 / 8 / 32 slices, and
    the cost of a batch relative to one slice (goal: 8 slices <= 3x one slice);
 2. K = 8 posterior samples batched (one sampler run on 8 x the batch) against K x 1 sequential runs, and
    against one sample (goal: K = 8 <= 2.5x one sample);
