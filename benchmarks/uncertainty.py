@@ -86,7 +86,8 @@ def main() -> None:
 
     from mrdiff_cli.priors.bundle import read_config
     from mrdiff_cli.priors.loading import load_prior
-    from mrdiff_cli.tasks.calibration import Calibration, write_calibration_png
+    from mrdiff_cli.io.calibration_png import write_calibration_png
+    from mrdiff_cli.tasks.calibration import Calibration
     from mrdiff_cli.tasks.simulate import simulate_volume
 
     prior, info = load_prior(args.model, "score", offline=True)

@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from mrdiff_cli.cli.main import app
 from mrdiff_cli.io.nifti import read_nifti
-from mrdiff_cli.tasks.calibration import calibration_report, rankdata, spearman, write_calibration_png
+from mrdiff_cli.io.calibration_png import write_calibration_png
+from mrdiff_cli.tasks.calibration import calibration_report, rankdata, spearman
 
 runner = CliRunner()
 MASK = ["--mask", "equispaced", "--accel", "4"]

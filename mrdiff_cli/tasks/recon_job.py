@@ -406,7 +406,7 @@ def write_outputs(job: ReconJob, reader, plan: SamplingPlan, arrays: ReconArrays
     if arrays.samples is not None:
         outputs.samples(arrays.samples, geom, desc)
     if job.metrics and "calibration" in summary:
-        from .calibration import write_calibration_png
+        from ..io.calibration_png import write_calibration_png
 
         outputs.sidecar("calibration", "calibration_png",
                         lambda path, ow: write_calibration_png(path, summary["calibration"], overwrite=ow))

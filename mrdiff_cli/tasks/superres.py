@@ -427,7 +427,7 @@ def _write(job: SuperresJob, outputs, plan: ResolutionPlan, geom_out: Geometry, 
     if arrays["samples"] is not None:
         outputs.samples(arrays["samples"], geom_out, desc)
     if job.metrics and "calibration" in summary:
-        from .calibration import write_calibration_png
+        from ..io.calibration_png import write_calibration_png
 
         outputs.sidecar("calibration", "calibration_png",
                         lambda path, ow: write_calibration_png(path, summary["calibration"], overwrite=ow))
