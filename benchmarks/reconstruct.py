@@ -106,6 +106,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--autocast", default="bf16")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--fixed-lambda", action="store_true", help="tune split: use the stored lambdas (compare models) instead of re-running the grid")
     ap.add_argument("--json")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -116,10 +117,11 @@ def main() -> None:
     for setting in a.settings.split(","):
         matrix = int(setting.split(":")[1])
         for vol, ref in load_split(a.split, matrix, 256.0 / matrix, a.per_volume).items():
-            r = {"volume": vol, "slices": len(ref), **run_setting(prior, ref, setting, a, lambdas, a.split == "tune")}
+            tune = a.split == "tune" and not a.fixed_lambda
+            r = {"volume": vol, "slices": len(ref), **run_setting(prior, ref, setting, a, lambdas, tune)}
             rows.append(r)
             print(json.dumps(r), flush=True)
-    if a.split == "tune":
+    if a.split == "tune" and not a.fixed_lambda:
         # one lambda per setting: the best mean PSNR over the tune volumes
         for setting in a.settings.split(","):
             grids = [r["cs_grid"] for r in rows if r["setting"] == setting]
