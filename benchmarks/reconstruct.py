@@ -50,6 +50,15 @@ def cs_l1wavelet(y: np.ndarray, maps: np.ndarray, mask: np.ndarray, lam: float, 
     return np.stack(out)
 
 
+def parse_opts(spec: str) -> dict:
+    """'steps=30,sigma_max=2' → ReconOptions overrides (sampler settings to compare on the tune set)."""
+    out: dict = {}
+    for item in filter(None, spec.split(",")):
+        k, v = item.split("=")
+        out[k] = v if not v.replace(".", "", 1).replace("e-", "", 1).isdigit() else (float(v) if "." in v or "e" in v else int(v))
+    return out
+
+
 def score(img: np.ndarray, ref: torch.Tensor) -> dict:
     x = torch.as_tensor(img, dtype=torch.float32)
     m = head_mask(ref)
@@ -87,7 +96,7 @@ def run_setting(prior, ref: torch.Tensor, setting: str, args, lambdas: dict, tun
     t = time.time()
     out[f"CS (λ={lam:g})"] = score(cs_l1wavelet(y, maps.numpy(), mask, lam * scale), truth)
     out["cs_s_per_slice"] = (time.time() - t) / len(ref)
-    o = ReconOptions(batch_size=args.batch_size, seed=0, autocast=args.autocast)
+    o = ReconOptions(batch_size=args.batch_size, seed=0, autocast=args.autocast, **parse_opts(args.opts))
     t = time.time()
     img = Reconstructor(prior, o).reconstruct(full, mask, mode, maps=maps if coils > 1 else None).images
     out["mrdiff_s_per_slice"] = (time.time() - t) / len(ref)
@@ -106,6 +115,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--autocast", default="bf16")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--opts", default="", help="ReconOptions overrides for mrdiff, e.g. steps=30,sigma_max=2")
     ap.add_argument("--fixed-lambda", action="store_true", help="tune split: use the stored lambdas (compare models) instead of re-running the grid")
     ap.add_argument("--json")
     a = ap.parse_args()
