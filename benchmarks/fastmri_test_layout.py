@@ -121,16 +121,6 @@ def run_cli(h5: Path, out: Path, *extra: str) -> tuple[dict, float]:
     return json.loads(res.stdout), wall
 
 
-def cs_l1wavelet(y: np.ndarray, maps: np.ndarray, mask: np.ndarray, lam: float, iters: int = 60) -> np.ndarray:
-    import sigpy.mri.app as app
-
-    out = []
-    for s in range(y.shape[0]):
-        x = app.L1WaveletRecon(y[s], maps[s], lam, weights=mask, max_iter=iters, show_pbar=False).run()
-        out.append(np.abs(np.asarray(x)))
-    return np.stack(out)
-
-
 def score(img: np.ndarray, truth: np.ndarray) -> dict:
     import torch
 
@@ -218,6 +208,8 @@ def main(argv: list[str] | None = None) -> dict:
         maps = rec.estimate_maps(torch.as_tensor(y), torch.as_tensor(mask)).numpy()
         t_maps = time.time() - t
         lam = lam_rel * float(np.percentile(zf, 99))
+        from baselines import cs_l1wavelet
+
         t = time.time()
         cs = cs_l1wavelet(y, maps, mask, lam, a.cs_iters)
         res["CS"] = {**score(cs, truth), "s_per_slice": (time.time() - t + t_maps) / n, "maps_s_per_slice": t_maps / n,

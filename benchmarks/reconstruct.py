@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from baselines import cs_l1wavelet
 from corpus import head_mask, load_split, masked_psnr
 from mrdiff_cli.metrics import ssim
 from mrdiff_cli.ops.masks import make_mask
@@ -38,16 +39,6 @@ from mrdiff_cli.tasks.simulate import simulate_volume
 
 DEFAULT_SETTINGS = "8:128:poisson:8,8:128:equispaced:3.3,8:128:gaussian1d:8,16:256:equispaced:4,1:128:poisson:8,1:128:gaussian1d:8"
 LAMBDA_GRID = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
-
-
-def cs_l1wavelet(y: np.ndarray, maps: np.ndarray, mask: np.ndarray, lam: float, iters: int = 60) -> np.ndarray:
-    import sigpy.mri.app as app
-
-    out = []
-    for s in range(y.shape[0]):
-        x = app.L1WaveletRecon(y[s], maps[s], lam, weights=mask, max_iter=iters, show_pbar=False).run()
-        out.append(np.abs(np.asarray(x)))
-    return np.stack(out)
 
 
 def parse_opts(spec: str) -> dict:
