@@ -26,16 +26,20 @@ def size_multiple(prior) -> int:
     return 2 ** (len(cfg.channel_mults) - 1) if cfg is not None else 1
 
 
-def padded_denoise(prior, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    """prior.denoise on (B, 1, H, W) of any size: zero-padded (centred; MR backgrounds are ~0) to a multiple of
-    the network's downsampling factor, then cropped back. The prior is fully convolutional."""
-    m = size_multiple(prior)
+def on_padded(net_fn: Callable[..., torch.Tensor], multiple: int, x: torch.Tensor, *args) -> torch.Tensor:
+    """``net_fn(x, *args)`` for images (B, C, H, W) of any size: zero-padded (centred; MR backgrounds are ~0) to
+    a multiple of the network's downsampling factor, then cropped back. The prior is fully convolutional."""
     H, W = x.shape[-2:]
-    ph, pw = (-H) % m, (-W) % m
+    ph, pw = (-H) % multiple, (-W) % multiple
     if not ph and not pw:
-        return prior.denoise(x, sigma)
+        return net_fn(x, *args)
     xp = torch.nn.functional.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2))
-    return prior.denoise(xp, sigma)[..., ph // 2 : ph // 2 + H, pw // 2 : pw // 2 + W]
+    return net_fn(xp, *args)[..., ph // 2 : ph // 2 + H, pw // 2 : pw // 2 + W]
+
+
+def padded_denoise(prior, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """prior.denoise on (B, 1, H, W) of any size (:func:`on_padded`)."""
+    return on_padded(prior.denoise, size_multiple(prior), x, sigma)
 
 
 def batched_real_denoise(prior, x: torch.Tensor, sigma: float, batch_size: int, autocast: torch.dtype | None = None) -> torch.Tensor:
@@ -109,20 +113,16 @@ class VDMDenoiser:
     def __init__(self, model, batch_size: int | None = None):
         self.model, self.batch_size = model, batch_size
 
-    def _chunks(self, n: int) -> range:
-        return range(0, n, n if not self.batch_size else max(1, int(self.batch_size)))
+    def _map(self, net_fn, x: torch.Tensor, per_item: torch.Tensor) -> torch.Tensor:
+        """net_fn(x_chunk, per_item_chunk) over chunks of ``batch_size`` images, each padded (:func:`on_padded`)."""
+        n = x.shape[0]
+        step = n if not self.batch_size else max(1, int(self.batch_size))
+        m = size_multiple(self.model)
+        return torch.cat([on_padded(net_fn, m, x[i : i + step], per_item[i : i + step]) for i in range(0, n, step)])
 
     def __call__(self, x: torch.Tensor, sigma: float) -> torch.Tensor:
-        n, step = x.shape[0], (x.shape[0] if not self.batch_size else max(1, int(self.batch_size)))
-        sig = torch.full((n,), float(sigma), device=x.device)
-        return torch.cat([padded_denoise(self.model, x[i : i + step], sig[i : i + step]) for i in self._chunks(n)])
+        return self._map(self.model.denoise, x, torch.full((x.shape[0],), float(sigma), device=x.device))
 
     def eps(self, z: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
-        n, step = z.shape[0], (z.shape[0] if not self.batch_size else max(1, int(self.batch_size)))
-        g = gamma.reshape(1).expand(n) if gamma.dim() == 0 else gamma
-        m = size_multiple(self.model)
-        H, W = z.shape[-2:]
-        ph, pw = (-H) % m, (-W) % m
-        zp = torch.nn.functional.pad(z, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2)) if ph or pw else z
-        out = torch.cat([self.model.eps_from_gamma(zp[i : i + step], g[i : i + step]) for i in self._chunks(n)])
-        return out[..., ph // 2 : ph // 2 + H, pw // 2 : pw // 2 + W]
+        g = gamma.reshape(1).expand(z.shape[0]) if gamma.dim() == 0 else gamma
+        return self._map(self.model.eps_from_gamma, z, g)
