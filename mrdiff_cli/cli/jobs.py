@@ -64,16 +64,24 @@ def run_recon(job, *, quiet: bool, json_out: bool, device: str, precision: str, 
     """Load the model, run the job with progress on stderr, print the summary (table or JSON on stdout)."""
     from ..tasks.recon_job import load_model, run_job
 
+    return _run_reported(lambda: load_model(job, device, precision),
+                         lambda prior, info, progress: run_job(job, prior, info, progress),
+                         lambda summary: print_recon_table(summary, title), quiet=quiet, json_out=json_out)
+
+
+def _run_reported(load, run, print_table, *, quiet: bool, json_out: bool) -> dict:
+    """Shared by the commands: ``load()`` the model and ``run(prior, info, progress)`` with progress on stderr
+    (warnings collected and printed as one line each), then the summary on stdout (JSON or ``print_table``)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        prior, info = load_model(job, device, precision)
+        prior, info = load()
         with Reporter(quiet, console) as progress:
-            summary = run_job(job, prior, info, progress)
+            summary = run(prior, info, progress)
     print_warnings(caught, quiet)
     if json_out:
         print_json(summary)
     elif not quiet:
-        print_recon_table(summary, title)
+        print_table(summary)
     return summary
 
 
@@ -156,17 +164,9 @@ def run_superres_job(job, *, model: str | None, offline: bool, device: str, quie
 
     dev = resolve_device(device)
     job.options.device = str(dev)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        prior, info = load_superres_model(model, offline=offline, device=str(dev))
-        with Reporter(quiet, console) as progress:
-            summary = run_superres(job, prior, info, progress)
-    print_warnings(caught, quiet)
-    if json_out:
-        print_json(summary)
-    elif not quiet:
-        print_superres_table(summary)
-    return summary
+    return _run_reported(lambda: load_superres_model(model, offline=offline, device=str(dev)),
+                         lambda prior, info, progress: run_superres(job, prior, info, progress),
+                         print_superres_table, quiet=quiet, json_out=json_out)
 
 
 def print_superres_table(s: dict) -> None:
