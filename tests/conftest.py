@@ -29,6 +29,19 @@ def _torch_one_thread():
     torch.set_num_threads(n)
 
 
+CLI_ENV_UNSET = ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN", "MRDIFF_PROGRESS_INTERVAL",
+                 "MRDIFF_THREADS")
+
+
+@pytest.fixture()
+def cli_env(monkeypatch):
+    """CLI tests run offline (no Hub) and ignore the caller's SLURM array / progress / thread settings."""
+    monkeypatch.setenv("MRDIFF_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    for var in CLI_ENV_UNSET:
+        monkeypatch.delenv(var, raising=False)
+
+
 @pytest.fixture(scope="session")
 def tiny_phantom() -> np.ndarray:
     """(2, 32, 32) float32 analytic phantom volume (second slice scaled by 0.5)."""

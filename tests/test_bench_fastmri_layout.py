@@ -21,9 +21,8 @@ runner = CliRunner()
 
 
 @pytest.fixture(autouse=True)
-def _env(monkeypatch):
-    monkeypatch.setenv("MRDIFF_OFFLINE", "1")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+def _env(cli_env):
+    """Offline, no SLURM / progress / thread settings from the caller (conftest.cli_env)."""
 
 
 def _load():

@@ -14,12 +14,8 @@ runner = CliRunner()
 
 
 @pytest.fixture(autouse=True)
-def _offline(monkeypatch):
-    monkeypatch.setenv("MRDIFF_OFFLINE", "1")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("COLUMNS", "200")
-    for var in ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN", "MRDIFF_THREADS"):
-        monkeypatch.delenv(var, raising=False)
+def _offline(cli_env, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # wide tables: assertions see whole cells (offline etc.: conftest.cli_env)
 
 
 @pytest.fixture(scope="module")

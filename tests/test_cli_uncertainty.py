@@ -19,11 +19,8 @@ MASK = ["--mask", "equispaced", "--accel", "4"]
 
 
 @pytest.fixture(autouse=True)
-def _offline(monkeypatch):
-    monkeypatch.setenv("MRDIFF_OFFLINE", "1")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    for var in ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT"):
-        monkeypatch.delenv(var, raising=False)
+def _offline(cli_env):
+    """Offline, no SLURM / progress / thread settings from the caller (conftest.cli_env)."""
 
 
 def unc(*args):
