@@ -165,6 +165,7 @@ def test_resume_without_checkpoint_says_fresh_start_and_val_is_held_out(heads, t
         (["HEADS", "--init-from", "NOBUNDLE"], "no-bundle' does not exist"),
         (["HEADS", "--resume", "--overwrite"], "pass only one"),
         (["HEADS", "--gamma-max", "4"], "--gamma-max: only for 'mrdiff train vdm'"),
+        (["HEADS", "--p-std", "0"], "--p-std must be > 0"),
     ],
 )
 def test_bad_input_is_a_one_line_error_exit_2(heads, tmp_path, args, message):
@@ -180,6 +181,16 @@ def test_bad_input_is_a_one_line_error_exit_2(heads, tmp_path, args, message):
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("mrdiff: error:") and message in lines[0], r.stderr
     assert not (tmp_path / "o" / "checkpoint").exists()
+
+
+def test_noise_level_distribution_is_recorded(heads, tmp_path):
+    """--p-mean/--p-std set the training noise levels (EDM log-normal) and are stored in the bundle."""
+    out = tmp_path / "low"
+    r = invoke("score", str(heads), "--out", str(out), "--steps", "1", "--no-sample-grid", "--quiet",
+               "--p-mean", "-2.3", "--p-std", "1.3", *TINY)
+    assert r.exit_code == 0, r.output
+    edm = json.loads((out / "bundle" / "config.json").read_text())["architecture"]["edm"]
+    assert edm["p_mean"] == -2.3 and edm["p_std"] == 1.3
 
 
 def test_no_data_argument_exits_2(tmp_path):

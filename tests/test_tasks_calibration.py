@@ -15,6 +15,7 @@ from mrdiff_cli.tasks.calibration import (
     conformal_quantile,
     estimate_kspace_noise,
     fit_calibration,
+    local_error_oracle,
     pool_variance,
 )
 
@@ -138,3 +139,23 @@ def test_report_has_three_levels():
     ov = calibration_report(mean, np.sqrt(var), ref)["overall"]
     assert set(ov["coverage"]) == set(LEVELS) == {"68", "90", "95"}
     assert ov["coverage"]["68"] <= ov["coverage"]["90"] <= ov["coverage"]["95"] == ov["coverage_1.96"]
+
+
+def test_local_error_oracle_leaves_the_pixel_out():
+    err = np.zeros((1, 9, 9))
+    err[0, 4, 4] = 3.0
+    o = local_error_oracle(err)
+    assert o[0, 4, 4] == 0.0  # its own error is not used
+    assert np.isclose(o[0, 3, 3], 3.0 / math.sqrt(8))  # one of 8 neighbours carries 9
+    assert np.isclose(local_error_oracle(np.ones((1, 5, 5)))[0, 0, 0], 1.0)  # corner: 3 neighbours
+
+
+def test_report_ceiling_tracks_error_structure():
+    """The local-error oracle's Spearman is high when the error's scale varies smoothly, ~0 when it is white."""
+    rng = np.random.default_rng(0)
+    ref = np.ones((2, 64, 64))
+    scale = np.repeat(np.linspace(0.01, 1.0, 64)[None, None, :], 64, axis=1).repeat(2, axis=0)
+    smooth = calibration_report(ref + scale * rng.standard_normal(ref.shape), np.ones_like(ref), ref)
+    white = calibration_report(ref + 0.1 * rng.standard_normal(ref.shape), np.ones_like(ref), ref)
+    assert smooth["overall"]["spearman_local_oracle"] > 0.4
+    assert abs(white["overall"]["spearman_local_oracle"]) < 0.05

@@ -69,6 +69,8 @@ def _make_command(task: str) -> Callable[..., None]:
         voxels: Annotated[str, typer.Option(help="Any-resolution training: comma-separated voxel sizes in mm (e.g. 0.8,1.1,1.5,2); slices are resampled at each (same FOV as --matrix x --voxel) and --matrix² patches are drawn from them. '' = whole slices at --voxel.", rich_help_panel=DATA)] = "",
         elastic: Annotated[float, typer.Option(help="Elastic-deformation augmentation: max displacement as a fraction of the image half-width (0 = off).", rich_help_panel=DATA)] = 0.0,
         aniso_scale: Annotated[float, typer.Option(help="Independent x/y scaling augmentation, +- this fraction (0 = off).", rich_help_panel=DATA)] = 0.0,
+        p_mean: Annotated[float, typer.Option(help="Score training: mean of log(sigma) of the training noise levels (EDM log-normal). Lower it to spend the steps on the low noise levels the fast sampler uses (sigma 0.01-1).", rich_help_panel=OPTIM)] = -1.2,
+        p_std: Annotated[float, typer.Option(help="Score training: std of log(sigma) of the training noise levels.", rich_help_panel=OPTIM)] = 1.2,
         base_channels: Annotated[int, typer.Option(help="UNet channels at full resolution.", rich_help_panel=MODEL)] = 32,
         channel_mults: Annotated[str, typer.Option(help="UNet channel multipliers per level, comma separated.", rich_help_panel=MODEL)] = "1,2,2,4",
         res_blocks: Annotated[int, typer.Option(help="Residual blocks per UNet level.", rich_help_panel=MODEL)] = 1,
@@ -134,6 +136,8 @@ def _check_options(task: str, kw: dict[str, Any]) -> tuple[list[int], list[int]]
         raise UsageError("--voxels: every voxel size must be > 0 mm")
     if not 0.0 <= kw["elastic"] <= 0.2 or not 0.0 <= kw["aniso_scale"] < 0.5:
         raise UsageError("--elastic must be in [0, 0.2] and --aniso-scale in [0, 0.5)")
+    if not kw["p_std"] > 0 or not -8.0 <= kw["p_mean"] <= 4.0:
+        raise UsageError("--p-std must be > 0 and --p-mean in [-8, 4] (log sigma)")
     attn = _int_list(kw["attn_resolutions"], "--attn-resolutions", allow_empty=True)
     down = 2 ** (len(mults) - 1)
     if kw["matrix"] < 8 or kw["matrix"] % down:
@@ -208,7 +212,7 @@ def _split_data(kw: dict[str, Any], quiet: bool) -> tuple[list[Path], list[Path]
 # options passed to TrainConfig unchanged (same name, same value)
 _SAME_FIELDS = ("steps", "batch_size", "lr", "warmup", "ema_decay", "seed", "matrix", "voxel", "checkpoint_every",
                 "val_every", "base_channels", "sample_grid", "freeze_net", "vdm_timesteps", "gamma_min", "gamma_max",
-                "voxels", "elastic", "aniso_scale")
+                "voxels", "elastic", "aniso_scale", "p_mean", "p_std")
 
 
 def _train_config(task: str, kw: dict[str, Any], mults: list[int], attn: list[int], quiet: bool) -> Any:

@@ -14,6 +14,11 @@ Reported per slice and pooled over the volume (``overall``):
 * ``coverage_1.96``: fraction of support pixels with ``err <= 1.96 std``; 0.95 for a calibrated Gaussian
   error, lower = over-confident std, higher = under-confident. ``coverage`` holds the same at the three
   nominal levels 68 / 90 / 95 % (z = 0.9945, 1.6449, 1.96, :data:`LEVELS`).
+* ``spearman_local_oracle``: the same Spearman for the *local-error oracle*: at each pixel the RMS of the true
+  error over its 8 neighbours (3 x 3 window without the pixel itself, :func:`local_error_oracle`). It knows the
+  reference, so no method can do it in practice; it is the ceiling of what a smooth std map can reach on these
+  data. When the error is mostly pixel-to-pixel noise (measurement noise passed through consistency, texture of
+  the reference the prior does not reproduce), that ceiling is low, and so is every std map's Spearman.
 * ``std_mean_support`` / ``std_mean_background``: mean std inside / outside the support.
 * ``rmse``: sqrt(mean err^2) on the support; ``rms_std``: sqrt(mean std^2) on the support; their ratio
   ``rmse_over_rms_std`` (1 = the std has the right overall scale).
@@ -67,12 +72,27 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float | None:
     return float(np.clip(np.dot(rx, ry) / den, -1.0, 1.0))
 
 
-def _block(std: np.ndarray, err: np.ndarray, supp: np.ndarray, z: float) -> dict[str, Any]:
+def local_error_oracle(err: np.ndarray, size: int = 3) -> np.ndarray:
+    """Leave-one-out local RMS of ``err`` (S, H, W): sqrt of the mean of err^2 over the ``size`` x ``size``
+    window around each pixel, the pixel itself excluded (edges: the neighbours inside the image)."""
+    import torch
+
+    e2 = torch.from_numpy(np.ascontiguousarray(np.asarray(err, dtype=np.float64) ** 2)).reshape(-1, 1, *np.shape(err)[-2:])
+    ones = torch.ones_like(e2[:1])
+    pad = size // 2
+    tot = torch.nn.functional.avg_pool2d(e2, size, stride=1, padding=pad, count_include_pad=True) * size * size
+    cnt = torch.nn.functional.avg_pool2d(ones, size, stride=1, padding=pad, count_include_pad=True) * size * size
+    loo = (tot - e2).clamp_min(0.0) / (cnt - 1.0).clamp_min(1.0)
+    return np.sqrt(loo.numpy()).reshape(np.shape(err))
+
+
+def _block(std: np.ndarray, err: np.ndarray, supp: np.ndarray, z: float, oracle: np.ndarray | None = None) -> dict[str, Any]:
     s_in, e_in = std[supp], err[supp]
     n = int(s_in.size)
     out: dict[str, Any] = {
         "support_pixels": n,
         "spearman": None,
+        "spearman_local_oracle": None,
         f"coverage_{z:g}": None,
         "coverage": {lvl: None for lvl in LEVELS},
         "std_mean_support": None,
@@ -88,6 +108,7 @@ def _block(std: np.ndarray, err: np.ndarray, supp: np.ndarray, z: float) -> dict
     out.update(
         {
             "spearman": spearman(s_in, e_in),
+            "spearman_local_oracle": spearman(oracle[supp], e_in) if oracle is not None else None,
             f"coverage_{z:g}": float(np.mean(e_in <= z * s_in)),
             "coverage": {lvl: float(np.mean(e_in <= zl * s_in)) for lvl, zl in LEVELS.items()},
             "std_mean_support": float(s_in.mean()),
@@ -143,8 +164,9 @@ def calibration_report(
     rmax = float(np.nanmax(ref)) if ref.size else 0.0
     thresh = support_frac * rmax
     supp = (ref > thresh) & finite
-    per_slice = [_block(std[i], err[i], supp[i], z) for i in range(mean.shape[0])]
-    overall = _block(std, err, supp, z)
+    oracle = local_error_oracle(np.where(np.isfinite(err), err, 0.0))
+    per_slice = [_block(std[i], err[i], supp[i], z, oracle[i]) for i in range(mean.shape[0])]
+    overall = _block(std, err, supp, z, oracle)
     curve = calibration_curve(std[supp], err[supp], n_bins)
     ence = None
     pairs = [(s, r) for s, r in zip(curve["std_mean"], curve["rmse"]) if s > 0]

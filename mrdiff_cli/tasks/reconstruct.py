@@ -219,7 +219,7 @@ class Reconstructor:
             raise ValueError(f"{len(ids)} slice_ids for {y.shape[0]} slices")
         if self.opts.noise_dc not in NOISE_DC:
             raise UsageError(f"unknown noise consistency {self.opts.noise_dc!r} (choose from {', '.join(NOISE_DC)})")
-        noise = self._noise_sigma(y, m) if K > 1 and self.opts.noise_dc != "none" else None
+        noise = self._noise_sigma(y, m) if self.opts.noise_dc != "none" else None
         stats = running_mean_var(self._draw(y, m, mode, maps, K, sample_seed_offset, keep_samples, callback, ids, noise))
         mean, var, _ = stats
         samples = torch.stack(self._kept) if keep_samples and self._kept else None
