@@ -319,15 +319,25 @@ class RealKspaceDC:
 
     def __init__(self, lam: float = 1.0, noise_sigma=None):
         self.lam, self.noise_sigma = lam, noise_sigma
+        self._target = None  # (y, A, device) -> the realisable padded data, built once per sampling run
+
+    def _realisable(self, y, A, device):
+        from ..ops.superres import realisable
+
+        key = self._target[0] if self._target is not None else None
+        if key is None or key[0] is not y or key[1] is not A or key[2] != device:
+            kmask = A.kmask.to(device)
+            self._target = ((y, A, device), kmask, realisable(A.pad(y), kmask))
+        return self._target[1], self._target[2]
 
     def __call__(self, x, y, A, *, step: int = 0, n_steps: int = 1, sigma: float = 0.0):
-        from ..ops.superres import real_kspace_replace, realisable
+        from ..ops.superres import real_kspace_replace
 
         lam = self.lam if self.noise_sigma is None else noise_aware_weight(sigma, self.noise_sigma)
         if isinstance(lam, torch.Tensor):
             lam = lam.to(x.device).reshape(-1, *([1] * (x.dim() - 1)))
-        kmask = A.kmask.to(x.device)
-        return real_kspace_replace(x, realisable(A.pad(y), kmask), kmask, lam)
+        kmask, target = self._realisable(y, A, x.device)
+        return real_kspace_replace(x, target, kmask, lam)
 
 
 class Projected:

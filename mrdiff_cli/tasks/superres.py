@@ -282,8 +282,7 @@ def superres_slices(
     from ..ops.superres import SuperResOp, zero_pad_upsample
     from .reconstruct import running_mean_var, sample_generator
 
-    if opts.sampler not in SR_SAMPLERS:
-        raise UsageError(f"unknown super-resolution sampler {opts.sampler!r} (choose from {', '.join(SR_SAMPLERS)})")
+    _validate(opts)
     dev = next(model.parameters()).device
     S, h, w = y.shape
     H, W = to_hw
