@@ -44,6 +44,8 @@ def recon_job_from_options(kw: dict[str, Any]):
         raise UsageError("--batch-size must be >= 1")
     if kw["precision"] not in PRECISIONS:
         raise UsageError(f"--precision {kw['precision']!r}: choose auto, fp32, bf16 or fp16")
+    if kw["cg_iters"] is not None and kw["cg_iters"] < 1:
+        raise UsageError("--cg-iters must be >= 1")
     opts = ReconOptions(
         method=_value(kw["method"]), sampler=_value(kw["sampler"]), coil_mode=_value(kw["coil_mode"]),
         complex_mode=_value(kw["complex_mode"]), steps=kw["steps"], sigma_max=kw["sigma_max"], n_cg=kw["cg_iters"],
