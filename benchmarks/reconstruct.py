@@ -87,7 +87,8 @@ def run_setting(prior, ref: torch.Tensor, setting: str, args, lambdas: dict, tun
     t = time.time()
     out[f"CS (λ={lam:g})"] = score(cs_l1wavelet(y, maps.numpy(), mask, lam * scale), truth)
     out["cs_s_per_slice"] = (time.time() - t) / len(ref)
-    o = ReconOptions(batch_size=args.batch_size, seed=0, autocast=args.autocast, **parse_opts(args.opts))
+    autocast = None if args.autocast in ("none", "fp32", "") else args.autocast
+    o = ReconOptions(batch_size=args.batch_size, seed=0, autocast=autocast, **parse_opts(args.opts))
     t = time.time()
     img = Reconstructor(prior, o).reconstruct(full, mask, mode, maps=maps if coils > 1 else None).images
     out["mrdiff_s_per_slice"] = (time.time() - t) / len(ref)
@@ -104,7 +105,7 @@ def main() -> None:
     ap.add_argument("--snr", type=float, default=35.0)
     ap.add_argument("--cs-lambdas", default="benchmarks/results/cs_lambdas.json")
     ap.add_argument("--batch-size", type=int, default=4)
-    ap.add_argument("--autocast", default="bf16")
+    ap.add_argument("--autocast", default="bf16", help="bf16 (the CLI default where the CPU runs it natively), fp16, or none/fp32")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--opts", default="", help="ReconOptions overrides for mrdiff, e.g. steps=30,sigma_max=2")
     ap.add_argument("--fixed-lambda", action="store_true", help="tune split: use the stored lambdas (compare models) instead of re-running the grid")
