@@ -9,7 +9,7 @@ What it does (every choice here is made on the tune split only; the report split
    (evenly spaced among the slices holding signal), resampled to 128 x 128 and simulated as raw k-space
    (``tasks.simulate.simulate_volume``: smooth phase, coil maps, complex Gaussian noise at ``--snr`` dB).
 2. For every ``--settings`` mask (kind:R) it draws K = ``--samples`` posterior samples with the CLI's defaults
-   for K > 1 (fast sampler, ancestral renoise, exact-data consistency) and keeps the
+   for K > 1 (fast sampler, fresh renoise zeta = 1, exact-data consistency) and keeps the
    posterior mean, the raw sample variance and the noise-free reference.
 3. ``tasks.calibration.fit_calibration`` fits the calibration map (default ``loglinear`` with 3 x 3 variance
    pooling) by split conformal: shape on alternate slices, conformal factor on the others, so that
@@ -106,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     from mrdiff_cli.io.atomic import atomic_write_bytes
     from mrdiff_cli.priors.loading import load_prior
     from mrdiff_cli.tasks.calibration import Calibration, calibration_report, fit_calibration
+    from mrdiff_cli.tasks.reconstruct import SAMPLES_ZETA
 
     model_dir = Path(args.model)
     cfg_path = model_dir / "config.json"
@@ -130,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps({"volume": name, "setting": setting, "seconds": round(secs, 1),
                               "raw_spearman": raw["spearman"], "raw_coverage_95": raw["coverage"]["95"]}), flush=True)
     info = {"samples": args.samples, "settings": args.settings, "coils": args.coils, "snr_db": args.snr,
-            "sampler": "fast, defaults for K > 1: ancestral renoise, exact-data consistency (noise_dc none)",
+            "sampler": f"fast, defaults for K > 1: renoise zeta = {SAMPLES_ZETA}, exact-data consistency (noise_dc none)",
             "command": "python benchmarks/calibrate.py " + " ".join(argv if argv is not None else sys.argv[1:]),
             "machine": f"{platform.machine()} CPU, {torch.get_num_threads()} torch threads",
             "fitted": time.strftime("%Y-%m-%d")}

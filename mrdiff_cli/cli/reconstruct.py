@@ -76,7 +76,7 @@ def reconstruct(
     sense_every: Annotated[int, typer.Option(help="Hybrid mode: SENSE/Kaczmarz sweep every m steps.", rich_help_panel=SAMPLER)] = 10,
     snr: Annotated[float, typer.Option(help="PC sampler: Langevin corrector SNR.", rich_help_panel=SAMPLER)] = 0.16,
     sigma_max: Annotated[Optional[float], typer.Option(help="Starting noise level (fast: 1.0; pc: the prior's sigma_max).", rich_help_panel=SAMPLER)] = None,
-    zeta: Annotated[Optional[str], typer.Option(help="Fast sampler renoise: a number in [0, 1] (1 = fresh noise) or 'ancestral' (default: 1 for one sample, ancestral for --samples > 1).", rich_help_panel=SAMPLER)] = None,
+    zeta: Annotated[Optional[str], typer.Option(help="Fast sampler renoise: a number in [0, 1] (1 = fresh noise) or 'ancestral' (default 1; 'ancestral' keeps the raw posterior spread of K > 1 samples, at a noisier mean).", rich_help_panel=SAMPLER)] = None,
     cg_iters: Annotated[int, typer.Option(help="CG data-consistency iterations per step (fast sampler).", rich_help_panel=SAMPLER)] = 7,
     samples: Annotated[int, typer.Option("--samples", "-K", help="Posterior samples; >1 writes mean + variance/std maps.", rich_help_panel=SAMPLER)] = 1,
     model: ModelOpt = None,
