@@ -2,6 +2,7 @@
 
     python benchmarks/calibrate.py --model mrdiff_cli/weights/score-brain-128            # fit + write
     python benchmarks/calibrate.py --model DIR --dry-run                                 # fit, print only
+    python benchmarks/calibrate.py --model DIR --coils 1 --block single_coil             # the single-coil block
 
 What it does (every choice here is made on the tune split only; the report split is never read):
 
@@ -15,7 +16,8 @@ What it does (every choice here is made on the tune split only; the report split
    pooling) by split conformal: shape on alternate slices, conformal factor on the others, so that
    ``|mean - ref| <= 1.96 std`` holds for 95 % of the held-back head pixels.
 4. The block is written to ``config.json`` under ``"calibration"`` (atomically; every other key kept), unless
-   ``--dry-run``. ``mrdiff uncertainty`` / ``reconstruct --samples K`` apply it by default.
+   ``--dry-run``. ``--block single_coil`` writes it under ``"calibration"."single_coil"`` instead (fit it with
+   ``--coils 1``): one-coil scans then use it; refitting the main block keeps an existing single-coil block. ``mrdiff uncertainty`` / ``reconstruct --samples K`` apply it by default.
 """
 
 from __future__ import annotations
@@ -97,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--level", type=float, default=0.95)
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--corpus", default=str(CORPUS))
+    ap.add_argument("--block", choices=["main", "single_coil"], default="main",
+                    help="write the fit as the main block, or as the single-coil block inside it")
     ap.add_argument("--dry-run", action="store_true")
     ap.add_argument("--out-json", default=None, help="also write the fit and the tune-set figures here")
     args = ap.parse_args(argv)
@@ -149,7 +153,14 @@ def main(argv: list[str] | None = None) -> int:
                                                   indent=1))
     if not args.dry_run:
         cfg = json.loads(cfg_path.read_text())
-        cfg["calibration"] = block
+        old = cfg.get("calibration")
+        if args.block == "single_coil":
+            if not old:
+                print("calibrate: --block single_coil needs a main calibration block first", file=sys.stderr)
+                return 2
+            cfg["calibration"] = {**old, "single_coil": block}
+        else:
+            cfg["calibration"] = {**block, **({"single_coil": old["single_coil"]} if old and "single_coil" in old else {})}
         Calibration.from_dict(cfg["calibration"])  # round trip before writing
         atomic_write_bytes(cfg_path, (json.dumps(cfg, indent=2) + "\n").encode())
         print(f"wrote the calibration block into {cfg_path}")

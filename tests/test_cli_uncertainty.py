@@ -146,6 +146,24 @@ def test_variance_positive_when_undersampled(tiny_sim, model_dir):
     assert res.variance.mean() > 1e-6 * float(tiny_sim.reference.max()) ** 2
 
 
+def test_single_coil_scans_use_the_single_coil_calibration(tiny_sim, model_dir):
+    """A calibration with a single-coil block scales one-coil spreads by that block's factor, not the main one."""
+    from mrdiff_cli.ops.masks import make_mask
+    from mrdiff_cli.priors.loading import load_prior
+    from mrdiff_cli.tasks.reconstruct import ReconOptions, Reconstructor
+
+    prior, _ = load_prior(str(model_dir), "score", offline=True)
+    mask = make_mask("equispaced", (32, 32), 4.0, acs=4).mask
+    cal = {"method": "factor", "params": {"factor": 2.0, "pool": 1},
+           "single_coil": {"method": "factor", "params": {"factor": 5.0, "pool": 1}}}
+    k1 = tiny_sim.kspace[:, :1]  # one coil
+    res = Reconstructor(prior, ReconOptions(steps=3, samples=3, seed=1, calibration=cal)).reconstruct(k1, mask, "single")
+    np.testing.assert_allclose(res.variance, 25.0 * res.raw_variance, rtol=1e-5, atol=1e-12)
+    res8 = Reconstructor(prior, ReconOptions(steps=3, samples=3, seed=1, calibration=cal)).reconstruct(
+        tiny_sim.kspace, mask, "ssos")
+    np.testing.assert_allclose(res8.variance, 4.0 * res8.raw_variance, rtol=1e-5, atol=1e-12)
+
+
 def test_k_samples_default_to_fresh_renoise_and_ancestral_is_narrower_spread_kept(tiny_sim, model_dir):
     """K > 1 samples use zeta = 1 by default (the better mean); zeta='ancestral' still runs and, keeping more of
     the posterior spread, gives the larger raw variance on the same data and seed."""

@@ -159,3 +159,14 @@ def test_report_ceiling_tracks_error_structure():
     white = calibration_report(ref + 0.1 * rng.standard_normal(ref.shape), np.ones_like(ref), ref)
     assert smooth["overall"]["spearman_local_oracle"] > 0.4
     assert abs(white["overall"]["spearman_local_oracle"]) < 0.05
+
+
+def test_single_coil_block_round_trip_and_selection():
+    main = {"method": "factor", "params": {"factor": 1.5, "pool": 1}}
+    single = {"method": "factor", "params": {"factor": 4.0, "pool": 3}, "fitted_on": ["x"]}
+    cal = Calibration.from_dict({**main, "single_coil": single})
+    assert cal.for_coils(8) is cal and cal.for_coils(1).params["factor"] == 4.0 and cal.for_coils(1).pool == 3
+    assert Calibration.from_dict(cal.to_dict()).to_dict() == cal.to_dict()  # survives config.json
+    assert Calibration.from_dict(main).for_coils(1).params["factor"] == 1.5  # no block: the main one
+    with pytest.raises(ValueError, match="not nested"):
+        Calibration.from_dict({**main, "single_coil": {**single, "single_coil": single}})

@@ -284,6 +284,9 @@ class Calibration:
 
     ``factor`` is the split-conformal factor: the ceil((n + 1) level)-th smallest |err| / (z std_model) over the
     n held-back calibration pixels, so that |err| <= z std holds for at least ``level`` of them (z = 1.96 at 95 %).
+
+    ``single_coil``: optionally a second block of the same form, fitted on single-coil data, which
+    :meth:`for_coils` returns for one-coil scans (their error and spread behave differently from SENSE's).
     """
 
     method: str = "factor"
@@ -292,6 +295,7 @@ class Calibration:
     z: float = Z_95
     fitted_on: list[str] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
+    single_coil: "Calibration | None" = None
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -303,6 +307,10 @@ class Calibration:
         bad = [k for k, v in self.params.items() if not isinstance(v, (int, float)) or not math.isfinite(float(v))]
         if bad or float(self.params["factor"]) <= 0:
             raise ValueError(f"calibration params must be finite numbers with factor > 0 (bad: {bad or ['factor']})")
+
+    def for_coils(self, n_coils: int) -> "Calibration":
+        """The block for a scan with ``n_coils`` coils: ``single_coil`` for one coil when there is one."""
+        return self.single_coil if int(n_coils) == 1 and self.single_coil is not None else self
 
     @property
     def pool(self) -> int:
@@ -329,15 +337,20 @@ class Calibration:
 
     def to_dict(self) -> dict[str, Any]:
         return {"method": self.method, "params": dict(self.params), "level": self.level, "z": self.z,
-                "fitted_on": list(self.fitted_on), **({"info": self.info} if self.info else {})}
+                "fitted_on": list(self.fitted_on), **({"info": self.info} if self.info else {}),
+                **({"single_coil": self.single_coil.to_dict()} if self.single_coil is not None else {})}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Calibration":
         if not isinstance(d, dict) or "method" not in d or not isinstance(d.get("params"), dict):
             raise ValueError("calibration block must be an object with 'method' and 'params'")
+        single = d.get("single_coil")
+        if single is not None and (not isinstance(single, dict) or "single_coil" in single):
+            raise ValueError("calibration 'single_coil' must be one calibration block (not nested)")
         return cls(method=str(d["method"]), params={k: v for k, v in d["params"].items()},
                    level=float(d.get("level", 0.95)), z=float(d.get("z", Z_95)),
-                   fitted_on=[str(v) for v in d.get("fitted_on", [])], info=dict(d.get("info") or {}))
+                   fitted_on=[str(v) for v in d.get("fitted_on", [])], info=dict(d.get("info") or {}),
+                   single_coil=cls.from_dict(single) if single is not None else None)
 
 
 def conformal_quantile(scores: np.ndarray, level: float) -> float:

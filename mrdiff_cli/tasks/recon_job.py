@@ -368,6 +368,8 @@ def summarize(job: ReconJob, reader, plan: SamplingPlan, arrays: ReconArrays, mo
         cal = opts.calibration if isinstance(opts.calibration, dict) else None
         summary["uncertainty"] = {
             "calibration": cal or "none (raw sample spread)",
+            "calibration_applied": "none" if not cal else "single_coil" if reader.n_coils == 1 and cal.get("single_coil")
+            else "main",
             "noise_consistency": opts.noise_dc,
             "measurement_noise": "not used (data treated as exact)" if opts.noise_dc == "none"
             else "estimated (calibration-matrix tail, >= 4 coils; else none)" if opts.noise is None

@@ -226,7 +226,7 @@ class Reconstructor:
         samples = torch.stack(self._kept) if keep_samples and self._kept else None
         mean_np = mean.cpu().numpy()
         raw = var.cpu().numpy() if K > 1 else None
-        cal = self._calibration()
+        cal = self._calibration(int(k.shape[1]))
         return BatchResult(
             mean_np,
             cal.std(mean_np, raw) ** 2 if cal is not None and raw is not None else raw,
@@ -236,13 +236,14 @@ class Reconstructor:
             noise_sigma=noise.cpu().numpy() if noise is not None else None,
         )
 
-    def _calibration(self):
+    def _calibration(self, n_coils: int):
+        """The calibration for a scan of ``n_coils`` coils (its single-coil block for one coil, when present)."""
         from .calibration import Calibration
 
         c = self.opts.calibration
         if c is None or isinstance(c, str):  # "none", or "model" never resolved (no bundle: raw spread)
             return None
-        return Calibration.from_dict(c) if isinstance(c, dict) else c
+        return (Calibration.from_dict(c) if isinstance(c, dict) else c).for_coils(n_coils)
 
     def _noise_sigma(self, y: torch.Tensor, m: torch.Tensor) -> torch.Tensor | None:
         """(B,) complex noise std of the measured k-space (None when the data are treated as exact)."""
