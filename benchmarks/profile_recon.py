@@ -28,7 +28,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 TUNE_VOLUME = "/work/data/corpus/tune/itk_kmeans_t1.nii.gz"

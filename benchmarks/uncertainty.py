@@ -22,13 +22,12 @@ import argparse
 import json
 import platform
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from calibrate import CORPUS, default_opts, pick_slices, run_setting, split_volumes  # noqa: E402
+from calibrate import default_opts, pick_slices, run_setting, split_volumes  # noqa: E402
 
 
 def slices_2mm(path: Path, n: int, matrix: int = 128, voxel: float = 2.0) -> tuple[np.ndarray, list[int]]:
