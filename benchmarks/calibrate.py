@@ -17,7 +17,8 @@ What it does (every choice here is made on the tune split only; the report split
    ``|mean - ref| <= 1.96 std`` holds for 95 % of the held-back head pixels.
 4. The block is written to ``config.json`` under ``"calibration"`` (atomically; every other key kept), unless
    ``--dry-run``. ``--block single_coil`` writes it under ``"calibration"."single_coil"`` instead (fit it with
-   ``--coils 1``): one-coil scans then use it; refitting the main block keeps an existing single-coil block. ``mrdiff uncertainty`` / ``reconstruct --samples K`` apply it by default.
+   ``--coils 1``): one-coil scans then use it; refitting the main block keeps an existing single-coil block.
+   ``mrdiff uncertainty`` / ``reconstruct --samples K`` apply it by default.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@
 Data: the split's volumes of the corpus manifest (benchmarks/corpus.py), in-plane slices resampled to 2 mm and
 centred in a 128 x 128 matrix (the prior's grid), simulated as raw k-space at ``--snr`` dB (smooth phase, coil
 maps, complex Gaussian noise; ``tasks.simulate``); the noise-free magnitude is the reference. Per setting it
-draws K posterior samples with the CLI's K > 1 defaults (fast sampler, ancestral renoise, the model's calibration)
+draws K posterior samples with the CLI's K > 1 defaults (fast sampler, zeta = 1 renoise, the model's calibration)
 and the single-sample default (K = 1, zeta = 1) for the PSNR comparison. Metrics on the head (reference > 5 % of
 its maximum): per-slice Spearman(std, |mean - ref|) averaged over slices, coverage of mean ± z std at 68/90/95 %,
 and the Spearman ceiling: the same rank correlation for the local-error oracle (the RMS of the true error over each
