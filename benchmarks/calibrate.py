@@ -111,7 +111,6 @@ def main(argv: list[str] | None = None) -> int:
     from mrdiff_cli.io.atomic import atomic_write_bytes
     from mrdiff_cli.priors.loading import load_prior
     from mrdiff_cli.tasks.calibration import Calibration, calibration_report, fit_calibration
-    from mrdiff_cli.tasks.reconstruct import SAMPLES_ZETA
 
     model_dir = Path(args.model)
     cfg_path = model_dir / "config.json"
@@ -136,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps({"volume": name, "setting": setting, "seconds": round(secs, 1),
                               "raw_spearman": raw["spearman"], "raw_coverage_95": raw["coverage"]["95"]}), flush=True)
     info = {"samples": args.samples, "settings": args.settings, "coils": args.coils, "snr_db": args.snr,
-            "sampler": f"fast, defaults for K > 1: renoise zeta = {SAMPLES_ZETA}, exact-data consistency (noise_dc none)",
+            "sampler": "fast, defaults for K > 1: renoise zeta = 1.0, exact-data consistency (noise_dc none)",
             "command": "python benchmarks/calibrate.py " + " ".join(argv if argv is not None else sys.argv[1:]),
             "machine": f"{platform.machine()} CPU, {torch.get_num_threads()} torch threads",
             "fitted": time.strftime("%Y-%m-%d")}

@@ -164,7 +164,7 @@ def test_single_coil_scans_use_the_single_coil_calibration(tiny_sim, model_dir):
     np.testing.assert_allclose(res8.variance, 4.0 * res8.raw_variance, rtol=1e-5, atol=1e-12)
 
 
-def test_k_samples_default_to_fresh_renoise_and_ancestral_is_narrower_spread_kept(tiny_sim, model_dir):
+def test_k_samples_default_to_fresh_renoise_and_ancestral_keeps_more_spread(tiny_sim, model_dir):
     """K > 1 samples use zeta = 1 by default (the better mean); zeta='ancestral' still runs and, keeping more of
     the posterior spread, gives the larger raw variance on the same data and seed."""
     from mrdiff_cli.ops.masks import make_mask

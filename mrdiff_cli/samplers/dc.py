@@ -319,16 +319,18 @@ class RealKspaceDC:
 
     def __init__(self, lam: float = 1.0, noise_sigma=None):
         self.lam, self.noise_sigma = lam, noise_sigma
-        self._target = None  # (y, A, device) -> the realisable padded data, built once per sampling run
+        self._for = (None, None, None)  # the (y, A, device) that _kmask and _target were built for
+        self._kmask = self._target = None
 
     def _realisable(self, y, A, device):
+        """(kmask, realisable(A.pad(y))) on ``device``, built once per sampling run (y and A stay the same)."""
         from ..ops.superres import realisable
 
-        key = self._target[0] if self._target is not None else None
-        if key is None or key[0] is not y or key[1] is not A or key[2] != device:
-            kmask = A.kmask.to(device)
-            self._target = ((y, A, device), kmask, realisable(A.pad(y), kmask))
-        return self._target[1], self._target[2]
+        fy, fA, fdev = self._for
+        if fy is not y or fA is not A or fdev != device:
+            self._for, self._kmask = (y, A, device), A.kmask.to(device)
+            self._target = realisable(A.pad(y), self._kmask)
+        return self._kmask, self._target
 
     def __call__(self, x, y, A, *, step: int = 0, n_steps: int = 1, sigma: float = 0.0):
         from ..ops.superres import real_kspace_replace

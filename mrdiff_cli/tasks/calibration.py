@@ -308,9 +308,13 @@ class Calibration:
         if bad or float(self.params["factor"]) <= 0:
             raise ValueError(f"calibration params must be finite numbers with factor > 0 (bad: {bad or ['factor']})")
 
+    def block_for(self, n_coils: int) -> str:
+        """Which block a scan with ``n_coils`` coils uses: "single_coil" for one coil when there is one, else "main"."""
+        return "single_coil" if int(n_coils) == 1 and self.single_coil is not None else "main"
+
     def for_coils(self, n_coils: int) -> "Calibration":
-        """The block for a scan with ``n_coils`` coils: ``single_coil`` for one coil when there is one."""
-        return self.single_coil if int(n_coils) == 1 and self.single_coil is not None else self
+        """The block (:meth:`block_for`) for a scan with ``n_coils`` coils."""
+        return self.single_coil if self.block_for(n_coils) == "single_coil" else self
 
     @property
     def pool(self) -> int:

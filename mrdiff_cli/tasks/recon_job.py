@@ -365,11 +365,12 @@ def summarize(job: ReconJob, reader, plan: SamplingPlan, arrays: ReconArrays, mo
         std = _common_crop(np.sqrt(arrays.variance), ref)[0]
         summary["calibration"] = calibration_report(vol, std, ref, plan.mask)
     if arrays.variance is not None:
+        from .calibration import Calibration
+
         cal = opts.calibration if isinstance(opts.calibration, dict) else None
         summary["uncertainty"] = {
             "calibration": cal or "none (raw sample spread)",
-            "calibration_applied": "none" if not cal else "single_coil" if reader.n_coils == 1 and cal.get("single_coil")
-            else "main",
+            "calibration_applied": Calibration.from_dict(cal).block_for(reader.n_coils) if cal else "none",
             "noise_consistency": opts.noise_dc,
             "measurement_noise": "not used (data treated as exact)" if opts.noise_dc == "none"
             else "estimated (calibration-matrix tail, >= 4 coils; else none)" if opts.noise is None

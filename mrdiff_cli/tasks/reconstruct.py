@@ -34,7 +34,7 @@ class ReconOptions:
     sigma_min: float = 0.01
     n_cg: int = 7  # chosen on the tune set: 7 >= 5 in every 8-coil setting (mean +0.58 dB), see docs/reconstruct.md
     mu: float = 0.0
-    zeta: float | str | None = None  # renoise mix; None: 1.0 (SAMPLES_ZETA for K > 1); or 'ancestral'
+    zeta: float | str | None = None  # renoise mix; None: 1.0 (fresh noise, also for K > 1 samples); or 'ancestral'
     snr: float = 0.16
     sense_every: int = 10
     samples: int = 1
@@ -62,7 +62,6 @@ class ReconOptions:
 
 
 FAST_DEFAULTS = {"steps": 20, "sigma_max": 1.0}
-SAMPLES_ZETA: float | str = 1.0  # renoise of K > 1 posterior samples (see Reconstructor._zeta)
 
 
 def resolve_device(spec: str) -> torch.device:
@@ -315,14 +314,12 @@ class Reconstructor:
             k0 += g
 
     def _zeta(self) -> float | str:
-        """Fresh noise each step (zeta = 1) for point estimates and, by default, for K > 1 samples too
-        (SAMPLES_ZETA). DDPM-ancestral renoise (``zeta="ancestral"``) keeps the closed-form posterior spread, but on
+        """Fresh noise each step (zeta = 1) for point estimates and, by default, for K > 1 samples too.
+        DDPM-ancestral renoise (``zeta="ancestral"``) keeps the closed-form posterior spread, but on
         the tune split the mean of 8 ancestral samples was 0.5-2 dB below the mean of 8 zeta = 1 samples (and
         below one zeta = 1 sample), for 0.01-0.03 more Spearman; the shipped calibration rescales the narrower
         zeta = 1 spread (docs/uncertainty.md)."""
-        if self.opts.zeta is not None:
-            return self.opts.zeta
-        return SAMPLES_ZETA if self.opts.samples > 1 else 1.0
+        return self.opts.zeta if self.opts.zeta is not None else 1.0
 
     def _is_realimag(self, mode: str) -> bool:
         cm = self.opts.complex_mode
