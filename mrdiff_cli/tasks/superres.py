@@ -249,7 +249,7 @@ def _sample_chunk(model, yc: torch.Tensor, A, opts: SuperresOptions, K: int, gen
 
     n = yc.shape[0]
     H, W = A.out_hw
-    steps = opts.steps or DEFAULT_STEPS[opts.sampler]
+    steps = opts.steps  # set by _validate (superres_slices)
     den = VDMDenoiser(model, opts.batch_size)
     if opts.sampler == "vdm":
         x_init = torch.zeros(K * n, 1, H, W, device=yc.device)
