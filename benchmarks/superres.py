@@ -70,7 +70,7 @@ def parse_config(spec: str) -> tuple[str, dict]:
     opts = {}
     for item in filter(None, kv.split(",")):
         k, v = item.split("=")
-        opts[k] = v if k in ("sampler", "noise") else (float(v) if "." in v or "e" in v else int(v))
+        opts[k] = v if k in ("sampler", "noise", "consistency") else (float(v) if "." in v or "e" in v else int(v))
     return name, opts
 
 

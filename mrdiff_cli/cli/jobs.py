@@ -150,7 +150,7 @@ def superres_job_from_options(kw: dict[str, Any]):
         raise UsageError(f"--guidance {kw['guidance']}: lambda must be in [0, 1]")
     options = SuperresOptions(sampler=_value(kw.get("sampler", "fast")), steps=kw.get("steps"), guidance=kw["guidance"],
                               noise=parse_noise(kw.get("noise", "auto")), samples=kw["samples"], seed=kw["seed"],
-                              batch_size=kw["batch_size"])
+                              batch_size=kw["batch_size"], consistency=_value(kw.get("consistency", "auto")))
     return SuperresJob(
         input=str(kw["input"]), output=str(kw["output"]), from_hw=parse_matrix(kw["from_"], "--from"),
         to_hw=parse_matrix(kw["to"], "--to"), fmt=_value(kw["fmt"]), save_samples=kw["save_samples"],

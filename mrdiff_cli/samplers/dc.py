@@ -342,6 +342,50 @@ class RealKspaceDC:
         return real_kspace_replace(x, target, kmask, lam)
 
 
+class MagnitudeKspaceDC(RealKspaceDC):
+    """Consistency with a *magnitude* low-resolution image (a magnitude NIfTI/DICOM or an RSS image).
+
+    The measurement is m = |L x| with L x = F_low^{-1} P^{-1}(Lambda) F x (the low-resolution image of x), not
+    L x itself: the low-resolution image of a real image rings negative beside sharp edges, and the magnitude
+    rectifies those lobes. Consistency with F |L x| (what :class:`RealKspaceDC` enforces) therefore asks for
+    positive ripples in the background. This step projects onto the magnitude constraint instead (a
+    Gerchberg-Saxton / error-reduction projection, with the phase of the current estimate):
+
+        z = L x,   target = F_low(m z / |z|),   x <- RealKspaceDC step towards that target
+
+    (for a real x, z is real but for the unpaired Nyquist row/column of an even block, so z / |z| is +-1 up to
+    that small imaginary part.)
+    (lam = 1, or the noise-aware lam_i of :class:`RealKspaceDC` with ``noise_sigma``). Where the estimate's own
+    low-resolution image is positive this is the linear step; it differs only where the estimate rings
+    negative. ``y`` is the k-space of the magnitude image in A's units, as for :class:`RealKspaceDC`."""
+
+    def __init__(self, lam: float = 1.0, noise_sigma=None):
+        super().__init__(lam, noise_sigma)
+        self._for_m, self._m = (None, None, None), None  # |low-resolution image| for this (y, A, device)
+
+    def _magnitude(self, y, A, device):
+        fy, fA, fdev = self._for_m
+        if fy is not y or fA is not A or fdev != device:
+            self._for_m = (y, A, device)
+            self._m = ifft2c(A.to_lowres(y.to(device))).abs()
+        return self._m
+
+    def __call__(self, x, y, A, *, step: int = 0, n_steps: int = 1, sigma: float = 0.0):
+        from ..ops.superres import real_kspace_replace, realisable
+
+        lam = self.lam if self.noise_sigma is None else noise_aware_weight(sigma, self.noise_sigma)
+        if isinstance(lam, torch.Tensor):
+            lam = lam.to(x.device).reshape(-1, *([1] * (x.dim() - 1)))
+        m = self._magnitude(y, A, x.device)
+        low = ifft2c(A.to_lowres(A(x)))
+        mag = low.abs()
+        phase = torch.where(mag > 0, low / mag.clamp_min(1e-30), torch.ones_like(low))
+        target_low = fft2c(m * phase)
+        kmask = A.kmask.to(x.device)
+        target = realisable(A.pad(A.from_lowres(target_low)), kmask)
+        return real_kspace_replace(x, target, kmask, lam)
+
+
 class Projected:
     """``dc`` followed by a projection (object support, real part)."""
 

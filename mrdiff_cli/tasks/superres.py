@@ -27,7 +27,7 @@ std / samples, metrics JSON and previews; DICOM sidecars inside the series folde
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -40,6 +40,7 @@ from ..types import Geometry, SliceSpec
 
 DEFAULT_STEPS = {"fast": 20, "vdm": 100}
 SR_SAMPLERS = ("fast", "vdm")
+CONSISTENCY = ("auto", "magnitude", "linear")
 RAW_DESCRIPTION = "zero-filled root-sum-of-squares of the raw k-space"
 
 
@@ -52,6 +53,9 @@ class SuperresOptions:
     sigma_max: float = 1.0  # fast: start level of the Karras schedule (normalised intensities)
     sigma_min: float = 0.01
     zeta: float | None = None  # fast: renoise mix (None: 1 for one sample, DDPM-ancestral for K > 1)
+    # fast: "magnitude" (the low-resolution image is a magnitude: consistency with |L x|), "linear" (with L x),
+    # or "auto": magnitude when the low-resolution image is real and non-negative (magnitude / RSS inputs)
+    consistency: str = "auto"
     nonneg: bool = True  # magnitude output: clip the (ringing) negatives; False keeps exact low-k consistency
     samples: int = 1
     seed: int = 0
@@ -239,11 +243,31 @@ def lowres_noise_sigma(y: torch.Tensor, noise: str | float) -> torch.Tensor | No
     return torch.full((y.shape[0],), float(noise))
 
 
-def _sample_chunk(model, yc: torch.Tensor, A, opts: SuperresOptions, K: int, gens, noise_k, cb) -> torch.Tensor:
+def is_magnitude_image(y: torch.Tensor, tol: float = 1e-4) -> bool:
+    """True when every low-resolution image ifft2c(y) (S, h, w) is real and non-negative (to ``tol`` of its
+    peak): a magnitude image or an RSS combination, whose low-resolution image cannot hold the negative ringing
+    lobes of a real image's — the case for :class:`~mrdiff_cli.samplers.dc.MagnitudeKspaceDC`."""
+    from ..ops.fft import ifft2c
+
+    img = ifft2c(y)
+    peak = img.abs().reshape(img.shape[0], -1).amax(dim=1).clamp_min(1e-30).reshape(-1, 1, 1)
+    return bool(((img.imag.abs() <= tol * peak) & (img.real >= -tol * peak)).all())
+
+
+def resolve_consistency(consistency: str, y: torch.Tensor, retrospective: bool = False) -> str:
+    """"auto" → "linear" for a retrospective degradation (its low-resolution image is L x itself, negative lobes
+    included) and otherwise "magnitude" when :func:`is_magnitude_image` holds; an explicit choice is kept."""
+    if consistency != "auto":
+        return consistency
+    return "linear" if retrospective or not is_magnitude_image(y) else "magnitude"
+
+
+def _sample_chunk(model, yc: torch.Tensor, A, opts: SuperresOptions, K: int, gens, noise_k, cb,
+                  magnitude: bool = False) -> torch.Tensor:
     """K samples of each measurement in yc (n, h, w) (A's units, normalised) → (K * n, 1, H, W), sample-major."""
     from ..samplers import get_sampler
     from ..samplers.adapters import VDMDenoiser
-    from ..samplers.dc import RealKspaceDC
+    from ..samplers.dc import MagnitudeKspaceDC, RealKspaceDC
     from ..samplers.schedules import karras_sigmas, vdm_sigmas
     from ..ops.superres import zero_pad_upsample
 
@@ -256,7 +280,8 @@ def _sample_chunk(model, yc: torch.Tensor, A, opts: SuperresOptions, K: int, gen
         return get_sampler("vdm")(den, yc, A, vdm_sigmas(model.gamma, steps), x_init, lam=opts.guidance,
                                   generator=gens[0], callback=cb)
     x_init = zero_pad_upsample(A.to_lowres(yc), (H, W)).repeat(K, 1, 1)[:, None]
-    dc = RealKspaceDC(1.0, None if noise_k is None else noise_k.repeat(K))
+    dc_cls = MagnitudeKspaceDC if magnitude else RealKspaceDC
+    dc = dc_cls(1.0, None if noise_k is None else noise_k.repeat(K))
     sigmas = karras_sigmas(steps, opts.sigma_min, opts.sigma_max)
     return get_sampler("fast")(den, yc.repeat(K, 1, 1)[:, None], A, sigmas, x_init, dc=dc,
                                zeta=opts.zeta if opts.zeta is not None else ("ancestral" if K > 1 else 1.0),
@@ -290,6 +315,7 @@ def superres_slices(
     K = max(1, int(opts.samples))
     chunk = max(1, opts.batch_size // K)
     noise = lowres_noise_sigma(y, opts.noise)
+    magnitude = resolve_consistency(opts.consistency, y) == "magnitude"
     means, vars_, kept = [], [], []
     for c0 in range(0, S, chunk):
         yc = y[c0 : c0 + chunk].to(dev)
@@ -304,7 +330,7 @@ def superres_slices(
         cb = None
         if progress is not None:
             cb = lambda i, T, c0=c0: progress(c0, S, i, T)  # noqa: E731
-        x = _sample_chunk(model, ys, A, opts, K, gens, noise_k, cb)
+        x = _sample_chunk(model, ys, A, opts, K, gens, noise_k, cb, magnitude=magnitude)
         x = x[:, 0].reshape(K, n, H, W) * q.reshape(1, -1, 1, 1).to(x.device)
         x = x.clamp_min(0) if opts.nonneg else x
         mean, var, _ = running_mean_var(iter(x))
@@ -329,6 +355,8 @@ def _validate(opts: SuperresOptions) -> None:
         raise UsageError("--steps must be >= 1")
     if not 0.0 <= opts.guidance <= 1.0:
         raise UsageError(f"--guidance {opts.guidance}: lambda must be in [0, 1]")
+    if opts.consistency not in CONSISTENCY:
+        raise UsageError(f"unknown consistency {opts.consistency!r} (choose from {', '.join(CONSISTENCY)})")
 
 
 def _outputs(job: SuperresJob):
@@ -356,6 +384,9 @@ def run_superres(job: SuperresJob, model, model_info: dict[str, Any], progress: 
     plan = plan_resolution(tuple(vol_np.shape[-2:]), job.from_hw, job.to_hw, tuple(res) if res else None)
     vol = torch.from_numpy(np.ascontiguousarray(vol_np[idx], dtype=np.float32))
     y = lowres_kspace(vol, plan)
+    if opts.sampler == "fast":
+        opts = replace(opts, consistency=resolve_consistency(opts.consistency, y, plan.mode == "retrospective"))
+        job = replace(job, options=opts)
     t0 = time.time()
     batch = max(1, opts.batch_size // max(1, opts.samples))
 
@@ -386,6 +417,7 @@ def _summary(job: SuperresJob, model, model_info, plan: ResolutionPlan, geom: Ge
         "voxel_size_mm_out": [float(v) for v in geom_out.voxel_size],
         "slices": idx, "sampler": opts.sampler, "steps": opts.steps, "nfe": opts.steps + 1,
         "guidance": opts.guidance, "noise": opts.noise if opts.sampler == "fast" else None,
+        "consistency": opts.consistency if opts.sampler == "fast" else None,
         "samples": opts.samples, "seed": opts.seed, "batch_size": opts.batch_size,
         "normalization": {"kind": "quantile", "quantile": 0.99, "of": "sinc (zero-padded) estimate, per slice"},
         "seconds_total": elapsed, "seconds_per_slice": elapsed / len(idx),
