@@ -56,7 +56,7 @@ def test_compression_costs_little_psnr(many_coil_file, tmp_path):
 
 
 @pytest.mark.parametrize("extra", [["--coils", "1"], ["--coils", "-2"], ["--batch-size", "many"], ["--threads", "0"],
-                                   ["--batch-size", "0"], ["--cg-iters", "0"]])
+                                   ["--batch-size", "0"], ["--cg-iters", "0"], ["--phase-resid", "-0.1"]])
 def test_bad_performance_options_exit_2(many_coil_file, tmp_path, extra):
     res = _run(many_coil_file, tmp_path / "out.nii.gz", *extra)
     assert res.exit_code == 2, res.output

@@ -46,10 +46,12 @@ def recon_job_from_options(kw: dict[str, Any]):
         raise UsageError(f"--precision {kw['precision']!r}: choose auto, fp32, bf16 or fp16")
     if kw["cg_iters"] is not None and kw["cg_iters"] < 1:
         raise UsageError("--cg-iters must be >= 1")
+    if kw.get("phase_resid", 0.0) < 0:
+        raise UsageError("--phase-resid must be >= 0")
     opts = ReconOptions(
         method=_value(kw["method"]), sampler=_value(kw["sampler"]), coil_mode=_value(kw["coil_mode"]),
         complex_mode=_value(kw["complex_mode"]), steps=kw["steps"], sigma_max=kw["sigma_max"], n_cg=kw["cg_iters"],
-        zeta=parse_zeta(kw["zeta"]), snr=kw["snr"], sense_every=kw["sense_every"], samples=kw["samples"],
+        zeta=parse_zeta(kw["zeta"]), snr=kw["snr"], phase_resid=kw.get("phase_resid", ReconOptions.phase_resid), sense_every=kw["sense_every"], samples=kw["samples"],
         batch_size=kw["batch_size"] or 0,  # 0: chosen for the device when the model is loaded
         seed=kw["seed"], autocast=None if kw["precision"] in ("fp32", "auto") else kw["precision"],
     )

@@ -59,7 +59,7 @@ def make_denoiser(
     prior,
     mode: str = "phase",
     phase: torch.Tensor | None = None,
-    resid_std: float = 0.05,
+    resid_std: float = 0.005,
     batch_size: int = 32,
     autocast: torch.dtype | None = None,
 ) -> DenoiseFn:
