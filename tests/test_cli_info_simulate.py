@@ -127,6 +127,20 @@ def test_simulation_model_properties():
     assert np.all(km[:, :, 1::2] == 0) and np.all(km[:, :, ::2] != 0)
 
 
+def test_phase_detail_adds_fine_phase_and_keeps_the_default_stream():
+    img = analytic_phantom(64)
+    _, _, smooth = simulate_kspace(img, coils=2, snr_db=None, seed=4)
+    _, _, again = simulate_kspace(img, coils=2, snr_db=None, seed=4, phase_detail=0.0)
+    np.testing.assert_array_equal(smooth, again)  # phase_detail = 0 draws nothing extra
+    _, _, rough = simulate_kspace(img, coils=2, snr_db=None, seed=4, phase_detail=0.5)
+    detail = rough - smooth
+    assert detail.std() == pytest.approx(0.5, rel=1e-3) and abs(detail.mean()) < 0.2
+    # fine: neighbouring pixels correlate (4-pixel correlation length), pixels 32 apart do not
+    c1 = np.corrcoef(detail[:, :-1].ravel(), detail[:, 1:].ravel())[0, 1]
+    c32 = np.corrcoef(detail[:, :-32].ravel(), detail[:, 32:].ravel())[0, 1]
+    assert c1 > 0.9 and abs(c32) < 0.3
+
+
 def test_reslice_axis_and_slices():
     vol = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)  # (k, i, j)
     g = Geometry(voxel_size=(1.0, 2.0, 3.0))

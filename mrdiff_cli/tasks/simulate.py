@@ -7,7 +7,9 @@ Model, per slice (H = readout, W = phase encode):
 * m: magnitude image, resampled to ``matrix × matrix`` by centred k-space crop/zero-pad after zero-padding
   the slice to a square (keeps the field of view, intensities preserved; Gibbs ringing when shrinking).
 * φ: smooth random phase, a seeded 2nd-order polynomial over normalised coordinates u, v ∈ [-1, 1]:
-  φ = a0 + strength·π·(a1 u + a2 v + a3 u² + a4 v² + a5 u v) with a0 ~ U(-π, π), a1..a5 ~ N(0, 0.25²).
+  φ = a0 + strength·π·(a1 u + a2 v + a3 u² + a4 v² + a5 u v) with a0 ~ U(-π, π), a1..a5 ~ N(0, 0.25²);
+  optionally plus fine phase detail (``phase_detail`` > 0: white noise Gaussian-filtered to a ``detail_px``-pixel
+  correlation length, scaled to that std in radians — the kind of structure a low-resolution phase estimate misses).
 * S_c: analytic birdcage-like coils: complex Gaussians centred on a circle of radius 1.3 (outside the FOV)
   at angles 2πc/C, magnitude exp(-d²/(2·0.8²)), phase = coil angle + polar angle seen from the coil, then
   normalised pointwise so Σ_c |S_c|² = 1 everywhere (so the RSS of the noise-free coil images is m).
@@ -90,6 +92,16 @@ def coil_maps(coils: int, shape: tuple[int, int]) -> np.ndarray:
     return maps.astype(np.complex64)
 
 
+def phase_detail_field(shape: tuple[int, int], rng: np.random.Generator, std: float, px: float = 4.0) -> np.ndarray:
+    """Zero-mean random phase detail (H, W): white noise Gaussian-filtered (FFT, periodic) to a correlation length of
+    ``px`` pixels, scaled to standard deviation ``std`` radians."""
+    h, w = int(shape[0]), int(shape[1])
+    fy, fx = np.fft.fftfreq(h)[:, None], np.fft.fftfreq(w)[None, :]
+    kernel = np.exp(-2.0 * (math.pi * px) ** 2 * (fy**2 + fx**2))  # FT of a Gaussian of std px pixels
+    f = np.real(np.fft.ifft2(np.fft.fft2(rng.standard_normal((h, w))) * kernel))
+    return (f / max(float(f.std()), 1e-12) * std).astype(np.float32)
+
+
 def smooth_phase(shape: tuple[int, int], rng: np.random.Generator, strength: float = 1.0) -> np.ndarray:
     """Seeded smooth phase (H, W) float32: a random 2nd-order polynomial (see module docstring)."""
     h, w = int(shape[0]), int(shape[1])
@@ -131,7 +143,7 @@ def resample_slices(volume: np.ndarray, matrix: int) -> tuple[np.ndarray, float,
 
 def simulate_kspace(image: np.ndarray, coils: int = 8, snr_db: float | None = 30.0, seed: int = 0, *,
                     mask: np.ndarray | None = None, phase_strength: float = 1.0,
-                    maps: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                    maps: np.ndarray | None = None, phase_detail: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Magnitude (H, W) or (S, H, W) → (kspace, maps, phase).
 
     kspace: (coils, H, W) for 2D input, (S, coils, H, W) for 3D, complex64 (masked entries exactly 0);
@@ -150,6 +162,8 @@ def simulate_kspace(image: np.ndarray, coils: int = 8, snr_db: float | None = 30
     rng = np.random.default_rng(seed)
     s_maps = coil_maps(coils, (h, w)) if maps is None else np.asarray(maps, dtype=np.complex64)
     phase = np.stack([smooth_phase((h, w), rng, phase_strength) for _ in range(s_n)])
+    if phase_detail > 0:  # drawn after the polynomials: phase_detail = 0 leaves the random stream as it was
+        phase = phase + np.stack([phase_detail_field((h, w), rng, phase_detail) for _ in range(s_n)])
     x = img * np.exp(1j * phase)
     k = fft2c_np(x[:, None] * s_maps[None])  # (S, C, H, W)
     if snr_db is not None and math.isfinite(float(snr_db)):
@@ -244,7 +258,7 @@ def _resampled_geometry(geom: Geometry, scale: float, pad: tuple[int, int], n_in
 def simulate_volume(volume: np.ndarray, geometry: Geometry | None = None, *, matrix: int | None = 128,
                     coils: int = 8, snr_db: float | None = 30.0, seed: int = 0, mask_kind: str | None = None,
                     accel: float | None = None, acs: int | None = None,
-                    phase_strength: float = 1.0) -> SimulatedScan:
+                    phase_strength: float = 1.0, phase_detail: float = 0.0) -> SimulatedScan:
     """In-memory simulation of a (S, H, W) magnitude volume (see module docstring)."""
     vol = np.asarray(volume, dtype=np.float32)
     if vol.ndim == 2:
@@ -281,7 +295,8 @@ def simulate_volume(volume: np.ndarray, geometry: Geometry | None = None, *, mat
                      "acs": res.acs}
     elif accel is not None:
         raise UsageError("--accel needs --mask KIND")
-    k, maps, phase = simulate_kspace(vol, coils, snr_db, seed, mask=mask, phase_strength=phase_strength)
+    k, maps, phase = simulate_kspace(vol, coils, snr_db, seed, mask=mask, phase_strength=phase_strength,
+                                     phase_detail=phase_detail)
     coil_imgs = np.abs(vol[:, None] * maps[None])
     reference = np.sqrt(np.sum(coil_imgs**2, axis=1)).astype(np.float32)
     info = {"coils": coils, "snr_db": snr_db, "seed": seed, "matrix": [h, w], "slices": s_n, "mask": mask_info}
