@@ -9,6 +9,8 @@ images x of shape (..., H, W), batched through the network in chunks of ``batch_
 - ``phase``:    demodulate a smooth phase estimate phi, denoise Re(x e^{-i phi}) with the prior and shrink
                 the small residual Im(x e^{-i phi}) with a zero-mean Gaussian prior of std ``resid_std``
                 (MMSE: v s^2 / (s^2 + sigma^2)); re-modulate. mrdiff's default for SENSE / single-coil data.
+                At the last noise levels (sigma < ``refine_below``) phi is re-estimated from the iterate at a
+                finer resolution.
 """
 
 from __future__ import annotations
@@ -62,8 +64,15 @@ def make_denoiser(
     resid_std: float = 0.005,
     batch_size: int = 32,
     autocast: torch.dtype | None = None,
+    refine_below: float = 0.0,
+    refine_frac: float = 0.5,
 ) -> DenoiseFn:
-    """Return denoise_fn(x complex (..., H, W), sigma) -> x0 complex, for the given complex mode."""
+    """Return denoise_fn(x complex (..., H, W), sigma) -> x0 complex, for the given complex mode.
+
+    Phase mode: ``phase`` (the low-resolution phase of the initial image) is demodulated while sigma >=
+    ``refine_below``; below it the phase of the current input itself, low-passed to a centre block of
+    ``refine_frac`` x the matrix (:func:`lowres_phase`), so phase detail that the initial estimate misses leaves the
+    imaginary residual once the iterate has resolved it (0 = off)."""
 
     def real(x: torch.Tensor, sigma: float) -> torch.Tensor:
         return batched_real_denoise(prior, x.real, sigma, batch_size, autocast).to(torch.complex64)
@@ -74,7 +83,11 @@ def make_denoiser(
         return torch.complex(d[0], d[1])
 
     def phase_mode(x: torch.Tensor, sigma: float) -> torch.Tensor:
-        rot = torch.exp(-1j * phase).to(torch.complex64) if phase is not None else None
+        ph = phase
+        if refine_below > 0 and sigma < refine_below:  # late steps: the iterate's own, finer phase
+            H, W = x.shape[-2:]
+            ph = lowres_phase(x, max(1, int(round(refine_frac * min(H, W)))))
+        rot = torch.exp(-1j * ph).to(torch.complex64) if ph is not None else None
         xd = x * rot if rot is not None else x
         r = batched_real_denoise(prior, xd.real, sigma, batch_size, autocast)
         im = xd.imag * (resid_std**2 / (resid_std**2 + sigma**2))

@@ -34,6 +34,11 @@ class ReconOptions:
     # +1.6 dB mean over the 8-coil settings (+3.8 dB at Poisson x8); 0 is 0.1 dB better with the simulator's smooth
     # phase but 0.06-0.14 dB worse with a rough phase (0.5 rad at a 4-pixel correlation length), see docs/reconstruct.md
     phase_resid: float = 0.005
+    # phase mode: below this sigma the demodulation phase is re-estimated from the iterate (centre block of
+    # phase_refine_frac x the matrix); tune split: with fine phase detail (0.5 rad at 4 px) +1.7 dB, with the
+    # simulator's smooth phase -0.14 dB (docs/reconstruct.md); 0 = keep the initial phase throughout
+    phase_refine_sigma: float = 0.05
+    phase_refine_frac: float = 0.5
     steps: int | None = None  # fast: 20; pc: 500 multi-coil, 2000 single-coil
     sigma_max: float | None = None  # fast: start level; pc: 80 (prior's sigma_max)
     sigma_min: float = 0.01
@@ -174,7 +179,8 @@ class Reconstructor:
         cm = "real" if mode == "real" else self.opts.complex_mode
         phase = lowres_phase(x_init) if cm == "phase" else None
         return make_denoiser(self.prior, cm, phase=phase, resid_std=self.opts.phase_resid, batch_size=batch_size,
-                             autocast=self.autocast)
+                             autocast=self.autocast, refine_below=self.opts.phase_refine_sigma,
+                             refine_frac=self.opts.phase_refine_frac)
 
     def _sigmas(self, mode: str) -> torch.Tensor:
         from ..samplers.schedules import geometric_sigmas, karras_sigmas
