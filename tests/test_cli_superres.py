@@ -104,6 +104,27 @@ def test_64_to_128_acquisition_writes_nifti_with_halved_voxels_and_same_fov(tmp_
     assert metrics["output"]["image"] == str(out) and metrics["model"]["schedule"].startswith("linear gamma")
 
 
+def test_consistency_auto_follows_the_input(tmp_path, bundles):
+    """A magnitude acquisition gets magnitude consistency, a retrospective degradation linear; both can be forced."""
+    low = np.abs(resize_image(torch.from_numpy(_head(1, 64)), (32, 32)).real.numpy()).astype(np.float32)
+    src = write_nifti(tmp_path / "low.nii.gz", low, Geometry(voxel_size=(4.0, 4.0, 5.0)))
+    hi = write_nifti(tmp_path / "hi.nii.gz", _head(1, 64), Geometry(voxel_size=(2.0, 2.0, 5.0)))
+
+    def run(path, frm, *extra):
+        r = runner.invoke(app, ["superres", str(path), "--from", frm, "--to", "64", "-o", str(tmp_path / f"o{len(extra)}{frm}.nii.gz"),
+                                "--model", str(bundles["score32"]), "--steps", "2", "--json", "--overwrite", *extra])
+        assert r.exit_code == 0, r.output
+        return json.loads(r.stdout)["consistency"]
+
+    assert run(src, "32") == "magnitude"
+    assert run(hi, "32") == "linear"
+    assert run(src, "32", "--consistency", "linear") == "linear"
+    assert run(hi, "32", "--consistency", "magnitude") == "magnitude"
+    r = runner.invoke(app, ["superres", str(src), "--from", "32", "--to", "64", "-o", str(tmp_path / "x.nii.gz"),
+                            "--consistency", "phase"])
+    assert r.exit_code == 2
+
+
 def test_retrospective_32_to_128_with_samples_metrics_and_preview(tmp_path, bundles):
     hi = _head(2, 128)
     src = write_nifti(tmp_path / "hi.nii.gz", hi, Geometry(voxel_size=(2.0, 2.0, 5.0)))

@@ -332,14 +332,18 @@ class RealKspaceDC:
             self._target = realisable(A.pad(y), self._kmask)
         return self._kmask, self._target
 
-    def __call__(self, x, y, A, *, step: int = 0, n_steps: int = 1, sigma: float = 0.0):
-        from ..ops.superres import real_kspace_replace
-
+    def _weight(self, sigma: float, x: torch.Tensor):
+        """lam (fixed, or noise-aware at this sigma) as a float or a tensor broadcastable to x."""
         lam = self.lam if self.noise_sigma is None else noise_aware_weight(sigma, self.noise_sigma)
         if isinstance(lam, torch.Tensor):
             lam = lam.to(x.device).reshape(-1, *([1] * (x.dim() - 1)))
+        return lam
+
+    def __call__(self, x, y, A, *, step: int = 0, n_steps: int = 1, sigma: float = 0.0):
+        from ..ops.superres import real_kspace_replace
+
         kmask, target = self._realisable(y, A, x.device)
-        return real_kspace_replace(x, target, kmask, lam)
+        return real_kspace_replace(x, target, kmask, self._weight(sigma, x))
 
 
 class MagnitudeKspaceDC(RealKspaceDC):
@@ -373,9 +377,6 @@ class MagnitudeKspaceDC(RealKspaceDC):
     def __call__(self, x, y, A, *, step: int = 0, n_steps: int = 1, sigma: float = 0.0):
         from ..ops.superres import real_kspace_replace, realisable
 
-        lam = self.lam if self.noise_sigma is None else noise_aware_weight(sigma, self.noise_sigma)
-        if isinstance(lam, torch.Tensor):
-            lam = lam.to(x.device).reshape(-1, *([1] * (x.dim() - 1)))
         m = self._magnitude(y, A, x.device)
         low = ifft2c(A.to_lowres(A(x)))
         mag = low.abs()
@@ -383,7 +384,7 @@ class MagnitudeKspaceDC(RealKspaceDC):
         target_low = fft2c(m * phase)
         kmask = A.kmask.to(x.device)
         target = realisable(A.pad(A.from_lowres(target_low)), kmask)
-        return real_kspace_replace(x, target, kmask, lam)
+        return real_kspace_replace(x, target, kmask, self._weight(sigma, x))
 
 
 class Projected:
