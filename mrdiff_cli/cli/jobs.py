@@ -51,7 +51,8 @@ def recon_job_from_options(kw: dict[str, Any]):
     opts = ReconOptions(
         method=_value(kw["method"]), sampler=_value(kw["sampler"]), coil_mode=_value(kw["coil_mode"]),
         complex_mode=_value(kw["complex_mode"]), steps=kw["steps"], sigma_max=kw["sigma_max"], n_cg=kw["cg_iters"],
-        zeta=parse_zeta(kw["zeta"]), snr=kw["snr"], phase_resid=kw.get("phase_resid", ReconOptions.phase_resid), sense_every=kw["sense_every"], samples=kw["samples"],
+        zeta=parse_zeta(kw["zeta"]), snr=kw["snr"], phase_resid=kw.get("phase_resid", ReconOptions.phase_resid),
+        sense_every=kw["sense_every"], samples=kw["samples"],
         batch_size=kw["batch_size"] or 0,  # 0: chosen for the device when the model is loaded
         seed=kw["seed"], autocast=None if kw["precision"] in ("fp32", "auto") else kw["precision"],
     )

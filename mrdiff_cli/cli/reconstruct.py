@@ -73,7 +73,7 @@ def reconstruct(
     steps: Annotated[Optional[int], typer.Option(help="Sampler steps (fast: 20; pc: 500 multi-coil, 2000 single-coil).", rich_help_panel=SAMPLER)] = None,
     coil_mode: Annotated[CoilMode, typer.Option(help="auto: sense for multi-coil, single for single-coil.", rich_help_panel=SAMPLER)] = CoilMode.auto,
     complex_mode: Annotated[Optional[ComplexMode], typer.Option(help="How the magnitude prior sees complex images: phase (demodulated real part) or realimag (the seed's split).", rich_help_panel=SAMPLER)] = ComplexMode.phase,
-    phase_resid: Annotated[float, typer.Option(help="Phase mode: prior std of the imaginary part left after removing the smooth phase (normalised units; 0 = phase assumed smooth; raise it, e.g. 0.02, for scans with fine phase structure).", rich_help_panel=SAMPLER)] = 0.005,
+    phase_resid: Annotated[float, typer.Option(help="Phase mode: prior std of the imaginary part left after removing the smooth phase (normalised units; 0 = phase assumed smooth; raise it, e.g. 0.05, for scans with fine phase structure).", rich_help_panel=SAMPLER)] = 0.005,
     sense_every: Annotated[int, typer.Option(help="Hybrid mode: SENSE/Kaczmarz sweep every m steps.", rich_help_panel=SAMPLER)] = 10,
     snr: Annotated[float, typer.Option(help="PC sampler: Langevin corrector SNR.", rich_help_panel=SAMPLER)] = 0.16,
     sigma_max: Annotated[Optional[float], typer.Option(help="Starting noise level (fast: 1.0; pc: the prior's sigma_max).", rich_help_panel=SAMPLER)] = None,

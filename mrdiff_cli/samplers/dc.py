@@ -357,11 +357,10 @@ class MagnitudeKspaceDC(RealKspaceDC):
 
         z = L x,   target = F_low(m z / |z|),   x <- RealKspaceDC step towards that target
 
-    (for a real x, z is real but for the unpaired Nyquist row/column of an even block, so z / |z| is +-1 up to
-    that small imaginary part.)
-    (lam = 1, or the noise-aware lam_i of :class:`RealKspaceDC` with ``noise_sigma``). Where the estimate's own
-    low-resolution image is positive this is the linear step; it differs only where the estimate rings
-    negative. ``y`` is the k-space of the magnitude image in A's units, as for :class:`RealKspaceDC`."""
+    with lam = 1, or the noise-aware lam_i of :class:`RealKspaceDC` with ``noise_sigma``. For a real x, z is real
+    but for the unpaired Nyquist row/column of an even block, so z / |z| is +-1 up to that small imaginary part.
+    Where the estimate's own low-resolution image is positive this is the linear step; it differs only where the
+    estimate rings negative. ``y`` is the k-space of the magnitude image in A's units, as for :class:`RealKspaceDC`."""
 
     def __init__(self, lam: float = 1.0, noise_sigma=None):
         super().__init__(lam, noise_sigma)

@@ -32,7 +32,7 @@ class ReconOptions:
     # phase mode: std of the Gaussian prior on Im(x e^{-i phi}) (the phase detail finer than the low-resolution
     # phase estimate), normalised units. Chosen on the tune split: 0.05 (the first release) -> 0.005 gained
     # +1.6 dB mean over the 8-coil settings (+3.8 dB at Poisson x8); 0 is 0.1 dB better with the simulator's smooth
-    # phase but 0.06-0.14 dB worse with a rough phase (0.5 rad at a 4-pixel correlation length), see docs/reconstruct.md
+    # phase but 0.3 dB worse with fine phase detail (0.5 rad at a 4-pixel correlation length), see docs/reconstruct.md
     phase_resid: float = 0.005
     # phase mode: below this sigma the demodulation phase is re-estimated from the iterate (centre block of
     # phase_refine_frac x the matrix); tune split: with fine phase detail (0.5 rad at 4 px) +1.7 dB, with the

@@ -8,8 +8,8 @@ Model, per slice (H = readout, W = phase encode):
   the slice to a square (keeps the field of view, intensities preserved; Gibbs ringing when shrinking).
 * φ: smooth random phase, a seeded 2nd-order polynomial over normalised coordinates u, v ∈ [-1, 1]:
   φ = a0 + strength·π·(a1 u + a2 v + a3 u² + a4 v² + a5 u v) with a0 ~ U(-π, π), a1..a5 ~ N(0, 0.25²);
-  optionally plus fine phase detail (``phase_detail`` > 0: white noise Gaussian-filtered to a ``detail_px``-pixel
-  correlation length, scaled to that std in radians — the kind of structure a low-resolution phase estimate misses).
+  optionally plus fine phase detail (``phase_detail`` > 0: white noise Gaussian-filtered to a 4-pixel correlation
+  length, scaled to that std in radians — the kind of structure a low-resolution phase estimate misses).
 * S_c: analytic birdcage-like coils: complex Gaussians centred on a circle of radius 1.3 (outside the FOV)
   at angles 2πc/C, magnitude exp(-d²/(2·0.8²)), phase = coil angle + polar angle seen from the coil, then
   normalised pointwise so Σ_c |S_c|² = 1 everywhere (so the RSS of the noise-free coil images is m).
