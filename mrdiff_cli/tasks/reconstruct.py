@@ -35,8 +35,9 @@ class ReconOptions:
     # phase but 0.3 dB worse with fine phase detail (0.5 rad at a 4-pixel correlation length), see docs/reconstruct.md
     phase_resid: float = 0.005
     # phase mode: below this sigma the demodulation phase is re-estimated from the iterate (centre block of
-    # phase_refine_frac x the matrix); tune split: with fine phase detail (0.5 rad at 4 px) +1.7 dB, with the
-    # simulator's smooth phase -0.14 dB (docs/reconstruct.md); 0 = keep the initial phase throughout
+    # phase_refine_frac x the matrix); tune split, 8 coils 128²: with fine phase detail (0.5 rad at 4 px) +1.7 dB,
+    # with the simulator's smooth phase -0.14 dB (16 coils 256²: +4.7 / -0.49 dB; docs/reconstruct.md);
+    # 0 = keep the initial phase throughout
     phase_refine_sigma: float = 0.05
     phase_refine_frac: float = 0.5
     steps: int | None = None  # fast: 20; pc: 500 multi-coil, 2000 single-coil
