@@ -319,18 +319,21 @@ class RealKspaceDC:
 
     def __init__(self, lam: float = 1.0, noise_sigma=None):
         self.lam, self.noise_sigma = lam, noise_sigma
-        self._for = (None, None, None)  # the (y, A, device) that _kmask and _target were built for
-        self._kmask = self._target = None
+        self._for, self._prepared = (None, None, None), None  # the (y, A, device) that _prepared was built for
 
-    def _realisable(self, y, A, device):
-        """(kmask, realisable(A.pad(y))) on ``device``, built once per sampling run (y and A stay the same)."""
+    def _prepare(self, y, A, device):
+        """What every step of one sampling run reuses: (kmask, realisable(A.pad(y))) on ``device``."""
         from ..ops.superres import realisable
 
+        kmask = A.kmask.to(device)
+        return kmask, realisable(A.pad(y), kmask)
+
+    def _cached(self, y, A, device):
+        """:meth:`_prepare`, built once per sampling run (y and A stay the same across its steps)."""
         fy, fA, fdev = self._for
         if fy is not y or fA is not A or fdev != device:
-            self._for, self._kmask = (y, A, device), A.kmask.to(device)
-            self._target = realisable(A.pad(y), self._kmask)
-        return self._kmask, self._target
+            self._for, self._prepared = (y, A, device), self._prepare(y, A, device)
+        return self._prepared
 
     def _weight(self, sigma: float, x: torch.Tensor):
         """lam (fixed, or noise-aware at this sigma) as a float or a tensor broadcastable to x."""
@@ -342,7 +345,7 @@ class RealKspaceDC:
     def __call__(self, x, y, A, *, step: int = 0, n_steps: int = 1, sigma: float = 0.0):
         from ..ops.superres import real_kspace_replace
 
-        kmask, target = self._realisable(y, A, x.device)
+        kmask, target = self._cached(y, A, x.device)
         return real_kspace_replace(x, target, kmask, self._weight(sigma, x))
 
 
@@ -362,27 +365,18 @@ class MagnitudeKspaceDC(RealKspaceDC):
     Where the estimate's own low-resolution image is positive this is the linear step; it differs only where the
     estimate rings negative. ``y`` is the k-space of the magnitude image in A's units, as for :class:`RealKspaceDC`."""
 
-    def __init__(self, lam: float = 1.0, noise_sigma=None):
-        super().__init__(lam, noise_sigma)
-        self._for_m, self._m = (None, None, None), None  # |low-resolution image| for this (y, A, device)
-
-    def _magnitude(self, y, A, device):
-        fy, fA, fdev = self._for_m
-        if fy is not y or fA is not A or fdev != device:
-            self._for_m = (y, A, device)
-            self._m = ifft2c(A.to_lowres(y.to(device))).abs()
-        return self._m
+    def _prepare(self, y, A, device):
+        """(kmask, m = |low-resolution image of y|) on ``device``."""
+        return A.kmask.to(device), ifft2c(A.to_lowres(y.to(device))).abs()
 
     def __call__(self, x, y, A, *, step: int = 0, n_steps: int = 1, sigma: float = 0.0):
         from ..ops.superres import real_kspace_replace, realisable
 
-        m = self._magnitude(y, A, x.device)
+        kmask, m = self._cached(y, A, x.device)
         low = ifft2c(A.to_lowres(A(x)))
         mag = low.abs()
         phase = torch.where(mag > 0, low / mag.clamp_min(1e-30), torch.ones_like(low))
-        target_low = fft2c(m * phase)
-        kmask = A.kmask.to(x.device)
-        target = realisable(A.pad(A.from_lowres(target_low)), kmask)
+        target = realisable(A.pad(A.from_lowres(fft2c(m * phase))), kmask)
         return real_kspace_replace(x, target, kmask, self._weight(sigma, x))
 
 

@@ -315,7 +315,7 @@ def superres_slices(
     K = max(1, int(opts.samples))
     chunk = max(1, opts.batch_size // K)
     noise = lowres_noise_sigma(y, opts.noise)
-    magnitude = resolve_consistency(opts.consistency, y) == "magnitude"
+    magnitude = opts.sampler == "fast" and resolve_consistency(opts.consistency, y) == "magnitude"  # vdm: unused
     means, vars_, kept = [], [], []
     for c0 in range(0, S, chunk):
         yc = y[c0 : c0 + chunk].to(dev)
