@@ -14,7 +14,7 @@ InputFormatOpt = Annotated[
     Optional[str],
     typer.Option(
         "--input-format",
-        help="Force the input format (fastmri, ismrmrd, nifti, dicom); default: detected from the content.",
+        help="Force the input format (fastmri, ismrmrd, bart, nifti, dicom); default: detected from the content.",
         show_default=False,
     ),
 ]
@@ -98,7 +98,7 @@ def _rows(d: dict[str, Any]) -> list[tuple[str, str]]:
 
 @handle_errors
 def info(
-    file: Annotated[Path, typer.Argument(help="Raw k-space (fastMRI .h5, ISMRMRD .h5) or image (NIfTI, DICOM).",
+    file: Annotated[Path, typer.Argument(help="Raw k-space (fastMRI .h5, ISMRMRD .h5, BART .cfl/.hdr) or image (NIfTI, DICOM).",
                                          show_default=False)],
     json_out: JsonOpt = False,
     input_format: InputFormatOpt = None,

@@ -4,6 +4,8 @@
   a ``/dataset`` group (or any top-level group) holding ``data`` acquisitions or an ``xml`` header → 'ismrmrd'.
 * NIfTI-1/2: magic ``n+1``/``ni1`` at byte 344 (``n+2`` at byte 4 for NIfTI-2), also inside gzip.
 * DICOM: ``DICM`` at byte 128, or a folder holding such files.
+* BART: a text ``NAME.hdr`` with a ``# Dimensions`` line next to ``NAME.cfl`` (given as ``NAME``, ``NAME.cfl`` or
+  ``NAME.hdr``; the raw ``.cfl`` has no signature of its own).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from ..errors import InputError, UsageError
 from ..types import Geometry, ScanInfo
 from .base import ScanReader
 
-RAW_FORMATS = ("fastmri", "ismrmrd")
+RAW_FORMATS = ("fastmri", "ismrmrd", "bart")
 IMAGE_FORMATS = ("nifti", "dicom")
 FORMATS = RAW_FORMATS + IMAGE_FORMATS
 
@@ -104,11 +106,23 @@ def ismrmrd_group(path: str | os.PathLike) -> str:
         return _find_ismrmrd_group(f) or "dataset"
 
 
-def detect_format(path: str | os.PathLike) -> str:
-    """'fastmri' | 'ismrmrd' | 'nifti' | 'dicom' from the file content; InputError otherwise."""
+def input_exists(path: str | os.PathLike) -> bool:
+    """True when ``path`` exists, or names a BART pair by its base name (``scan`` for ``scan.cfl``/``scan.hdr``)."""
+    from .bart import is_bart
+
     p = Path(path)
-    if not p.exists():
+    return p.exists() or (p.suffix.lower() not in (".cfl", ".hdr") and is_bart(p))
+
+
+def detect_format(path: str | os.PathLike) -> str:
+    """'fastmri' | 'ismrmrd' | 'bart' | 'nifti' | 'dicom' from the file content; InputError otherwise."""
+    from .bart import is_bart
+
+    p = Path(path)
+    if not input_exists(p):
         raise InputError(f"{p}: file not found")
+    if is_bart(p):
+        return "bart"
     if p.is_dir():
         from .dicom import dicom_files
 
@@ -124,14 +138,16 @@ def detect_format(path: str | os.PathLike) -> str:
         return "dicom"
     if _is_nifti(p, head):
         return "nifti"
-    raise InputError(f"{p}: unknown file format (not HDF5 k-space, NIfTI or DICOM)")
+    if p.suffix.lower() in (".cfl", ".hdr"):
+        raise InputError(f"{p}: not a BART file pair (needs {p.stem}.hdr with a '# Dimensions' line and {p.stem}.cfl)")
+    raise InputError(f"{p}: unknown file format (not HDF5 k-space, BART .cfl/.hdr, NIfTI or DICOM)")
 
 
 def _check_format_name(input_format: str | None) -> str | None:
     if input_format is None:
         return None
     f = input_format.lower().strip()
-    aliases = {"h5": "fastmri", "mrd": "ismrmrd", "nii": "nifti", "dcm": "dicom"}
+    aliases = {"h5": "fastmri", "mrd": "ismrmrd", "nii": "nifti", "dcm": "dicom", "cfl": "bart"}
     f = aliases.get(f, f)
     if f not in FORMATS:
         raise UsageError(f"unknown input format '{input_format}' (choose from {', '.join(FORMATS)})")
@@ -145,9 +161,13 @@ def open_input(path: str | os.PathLike, input_format: str | None = None, **kwarg
     """
     p = Path(path)
     fmt = _check_format_name(input_format)
-    if not p.exists():
+    if not input_exists(p):
         raise InputError(f"{p}: file not found")
     fmt = fmt or detect_format(p)
+    if fmt == "bart":
+        from .bart import open_scan as open_bart
+
+        return open_bart(p)
     if fmt == "fastmri":
         from .fastmri import open_scan
 
@@ -216,7 +236,7 @@ def describe_input(path: str | os.PathLike, input_format: str | None = None, che
     """
     p = Path(path)
     fmt = _check_format_name(input_format)
-    if not p.exists():
+    if not input_exists(p):
         raise InputError(f"{p}: file not found")
     fmt = fmt or detect_format(p)
     if fmt in IMAGE_FORMATS:

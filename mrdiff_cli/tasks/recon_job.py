@@ -227,12 +227,12 @@ def plan_sampling(reader, job: ReconJob) -> SamplingPlan:
 def run_job(job: ReconJob, prior, model_info: dict[str, Any], progress: Callable[[dict], None] | None = None
             ) -> dict[str, Any]:
     """Reconstruct every input (this shard's part); write outputs; return the summary."""
-    from ..io.detect import open_input
+    from ..io.detect import input_exists, open_input
 
     emit = progress or (lambda e: None)
     paths = [Path(p) for p in job.inputs]
     for p in paths:
-        if not p.exists():
+        if not input_exists(p):
             raise InputError(f"{p}: file not found")
     outs = [output_for(job, src, len(paths)) for src in paths]
     for o in outs:  # fail before any compute when an output exists (and --overwrite is not given)
