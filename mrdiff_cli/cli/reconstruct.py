@@ -54,17 +54,19 @@ class ComplexMode(str, Enum):
 class OutFormat(str, Enum):
     nifti = "nifti"
     dicom = "dicom"
+    h5 = "h5"
 
 
 class InFormat(str, Enum):
     fastmri = "fastmri"
     ismrmrd = "ismrmrd"
+    bart = "bart"
 
 
 @handle_errors
 def reconstruct(
-    inputs: Annotated[list[Path], typer.Argument(help="Raw k-space file(s): fastMRI h5 or ISMRMRD h5.", show_default=False)],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output file (.nii.gz, or a folder for DICOM / several inputs); missing folders are created.", rich_help_panel=OUTPUT)],
+    inputs: Annotated[list[Path], typer.Argument(help="Raw k-space file(s): fastMRI h5, ISMRMRD h5 or BART .cfl/.hdr.", show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output file (.nii.gz with a .json sidecar; .h5 in fastMRI's submission layout; a folder for DICOM / several inputs); missing folders are created.", rich_help_panel=OUTPUT)],
     method: Annotated[Method, typer.Option(help="diffusion (score prior), sense (CG-SENSE) or zero-filled.")] = Method.diffusion,
     mask: Annotated[Optional[MaskKind], typer.Option("--mask", help="Undersample retrospectively with this pattern.", rich_help_panel=SAMPLING)] = None,
     accel: Annotated[Optional[float], typer.Option("--accel", "-R", help="Target acceleration for --mask.", rich_help_panel=SAMPLING)] = None,
@@ -82,7 +84,7 @@ def reconstruct(
     samples: Annotated[int, typer.Option("--samples", "-K", help="Posterior samples; >1 writes mean + variance/std maps.", rich_help_panel=SAMPLER)] = 1,
     model: ModelOpt = None,
     offline: OfflineOpt = False,
-    fmt: Annotated[Optional[OutFormat], typer.Option("--format", help="Output format (default from the output name).", rich_help_panel=OUTPUT)] = None,
+    fmt: Annotated[Optional[OutFormat], typer.Option("--format", help="Output format (default from the output name): nifti, dicom, or h5 (fastMRI 'reconstruction' dataset).", rich_help_panel=OUTPUT)] = None,
     input_format: Annotated[Optional[InFormat], typer.Option(help="Force the input format instead of detecting it.")] = None,
     save_zero_filled: Annotated[bool, typer.Option(help="Also write the zero-filled image.", rich_help_panel=OUTPUT)] = False,
     save_samples: Annotated[bool, typer.Option(help="Also write every posterior sample.", rich_help_panel=OUTPUT)] = False,

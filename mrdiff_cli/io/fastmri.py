@@ -33,7 +33,7 @@ from ..errors import InputError
 from ..types import HeaderFacts, ReferenceInfo, Sampling, Scan, ScanInfo
 from .atomic import atomic_path
 from .base import ScanReader, check_dims, check_finite, column_mask, crop_image, crop_readout, default_geometry
-from .header import header_warning, parse_header
+from .header import acquisition_parameters, header_warning, parse_header
 
 REFERENCE_KEYS = ("reconstruction_rss", "reconstruction_esc")
 ATTR_KEYS = ("acquisition", "max", "norm", "patient_id", "simulated", "seed", "snr_db", "coils", "source",
@@ -115,7 +115,8 @@ class FastMRIReader(ScanReader):
         s, h, w = (int(self._ds.shape[i]) for i in (0, -2, -1))
         c = 1 if self._single else int(self._ds.shape[1])
         attrs = {k: _attr(f.attrs[k]) for k in ATTR_KEYS if k in f.attrs}
-        header = parse_header(f["ismrmrd_header"][()]) if "ismrmrd_header" in f else HeaderFacts()
+        xml = f["ismrmrd_header"][()] if "ismrmrd_header" in f else None
+        header = parse_header(xml) if xml is not None else HeaderFacts()
         notes = [n for n in (header_warning(header, p),) if n]
         ref = self._reference_info(s, attrs)
         self._h_out, image_shape, recon_src = plan_matrix((h, w), header, ref.shape[1:] if ref else None)
@@ -130,7 +131,8 @@ class FastMRIReader(ScanReader):
             path=str(p), format="fastmri", shape=(s, c, self._h_out, w), image_shape=image_shape,
             stored_shape=(s, c, h, w), readout_oversampling=h / self._h_out, sampling=self._sampling(h, w, attrs),
             geometry=geometry, header=header, reference=ref, single_coil=self._single,
-            facts={"attributes": attrs, "dtype": str(self._ds.dtype), "recon_matrix_from": recon_src}, notes=notes,
+            facts={"attributes": attrs, "dtype": str(self._ds.dtype), "recon_matrix_from": recon_src,
+                   "acquisition_parameters": acquisition_parameters(xml)}, notes=notes,
         )
 
     def _reference_info(self, s: int, attrs: dict[str, Any]) -> ReferenceInfo | None:

@@ -192,3 +192,64 @@ def minimal_ismrmrd_header(matrix: tuple[int, int], voxel_size: tuple[float, flo
     )
     out = x.ToXML(hdr)
     return out.decode() if isinstance(out, bytes) else str(out)
+
+
+# ---------------------------------------------------------------------------------------------------- acquisition
+
+
+def _single(root: ElementTree.Element, path: str, scale: float = 1.0) -> float | None:
+    """The one number at ``path`` (× scale); None when absent, not a number, or several different values."""
+    vals = set()
+    for el in root.findall(path):
+        try:
+            vals.add(float((el.text or "").strip()) * scale)
+        except ValueError:
+            return None
+    return vals.pop() if len(vals) == 1 else None
+
+
+def acquisition_parameters(xml: bytes | str | np.bytes_ | None) -> dict[str, Any]:
+    """What an ISMRMRD XML header says about the acquisition, under BIDS sidecar keys (SI units as BIDS wants them).
+
+    Only values the header states are returned: ``Manufacturer``, ``ManufacturersModelName``, ``InstitutionName``,
+    ``MagneticFieldStrength`` (T), ``ImagingFrequency`` (MHz), ``ProtocolName``, ``PatientPosition``,
+    ``PulseSequenceType`` (ISMRMRD ``sequence_type``), ``RepetitionTime`` / ``EchoTime`` / ``InversionTime``
+    (ISMRMRD stores ms; BIDS wants **seconds**), ``FlipAngle`` (degrees), ``MRAcquisitionType`` (``2D`` / ``3D``
+    from the encoded matrix z) and ``SliceThickness`` (mm, the encoded FOV z of a 2D encoding). A parameter given
+    several different values (multi-echo, several TRs) is left out rather than guessed. Read with ElementTree
+    (namespaces ignored) so headers the schema rejects still give their values; never raises.
+    """
+    if xml is None:
+        return {}
+    try:
+        root = _strip_ns(ElementTree.fromstring(_text(xml)))
+    except ElementTree.ParseError:
+        return {}
+    out: dict[str, Any] = {}
+    for key, path in (("Manufacturer", "acquisitionSystemInformation/systemVendor"),
+                      ("ManufacturersModelName", "acquisitionSystemInformation/systemModel"),
+                      ("InstitutionName", "acquisitionSystemInformation/institutionName"),
+                      ("ProtocolName", "measurementInformation/protocolName"),
+                      ("PatientPosition", "measurementInformation/patientPosition"),
+                      ("PulseSequenceType", "sequenceParameters/sequence_type")):
+        text = (root.findtext(path) or "").strip()
+        if text:
+            out[key] = text
+    numbers = (("MagneticFieldStrength", "acquisitionSystemInformation/systemFieldStrength_T", 1.0),
+               ("ImagingFrequency", "experimentalConditions/H1resonanceFrequency_Hz", 1e-6),
+               ("RepetitionTime", "sequenceParameters/TR", 1e-3),
+               ("EchoTime", "sequenceParameters/TE", 1e-3),
+               ("InversionTime", "sequenceParameters/TI", 1e-3),
+               ("FlipAngle", "sequenceParameters/flipAngle_deg", 1.0))
+    for key, path, scale in numbers:
+        v = _single(root, path, scale)
+        if v is not None and np.isfinite(v):
+            out[key] = round(v, 9)
+    enc = root.find("encoding")
+    z = _num(enc.find("encodedSpace/matrixSize") if enc is not None else None, "z", int)
+    if z is not None and z >= 1:
+        out["MRAcquisitionType"] = "2D" if z == 1 else "3D"
+        fov_z = _num(enc.find("encodedSpace/fieldOfView_mm"), "z")
+        if z == 1 and fov_z is not None and fov_z > 0:
+            out["SliceThickness"] = round(float(fov_z), 6)
+    return out

@@ -36,7 +36,7 @@ from ..errors import InputError
 from ..types import Geometry, HeaderFacts, Sampling, Scan, ScanInfo
 from .atomic import atomic_path
 from .base import ScanReader, affine_from_directions, check_dims, check_finite, crop_readout, default_geometry
-from .header import header_warning, minimal_ismrmrd_header, parse_header
+from .header import acquisition_parameters, header_warning, minimal_ismrmrd_header, parse_header
 
 DATASET = "dataset"
 
@@ -115,11 +115,12 @@ class IsmrmrdReader(ScanReader):
         if data.shape[0] == 0:
             raise InputError(f"{p}: ISMRMRD dataset holds no acquisitions")
         heads = data.fields("head")[:]
-        header = parse_header(self._ds.read_xml_header()) if "xml" in grp else HeaderFacts()
+        xml = self._ds.read_xml_header() if "xml" in grp else None
+        header = parse_header(xml) if xml is not None else HeaderFacts()
         traj = str(header.trajectory or "cartesian").lower()
         if traj not in ("cartesian", "epi"):
             raise InputError(f"{p}: trajectory '{traj}' is not Cartesian; only Cartesian data can be read")
-        facts: dict[str, Any] = {"dataset": self._dataset_name}
+        facts: dict[str, Any] = {"dataset": self._dataset_name, "acquisition_parameters": acquisition_parameters(xml)}
         keep, cal = self._select(heads, facts)
         coils = self._layout(heads, keep, header)
         n_sl, h_out, w = self._n_slices, self._h_out, self._w

@@ -3,7 +3,10 @@ variance, std, samples), the metrics JSON and PNG sidecars (mask, preview, calib
 
 Naming, for ``-o recon.nii.gz``: ``recon_variance.nii.gz``, ``recon_std.nii.gz``, ``recon_lower95.nii.gz``,
 ``recon_upper95.nii.gz``, ``recon_sample000.nii.gz`` …,
-and sidecars ``recon_metrics.json``, ``recon_mask.png``, ``recon_preview.png``, ``recon_calibration.png``.
+and sidecars ``recon_metrics.json``, ``recon_mask.png``, ``recon_preview.png``, ``recon_calibration.png``, plus the
+BIDS-style JSON sidecar of a NIfTI image, ``recon.json`` (:mod:`~mrdiff_cli.io.sidecar`).
+For ``-o recon.h5`` (fastMRI's submission layout, :mod:`~mrdiff_cli.io.fastmri_out`) the same names end ``.h5``
+and the file attributes come from ``h5_attrs``.
 For a DICOM series ``-o recon/`` (or ``recon.dcm``): derived series are sibling folders (``recon_variance/``, …) and
 the sidecars go *inside* the series folder (``recon/metrics.json``, ``recon/mask.png``, …) so the folder is
 self-contained. Missing parent folders are created (after the up-front checks, right before writing). Every file is
@@ -34,12 +37,15 @@ class Outputs:
         stem, ext = split_ext(p.name.rstrip(os.sep))
         if self.fmt == "dicom":
             ext = ""  # a series is a folder: 'recon.dcm' → folder 'recon'
+        elif self.fmt == "h5":
+            stem, ext = (stem, ext) if ext.lower() == ".h5" else (p.name, ".h5")
         elif ext.lower() not in (".nii", ".nii.gz"):
             stem, ext = p.name, ".nii.gz"
         self.base = p.with_name(stem)
         self.ext = ext
         self.overwrite = overwrite
         self.written: dict[str, Any] = {}
+        self.h5_attrs: dict[str, Any] = {}  # file attributes of .h5 volumes (``mrdiff_volume`` is added per volume)
 
     @property
     def image(self) -> Path:
@@ -49,6 +55,8 @@ class Outputs:
         return self.base.with_name(f"{self.base.name}{suffix}{self.ext}")
 
     def sidecar_path(self, kind: str) -> Path:
+        if kind == "json":  # the image's BIDS-style sidecar: recon.nii.gz → recon.json
+            return self.base.with_name(f"{self.base.name}.json")
         if self.fmt == "dicom":
             return self.image / SIDECARS[kind]
         return self.base.with_name(f"{self.base.name}_{SIDECARS[kind]}")
@@ -60,7 +68,7 @@ class Outputs:
         for suffix in ("", *suffixes):
             check_output_path(self.volume_path(suffix), self.overwrite, kind=kind, parents=True)
         if self.fmt != "dicom":  # DICOM sidecars live inside the (new or replaced) series folder
-            for name in sidecars:
+            for name in (n for n in sidecars if n != "json" or self.fmt == "nifti"):  # JSON sidecar: NIfTI only
                 check_output_path(self.sidecar_path(name), self.overwrite, parents=True)
 
     # ------------------------------------------------------------------------------------------------ writers
@@ -72,6 +80,8 @@ class Outputs:
         path = self.volume_path(suffix)
         ensure_parent(path)
         extra = dicom_kwargs if self.fmt == "dicom" else {}
+        if self.fmt == "h5":
+            extra = {"attrs": {**self.h5_attrs, "mrdiff_volume": suffix.lstrip("_") if key == "samples" else key}}
         out = str(write_volume(path, np.asarray(volume, dtype=np.float32), geometry, self.fmt, description,
                                overwrite=self.overwrite, **extra))
         self._record(key, out)
@@ -113,6 +123,16 @@ class Outputs:
     def sidecar(self, kind: str, key: str, write) -> None:
         """Any other sidecar: ``write(path, overwrite)`` produces it (e.g. the calibration plot)."""
         self._record(key, str(write(self._sidecar(kind), self.overwrite)))
+
+    def json_sidecar(self, sidecar: dict[str, Any]) -> None:
+        """The BIDS-style sidecar of the image (NIfTI only; nothing for DICOM or .h5)."""
+        if self.fmt != "nifti":
+            return
+        from .metrics_json import write_json
+
+        path = self._sidecar("json")
+        write_json(path, sidecar, overwrite=self.overwrite)
+        self._record("json_sidecar", str(path))
 
     def metrics_json(self, summary: dict[str, Any]) -> None:
         """The metrics JSON (last, so it lists every file written)."""

@@ -1,4 +1,5 @@
-"""Pick the image writer from the output path: NIfTI (``.nii``/``.nii.gz``) or a DICOM series."""
+"""Pick the image writer from the output path: NIfTI (``.nii``/``.nii.gz``), a DICOM series, or a fastMRI-style
+``.h5`` (``reconstruction`` dataset, :mod:`~mrdiff_cli.io.fastmri_out`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 from ..errors import UsageError
 from ..types import Geometry
 
-FORMATS = ("nifti", "dicom")
+FORMATS = ("nifti", "dicom", "h5")
 
 
 def split_ext(name: str) -> tuple[str, str]:
@@ -23,15 +24,17 @@ def split_ext(name: str) -> tuple[str, str]:
 
 
 def infer_format(out_path: str | os.PathLike) -> str:
-    """'nifti' for .nii/.nii.gz, 'dicom' for .dcm, an existing folder or a name without extension."""
+    """'nifti' for .nii/.nii.gz, 'h5' for .h5, 'dicom' for .dcm, an existing folder or a name without extension."""
     p = Path(out_path)
     _, ext = split_ext(p.name)
     if ext.lower() in (".nii", ".nii.gz"):
         return "nifti"
+    if ext.lower() == ".h5":
+        return "h5"
     if ext.lower() == ".dcm" or p.is_dir() or str(out_path).endswith(os.sep) or ext == "" and "." not in p.name:
         return "dicom"
     raise UsageError(
-        f"{out_path}: cannot tell the output format from the name; use .nii/.nii.gz, a folder for DICOM, "
+        f"{out_path}: cannot tell the output format from the name; use .nii/.nii.gz, .h5, a folder for DICOM, "
         "or pass --format"
     )
 
@@ -45,11 +48,12 @@ def derived_path(out: str | os.PathLike, suffix: str) -> Path:
 
 def write_volume(out_path: str | os.PathLike, volume: np.ndarray, geometry: Geometry | None = None,
                  fmt: str | None = None, description: str = "", overwrite: bool = False,
-                 **dicom_kwargs) -> Path:
+                 attrs: dict | None = None, **dicom_kwargs) -> Path:
     """Write a (slices, H, W) volume; returns the path written.
 
     fmt None → inferred by :func:`infer_format`. DICOM: a series folder at ``out_path``; a ``.dcm`` path
     with one slice is written as a single file, with several slices as the folder named without ``.dcm``.
+    h5: the ``reconstruction`` dataset with file attributes ``attrs`` (plus ``max``, ``norm``, ``description``).
     """
     fmt = (fmt or infer_format(out_path)).lower()
     if fmt not in FORMATS:
@@ -59,6 +63,11 @@ def write_volume(out_path: str | os.PathLike, volume: np.ndarray, geometry: Geom
         from .nifti import write_nifti
 
         return write_nifti(out_path, v, geometry, description, overwrite=overwrite)
+    if fmt == "h5":
+        from .fastmri_out import write_reconstruction_h5
+
+        return write_reconstruction_h5(out_path, v, {**(attrs or {}), "description": description or None},
+                                       overwrite=overwrite)
     from .dicom import write_dicom_file, write_dicom_series
 
     p = Path(out_path)

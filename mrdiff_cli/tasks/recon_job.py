@@ -154,7 +154,7 @@ def output_for(job: ReconJob, src: Path, n_inputs: int):
     out = Path(job.output)
     if n_inputs > 1 or (out.is_dir() and job.fmt != "dicom" and not any(out.glob("*.dcm"))):
         stem = src.name.split(".")[0]
-        out = out / (stem if job.fmt == "dicom" else f"{stem}.nii.gz")
+        out = out / (stem if job.fmt == "dicom" else f"{stem}.h5" if job.fmt == "h5" else f"{stem}.nii.gz")
     return Outputs(out, job.fmt, job.overwrite)
 
 
@@ -165,7 +165,7 @@ def _check_outputs(job: ReconJob, outputs) -> None:
     if job.save_samples:
         suffixes += [f"_sample{k:03d}" for k in range(job.options.samples)]
     sidecars = ["metrics", "mask"] if job.metrics else []
-    outputs.check(suffixes, sidecars + (["preview"] if job.preview else []))
+    outputs.check(suffixes, ["json"] + sidecars + (["preview"] if job.preview else []))
 
 
 # ------------------------------------------------------------------------------------------------ sampling
@@ -401,6 +401,10 @@ def write_outputs(job: ReconJob, reader, plan: SamplingPlan, arrays: ReconArrays
     h, w = reader.info.image_shape
     geom = reader.geometry.for_slices(plan.slices, (h, w, s_all))
     desc = describe(job, plan, summary["model"])
+    from ..io.fastmri_out import recon_attrs
+    from ..io.sidecar import bids_sidecar
+
+    outputs.h5_attrs = recon_attrs(reader.info, summary)
     outputs.volume("image", arrays.images, geom, desc)
     if job.save_zero_filled:
         outputs.volume("zero_filled", arrays.zero_filled, geom, f"mrdiff {__version__} zero-filled", "_zero_filled")
@@ -408,6 +412,7 @@ def write_outputs(job: ReconJob, reader, plan: SamplingPlan, arrays: ReconArrays
         outputs.spread(arrays.variance, geom, desc, mean=arrays.images)
     if arrays.samples is not None:
         outputs.samples(arrays.samples, geom, desc)
+    outputs.json_sidecar(bids_sidecar(reader.info, summary))
     if job.metrics and "calibration" in summary:
         from ..io.calibration_png import write_calibration_png
 
