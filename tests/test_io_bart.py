@@ -105,6 +105,17 @@ def test_size_mismatch_and_missing_pair(tmp_path):
         BartReader(base)
 
 
+def test_sampling_from_the_nearest_non_empty_slice(tmp_path):
+    k = np.zeros((8, 6, 1, 2) + (1,) * 9 + (3,), dtype=np.complex64)
+    k[:, ::2, 0, :, ..., 0] = 1  # slice 0: every other line; slices 1 (the middle) and 2: empty
+    write_bart(tmp_path / "e", k)
+    with BartReader(tmp_path / "e") as r:
+        assert r.undersampled and r.mask[:, 1].sum() == 0 and r.mask[:, 0].all()
+    write_bart(tmp_path / "z", np.zeros((4, 4, 1, 1), dtype=np.complex64))
+    with pytest.raises(InputError, match="all zeros"):
+        BartReader(tmp_path / "z")
+
+
 def test_nan_is_refused(tmp_path):
     k = np.ones((4, 3, 1, 1), dtype=np.complex64)
     k[1, 1] = np.nan

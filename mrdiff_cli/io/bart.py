@@ -17,8 +17,8 @@ slices (several files, one per slice, are several inputs). Every other dimension
 
 BART files carry no geometry, header or readout-oversampling information: the image matrix is the k-space matrix,
 the voxel size is 1 mm and the orientation is the documented default (a note says so). The k-space centre is at
-index n//2, as BART's centred FFT puts it. Zero phase-encode lines (or points) in the middle slice mark an already
-undersampled scan, as for fastMRI files without a ``mask`` dataset.
+index n//2, as BART's centred FFT puts it. Zero phase-encode lines (or points) in the middle slice (or the nearest
+slice that is not all zeros) mark an already undersampled scan, as for fastMRI files without a ``mask`` dataset.
 """
 
 from __future__ import annotations
@@ -164,12 +164,16 @@ class BartReader(ScanReader):
     def _sampling(self, s: int) -> Sampling:
         from ..ops.masks import mask_from_kspace
 
+        # the middle slice, or the nearest one that is not all zeros (as for fastMRI files)
         mid = s // 2
-        m = mask_from_kspace(self._read_raw(mid, mid + 1))
+        for i in sorted(range(s), key=lambda j: (abs(j - mid), j)):
+            m = mask_from_kspace(self._read_raw(i, i + 1))
+            if float(m.mean()) > 0.0:
+                break
+        else:
+            raise InputError(f"{self.path}: k-space is all zeros (every slice)")
         if float(m.mean()) >= 1.0:
             return Sampling(mask=None)
-        if float(m.mean()) == 0.0:
-            raise InputError(f"{self.path}: k-space of slice {mid} is all zeros")
         return Sampling(mask=np.ascontiguousarray(m, dtype=np.float32), source="zero lines in k-space")
 
     def _read_raw(self, start: int, stop: int) -> np.ndarray:
