@@ -177,6 +177,10 @@ def test_info_shows_bart_and_the_geometry_note(tmp_path, tiny_fastmri_undersampl
     assert any("no geometry" in n for n in d["notes"])
     res = runner.invoke(app, ["info", str(base)])
     assert res.exit_code == 0 and "bart" in res.stdout and "no geometry" in res.stdout
+    res = runner.invoke(app, ["info", str(base) + ".hdr", "--input-format", "cfl", "--json"])  # alias of bart
+    assert res.exit_code == 0 and json.loads(res.stdout)["format"] == "bart"
+    got = _recon(base, tmp_path / "forced.nii.gz", "--input-format", "bart", "--method", "zero-filled")
+    assert got.shape == (2, 32, 32)
 
 
 def test_bad_bart_is_one_line_exit_2(tmp_path):
