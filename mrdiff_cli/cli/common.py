@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import sys
 from typing import Any, Callable
 
@@ -17,7 +18,7 @@ try:  # Typer >= 0.20 parses with its own copy of click
 except ImportError:  # pragma: no cover - older Typer on the real click
     from click import exceptions as click_exceptions
 
-from ..errors import MrdiffError
+from ..errors import MrdiffError, UsageError
 
 # progress/info to stderr so stdout stays clean for --json
 console = Console(stderr=True)
@@ -29,27 +30,53 @@ def debug_enabled() -> bool:
 
 
 def handle_errors(fn: Callable) -> Callable:
-    """The single place that turns known errors into one line on stderr and exit code 2."""
+    """The single place that turns errors into one line on stderr: known (user-caused) errors exit 2, anything
+    unexpected exits 1 as ``mrdiff: internal error: …`` (``MRDIFF_DEBUG=1`` re-raises for the traceback). With
+    ``--json`` (``json_out``) a JSON object ``{"error": …, "exit_code": …}`` also goes to stdout, so a pipeline
+    reading stdout never gets nothing."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        json_mode = bool(kwargs.get("json_out"))
         try:
             return fn(*args, **kwargs)
         except MrdiffError as exc:
             if debug_enabled():
                 raise
-            sys.stderr.write(f"mrdiff: error: {exc}\n")
-            raise SystemExit(exc.exit_code) from None
+            fail(str(exc), exc.exit_code, json_mode and not getattr(exc, "json_reported", False))
         except KeyboardInterrupt:
-            sys.stderr.write("mrdiff: interrupted\n")
-            raise SystemExit(130) from None
+            fail("interrupted", 130, json_mode, prefix="mrdiff: ")
         except (OSError, ValueError) as exc:  # unexpected but user-caused in practice (paths, shapes)
             if debug_enabled():
                 raise
-            sys.stderr.write(f"mrdiff: error: {exc}\n")
-            raise SystemExit(2) from None
+            fail(str(exc), 2, json_mode)
+        except Exception as exc:  # a bug: still one line (the traceback with MRDIFF_DEBUG=1)
+            if debug_enabled():
+                raise
+            fail(f"{type(exc).__name__}: {exc} (set MRDIFF_DEBUG=1 for the traceback)", 1, json_mode,
+                 prefix="mrdiff: internal error: ")
 
     return wrapper
+
+
+def fail(message: str, exit_code: int = 2, json_mode: bool = False, prefix: str = "mrdiff: error: ") -> None:
+    """Write the one error line on stderr (and, in --json mode, the JSON error object on stdout); exit."""
+    msg = one_line(message)
+    if json_mode:
+        print_json({"error": msg, "exit_code": exit_code})
+    sys.stderr.write(f"{prefix}{msg}\n")
+    sys.stderr.flush()
+    raise SystemExit(exit_code) from None
+
+
+DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def check_device(spec: str) -> str:
+    """--device: auto, cpu, cuda or cuda:N (checked before anything loads; CUDA availability later)."""
+    if not DEVICE_RE.match(str(spec).strip().lower()):
+        raise UsageError(f"--device {spec!r}: choose auto, cpu, cuda or cuda:N")
+    return str(spec).strip().lower()
 
 
 def parse_slices(spec: str | None):
@@ -66,23 +93,28 @@ def one_line(text: str) -> str:
 
 class OneLineErrorGroup(TyperGroup):
     """The Typer group of `mrdiff`: usage errors (bad option values, unknown options, missing arguments) become
-    one ``mrdiff: error: …`` line on stderr with exit code 2 instead of a multi-line box, and boolean flags show no
-    ``<bool>`` metavar in --help."""
+    one ``mrdiff: error: …`` line on stderr with exit code 2 instead of a multi-line box (plus the JSON error object
+    on stdout when ``--json`` is on the command line), and the help reads well (:func:`polish_help`)."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # type: ignore[override]
-        hide_flag_metavars(self)
+        polish_help(self)
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        argv = list(sys.argv[1:] if args is None else args)
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        except click_exceptions.NoArgsIsHelpError as exc:  # bare `mrdiff`: the help, not an error
-            text = exc.ctx.get_help()
+        except click_exceptions.NoArgsIsHelpError as exc:  # bare `mrdiff` (or group): the help, not an error
+            # the exception already rendered the help while being built: with rich it is printed then (and the
+            # message is empty), without rich the message holds the text; print it once either way
+            text = exc.format_message()
             if text:
                 sys.stdout.write(text + "\n")
             sys.exit(0)
         except click_exceptions.ClickException as exc:
             hint = f" (see '{exc.ctx.command_path} --help')" if getattr(exc, "ctx", None) is not None else ""
             msg = one_line(exc.format_message()).replace("Value error, ", "")
+            if "--json" in argv and "--help" not in argv and "-h" not in argv:
+                print_json({"error": msg, "exit_code": exc.exit_code})
             sys.stderr.write(f"mrdiff: error: {msg}{hint}\n")
             sys.exit(exc.exit_code)
         except typer.Abort:
@@ -91,11 +123,15 @@ class OneLineErrorGroup(TyperGroup):
         sys.exit(rv if isinstance(rv, int) else 0)
 
 
-def hide_flag_metavars(cmd: Any) -> None:
-    """Boolean flags take no value: show no metavar for them (Typer would print ``<bool>``)."""
+def polish_help(cmd: Any) -> None:
+    """Help that reads well, for ``cmd`` and every subcommand: boolean flags show no ``<bool>`` metavar (nor
+    ``--help``); arguments show their metavar (``FILE...``) in the usage line and no Python type
+    (``<list[Path]>``) in the table."""
     for param in cmd.params:
         if getattr(param, "is_flag", False) and not getattr(param, "count", False):
             param.metavar = ""
+        if getattr(param, "param_type_name", "") == "argument" and not getattr(param, "_mrdiff_polished", False):
+            _polish_argument(param)
     if not getattr(cmd, "_mrdiff_help_patched", False):  # the --help option is made lazily, per command
         make_help = cmd.get_help_option
 
@@ -108,7 +144,60 @@ def hide_flag_metavars(cmd: Any) -> None:
         cmd.get_help_option = get_help_option
         cmd._mrdiff_help_patched = True
     for sub in getattr(cmd, "commands", {}).values():
-        hide_flag_metavars(sub)
+        polish_help(sub)
+
+
+def _polish_argument(param: Any) -> None:
+    """``FILE...`` / ``[FILE]`` in the usage line (Typer writes ``{inputs}...``) and no type column."""
+    name = param.metavar or param.name.upper()
+    many = param.nargs != 1 and not name.endswith("...")
+    usage = (name if param.required else f"[{name}]") + ("..." if many else "")
+    param.metavar = name + ("..." if many else "")
+    param.get_usage_pieces = lambda ctx, usage=usage: [usage]
+    param.display_type_rich = lambda ctx: None
+    param._mrdiff_polished = True
+
+
+hide_flag_metavars = polish_help  # the former name
+
+
+def print_table(con: Console, columns: list[str], rows: list[list[Any]], *, title: str | None = None,
+                show_header: bool = True, no_wrap: tuple[str, ...] = (), **table_kw: Any) -> None:
+    """A table on ``con``. On a terminal: a rich table (cells of ``no_wrap`` columns never wrap, the others fold to
+    the width). Elsewhere (pipes, cluster logs): plain text that never wraps: the title, then columns padded to
+    their widest cell and separated by two spaces, one line per row, whatever the width. Cells are str or rich
+    Text (markup in str cells is not interpreted)."""
+    from rich.text import Text
+
+    def plain(cell: Any) -> str:
+        return cell.plain if isinstance(cell, Text) else str(cell)
+
+    if not con.is_terminal:
+        body = ([list(columns)] if show_header else []) + [[plain(c) for c in r] for r in rows]
+        widths = [max(len(r[i]) for r in body) for i in range(len(columns))] if body else []
+        lines = [title] if title else []
+        lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in body]
+        for line in lines:
+            con.print(line, markup=False, highlight=False, soft_wrap=True, emoji=False)
+        return
+    from rich.table import Table
+
+    t = Table(title=title, show_header=show_header, **table_kw)
+    for col in columns:
+        t.add_column(col, overflow="fold", no_wrap=col in no_wrap)
+    for r in rows:
+        t.add_row(*[c if isinstance(c, Text) else Text(str(c)) for c in r])
+    con.print(t)
+
+
+def say(text: str, con: Console | None = None) -> None:
+    """One message line on the console (stderr by default): folded to the width on a terminal, never wrapped in
+    logs; no markup, no highlighting."""
+    con = con or console
+    if con.is_terminal:
+        con.print(text, markup=False, highlight=False, emoji=False, overflow="fold")
+    else:
+        con.print(text, markup=False, highlight=False, emoji=False, soft_wrap=True)
 
 
 def print_warnings(caught: list, quiet: bool) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from .common import handle_errors, out_console, print_json
+from .common import handle_errors, out_console, print_json, print_table
 from .options import JsonOpt
 
 InputFormatOpt = Annotated[
@@ -61,7 +61,7 @@ def _raw_rows(d: dict[str, Any]) -> list[tuple[str, str]]:
         ("Matrix (readout x phase)", _fmt(d["matrix"])),
         ("Output image matrix", _fmt(d["image_matrix"])),
         ("Sampling", _sampling_text(d)),
-        ("ACS lines", _fmt(s.get("acs_lines", s.get("acs_square")))),
+        ("ACS lines (fully sampled centre)", _fmt(s.get("acs_lines", s.get("acs_square")))),
         ("Readout oversampling", f"{_fmt(d.get('readout_oversampling'))} (removed on reading)"
          if d.get("readout_oversampling", 1) != 1 else "none"),
     ]
@@ -88,6 +88,11 @@ def _rows(d: dict[str, Any]) -> list[tuple[str, str]]:
                  ("Value range", f"{_fmt(d['value_range'][0])} .. {_fmt(d['value_range'][1])}")]
     else:
         rows += _raw_rows(d)
+    if d.get("non_finite_values"):
+        where = ", ".join(str(i) for i in d["non_finite_slices"][:10]) + (", …" if len(d["non_finite_slices"]) > 10 else "")
+        rows.append(("Non-finite values", f"{d['non_finite_values']} NaN/Inf (slice(s) {where})"))
+    elif "values_finite" in d:
+        rows.append(("Non-finite values", "none"))
     g = d["geometry"]
     rows.append(("Voxel size (mm)", _fmt(g["voxel_size_mm"])))
     rows.append(("Orientation", "from file" if g["affine_known"] else f"unknown ({g['source']}; default affine)"))
@@ -99,13 +104,12 @@ def _rows(d: dict[str, Any]) -> list[tuple[str, str]]:
 @handle_errors
 def info(
     file: Annotated[Path, typer.Argument(help="Raw k-space (fastMRI .h5, ISMRMRD .h5, BART .cfl/.hdr) or image (NIfTI, DICOM).",
-                                         show_default=False)],
+                                         metavar="FILE", show_default=False)],
     json_out: JsonOpt = False,
     input_format: InputFormatOpt = None,
 ) -> None:
-    """Show what a file holds: format, shape, coils, slices, sampling/acceleration, ACS, geometry, reference."""
-    from rich.table import Table
-
+    """Show what a file holds: format, shape, coils, slices, sampling/acceleration, ACS (the fully sampled centre),
+    geometry, reference, and how many values are NaN/Inf."""
     from ..io.detect import describe_input
     from ..io.metrics_json import to_jsonable
 
@@ -113,9 +117,5 @@ def info(
     if json_out:
         print_json(d)
         return
-    table = Table(title=f"mrdiff info: {Path(d['file']).name}", title_justify="left", show_header=False)
-    table.add_column("field", style="bold")
-    table.add_column("value", overflow="fold")
-    for k, v in _rows(d):
-        table.add_row(k, v)
-    out_console.print(table)
+    print_table(out_console, ["field", "value"], [list(r) for r in _rows(d)], title=f"mrdiff info: {Path(d['file']).name}",
+                show_header=False, no_wrap=("field",), title_justify="left")

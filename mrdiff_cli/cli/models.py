@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any, Optional
 
 import typer
-from rich.table import Table
+from rich.text import Text
 
 from ..priors import hub
-from .common import console, handle_errors, out_console, print_json
+from .common import console, handle_errors, out_console, print_json, print_table
 from .options import JsonOpt, OfflineOpt
 
 app = typer.Typer(
@@ -19,7 +19,8 @@ app = typer.Typer(
 SpecArg = Annotated[
     str,
     typer.Argument(
-        help="bundled:NAME, a bundle folder, org/name[@REVISION] or hf://org/name[@REVISION][/SUBFOLDER].",
+        help="bundled:NAME, a bundle folder, org/name or org/name@REVISION, or hf://org/name@REVISION/SUBFOLDER "
+             "(revision and subfolder optional).",
         metavar="MODEL",
         show_default=False,
     ),
@@ -50,21 +51,13 @@ def list_cmd(json_out: JsonOpt = False) -> None:
             highlight=False,
         )
         return
-    table = Table(title="mrdiff models", title_justify="left")
-    for col in ("Model (--model)", "Source", "Tasks", "Resolution", "Size", "Revision", "Commit"):
-        table.add_column(col, overflow="fold")
-    for e in entries:
-        spec = e["spec"] if e["complete"] else f"{e['spec']} [red](no weights)[/red]"
-        table.add_row(
-            spec,
-            e["source"],
-            ", ".join(e["tasks"]),
-            _res(e["resolution"]),
-            e["size"],
-            e["revision"] or "",
-            (e["commit"] or "")[:10],
-        )
-    out_console.print(table)
+    rows = []
+    for e in entries:  # the name is what a user copies into --model: its column never wraps
+        spec = Text(e["spec"]) if e["complete"] else Text.assemble(e["spec"], " ", ("(no weights)", "red"))
+        rows.append([spec, e["source"], ", ".join(e["tasks"]), _res(e["resolution"]), e["size"], e["revision"] or "",
+                     (e["commit"] or "")[:10]])
+    print_table(out_console, ["Model (--model)", "Source", "Tasks", "Resolution", "Size", "Revision", "Commit"], rows,
+                title="mrdiff models", no_wrap=("Model (--model)", "Resolution", "Commit"), title_justify="left")
 
 
 @app.command("download")
@@ -93,9 +86,6 @@ def info_cmd(spec: SpecArg, offline: OfflineOpt = False, json_out: JsonOpt = Fal
     if json_out:
         print_json(info)
         return
-    table = Table(show_header=False, box=None, pad_edge=False)
-    table.add_column(style="bold")
-    table.add_column(overflow="fold")
     rows = [
         ("name", info["name"]),
         ("source", info["source"]),
@@ -110,10 +100,8 @@ def info_cmd(spec: SpecArg, offline: OfflineOpt = False, json_out: JsonOpt = Fal
         ("description", info["description"]),
         ("files", ", ".join(f"{f['name']} ({hub.format_size(f['size'])})" for f in info["files"])),
     ]
-    for key, value in rows:
-        if value:
-            table.add_row(key, str(value))
-    out_console.print(table)
+    print_table(out_console, ["field", "value"], [[k, str(v)] for k, v in rows if v], show_header=False,
+                no_wrap=("field",), box=None, pad_edge=False)
     arch = info["config"].get("architecture")
     if arch:
         out_console.print(f"[bold]architecture[/bold] {arch}", highlight=False)
@@ -153,13 +141,9 @@ def push_cmd(
         print_json(plan)
         return
     title = "Dry run: would upload" if dry_run else "Uploaded"
-    table = Table(title=f"{title} to {plan['repo_id']}@{plan['revision']}", title_justify="left")
-    table.add_column("File", overflow="fold")
-    table.add_column("Size", justify="right")
-    table.add_column("From", overflow="fold")
-    for f in plan["files"]:
-        table.add_row(f["path"], hub.format_size(f["size"]), f["source"])
-    out_console.print(table)
+    print_table(out_console, ["File", "Size", "From"],
+                [[f["path"], hub.format_size(f["size"]), f["source"]] for f in plan["files"]],
+                title=f"{title} to {plan['repo_id']}@{plan['revision']}", no_wrap=("Size",), title_justify="left")
     if dry_run:
         out_console.rule("README.md (model card)" + (" - generated" if plan["card_generated"] else ""))
         out_console.print(plan["card"], markup=False, highlight=False)

@@ -107,13 +107,23 @@ class ScanReader:
 # ---------------------------------------------------------------------------------------------------
 
 
+class NonFiniteError(InputError):
+    """k-space holds NaN/Inf: ``count`` values in ``slices`` (of the block that was read)."""
+
+    def __init__(self, message: str, count: int = 0, slices: list[int] | None = None):
+        super().__init__(message)
+        self.count = count
+        self.slices = slices or []
+
+
 def check_finite(block: np.ndarray, path: Path | str, first_slice: int = 0) -> None:
-    """InputError naming the first slice holding NaN/Inf."""
+    """NonFiniteError (an InputError) naming the first slice holding NaN/Inf."""
     bad = ~np.isfinite(block)
     if bad.any():
-        idx = np.argwhere(bad.reshape(block.shape[0], -1).any(axis=1))
-        s = first_slice + int(idx[0, 0]) if idx.size else first_slice
-        raise InputError(f"{path}: k-space contains NaN or Inf values (slice {s})")
+        per_slice = bad.reshape(block.shape[0], -1).sum(axis=1)
+        slices = [first_slice + int(i) for i in np.flatnonzero(per_slice)]
+        raise NonFiniteError(f"{path}: k-space contains NaN or Inf values (slice {slices[0]})",
+                             count=int(per_slice.sum()), slices=slices)
 
 
 def check_dims(shape: tuple[int, ...], path: Path | str, what: str = "k-space") -> None:

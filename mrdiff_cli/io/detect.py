@@ -232,7 +232,8 @@ def describe_input(path: str | os.PathLike, input_format: str | None = None, che
                    batch: int = 4) -> dict[str, Any]:
     """A JSON-able summary of an input file: format, shape, sampling, ACS, geometry, reference.
 
-    ``check_values`` reads every slice (``batch`` at a time) and fails on NaN/Inf.
+    ``check_values`` reads every slice (``batch`` at a time) and reports NaN/Inf values (``values_finite``,
+    ``non_finite_values``, ``non_finite_slices``) instead of failing on them.
     """
     p = Path(path)
     fmt = _check_format_name(input_format)
@@ -241,6 +242,8 @@ def describe_input(path: str | os.PathLike, input_format: str | None = None, che
     fmt = fmt or detect_format(p)
     if fmt in IMAGE_FORMATS:
         vol, geom = load_image(p, fmt)
+        bad = ~np.isfinite(vol)
+        finite = vol[~bad]
         return {
             "file": str(p),
             "format": fmt,
@@ -248,16 +251,25 @@ def describe_input(path: str | os.PathLike, input_format: str | None = None, che
             "shape": list(vol.shape),
             "slices": int(vol.shape[0]),
             "matrix": [int(vol.shape[1]), int(vol.shape[2])],
-            "value_range": [float(vol.min()), float(vol.max())],
+            "value_range": [float(finite.min()), float(finite.max())] if finite.size else [None, None],
+            "values_finite": not bad.any(),
+            "non_finite_values": int(bad.sum()),
+            "non_finite_slices": [int(i) for i in np.flatnonzero(bad.reshape(bad.shape[0], -1).any(axis=1))],
             "geometry": _geometry_dict(geom),
         }
     with open_input(p, fmt) as r:
+        count, slices = 0, []
         if check_values:
-            for _ in r.iter_slices(batch):
-                pass
+            from .base import NonFiniteError
+
+            for s in range(0, r.n_slices, batch):
+                try:
+                    r.read_slices(s, min(s + batch, r.n_slices))
+                except NonFiniteError as exc:
+                    count, slices = count + exc.count, slices + exc.slices
         out = describe_scan(r.info)
         if check_values:
-            out["values_finite"] = True
+            out.update(values_finite=count == 0, non_finite_values=count, non_finite_slices=slices)
         return out
 
 
