@@ -6,12 +6,13 @@ module level.
 
 from __future__ import annotations
 
+import math
 import warnings
 from pathlib import Path
 from typing import Any
 
-from ..errors import UsageError
-from .common import console, parse_slices, print_json, print_warnings
+from ..errors import MrdiffError, UsageError
+from .common import check_device, console, one_line, parse_slices, print_json, print_table, print_warnings, say
 from .progress import Reporter
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -33,25 +34,43 @@ def _value(v: Any) -> Any:
     return getattr(v, "value", v)
 
 
+def check_recon_numbers(kw: dict[str, Any]) -> None:
+    """Out-of-range numbers of `reconstruct` / `uncertainty` (by parameter name): UsageError before anything loads."""
+    def need(ok: bool, text: str) -> None:
+        if not ok:
+            raise UsageError(text)
+
+    def finite(name: str) -> bool:
+        return kw.get(name) is None or math.isfinite(kw[name])
+
+    need(kw["samples"] >= 1, f"--samples {kw['samples']}: must be >= 1")
+    need(kw["steps"] is None or kw["steps"] >= 1, f"--steps {kw['steps']}: must be >= 1")
+    need(finite("sigma_max") and (kw["sigma_max"] is None or kw["sigma_max"] > 0),
+         f"--sigma-max {kw['sigma_max']}: must be a number > 0")
+    need(kw["cg_iters"] is None or kw["cg_iters"] >= 1, f"--cg-iters {kw['cg_iters']}: must be >= 1")
+    need(kw["sense_every"] >= 1, f"--sense-every {kw['sense_every']}: must be >= 1")
+    need(finite("snr") and kw["snr"] > 0, f"--snr {kw['snr']}: must be a number > 0")
+    need(finite("phase_resid") and kw.get("phase_resid", 0.0) >= 0, "--phase-resid must be >= 0")
+    need(finite("accel") and (kw["accel"] is None or kw["accel"] > 1),
+         f"--accel {kw['accel']}: the acceleration must be a number > 1")
+    need(kw["acs"] is None or kw["acs"] >= 0, f"--acs {kw['acs']}: must be >= 0 (0 = no fully sampled centre)")
+    need(kw["seed"] >= 0, f"--seed {kw['seed']}: must be >= 0")
+    need(kw["batch_size"] is None or kw["batch_size"] >= 1, "--batch-size must be >= 1")
+    need(kw["precision"] in PRECISIONS, f"--precision {kw['precision']!r}: choose auto, fp32, bf16 or fp16")
+    check_device(kw["device"])
+
+
 def recon_job_from_options(kw: dict[str, Any]):
     """The `reconstruct` / `uncertainty` options (by parameter name) → a validated ReconJob."""
+    check_recon_numbers(kw)  # before torch is imported: a usage error is instant
+    zeta = parse_zeta(kw["zeta"])
     from ..tasks.recon_job import ReconJob, parse_shard
     from ..tasks.reconstruct import ReconOptions
 
-    if kw["samples"] < 1:
-        raise UsageError("--samples must be >= 1")
-    if kw["batch_size"] is not None and kw["batch_size"] < 1:
-        raise UsageError("--batch-size must be >= 1")
-    if kw["precision"] not in PRECISIONS:
-        raise UsageError(f"--precision {kw['precision']!r}: choose auto, fp32, bf16 or fp16")
-    if kw["cg_iters"] is not None and kw["cg_iters"] < 1:
-        raise UsageError("--cg-iters must be >= 1")
-    if kw.get("phase_resid", 0.0) < 0:
-        raise UsageError("--phase-resid must be >= 0")
     opts = ReconOptions(
         method=_value(kw["method"]), sampler=_value(kw["sampler"]), coil_mode=_value(kw["coil_mode"]),
         complex_mode=_value(kw["complex_mode"]), steps=kw["steps"], sigma_max=kw["sigma_max"], n_cg=kw["cg_iters"],
-        zeta=parse_zeta(kw["zeta"]), snr=kw["snr"], phase_resid=kw.get("phase_resid", ReconOptions.phase_resid),
+        zeta=zeta, snr=kw["snr"], phase_resid=kw.get("phase_resid", ReconOptions.phase_resid),
         sense_every=kw["sense_every"], samples=kw["samples"],
         batch_size=kw["batch_size"] or 0,  # 0: chosen for the device when the model is loaded
         seed=kw["seed"], autocast=None if kw["precision"] in ("fp32", "auto") else kw["precision"],
@@ -61,27 +80,73 @@ def recon_job_from_options(kw: dict[str, Any]):
         input_format=_value(kw["input_format"]), mask=_value(kw["mask"]), accel=kw["accel"], acs=kw["acs"],
         model=kw["model"], offline=kw["offline"], save_zero_filled=kw["save_zero_filled"],
         save_samples=kw["save_samples"], metrics=kw["metrics"], preview=kw["preview"], overwrite=kw["overwrite"],
-        shard=parse_shard(kw["shard"]), slices=parse_slices(kw["slices"]), options=opts,
+        shard=parse_shard(kw["shard"]), slices=parse_slices(kw["slices"]), keep_going=kw.get("keep_going", False),
+        options=opts,
     )
 
 
-def run_recon(job, *, quiet: bool, json_out: bool, device: str, precision: str, title: str) -> dict:
-    """Load the model, run the job with progress on stderr, print the summary (table or JSON on stdout)."""
-    from ..tasks.recon_job import load_model, run_job
+def recon_job_from_cli(kw: dict[str, Any]):
+    """`reconstruct` / `uncertainty` parameters as Typer passes them → a validated ReconJob (coil compression set,
+    torch threads applied). Raises UsageError before anything loads."""
+    from .options import parse_batch_size
 
-    return _run_reported(lambda: load_model(job, device, precision),
-                         lambda prior, info, progress: run_job(job, prior, info, progress),
-                         lambda summary: print_recon_table(summary, title), quiet=quiet, json_out=json_out)
+    coils, threads = kw.get("coils"), kw.get("threads")
+    if coils is not None and (coils < 0 or coils == 1):
+        raise UsageError(f"--coils {coils}: 0 (off) or at least 2 virtual coils")
+    if threads is not None and threads < 1:
+        raise UsageError(f"--threads {threads}: must be >= 1")
+    kw = {**kw, "batch_size": parse_batch_size(kw["batch_size"])}
+    check_recon_numbers(kw)
+    parse_slices(kw["slices"])
+    job = recon_job_from_options(kw)
+    job.options.compress_coils = coils
+    from ..tasks.resources import apply_threads
+
+    apply_threads(threads)
+    return job
+
+
+class BatchFailed(MrdiffError):
+    """Some inputs of a --keep-going batch failed (each was named on stderr; the summary was printed)."""
+
+    json_reported = True  # the summary JSON (with its "error" field) is already on stdout
+
+
+def run_recon(job, *, quiet: bool, json_out: bool, device: str, precision: str, title: str,
+              after=None) -> dict:
+    """Check inputs and outputs, load the model, run the job with progress on stderr, print the summary (table or
+    JSON on stdout; ``after(summary)`` prints more below the table). With --keep-going, failed inputs are named on
+    stderr as they happen and the run ends in BatchFailed (exit 2) after the summary."""
+    from ..tasks.recon_job import load_model, plan_outputs, run_job
+
+    plan_outputs(job)  # inputs exist, outputs free and writable: before the model loads (raises unless keep_going)
+    summary = _run_reported(lambda: load_model(job, device, precision),
+                            lambda prior, info, progress: run_job(job, prior, info, progress),
+                            lambda summary: print_recon_table(summary, title), quiet=quiet, json_out=json_out)
+    if after is not None and not quiet and not json_out:
+        after(summary)
+    if summary.get("failed"):
+        names = ", ".join(Path(f["input"]).name for f in summary["failed"])
+        raise BatchFailed(f"{summary['error']} ({names})")
+    return summary
 
 
 def _run_reported(load, run, print_table, *, quiet: bool, json_out: bool) -> dict:
     """Shared by the commands: ``load()`` the model and ``run(prior, info, progress)`` with progress on stderr
-    (warnings collected and printed as one line each), then the summary on stdout (JSON or ``print_table``)."""
+    (warnings collected and printed as one line each; ``{"type": "error"}`` events as one ``mrdiff: error:`` line
+    each, even with --quiet), then the summary on stdout (JSON or ``print_table``)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         prior, info = load()
         with Reporter(quiet, console) as progress:
-            summary = run(prior, info, progress)
+            def on_event(e: dict) -> None:
+                if e.get("type") == "error":  # a --keep-going failure: one line, even with --quiet
+                    console.print(f"mrdiff: error: {one_line(e['error'])}", markup=False, highlight=False,
+                                  soft_wrap=True, emoji=False)
+                elif progress is not None:
+                    progress(e)
+
+            summary = run(prior, info, on_event)
     print_warnings(caught, quiet)
     if json_out:
         print_json(summary)
@@ -100,28 +165,39 @@ def reference_caption(r: dict[str, Any]) -> str:
     return text
 
 
-def print_recon_table(summary: dict, title: str) -> None:
-    """One row per input (fits 80 columns; folds, never truncates, when narrower); below it, per input, the
-    reference the metrics compare against and the output path."""
-    from rich.table import Table
+def method_label(r: dict[str, Any]) -> str:
+    """The table's 'mode' cell: diffusion/<coil mode>, sense (CG-SENSE) or zero-filled (RSS of the coil images)."""
+    if r.get("method") == "diffusion":
+        return f"diffusion/{r.get('coil_mode')}"
+    return str(r.get("method"))
 
-    t = Table(title=title, show_lines=False)
-    for col in ("input", "mode", "R", "NFE", "s/slice", "PSNR", "SSIM", "ZF PSNR"):
-        t.add_column(col, overflow="fold", no_wrap=col not in ("input", "mode"))
-    for r in summary["results"]:
+
+def print_recon_table(summary: dict, title: str) -> None:
+    """One row per reconstructed input (a rich table on a terminal, folded to its width; plain unwrapped columns
+    in logs); below it, per input, the reference the metrics compare against and the output path. An input whose
+    shard holds no slices, or that failed (--keep-going), gets one line instead of a row."""
+    done = [r for r in summary["results"] if r.get("slices") and not r.get("error")]
+    rows = []
+    for r in done:
         m = (r.get("metrics") or {}).get("mean", {})
         zf = r.get("metrics_zero_filled") or {}
-        t.add_row(
-            Path(r["input"]).name, f"{r.get('method')}/{r.get('coil_mode')}",
+        rows.append([
+            Path(r["input"]).name, method_label(r),
             f"{r['mask']['achieved_accel']:.2f}" if r.get("mask") else "-", str(r.get("nfe", "-")),
             f"{r.get('seconds_per_slice', 0):.2f}", f"{m['psnr']:.2f}" if m else "-",
             f"{m['ssim']:.4f}" if m else "-", f"{zf['psnr']:.2f}" if zf else "-",
-        )
-    console.print(t)
+        ])
+    if rows:
+        print_table(console, ["input", "mode", "R", "NFE", "s/slice", "PSNR", "SSIM", "ZF PSNR"], rows, title=title,
+                    no_wrap=("R", "NFE", "s/slice", "PSNR", "SSIM", "ZF PSNR"))
     for r in summary["results"]:
-        if r.get("mask"):
-            console.print(reference_caption(r), highlight=False, overflow="fold")
-            console.print(f"→ {(r.get('output') or {}).get('image', '-')}", highlight=False, overflow="fold")
+        if r.get("error"):
+            continue  # named on stderr when it failed
+        if not r.get("slices"):
+            say(f"{Path(r['input']).name}: {r.get('note', 'no slices')}")
+        elif r.get("mask"):
+            say(reference_caption(r))
+            say(f"→ {(r.get('output') or {}).get('image', '-')}")
 
 
 # ------------------------------------------------------------------------------------------------ super-resolution
@@ -141,21 +217,25 @@ def parse_noise(noise: str | float) -> str | float:
 
 def superres_job_from_options(kw: dict[str, Any]):
     """The `superres` options (and `uncertainty --task superres`'s) by parameter name → a validated SuperresJob."""
+    from ..io.outputs import resolve_output
     from ..tasks.superres import SuperresJob, SuperresOptions, parse_matrix
 
     if kw["samples"] < 1:
-        raise UsageError("--samples must be >= 1")
+        raise UsageError(f"--samples {kw['samples']}: must be >= 1")
     if kw.get("steps") is not None and kw["steps"] < 1:
-        raise UsageError("--steps must be >= 1")
+        raise UsageError(f"--steps {kw['steps']}: must be >= 1")
     if kw["batch_size"] < 1:
-        raise UsageError("--batch-size must be >= 1")
+        raise UsageError(f"--batch-size {kw['batch_size']}: must be >= 1")
     if not 0.0 <= kw["guidance"] <= 1.0:
         raise UsageError(f"--guidance {kw['guidance']}: lambda must be in [0, 1]")
+    if kw["seed"] < 0:
+        raise UsageError(f"--seed {kw['seed']}: must be >= 0")
+    check_device(kw.get("device", "auto"))
     options = SuperresOptions(sampler=_value(kw.get("sampler", "fast")), steps=kw.get("steps"), guidance=kw["guidance"],
                               noise=parse_noise(kw.get("noise", "auto")), samples=kw["samples"], seed=kw["seed"],
                               batch_size=kw["batch_size"], consistency=_value(kw.get("consistency", "auto")))
     return SuperresJob(
-        input=str(kw["input"]), output=str(kw["output"]), from_hw=parse_matrix(kw["from_"], "--from"),
+        input=str(kw["input"]), output=str(resolve_output(kw["output"], _value(kw["fmt"]), kw["input"])), from_hw=parse_matrix(kw["from_"], "--from"),
         to_hw=parse_matrix(kw["to"], "--to"), fmt=_value(kw["fmt"]), save_samples=kw["save_samples"],
         metrics=kw["metrics"], preview=kw["preview"], overwrite=kw["overwrite"], slices=parse_slices(kw["slices"]),
         options=options,
@@ -163,11 +243,13 @@ def superres_job_from_options(kw: dict[str, Any]):
 
 
 def run_superres_job(job, *, model: str | None, offline: bool, device: str, quiet: bool, json_out: bool) -> dict:
-    """Load the VDM, run with progress on stderr, print the summary (table or JSON on stdout)."""
+    """Check the input and outputs, load the VDM, run with progress on stderr, print the summary (table or JSON on
+    stdout)."""
     from ..tasks.reconstruct import resolve_device
-    from ..tasks.superres import load_superres_model, run_superres
+    from ..tasks.superres import load_superres_model, prepare_superres, run_superres
 
-    dev = resolve_device(device)
+    prepare_superres(job)  # options, input exists, outputs free and writable: before the model loads
+    dev = resolve_device(check_device(device))
     job.options.device = str(dev)
     return _run_reported(lambda: load_superres_model(model, offline=offline, device=str(dev)),
                          lambda prior, info, progress: run_superres(job, prior, info, progress),
@@ -175,21 +257,12 @@ def run_superres_job(job, *, model: str | None, offline: bool, device: str, quie
 
 
 def print_superres_table(s: dict) -> None:
-    from rich.table import Table
-
     if s.get("metrics"):
-        t = Table(title="mrdiff superres", show_lines=False)
-        for col in ("method", "PSNR", "SSIM"):
-            t.add_column(col, overflow="fold")
         m = s["metrics"]["mean"]
-        t.add_row("mrdiff", f"{m['psnr']:.2f}", f"{m['ssim']:.4f}")
-        for name, b in (s.get("baselines") or {}).items():
-            t.add_row(name, f"{b['psnr']:.2f}", f"{b['ssim']:.4f}")
-        console.print(t)
-        console.print(f"PSNR/SSIM against the {s['reference']}", highlight=False)
+        rows = [["mrdiff", f"{m['psnr']:.2f}", f"{m['ssim']:.4f}"]]
+        rows += [[name, f"{b['psnr']:.2f}", f"{b['ssim']:.4f}"] for name, b in (s.get("baselines") or {}).items()]
+        print_table(console, ["method", "PSNR", "SSIM"], rows, title="mrdiff superres", no_wrap=("method", "PSNR", "SSIM"))
+        say(f"PSNR/SSIM against the {s['reference']}")
     (fh, fw), (th, tw) = s["from"], s["to"]
-    console.print(
-        f"{Path(s['input']).name}: {s['mode']} {fh}x{fw} → {th}x{tw}, {len(s['slices'])} slice(s), "
-        f"{s['sampler']} sampler, {s['steps']} steps, {s['seconds_per_slice']:.2f} s/slice → {s['output']['image']}",
-        highlight=False, overflow="fold",
-    )
+    say(f"{Path(s['input']).name}: {s['mode']} {fh}x{fw} → {th}x{tw}, {len(s['slices'])} slice(s), "
+        f"{s['sampler']} sampler, {s['steps']} steps, {s['seconds_per_slice']:.2f} s/slice → {s['output']['image']}")

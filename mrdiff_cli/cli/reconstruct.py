@@ -8,9 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..errors import UsageError
 from .common import handle_errors
-from .options import CoilsOpt, JsonOpt, ModelOpt, OfflineOpt, ThreadsOpt, parse_batch_size
+from .options import CoilsOpt, JsonOpt, ModelOpt, OfflineOpt, ThreadsOpt
 
 SAMPLING = "Undersampling"
 SAMPLER = "Sampler"
@@ -65,22 +64,22 @@ class InFormat(str, Enum):
 
 @handle_errors
 def reconstruct(
-    inputs: Annotated[list[Path], typer.Argument(help="Raw k-space file(s): fastMRI h5, ISMRMRD h5 or BART .cfl/.hdr.", show_default=False)],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output file (.nii.gz with a .json sidecar; .h5 in fastMRI's submission layout; a folder for DICOM / several inputs); missing folders are created.", rich_help_panel=OUTPUT)],
+    inputs: Annotated[list[Path], typer.Argument(help="Raw k-space file(s): fastMRI h5, ISMRMRD h5 or BART .cfl/.hdr.", metavar="FILE", show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", metavar="PATH", help="Output file (.nii.gz with a .json sidecar; .h5 in fastMRI's submission layout), or a folder path (no extension or a trailing /, existing or not): one input → a DICOM series written as that folder (with --format nifti/h5: <input stem>.nii.gz/.h5 inside it); several inputs → one <input stem>.nii.gz (or series) per input inside it. Missing folders are created.", rich_help_panel=OUTPUT)],
     method: Annotated[Method, typer.Option(help="diffusion (score prior), sense (CG-SENSE) or zero-filled.")] = Method.diffusion,
     mask: Annotated[Optional[MaskKind], typer.Option("--mask", help="Undersample retrospectively with this pattern.", rich_help_panel=SAMPLING)] = None,
     accel: Annotated[Optional[float], typer.Option("--accel", "-R", help="Target acceleration for --mask.", rich_help_panel=SAMPLING)] = None,
-    acs: Annotated[Optional[int], typer.Option("--acs", help="Fully sampled centre size (default per mask kind).", rich_help_panel=SAMPLING)] = None,
+    acs: Annotated[Optional[int], typer.Option("--acs", help="ACS: size of the fully sampled centre (auto-calibration lines; default per mask kind; 0 = none).", rich_help_panel=SAMPLING)] = None,
     sampler: Annotated[Sampler, typer.Option(help="fast (few-step, default) or pc (paper's predictor-corrector).", rich_help_panel=SAMPLER)] = Sampler.fast,
-    steps: Annotated[Optional[int], typer.Option(help="Sampler steps (fast: 20; pc: 500 multi-coil, 2000 single-coil).", rich_help_panel=SAMPLER)] = None,
-    coil_mode: Annotated[CoilMode, typer.Option(help="auto: sense for multi-coil, single for single-coil.", rich_help_panel=SAMPLER)] = CoilMode.auto,
+    steps: Annotated[Optional[int], typer.Option(help="Sampler steps, >= 1 (fast: 20, i.e. 21 network evaluations (NFE); pc: 500 multi-coil, 2000 single-coil).", rich_help_panel=SAMPLER)] = None,
+    coil_mode: Annotated[CoilMode, typer.Option(help="How coils enter the prior: sense (coil maps combine them into one image), ssos (each coil image separately, combined by the square root of the sum of squares), hybrid (ssos with a SENSE sweep every --sense-every steps), single/real (single-coil data); auto: sense for multi-coil, single for single-coil.", rich_help_panel=SAMPLER)] = CoilMode.auto,
     complex_mode: Annotated[Optional[ComplexMode], typer.Option(help="How the magnitude prior sees complex images: phase (demodulated real part) or realimag (the seed's split).", rich_help_panel=SAMPLER)] = ComplexMode.phase,
     phase_resid: Annotated[float, typer.Option(help="Phase mode: prior std of the imaginary part left after removing the smooth phase (normalised units; 0 = phase assumed smooth; raise it, e.g. 0.05, for scans with fine phase structure).", rich_help_panel=SAMPLER)] = 0.005,
-    sense_every: Annotated[int, typer.Option(help="Hybrid mode: SENSE/Kaczmarz sweep every m steps.", rich_help_panel=SAMPLER)] = 10,
+    sense_every: Annotated[int, typer.Option(help="Hybrid mode: a SENSE consistency sweep (Kaczmarz: one projection onto the data per coil in turn) every m steps.", rich_help_panel=SAMPLER)] = 10,
     snr: Annotated[float, typer.Option(help="PC sampler: Langevin corrector SNR.", rich_help_panel=SAMPLER)] = 0.16,
-    sigma_max: Annotated[Optional[float], typer.Option(help="Starting noise level (fast: 1.0; pc: the prior's sigma_max).", rich_help_panel=SAMPLER)] = None,
-    zeta: Annotated[Optional[str], typer.Option(help="Fast sampler renoise: a number in [0, 1] (1 = fresh noise) or 'ancestral' (default 1; 'ancestral' keeps the raw posterior spread of K > 1 samples, at a noisier mean).", rich_help_panel=SAMPLER)] = None,
-    cg_iters: Annotated[int, typer.Option(help="CG data-consistency iterations per step (fast sampler).", rich_help_panel=SAMPLER)] = 7,
+    sigma_max: Annotated[Optional[float], typer.Option(help="Starting noise level, > 0 (fast: 1.0; pc: the prior's sigma_max).", rich_help_panel=SAMPLER)] = None,
+    zeta: Annotated[Optional[str], typer.Option(metavar="ZETA|ancestral", help="Fast sampler renoise ζ (zeta: how much fresh noise each step adds back): a number in [0, 1] (1 = fresh noise) or 'ancestral' (default 1; 'ancestral' keeps the raw posterior spread of K > 1 samples, at a noisier mean).", rich_help_panel=SAMPLER)] = None,
+    cg_iters: Annotated[int, typer.Option(help="CG (conjugate-gradient) data-consistency iterations per step (fast sampler), >= 1.", rich_help_panel=SAMPLER)] = 7,
     samples: Annotated[int, typer.Option("--samples", "-K", help="Posterior samples; >1 writes mean + variance/std maps.", rich_help_panel=SAMPLER)] = 1,
     model: ModelOpt = None,
     offline: OfflineOpt = False,
@@ -92,26 +91,19 @@ def reconstruct(
     metrics: Annotated[bool, typer.Option(help="Write <output>_metrics.json and <output>_mask.png.", rich_help_panel=OUTPUT)] = True,
     overwrite: Annotated[bool, typer.Option(help="Replace existing outputs.", rich_help_panel=OUTPUT)] = False,
     seed: Annotated[int, typer.Option(help="Seed for the mask and the sampler.", rich_help_panel=RUN)] = 0,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.", rich_help_panel=RUN)] = "auto",
-    batch_size: Annotated[Optional[str], typer.Option(help="Images per batch (slices × samples × coils), or auto (default): from free memory on a GPU, 4 on the CPU (larger batches were slower per image there).", rich_help_panel=RUN, show_default=False)] = None,
+    device: Annotated[str, typer.Option(metavar="DEVICE", help="auto, cpu, cuda or cuda:N.", rich_help_panel=RUN)] = "auto",
+    batch_size: Annotated[Optional[str], typer.Option(metavar="N|auto", help="Images per batch (slices × samples × coils), or auto (default): from free memory on a GPU, 4 on the CPU (larger batches were slower per image there).", rich_help_panel=RUN, show_default=False)] = None,
     coils: CoilsOpt = None,
     threads: ThreadsOpt = None,
-    precision: Annotated[str, typer.Option(help="Network precision: auto (bf16 where the CPU/GPU runs it natively, else fp32), fp32, bf16 or fp16 (GPU).", rich_help_panel=RUN)] = "auto",
-    shard: Annotated[Optional[str], typer.Option(help="I/N: this node's share of slices (default: SLURM array vars).", rich_help_panel=RUN)] = None,
-    slices: Annotated[Optional[str], typer.Option(help="Slices: 3, 3:7 (end exclusive) or 1,4,6.", rich_help_panel=RUN)] = None,
+    precision: Annotated[str, typer.Option(metavar="auto|fp32|bf16|fp16", help="Network precision: auto (bf16 where the CPU/GPU runs it natively, else fp32), fp32, bf16 or fp16 (GPU).", rich_help_panel=RUN)] = "auto",
+    shard: Annotated[Optional[str], typer.Option(metavar="I/N", help="This node's share of slices, shard I of N (0-based; default: SLURM array vars). A shard with no slices writes nothing, says so in one line and exits 0.", rich_help_panel=RUN)] = None,
+    slices: Annotated[Optional[str], typer.Option(metavar="SLICES", help="Slices: 3, 3:7 (end exclusive) or 1,4,6.", rich_help_panel=RUN)] = None,
+    keep_going: Annotated[bool, typer.Option("--keep-going", help="Several inputs: when one fails, name it on stderr and go on with the next; exit 2 at the end if any failed (default: the first failure stops the run).", rich_help_panel=RUN)] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or messages on stderr (progress is a bar on a terminal, a line every ~10 s otherwise).", rich_help_panel=RUN)] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Reconstruct undersampled raw k-space with the diffusion prior (or SENSE / zero-filled baselines)."""
-    from .jobs import recon_job_from_options, run_recon
+    from .jobs import recon_job_from_cli, run_recon
 
-    if coils is not None and (coils < 0 or coils == 1):
-        raise UsageError("--coils: 0 (off) or at least 2 virtual coils")
-    if threads is not None and threads < 1:
-        raise UsageError("--threads must be >= 1")
-    job = recon_job_from_options({**locals(), "batch_size": parse_batch_size(batch_size)})
-    job.options.compress_coils = coils
-    from ..tasks.resources import apply_threads
-
-    apply_threads(threads)
+    job = recon_job_from_cli(dict(locals()))
     run_recon(job, quiet=quiet, json_out=json_out, device=device, precision=precision, title="mrdiff reconstruct")

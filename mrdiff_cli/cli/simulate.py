@@ -12,13 +12,14 @@ from .common import console, handle_errors, print_json
 from .options import JsonOpt
 
 MASK_CHOICES = ("poisson", "gaussian2d", "gaussian1d", "uniform1d", "equispaced", "none")
+RAW_SUFFIXES = (".h5", ".hdf5")
 
 
 @handle_errors
 def simulate(
     image: Annotated[Path, typer.Argument(help="Magnitude image: NIfTI, DICOM file/folder, or .npy (2D or 3D); 'example' = the bundled T1 slice.",
-                                          show_default=False)],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output raw file (.h5).", show_default=False)],
+                                          metavar="IMAGE", show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", metavar="FILE.h5", help="Output raw file (.h5; other names are refused).", show_default=False)],
     matrix: Annotated[int, typer.Option("--matrix", help="In-plane matrix (k-space crop/zero-pad resampling).")] = 128,
     coils: Annotated[int, typer.Option("--coils", help="Number of coils (1 = single-coil).")] = 8,
     snr: Annotated[float, typer.Option("--snr", help="SNR in dB vs. mean k-space signal energy (inf = no noise).")] = 30.0,
@@ -26,7 +27,7 @@ def simulate(
                                                 show_default=False)] = None,
     accel: Annotated[Optional[float], typer.Option("--accel", help="Acceleration R for --mask (default 4).",
                                                    show_default=False)] = None,
-    acs: Annotated[Optional[int], typer.Option("--acs", help="Calibration lines / square side (default: mask default).",
+    acs: Annotated[Optional[int], typer.Option("--acs", help="ACS (fully sampled centre): calibration lines / square side (default: mask default).",
                                                show_default=False)] = None,
     slices: Annotated[Optional[str], typer.Option("--slices", help="Slice range a:b (python slice); default all.",
                                                   show_default=False)] = None,
@@ -41,6 +42,10 @@ def simulate(
     """Simulate raw k-space (smooth phase, coil maps, noise, optional undersampling) from a magnitude image."""
     if mask is not None and mask.lower() not in MASK_CHOICES:
         raise UsageError(f"--mask '{mask}': choose from {', '.join(MASK_CHOICES)}")
+    if seed < 0:
+        raise UsageError(f"--seed {seed}: must be >= 0")
+    if output.suffix.lower() not in RAW_SUFFIXES:
+        raise UsageError(f"-o {output}: simulate writes raw k-space as HDF5 ({fmt}); name the output .h5")
     from ..tasks.simulate import simulate_file
 
     if str(image) == "example" and not image.exists():

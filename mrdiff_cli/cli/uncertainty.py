@@ -17,7 +17,8 @@ import typer
 
 from ..errors import UsageError
 from .common import handle_errors
-from .jobs import recon_job_from_options, run_recon, run_superres_job, superres_job_from_options
+from .jobs import recon_job_from_cli, run_recon, run_superres_job, superres_job_from_options
+from .options import parse_batch_size
 from .reconstruct import reconstruct
 
 
@@ -50,17 +51,16 @@ def uncertainty(task: Task = Task.reconstruct, from_: Optional[str] = None, to: 
     if kw["samples"] < 2:
         raise UsageError("uncertainty needs --samples K with K >= 2 (a variance from one sample is meaningless)")
     if task == Task.superres:
-        _superres(from_, to, guidance, kw)
+        extra = [] if NoiseConsistency(noise_consistency) == NoiseConsistency.none else ["noise_consistency"]
+        _superres(from_, to, guidance, kw, extra)
         return
     if from_ or to:
         raise UsageError("--from/--to need --task superres")
-    job = recon_job_from_options({**kw, "method": "diffusion"})
+    job = recon_job_from_cli({**kw, "method": "diffusion"})
     job.options.calibration = "none" if CalibrationChoice(calibration) == CalibrationChoice.none else "model"
     job.options.noise_dc = NoiseConsistency(noise_consistency).value
-    summary = run_recon(job, quiet=kw["quiet"], json_out=kw["json_out"], device=kw["device"],
-                        precision=kw["precision"], title=TITLE)
-    if not kw["quiet"] and not kw["json_out"]:
-        print_calibration_table(summary)
+    run_recon(job, quiet=kw["quiet"], json_out=kw["json_out"], device=kw["device"], precision=kw["precision"],
+              title=TITLE, after=print_calibration_table)
 
 
 def _fmt(v, spec: str = ".3f") -> str:
@@ -72,35 +72,38 @@ def print_calibration_table(summary: dict) -> None:
     and pooled), coverage of mean ± z std at 68 / 90 / 95 % and the calibration curve file."""
     from pathlib import Path
 
-    from rich.table import Table
+    from .common import print_table, say
 
-    from .common import console
-
-    t = Table(title=f"{TITLE}: std vs |error| on head pixels")
-    for col in ("input", "calibration", "Spearman", "ceiling", "cov 68%", "cov 90%", "cov 95%"):
-        t.add_column(col, overflow="fold")
-    curves = []
+    rows, curves = [], []
     for r in summary.get("results", []):
+        if r.get("error") or not r.get("slices"):
+            continue  # failed (named on stderr) or a shard without slices (one line above)
         unc = r.get("uncertainty") or {}
         cal_block = unc.get("calibration")
         applied = cal_block.get("method") if isinstance(cal_block, dict) else "none"
         rep = r.get("calibration")
         if not rep:
-            t.add_row(Path(r["input"]).name, applied, "no reference", "-", "-", "-", "-")
+            rows.append([Path(r["input"]).name, applied, "no reference", "-", "-", "-", "-"])
             continue
         cov = rep["overall"].get("coverage") or {}
-        t.add_row(Path(r["input"]).name, applied, _fmt(_slice_mean(rep, "spearman")),
-                  _fmt(_slice_mean(rep, "spearman_local_oracle")), _fmt(cov.get("68")), _fmt(cov.get("90")),
-                  _fmt(cov.get("95")))
+        rows.append([Path(r["input"]).name, applied, _fmt(_slice_mean(rep, "spearman")),
+                     _fmt(_slice_mean(rep, "spearman_local_oracle")), _fmt(cov.get("68")), _fmt(cov.get("90")),
+                     _fmt(cov.get("95"))])
         png = (r.get("output") or {}).get("calibration_png")
         if png:
             curves.append(f"{Path(r['input']).name}: calibration curve {png}")
-    console.print(t)
-    console.print("Spearman: mean over slices of Spearman(std, |mean - reference|); ceiling: the same for the local "
-                  "RMS of the true error (3x3 neighbours, an oracle no std map can beat by much); cov: fraction of "
-                  "head pixels inside mean ± z std (z = 0.99, 1.64, 1.96)", highlight=False, overflow="fold")
+    if not rows:
+        return
+    from .common import console
+
+    print_table(console, ["input", "calibration", "Spearman", "ceiling", "cov 68%", "cov 90%", "cov 95%"], rows,
+                title=f"{TITLE}: std vs |error| on head pixels",
+                no_wrap=("Spearman", "ceiling", "cov 68%", "cov 90%", "cov 95%"))
+    say("Spearman: mean over slices of Spearman(std, |mean - reference|); ceiling: the same for the local RMS of the "
+        "true error (3x3 neighbours, an oracle no std map can beat by much); cov: fraction of head pixels inside "
+        "mean ± z std (z = 0.99, 1.64, 1.96)")
     for line in curves:
-        console.print(line, highlight=False, overflow="fold", soft_wrap=True)
+        say(line)
 
 
 def _slice_mean(rep: dict, key: str) -> float | None:
@@ -108,15 +111,27 @@ def _slice_mean(rep: dict, key: str) -> float | None:
     return sum(vals) / len(vals) if vals else None
 
 
-def _superres(from_: Optional[str], to: Optional[str], guidance: float, kw: dict) -> None:
+# reconstruction-only options: --task superres refuses them rather than ignoring them
+RECON_ONLY = ("mask", "accel", "acs", "sampler", "coil_mode", "complex_mode", "phase_resid", "sense_every", "snr",
+              "sigma_max", "zeta", "cg_iters", "input_format", "save_zero_filled", "coils", "shard", "keep_going",
+              "precision", "threads")
+
+
+def _superres(from_: Optional[str], to: Optional[str], guidance: float, kw: dict, extra_set: list[str]) -> None:
     if not from_ or not to:
         raise UsageError("--task superres needs --from N and --to M")
     if len(kw["inputs"]) != 1:
         raise UsageError("--task superres takes one input")
+    defaults = {p.name: p.default for p in inspect.signature(inspect.unwrap(reconstruct)).parameters.values()}
+    given = [name for name in RECON_ONLY if name in kw and kw[name] != defaults.get(name)] + extra_set
+    if given:
+        opts = ", ".join("--" + name.replace("_", "-") for name in given)
+        raise UsageError(f"{opts}: not used by --task superres (reconstruction only); drop {'it' if len(given) == 1 else 'them'}")
     job = superres_job_from_options({
         "input": kw["inputs"][0], "from_": from_, "to": to, "output": kw["output"], "steps": kw["steps"],
         "guidance": guidance, "samples": kw["samples"], "save_samples": kw["save_samples"], "seed": kw["seed"],
-        "batch_size": kw["batch_size"] or 16, "fmt": kw["fmt"], "overwrite": kw["overwrite"], "preview": kw["preview"],
+        "batch_size": parse_batch_size(kw["batch_size"]) or 16, "device": kw["device"], "fmt": kw["fmt"],
+        "overwrite": kw["overwrite"], "preview": kw["preview"],
         "metrics": kw["metrics"], "slices": kw["slices"],
     })
     run_superres_job(job, model=kw["model"], offline=kw["offline"], device=kw["device"], quiet=kw["quiet"],

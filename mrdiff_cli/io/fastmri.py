@@ -163,12 +163,18 @@ class FastMRIReader(ScanReader):
             return Sampling(mask=self._mask_dataset(h, w), source="mask dataset", **stated)
         from ..ops.masks import mask_from_kspace  # no mask dataset: zero phase-encode lines mark unsampled lines
 
-        mid = self.n_slices_stored // 2
-        m = mask_from_kspace(self._read_raw(mid, mid + 1))
+        # the pattern is read from the middle slice, or the nearest one that is not all zeros (an empty slice is
+        # refused only when it is reconstructed, so --slices can skip it)
+        n = self.n_slices_stored
+        mid = n // 2
+        for s in sorted(range(n), key=lambda i: (abs(i - mid), i)):
+            m = mask_from_kspace(self._read_raw(s, s + 1))
+            if float(m.mean()) > 0.0:
+                break
+        else:
+            raise InputError(f"{self.path}: k-space is all zeros (every slice)")
         if float(m.mean()) >= 1.0:
             return Sampling(mask=None, **stated)
-        if float(m.mean()) == 0.0:
-            raise InputError(f"{self.path}: k-space of slice {mid} is all zeros")
         return Sampling(mask=self._to_output_rows(m, "zero lines in k-space"), source="zero lines in k-space", **stated)
 
     @property

@@ -26,6 +26,87 @@ from .atomic import check_output_path, ensure_parent
 from .writers import infer_format, split_ext
 
 SIDECARS = {"metrics": "metrics.json", "mask": "mask.png", "preview": "preview.png", "calibration": "calibration.png"}
+# DICOM SeriesNumber of each volume of one job (all series of a job share one StudyInstanceUID); sample k: 100 + k
+SERIES_NUMBERS = {"image": 1, "variance": 2, "std": 3, "lower95": 4, "upper95": 5, "zero_filled": 6}
+FILE_EXT = {"nifti": ".nii.gz", "dicom": "", "h5": ".h5"}  # one input's name inside an output folder
+
+
+def is_folder_path(path: str | os.PathLike) -> bool:
+    """``-o`` names a folder: it ends with ``/`` or its name has no extension (whether or not it exists)."""
+    text = str(path)
+    if text.endswith(("/", os.sep)):
+        return True
+    name = Path(text).name
+    return split_ext(name)[1] == "" and "." not in name
+
+
+def output_format(path: str | os.PathLike, fmt: str | None = None) -> str:
+    """The output format of ``-o PATH``: ``fmt`` when given, else from the name alone, never from what exists on
+    disk: ``.nii``/``.nii.gz`` NIfTI, ``.dcm`` or a folder path (:func:`is_folder_path`) a DICOM series, other
+    known suffixes as :func:`~mrdiff_cli.io.writers.infer_format`; an unknown suffix is a usage error."""
+    if fmt:
+        return str(fmt).lower()
+    if is_folder_path(path):
+        return "dicom"
+    name = Path(path).name
+    if split_ext(name)[1] == "":
+        from ..errors import UsageError
+
+        raise UsageError(f"{path}: cannot tell the output format from the name; use .nii/.nii.gz, a folder for "
+                         "DICOM (no extension, or a trailing /), or pass --format")
+    return infer_format(path)
+
+
+def resolve_output(output: str | os.PathLike, fmt: str | None, src: str | os.PathLike, n_inputs: int = 1) -> Path:
+    """Where one input's image goes, by one rule that does not depend on what exists on disk:
+
+    * one input: ``-o`` itself (``x.nii.gz`` a NIfTI file, a folder path a DICOM series written *as* that folder),
+      except a folder path with ``--format nifti``/``h5``: ``<folder>/<input stem>.nii.gz`` (``.h5``) inside it;
+    * several inputs: ``-o`` is a folder holding ``<input stem>.nii.gz`` per input (``<input stem>/`` series with
+      ``--format dicom``).
+    """
+    out = Path(output)
+    f = output_format(output, fmt) if n_inputs == 1 else (fmt or "nifti").lower()
+    if n_inputs > 1:
+        if not is_folder_path(output):
+            from ..errors import UsageError
+
+            raise UsageError(f"-o {output}: several inputs need an output folder (a path without extension, "
+                             "e.g. -o out/)")
+    elif not (is_folder_path(output) and f != "dicom"):
+        return out
+    stem = Path(src).name.split(".")[0]
+    return out / f"{stem}{FILE_EXT.get(f, '.' + f)}"
+
+
+def probe_writable(folder: Path) -> None:
+    """OutputError unless a file can really be created in ``folder`` (permission bits are not enough: root,
+    read-only mounts, /proc): create and delete a hidden temporary file there."""
+    import secrets
+
+    from ..errors import OutputError
+
+    probe = folder / f".mrdiff-tmp-probe-{secrets.token_hex(4)}"
+    try:
+        with open(probe, "wb"):
+            pass
+    except OSError as exc:
+        raise OutputError(f"{folder}: cannot write outputs there ({exc.strerror or exc})") from None
+    try:
+        probe.unlink()
+    except OSError:  # pragma: no cover
+        pass
+
+
+def _nearest_existing(folder: Path) -> Path:
+    folder = folder if str(folder) != "" else Path(".")
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return folder
+
+
+def _empty_dir(path: Path) -> bool:
+    return path.is_dir() and not any(path.iterdir())
 
 
 class Outputs:
@@ -33,7 +114,7 @@ class Outputs:
 
     def __init__(self, image: str | os.PathLike, fmt: str | None = None, overwrite: bool = False):
         p = Path(image)
-        self.fmt = (fmt or infer_format(p)).lower()
+        self.fmt = output_format(p, fmt)
         stem, ext = split_ext(p.name.rstrip(os.sep))
         if self.fmt == "dicom":
             ext = ""  # a series is a folder: 'recon.dcm' → folder 'recon'
@@ -45,6 +126,7 @@ class Outputs:
         self.ext = ext
         self.overwrite = overwrite
         self.written: dict[str, Any] = {}
+        self._study_uid: str | None = None  # DICOM: one study for every series of the job
         self.h5_attrs: dict[str, Any] = {}  # file attributes of .h5 volumes (``mrdiff_volume`` is added per volume)
 
     @property
@@ -63,27 +145,54 @@ class Outputs:
 
     # ------------------------------------------------------------------------------------------------ checks
     def check(self, suffixes: Sequence[str] = (), sidecars: Sequence[str] = ()) -> None:
-        """Fail before any work when an output exists (without overwrite) or cannot be written."""
+        """Fail before any work when an output exists (without overwrite), or its folder cannot be written (tried
+        for real: a temporary file is created and deleted), or a DICOM series would replace a folder that is not
+        one. An existing empty folder is taken as the DICOM series folder without --overwrite."""
+        from ..errors import OutputError
+
         kind = "dir" if self.fmt == "dicom" else "file"
-        for suffix in ("", *suffixes):
-            check_output_path(self.volume_path(suffix), self.overwrite, kind=kind, parents=True)
+        paths = [self.volume_path(suffix) for suffix in ("", *suffixes)]
+        for path in paths:
+            if kind == "dir" and path.is_dir():
+                if _empty_dir(path):
+                    continue
+                stray = next((f.name for f in path.iterdir() if f.is_dir() or (
+                    f.suffix.lower() != ".dcm" and f.name not in SIDECARS.values())), None)
+                if stray is not None:
+                    raise OutputError(f"{path}: folder exists and holds '{stray}', so it is not a DICOM series to "
+                                      "replace; give a new folder for the series, or --format nifti to write the "
+                                      "image inside this one")
+            check_output_path(path, self.overwrite, kind=kind, parents=True)
         if self.fmt != "dicom":  # DICOM sidecars live inside the (new or replaced) series folder
             for name in (n for n in sidecars if n != "json" or self.fmt == "nifti"):  # JSON sidecar: NIfTI only
                 check_output_path(self.sidecar_path(name), self.overwrite, parents=True)
+                paths.append(self.sidecar_path(name))
+        for folder in dict.fromkeys(_nearest_existing(p.parent) for p in paths):
+            probe_writable(folder)
 
     # ------------------------------------------------------------------------------------------------ writers
     def volume(self, key: str, volume: np.ndarray, geometry: Geometry, description: str, suffix: str = "",
                **dicom_kwargs: Any) -> str:
         """Write a (slices, H, W) volume as ``key`` (list-valued keys collect several files)."""
+        from ..errors import OutputError
         from .writers import write_volume
 
         path = self.volume_path(suffix)
+        v = np.asarray(volume, dtype=np.float32)
+        bad = int(v.size - np.count_nonzero(np.isfinite(v)))
+        if bad:  # never write (and never exit 0 with) NaN/Inf images
+            raise OutputError(f"{path}: the {key.replace('_', '-')} image holds {bad} NaN/Inf value(s); not written")
         ensure_parent(path)
+        overwrite = self.overwrite or (self.fmt == "dicom" and _empty_dir(path))
         extra = dicom_kwargs if self.fmt == "dicom" else {}
+        if self.fmt == "dicom":
+            from pydicom.uid import generate_uid
+
+            self._study_uid = self._study_uid or generate_uid()
+            extra = {"series_number": SERIES_NUMBERS.get(key, 1), "study_uid": self._study_uid, **extra}
         if self.fmt == "h5":
             extra = {"attrs": {**self.h5_attrs, "mrdiff_volume": suffix.lstrip("_") if key == "samples" else key}}
-        out = str(write_volume(path, np.asarray(volume, dtype=np.float32), geometry, self.fmt, description,
-                               overwrite=self.overwrite, **extra))
+        out = str(write_volume(path, v, geometry, self.fmt, description, overwrite=overwrite, **extra))
         self._record(key, out)
         return out
 

@@ -19,7 +19,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .. import __version__
-from ..errors import InputError, UsageError
+from ..errors import InputError, MrdiffError, UsageError
 from ..types import SliceSpec
 from .reconstruct import ReconOptions, Reconstructor, choose_coil_mode, nfe
 
@@ -42,6 +42,7 @@ class ReconJob:
     overwrite: bool = False
     shard: tuple[int, int] = (0, 1)
     slices: SliceSpec | None = None
+    keep_going: bool = False  # several inputs: record a failing input and go on (the caller exits 2 at the end)
     options: ReconOptions = field(default_factory=ReconOptions)
 
 
@@ -148,14 +149,38 @@ def resolve_calibration(bundle_path: str | None) -> dict[str, Any] | None:
 
 
 def output_for(job: ReconJob, src: Path, n_inputs: int):
-    """The Outputs of one input: ``-o`` itself for one input, else ``-o``/<input stem>(.nii.gz)."""
-    from ..io.outputs import Outputs
+    """The Outputs of one input (the rule: :func:`~mrdiff_cli.io.outputs.resolve_output`)."""
+    from ..io.outputs import Outputs, resolve_output
 
-    out = Path(job.output)
-    if n_inputs > 1 or (out.is_dir() and job.fmt != "dicom" and not any(out.glob("*.dcm"))):
-        stem = src.name.split(".")[0]
-        out = out / (stem if job.fmt == "dicom" else f"{stem}.h5" if job.fmt == "h5" else f"{stem}.nii.gz")
-    return Outputs(out, job.fmt, job.overwrite)
+    return Outputs(resolve_output(job.output, job.fmt, src, n_inputs), job.fmt, job.overwrite)
+
+
+def plan_outputs(job: ReconJob) -> list[tuple[Path, Any]]:
+    """(input, Outputs) per input, checked before any model loads or compute: the input exists, no two inputs write
+    the same file, every output is new (or --overwrite) and its folder writable. The first problem raises; with
+    ``job.keep_going`` a failing input's entry holds its error instead (reported when its turn comes)."""
+    from ..io.detect import input_exists
+
+    paths = [Path(p) for p in job.inputs]
+    plan: list[tuple[Path, Any]] = []
+    seen: dict[Path, Path] = {}
+    for src in paths:
+        try:
+            if not input_exists(src):
+                raise InputError(f"{src}: file not found")
+            outputs = output_for(job, src, len(paths))
+            if outputs.image in seen:
+                raise UsageError(f"{seen[outputs.image]} and {src} would both write {outputs.image}; rename one "
+                                 "or reconstruct them into different folders")
+            seen[outputs.image] = src
+            _check_outputs(job, outputs)
+        except MrdiffError as exc:
+            if not job.keep_going:
+                raise
+            plan.append((src, exc))
+            continue
+        plan.append((src, outputs))
+    return plan
 
 
 def _check_outputs(job: ReconJob, outputs) -> None:
@@ -226,22 +251,37 @@ def plan_sampling(reader, job: ReconJob) -> SamplingPlan:
 
 def run_job(job: ReconJob, prior, model_info: dict[str, Any], progress: Callable[[dict], None] | None = None
             ) -> dict[str, Any]:
-    """Reconstruct every input (this shard's part); write outputs; return the summary."""
-    from ..io.detect import input_exists, open_input
+    """Reconstruct every input (this shard's part); write outputs; return the summary.
+
+    With ``job.keep_going`` an input that fails is recorded (``{"input", "error"}`` in ``results`` and in
+    ``failed``, and a ``{"type": "error"}`` progress event) and the next one runs; the summary then carries
+    ``"error"``. Without it the first failure raises."""
+    from ..io.detect import open_input
 
     emit = progress or (lambda e: None)
-    paths = [Path(p) for p in job.inputs]
-    for p in paths:
-        if not input_exists(p):
-            raise InputError(f"{p}: file not found")
-    outs = [output_for(job, src, len(paths)) for src in paths]
-    for o in outs:  # fail before any compute when an output exists (and --overwrite is not given)
-        _check_outputs(job, o)
-    summaries = []
-    for src, o in zip(paths, outs):
-        with open_input(src, job.input_format) as reader:
-            summaries.append(run_one(job, reader, o, prior, model_info, emit))
-    return {"mrdiff_version": __version__, "results": summaries}
+    summaries, failed = [], []
+    for src, outputs in plan_outputs(job):
+        try:
+            if isinstance(outputs, Exception):
+                raise outputs
+            with open_input(src, job.input_format) as reader:
+                summaries.append(run_one(job, reader, outputs, prior, model_info, emit))
+        except Exception as exc:  # noqa: BLE001 - with --keep-going any input's failure is recorded
+            if not job.keep_going or isinstance(exc, KeyboardInterrupt) or os.environ.get("MRDIFF_DEBUG", "") not in (
+                    "", "0", "false", "False"):
+                raise
+            msg = str(exc) if isinstance(exc, (MrdiffError, OSError, ValueError)) else f"{type(exc).__name__}: {exc}"
+            msg = " ".join(msg.split())
+            if str(src) not in msg and src.name not in msg:
+                msg = f"{src}: {msg}"
+            failed.append({"input": str(src), "error": msg})
+            summaries.append({"input": str(src), "error": msg, "output": None, "slices": []})
+            emit({"type": "error", "input": str(src), "error": msg})
+    out: dict[str, Any] = {"mrdiff_version": __version__, "results": summaries}
+    if failed:
+        out["failed"] = failed
+        out["error"] = f"{len(failed)} of {len(summaries)} input(s) failed"
+    return out
 
 
 def run_one(job: ReconJob, reader, outputs, prior, model_info: dict[str, Any], emit) -> dict[str, Any]:
@@ -249,12 +289,24 @@ def run_one(job: ReconJob, reader, outputs, prior, model_info: dict[str, Any], e
         warnings.warn(note)
     plan = plan_sampling(reader, job)
     if not plan.slices:
-        return {"input": str(reader.path), "output": None, "slices": [], "note": "no slices in this shard"}
+        i, n = job.shard
+        chosen = len(job.slices.indices(reader.n_slices)) if job.slices else reader.n_slices
+        return {"input": str(reader.path), "output": None, "slices": [], "shard": f"{i}/{n}",
+                "note": f"shard {i}/{n} has no slices ({chosen} slice(s) split {n} ways); nothing written"}
     recon = Reconstructor(prior, job.options)
     arrays = reconstruct_slices(job, reader, plan, recon, emit)
     summary = summarize(job, reader, plan, arrays, model_info, str(recon.device))
     write_outputs(job, reader, plan, arrays, summary, outputs)
     return summary
+
+
+def check_nonzero(reader, k: np.ndarray, sel: list[int]) -> None:
+    """InputError naming the first of the selected slices ``sel`` (k-space ``k``) that is all zeros; only the
+    slices being reconstructed are checked (non-finite values are refused by the reader)."""
+    peak = np.abs(k).reshape(k.shape[0], -1).max(axis=1)
+    zero = [s for s, m in zip(sel, peak) if m == 0]
+    if zero:
+        raise InputError(f"{reader.path}: k-space of slice {zero[0]} is all zeros (choose other slices with --slices)")
 
 
 def _batches(idx: list[int], size: int) -> list[list[int]]:
@@ -276,6 +328,7 @@ def reconstruct_slices(job: ReconJob, reader, plan: SamplingPlan, recon: Reconst
     t0 = time.time()
     for sel in _batches(plan.slices, max(1, opts.batch_size // max(1, per_item))):
         k = reader.read_slices(sel[0], sel[-1] + 1)
+        check_nonzero(reader, k, sel)
         res = recon.reconstruct(
             k, plan.mask, plan.mode, keep_samples=job.save_samples, slice_ids=sel,
             callback=lambda d, n, s=done, b=len(sel): emit({"type": "progress", "input": src, "slices_done": s,

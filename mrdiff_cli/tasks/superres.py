@@ -170,8 +170,15 @@ def load_superres_input(path: str | Path) -> tuple[np.ndarray, Geometry, str]:
             is_npy = fh.read(6) == b"\x93NUMPY"
     fmt = "npy" if is_npy else detect_format(p)
     if fmt in RAW_FORMATS:
-        return _raw_to_image(p, fmt)
+        return _raw_to_image(p, fmt)  # raw k-space with NaN/Inf is refused by its reader
     vol, geom = load_image(p)
+    bad = int(vol.size - np.count_nonzero(np.isfinite(vol)))
+    if bad:  # the rule (docs/superres.md): non-finite voxels become 0, with a warning
+        import warnings
+
+        warnings.warn(f"{p.name}: {bad} NaN/Inf voxel(s) set to 0")
+        vol = np.where(np.isfinite(vol), vol, 0).astype(np.float32)
+        return vol, geom, f"magnitude image ({bad} NaN/Inf voxels set to 0)"
     return vol, geom, "magnitude image"
 
 
@@ -357,6 +364,15 @@ def _validate(opts: SuperresOptions) -> None:
         raise UsageError(f"--guidance {opts.guidance}: lambda must be in [0, 1]")
     if opts.consistency not in CONSISTENCY:
         raise UsageError(f"unknown consistency {opts.consistency!r} (choose from {', '.join(CONSISTENCY)})")
+
+
+def prepare_superres(job: SuperresJob) -> None:
+    """Everything that can fail before the model loads: the options, the input's existence, the outputs (new or
+    --overwrite, folders writable)."""
+    _validate(job.options)
+    if not Path(job.input).exists():
+        raise InputError(f"{job.input}: file not found")
+    _outputs(job)
 
 
 def _outputs(job: SuperresJob):
