@@ -50,7 +50,7 @@ def _make_command(task: str) -> Callable[..., None]:
     # module is imported only after parsing so that `--help` stays instant (no torch import).
     @handle_errors
     def command(
-        data: Annotated[list[str], typer.Argument(help="Training volumes: NIfTI files, folders (searched recursively), globs, or fastMRI h5 files (reconstruction_rss).", show_default=False)],
+        data: Annotated[list[str], typer.Argument(help="Training volumes: NIfTI files, folders (searched recursively), globs, or fastMRI h5 files (reconstruction_rss).", metavar="DATA", show_default=False)],
         out: Annotated[Path, typer.Option("--out", "-o", help="Run folder: checkpoint/, bundle/ and samples.png are written here.", show_default=False, rich_help_panel=OUTPUT)],
         steps: Annotated[int, typer.Option(help="Total optimiser steps (with --resume: the step to stop at).", rich_help_panel=OPTIM)] = 1000,
         batch_size: Annotated[int, typer.Option(help="Slices per step and per process (torchrun: global batch = this × processes).", rich_help_panel=OPTIM)] = 16,
@@ -61,7 +61,7 @@ def _make_command(task: str) -> Callable[..., None]:
         resume: Annotated[bool, typer.Option("--resume", help="Continue from OUT/checkpoint (a fresh start if there is none).", rich_help_panel=OPTIM)] = False,
         checkpoint_every: Annotated[int, typer.Option(help="Write the checkpoint and the bundle every N steps (and at the end).", rich_help_panel=OUTPUT)] = 500,
         val_every: Annotated[int, typer.Option(help="Validate (EMA weights, fixed noise) every N steps and at the end.", rich_help_panel=OUTPUT)] = 1000,
-        val: Annotated[Optional[list[str]], typer.Option("--val", help="Held-out validation volumes (repeatable; files, folders or globs). They are removed from the training set.", show_default=False, rich_help_panel=DATA)] = None,
+        val: Annotated[Optional[list[str]], typer.Option("--val", metavar="PATH", help="Held-out validation volumes (repeatable; files, folders or globs). They are removed from the training set.", show_default=False, rich_help_panel=DATA)] = None,
         val_fraction: Annotated[Optional[float], typer.Option(help="Instead of --val: hold out this fraction of the training volumes (whole volumes, deterministic).", show_default=False, rich_help_panel=DATA)] = None,
         matrix: Annotated[int, typer.Option(help="Training image size (matrix × matrix) after resampling to --voxel.", rich_help_panel=DATA)] = 128,
         voxel: Annotated[float, typer.Option(help="Isotropic voxel size in mm the volumes are resampled to.", rich_help_panel=DATA)] = 2.0,
