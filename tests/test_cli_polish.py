@@ -410,6 +410,15 @@ def test_keep_going_names_each_failure_writes_the_rest_and_exits_2(scans, tmp_pa
     assert [bool(r.get("error")) for r in s["results"]] == [False, True, True, False]
 
 
+def test_uncertainty_keeps_going_too(scans, model_dir, tmp_path):
+    out = tmp_path / "u"
+    res = cli("uncertainty", tmp_path / "missing.h5", scans["good"], "-o", out, "--model", model_dir, "--mask",
+              "equispaced", "--accel", "4", "--steps", 2, "-K", 2, "--keep-going", "--device", "cpu", "-q")
+    assert res.exit_code == 2, res.output
+    assert [ln for ln in res.stderr.splitlines() if "missing.h5" in ln][0].startswith("mrdiff: error:")
+    assert (out / "good.nii.gz").is_file() and (out / "good_std.nii.gz").is_file()
+
+
 def test_without_keep_going_the_first_failure_stops(scans, tmp_path):
     out = tmp_path / "out"
     one_line_error(cli("reconstruct", scans["good"], tmp_path / "missing.h5", "-o", out, *ZF), "missing.h5")

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Callable, Optional
 import typer
 
 from ..errors import InputError, NotAvailableError, OutputError, UsageError
-from .common import console, handle_errors, print_json
+from .common import console, handle_errors, print_json, say
 from .options import JsonOpt, OfflineOpt
 
 DATA = "Data"
@@ -321,10 +321,10 @@ def _run_with_output(cfg: Any, resume: bool, *, quiet: bool, json_out: bool) -> 
 
 def _print_summary(s: dict[str, Any]) -> None:
     console.print(f"[bold]done[/]: {s['task']} prior, step {s['start_step']} → {s['steps']} in {s['elapsed_s']:.1f} s")
-    console.print(f"  bundle     {s.get('bundle', '-')}")
-    console.print(f"  checkpoint {s['checkpoint']}")
+    say(f"  bundle     {s.get('bundle', '-')}")  # paths: never wrapped in logs
+    say(f"  checkpoint {s['checkpoint']}")
     if s.get("samples_png"):
-        console.print(f"  samples    {s['samples_png']}")
+        say(f"  samples    {s['samples_png']}")
     val = s.get("validation") or {}
     if "mean_mse" in val:
         console.print(f"  validation mean MSE {val['mean_mse']:.5f}")
