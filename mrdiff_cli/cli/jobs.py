@@ -119,8 +119,9 @@ def run_recon(job, *, quiet: bool, json_out: bool, device: str, precision: str, 
     stderr as they happen and the run ends in BatchFailed (exit 2) after the summary."""
     from ..tasks.recon_job import load_model, plan_outputs, run_job
 
-    plan_outputs(job)  # inputs exist, outputs free and writable: before the model loads (raises unless keep_going)
-    summary = _run_reported(lambda: load_model(job, device, precision),
+    plan = plan_outputs(job)  # inputs exist, outputs free and writable: before the model loads (unless keep_going)
+    nothing_to_run = all(isinstance(o, Exception) for _, o in plan)  # --keep-going and every input already failed
+    summary = _run_reported(lambda: (None, {"name": None}) if nothing_to_run else load_model(job, device, precision),
                             lambda prior, info, progress: run_job(job, prior, info, progress),
                             lambda summary: print_recon_table(summary, title), quiet=quiet, json_out=json_out)
     if after is not None and not quiet and not json_out:
