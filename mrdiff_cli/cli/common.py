@@ -46,6 +46,8 @@ def handle_errors(fn: Callable) -> Callable:
             fail(str(exc), exc.exit_code, json_mode and not getattr(exc, "json_reported", False))
         except KeyboardInterrupt:
             fail("interrupted", 130, json_mode, prefix="mrdiff: ")
+        except (typer.Exit, typer.Abort, click_exceptions.ClickException):
+            raise  # Typer's own control flow and usage errors (OneLineErrorGroup reports those)
         except (OSError, ValueError) as exc:  # unexpected but user-caused in practice (paths, shapes)
             if debug_enabled():
                 raise
