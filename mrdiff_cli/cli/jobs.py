@@ -173,6 +173,14 @@ def method_label(r: dict[str, Any]) -> str:
     return str(r.get("method"))
 
 
+def cg_label(r: dict[str, Any]) -> str:
+    """The table's 'CG' cell: consistency iterations per step, 'N auto' when the hold-out pilot chose it."""
+    c = r.get("consistency")
+    if not c:
+        return "-"
+    return f"{c['cg_iters']} auto" if "evidence" in c else str(c["cg_iters"])
+
+
 def print_recon_table(summary: dict, title: str) -> None:
     """One row per reconstructed input (a rich table on a terminal, folded to its width; plain unwrapped columns
     in logs); below it, per input, the reference the metrics compare against and the output path. An input whose
@@ -184,13 +192,13 @@ def print_recon_table(summary: dict, title: str) -> None:
         zf = r.get("metrics_zero_filled") or {}
         rows.append([
             Path(r["input"]).name, method_label(r),
-            f"{r['mask']['achieved_accel']:.2f}" if r.get("mask") else "-", str(r.get("nfe", "-")),
+            f"{r['mask']['achieved_accel']:.2f}" if r.get("mask") else "-", str(r.get("nfe", "-")), cg_label(r),
             f"{r.get('seconds_per_slice', 0):.2f}", f"{m['psnr']:.2f}" if m else "-",
             f"{m['ssim']:.4f}" if m else "-", f"{zf['psnr']:.2f}" if zf else "-",
         ])
     if rows:
-        print_table(console, ["input", "mode", "R", "NFE", "s/slice", "PSNR", "SSIM", "ZF PSNR"], rows, title=title,
-                    no_wrap=("R", "NFE", "s/slice", "PSNR", "SSIM", "ZF PSNR"))
+        print_table(console, ["input", "mode", "R", "NFE", "CG", "s/slice", "PSNR", "SSIM", "ZF PSNR"], rows,
+                    title=title, no_wrap=("R", "NFE", "CG", "s/slice", "PSNR", "SSIM", "ZF PSNR"))
     for r in summary["results"]:
         if r.get("error"):
             continue  # named on stderr when it failed

@@ -79,7 +79,7 @@ def reconstruct(
     snr: Annotated[float, typer.Option(help="PC sampler: Langevin corrector SNR.", rich_help_panel=SAMPLER)] = 0.16,
     sigma_max: Annotated[Optional[float], typer.Option(help="Starting noise level, > 0 (fast: 1.0; pc: the prior's sigma_max).", rich_help_panel=SAMPLER)] = None,
     zeta: Annotated[Optional[str], typer.Option(metavar="ZETA|ancestral", help="Fast sampler renoise ζ (zeta: how much fresh noise each step adds back): a number in [0, 1] (1 = fresh noise) or 'ancestral' (default 1; 'ancestral' keeps the raw posterior spread of K > 1 samples, at a noisier mean).", rich_help_panel=SAMPLER)] = None,
-    cg_iters: Annotated[int, typer.Option(help="CG (conjugate-gradient) data-consistency iterations per step (fast sampler), >= 1.", rich_help_panel=SAMPLER)] = 7,
+    cg_iters: Annotated[Optional[int], typer.Option(help="CG (conjugate-gradient) data-consistency iterations per step (fast sampler), >= 1. Default: chosen per scan by k-space hold-out cross-validation (SENSE mode; a short pilot on one or two slices hides 15 % of the measured samples and keeps the count that predicts them best; 7 where that does not apply).", rich_help_panel=SAMPLER, show_default=False)] = None,
     samples: Annotated[int, typer.Option("--samples", "-K", help="Posterior samples; >1 writes mean + variance/std maps.", rich_help_panel=SAMPLER)] = 1,
     model: ModelOpt = None,
     offline: OfflineOpt = False,

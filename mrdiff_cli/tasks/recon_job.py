@@ -65,6 +65,7 @@ class ReconArrays:
     reference: np.ndarray | None
     reference_info: dict[str, Any] | None
     seconds: float
+    consistency: dict[str, Any] | None = None  # Reconstructor.consistency_report: the CG count and why
 
 
 # ------------------------------------------------------------------------------------------------ setup
@@ -320,12 +321,35 @@ def _batches(idx: list[int], size: int) -> list[list[int]]:
     return out
 
 
+def pilot_slices(reader) -> list[int]:
+    """The slices the self-tuning pilot runs on: the middle slice of the file, and with 8 or more slices also one
+    a sixth of the way below it; an all-zero slice (not acquired) gives way to the nearest one with data. Fixed
+    by the file alone, so shards and --slices selections of one file make the same choice."""
+    n = reader.n_slices
+    wanted = [n // 2] if n < 8 else [n // 2, n // 2 - max(1, n // 6)]
+    out: list[int] = []
+    for w in wanted:
+        for d in range(n):
+            hit = next((i for i in (w - d, w + d) if 0 <= i < n and i not in out
+                        and np.any(reader.read_slices(i, i + 1) != 0)), None)
+            if hit is not None:
+                out.append(hit)
+                break
+    return out or [n // 2]
+
+
 def reconstruct_slices(job: ReconJob, reader, plan: SamplingPlan, recon: Reconstructor, emit) -> ReconArrays:
     opts = job.options
     per_item = reader.n_coils if plan.mode in ("ssos", "hybrid") else 1
     parts: dict[str, list] = {"images": [], "zf": [], "var": [], "samples": [], "ref": []}
     src, total, done = str(reader.path), len(plan.slices), 0
     t0 = time.time()
+    consistency = None
+    if opts.method == "diffusion":  # one choice per file, from its own slices, whatever shard or selection
+        ids = pilot_slices(reader)
+        kp = np.concatenate([reader.read_slices(i, i + 1) for i in ids])
+        recon.tune(kp, plan.mask, plan.mode, slice_ids=ids)
+        consistency = recon.consistency_report(plan.mode, kp * plan.mask, plan.mask)
     for sel in _batches(plan.slices, max(1, opts.batch_size // max(1, per_item))):
         k = reader.read_slices(sel[0], sel[-1] + 1)
         check_nonzero(reader, k, sel)
@@ -348,7 +372,7 @@ def reconstruct_slices(job: ReconJob, reader, plan: SamplingPlan, recon: Reconst
         variance=crop(np.concatenate(parts["var"])) if parts["var"] else None,
         samples=crop(np.concatenate(parts["samples"], axis=1)) if parts["samples"] else None,
         reference=np.concatenate(ref_blocks).astype(np.float32) if ref_blocks else None,
-        reference_info=_reference_info(reader), seconds=time.time() - t0,
+        reference_info=_reference_info(reader), seconds=time.time() - t0, consistency=consistency,
     )
 
 
@@ -405,6 +429,8 @@ def summarize(job: ReconJob, reader, plan: SamplingPlan, arrays: ReconArrays, mo
         "device": device, "model": model_info, "seed": opts.seed,
         "reference": arrays.reference_info,
     }
+    if arrays.consistency is not None:
+        summary["consistency"] = arrays.consistency
     if arrays.reference is None:
         summary["reference"] = {"source": None, "description": "none: the file holds no reference and is "
                                 "undersampled, so no metrics", "noisy": None}

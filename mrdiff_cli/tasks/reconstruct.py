@@ -43,7 +43,13 @@ class ReconOptions:
     steps: int | None = None  # fast: 20; pc: 500 multi-coil, 2000 single-coil
     sigma_max: float | None = None  # fast: start level; pc: 80 (prior's sigma_max)
     sigma_min: float = 0.01
-    n_cg: int = 7  # chosen on the tune set: 7 >= 5 in every 8-coil setting (mean +0.58 dB), see docs/reconstruct.md
+    # CG consistency iterations per step. None (default): chosen per scan by k-space hold-out cross-validation
+    # (samplers.selftune: short pilots on one or two slices with part of the samples hidden; SENSE mode with the
+    # fast sampler), falling back to FALLBACK_CG where no hold-out is possible; an int forces that fixed count
+    n_cg: int | None = None
+    holdout_frac: float = 0.15  # fraction of the measured non-centre samples (lines for 1D masks) the pilot hides
+    pilot_steps: int = 6  # sampler steps of each pilot run (the full run: steps)
+    cg_start: int = 3  # the search's first count (then its upper neighbour)
     mu: float = 0.0
     zeta: float | str | None = None  # renoise mix; None: 1.0 (fresh noise, also for K > 1 samples); or 'ancestral'
     snr: float = 0.16
@@ -73,6 +79,7 @@ class ReconOptions:
 
 
 FAST_DEFAULTS = {"steps": 20, "sigma_max": 1.0}
+FALLBACK_CG = 7  # fixed count where self-tuning does not apply (coil-wise modes, no hold-out possible)
 
 
 def resolve_device(spec: str) -> torch.device:
@@ -171,6 +178,8 @@ class Reconstructor:
 
             prepare_prior(prior, self.device, opts.channels_last)  # NHWC on the CPU (measured faster)
         self.autocast = {"bf16": torch.bfloat16, "fp16": torch.float16, None: None}[opts.autocast]
+        self.tuning = None  # samplers.selftune.Tuning once a pilot ran (one per Reconstructor: one scan)
+        self.tuning_note: str | None = None  # why self-tuning did not apply, when it did not
 
     # ---------------------------------------------------------------- helpers
     def _denoiser(self, mode: str, x_init: torch.Tensor, batch_size: int):
@@ -183,15 +192,95 @@ class Reconstructor:
                              autocast=self.autocast, refine_below=self.opts.phase_refine_sigma,
                              refine_frac=self.opts.phase_refine_frac)
 
-    def _sigmas(self, mode: str) -> torch.Tensor:
+    def _sigmas(self, mode: str, steps: int | None = None) -> torch.Tensor:
         from ..samplers.schedules import geometric_sigmas, karras_sigmas
 
-        n = default_steps(self.opts, mode)
+        n = default_steps(self.opts, mode) if steps is None else int(steps)
         if self.opts.sampler == "fast":
             smax = self.opts.sigma_max if self.opts.sigma_max is not None else FAST_DEFAULTS["sigma_max"]
             return karras_sigmas(n, self.opts.sigma_min, smax)
         smax = self.opts.sigma_max if self.opts.sigma_max is not None else float(self.prior.edm.sigma_max)
         return geometric_sigmas(n, self.opts.sigma_min, smax)
+
+    # ---------------------------------------------------------------- self-tuning
+    def self_tuning(self, mode: str) -> bool:
+        """Whether this run chooses its CG counts by hold-out cross-validation (see ReconOptions.n_cg)."""
+        return (self.opts.n_cg is None and self.opts.method == "diffusion" and self.opts.sampler == "fast"
+                and mode == "sense" and self.tuning_note is None)
+
+    def tune(self, kspace, mask, mode: str, maps: torch.Tensor | None = None, slice_ids: Sequence[int] = (0,),
+             *, compressed: bool = False) -> None:
+        """Choose the CG count for every later :meth:`reconstruct` call of this object (one scan) by k-space
+        hold-out cross-validation on ``kspace`` (P, C, H, W), a slice or two of the scan
+        (:mod:`~mrdiff_cli.samplers.selftune`). ``compressed``: kspace/maps are already coil-compressed.
+        No-op unless :meth:`self_tuning` applies; where no hold-out is possible, records why and falls back."""
+        from ..samplers.selftune import CG_CANDIDATES, LastEstimate, Tuning, holdout_error, split_holdout, unimodal_search
+
+        if not self.self_tuning(mode):
+            return
+        dev, opts = self.device, self.opts
+        m_np = np.asarray(mask, dtype=np.float32)
+        split = split_holdout(m_np, opts.holdout_frac, opts.seed)
+        if split is None:
+            self.tuning_note = (f"too few measured samples outside the centre to hide {opts.holdout_frac:.0%}: "
+                                f"fixed {FALLBACK_CG} CG iterations")
+            return
+        y = torch.as_tensor(kspace).to(dev, torch.complex64) * torch.as_tensor(m_np).to(dev)
+        if not compressed:
+            y, maps = self._compress(y, maps, mode)
+        if maps is None:
+            maps = self.estimate_maps(y, torch.as_tensor(m_np).to(dev))  # the centre is never hidden
+        maps = maps.to(dev)
+        fit, hold = torch.as_tensor(split.fit).to(dev), torch.as_tensor(split.hold).to(dev)
+        ids = [int(i) for i in slice_ids]
+        sig = self._sigmas(mode, opts.pilot_steps)
+
+        def evaluate(n: int) -> float:
+            rec: dict[str, Any] = {}
+
+            def inner(scale: torch.Tensor, support: torch.Tensor) -> LastEstimate:
+                rec.update(dc=LastEstimate(n), scale=scale.reshape(-1, 1, 1), support=support)
+                return rec["dc"]
+
+            gen = [sample_generator(opts.seed, PILOT_SAMPLE, s) for s in ids]  # the same noise for every n
+            self._sample(y * fit, fit, mode, maps, gen, lambda i, k: None, inner=inner, sigmas=sig)
+            x = rec["dc"].last * rec["support"] * rec["scale"]
+            return float(holdout_error(x, maps, hold, y * hold).sum())
+
+        best, errors = unimodal_search(evaluate, CG_CANDIDATES, opts.cg_start)
+        info = {"fraction": opts.holdout_frac, "kind": split.kind, "hidden": split.n_hold,
+                "of_measured_outside_centre": split.n_candidates}
+        self.tuning = Tuning(best, errors, info, ids, len(sig))
+
+    def consistency_report(self, mode: str, y: torch.Tensor | None = None, mask=None) -> dict[str, Any] | None:
+        """How strongly this run enforced the data and why (the metrics JSON's ``consistency`` block): the CG
+        count, who chose it (--cg-iters, the hold-out pilot, or the fallback) with the pilot's evidence, and the
+        k-space noise std estimated from ``y`` (P, C, H, W) / ``mask`` when given (calibration-matrix tail)."""
+        if self.opts.method != "diffusion":
+            return None
+        if self.opts.n_cg is not None:
+            how = "fixed (--cg-iters)"
+        elif self.tuning is not None:
+            how = "k-space hold-out cross-validation"
+        elif mode != "sense" or self.opts.sampler != "fast":
+            how = f"fixed: self-tuning applies to SENSE mode with the fast sampler (this run: {mode}, {self.opts.sampler})"
+        else:
+            how = f"fixed: {self.tuning_note}" if self.tuning_note else "fixed"
+        rep: dict[str, Any] = {"cg_iters": self.n_cg(), "chosen_by": how}
+        if self.tuning is not None:
+            rep["evidence"] = self.tuning.summary()
+        if y is not None and mask is not None:
+            from .calibration import estimate_kspace_noise
+
+            sn = estimate_kspace_noise(y, np.asarray(mask, dtype=np.float32))
+            rep["kspace_noise_std"] = [float(v) for v in sn] if bool((sn > 0).all()) else None
+        return rep
+
+    def n_cg(self) -> int:
+        """The CG count this run uses: forced (``--cg-iters``), chosen by the pilot, or the fallback."""
+        if self.opts.n_cg is not None:
+            return int(self.opts.n_cg)
+        return self.tuning.n_cg if self.tuning is not None else FALLBACK_CG
 
     # ---------------------------------------------------------------- main entry
     def reconstruct(
@@ -233,6 +322,9 @@ class Reconstructor:
         if self.opts.noise_dc not in NOISE_DC:
             raise UsageError(f"unknown noise consistency {self.opts.noise_dc!r} (choose from {', '.join(NOISE_DC)})")
         noise = self._noise_sigma(y, m) if self.opts.noise_dc != "none" else None
+        if self.self_tuning(mode) and self.tuning is None:
+            mid = y.shape[0] // 2  # no tune() beforehand: the batch's middle slice is the pilot
+            self.tune(y[mid:mid + 1], m, mode, maps[mid:mid + 1], [ids[mid]], compressed=True)
         stats = running_mean_var(self._draw(y, m, mode, maps, K, sample_seed_offset, keep_samples, callback, ids, noise))
         mean, var, _ = stats
         samples = torch.stack(self._kept) if keep_samples and self._kept else None
@@ -350,15 +442,16 @@ class Reconstructor:
 
         return mu
 
-    def _sample(self, y, m, mode, maps, gen, cb, noise=None) -> torch.Tensor:
+    def _sample(self, y, m, mode, maps, gen, cb, noise=None, inner=None, sigmas=None) -> torch.Tensor:
         """One batch of posterior samples (B, H, W) magnitude: build A, x_init, the denoiser and the DC step,
-        then dispatch to the registered sampler."""
+        then dispatch to the registered sampler. ``inner(scale, support)``: the SENSE consistency step to use
+        instead of the run's own (the self-tuning pilot's); ``sigmas``: another noise schedule (the pilot's)."""
         from ..samplers import get_sampler
         from ..samplers.dc import HybridSenseDC, ProximalDC, Projected, SoftDC
 
         opts = self.opts
         sample = get_sampler(opts.sampler)
-        sig = self._sigmas(mode)
+        sig = self._sigmas(mode) if sigmas is None else sigmas
         extra = {"zeta": self._zeta()} if opts.sampler == "fast" else {"snr": opts.snr}
         if mode == "sense":
             A = SenseOp(m, maps)
@@ -368,11 +461,14 @@ class Reconstructor:
             # SENSE sees no signal where no coil is sensitive (ESPIRiT support): keep the image zero there,
             # as CG-SENSE does; otherwise the prior alone fills that region with sampler noise.
             support = (maps.abs().sum(dim=-3) > 0).to(x_init.dtype)
-            inner = ProximalDC(opts.n_cg, self._prox_mu(noise, scale)) if opts.sampler == "fast" else SoftDC(1.0)
-            dc = Projected(inner, lambda v: v * support)
+            if inner is not None:
+                step = inner(scale.reshape(-1), support)
+            else:
+                step = ProximalDC(self.n_cg(), self._prox_mu(noise, scale)) if opts.sampler == "fast" else SoftDC(1.0)
+            dc = Projected(step, lambda v: v * support)
             x = sample(self._denoiser(mode, x_init, opts.batch_size), ys, A, sig, x_init, dc=dc, generator=gen, callback=cb, **extra)
             if opts.sampler == "pc":
-                x = ProximalDC(opts.n_cg)(x, ys, A) * support
+                x = ProximalDC(self.n_cg())(x, ys, A) * support
             return (x * scale).abs()
         # coil-by-coil operators: single-coil, real, SSOS, hybrid — x has the shape of y (B, C, H, W)
         A = CoilwiseOp(m)
@@ -381,7 +477,7 @@ class Reconstructor:
         ys, x_init = y / scale, x_init / scale
         if mode == "real":
             x_init = x_init.real.to(torch.complex64)
-        dc = ProximalDC(max(1, opts.n_cg), self._prox_mu(noise, scale)) if opts.sampler == "fast" else SoftDC(1.0)
+        dc = ProximalDC(max(1, self.n_cg()), self._prox_mu(noise, scale)) if opts.sampler == "fast" else SoftDC(1.0)
         project = self._coilwise_projection(mode, x_init)
         if project is not None:
             dc = Projected(dc, project)
@@ -413,6 +509,9 @@ class Reconstructor:
             return v * supp if supp is not None else v
 
         return project
+
+
+PILOT_SAMPLE = 2**31 - 1  # the self-tuning pilot's sample index: its own noise stream, apart from samples 0..K-1
 
 
 def sample_generator(seed: int, sample: int, slice_index: int) -> torch.Generator:

@@ -1,0 +1,121 @@
+"""Self-tuning consistency (samplers.selftune, Reconstructor.tune): hold-out splits, the search, and the choice
+on real simulated scans with the bundled prior."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mrdiff_cli.ops.masks import acs_shape, make_mask
+from mrdiff_cli.samplers.selftune import holdout_error, split_holdout, unimodal_search
+
+
+def test_split_2d_mask_hides_points_outside_the_centre():
+    mask = make_mask("poisson", (64, 64), 6, seed=1).mask
+    s = split_holdout(mask, 0.15, seed=0)
+    assert s is not None and s.kind == "points"
+    m = mask > 0
+    hold, fit = s.hold > 0, s.fit > 0
+    assert not (hold & ~m).any(), "only measured samples are hidden"
+    assert np.array_equal(hold | fit, m) and not (hold & fit).any()
+    ah, aw = acs_shape(m)
+    assert not hold[32 - ah // 2: 32 - ah // 2 + ah, 32 - aw // 2: 32 - aw // 2 + aw].any(), "the centre is kept"
+    assert abs(hold.sum() - 0.15 * s.n_candidates) <= 1
+
+
+def test_split_1d_mask_hides_whole_lines_and_falls_back_to_points():
+    mask = make_mask("equispaced", (64, 96), 3, acs=8, seed=1).mask
+    s = split_holdout(mask, 0.2, seed=0)
+    assert s.kind == "lines"
+    cols = np.flatnonzero(s.hold.any(axis=0))
+    assert len(cols) == s.n_hold >= 4 and s.hold[:, cols].all(), "hidden lines are whole phase-encode lines"
+    few = make_mask("gaussian1d", (64, 64), 8, seed=1).mask  # a handful of lines outside the centre
+    s2 = split_holdout(few, 0.15, seed=0)
+    assert s2 is not None and s2.kind == "points on lines"
+
+
+def test_split_is_seeded_and_none_when_nothing_to_hide():
+    mask = make_mask("poisson", (48, 48), 4, seed=3).mask
+    a, b, c = split_holdout(mask, 0.15, 7), split_holdout(mask, 0.15, 7), split_holdout(mask, 0.15, 8)
+    assert np.array_equal(a.hold, b.hold) and not np.array_equal(a.hold, c.hold)
+    assert split_holdout(np.ones((32, 32), np.float32), 0.15, 0) is None  # fully sampled: all centre
+
+
+def test_unimodal_search_finds_the_minimum_without_trying_everything():
+    for best in (1, 2, 3, 5, 7, 10):
+        calls = []
+
+        def f(n, best=best):
+            calls.append(n)
+            return (np.log(n) - np.log(best)) ** 2
+
+        got, seen = unimodal_search(f, (1, 2, 3, 5, 7, 10), start=3)
+        assert got == best and set(seen) == set(calls) and len(calls) <= 4
+
+
+def test_holdout_error_is_zero_for_the_truth_and_grows_with_the_error():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 16, 16, dtype=torch.complex64, generator=g)
+    maps = torch.randn(1, 4, 16, 16, dtype=torch.complex64, generator=g)
+    hold = torch.zeros(16, 16)
+    hold[::3, ::2] = 1
+    from mrdiff_cli.ops.fft import fft2c
+
+    y_hold = hold * fft2c(maps * x.unsqueeze(-3))
+    assert float(holdout_error(x, maps, hold, y_hold)) < 1e-10
+    e1 = float(holdout_error(x + 0.01 * torch.randn_like(x), maps, hold, y_hold))
+    e2 = float(holdout_error(x + 0.1 * torch.randn_like(x), maps, hold, y_hold))
+    assert 0 < e1 < e2
+
+
+@pytest.fixture(scope="module")
+def bundled_prior():
+    from mrdiff_cli.priors.loading import load_prior
+
+    return load_prior(None, "score", offline=True)[0]
+
+
+@pytest.fixture(scope="module")
+def example_slice():
+    from mrdiff_cli.cli.simulate import example_image
+    from mrdiff_cli.io.detect import load_image
+
+    vol, _ = load_image(example_image())
+    return vol[vol.shape[0] // 2: vol.shape[0] // 2 + 1]
+
+
+def _tuned(prior, image, snr, seed=0):
+    from mrdiff_cli.tasks.reconstruct import ReconOptions, Reconstructor
+    from mrdiff_cli.tasks.simulate import simulate_volume
+
+    sim = simulate_volume(image, None, matrix=64, coils=8, snr_db=snr, seed=1)
+    mask = make_mask("poisson", (64, 64), 6, seed=2).mask
+    rec = Reconstructor(prior, ReconOptions(steps=8, pilot_steps=4, seed=seed))
+    out = rec.reconstruct(sim.kspace, mask, "sense")
+    return rec, out
+
+
+def test_selection_follows_the_noise_and_is_deterministic(bundled_prior, example_slice):
+    """Noisier data → fewer CG iterations (weaker consistency); cleaner data → more. Same seed → same choice
+    and the same image."""
+    noisy, _ = _tuned(bundled_prior, example_slice, 15)
+    clean, img = _tuned(bundled_prior, example_slice, 50)
+    assert noisy.tuning.n_cg < clean.tuning.n_cg, (noisy.tuning.errors, clean.tuning.errors)
+    assert noisy.tuning.n_cg <= 3 and clean.tuning.n_cg >= 5
+    again, img2 = _tuned(bundled_prior, example_slice, 50)
+    assert again.tuning.errors == clean.tuning.errors
+    assert np.array_equal(img.images, img2.images)
+    rep = clean.consistency_report("sense")
+    assert rep["chosen_by"] == "k-space hold-out cross-validation" and rep["cg_iters"] == clean.tuning.n_cg
+
+
+def test_fixed_count_skips_the_pilot(bundled_prior, example_slice):
+    from mrdiff_cli.tasks.reconstruct import ReconOptions, Reconstructor
+    from mrdiff_cli.tasks.simulate import simulate_volume
+
+    sim = simulate_volume(example_slice, None, matrix=32, coils=4, snr_db=30, seed=1)
+    mask = make_mask("poisson", (32, 32), 3, seed=2).mask
+    rec = Reconstructor(bundled_prior, ReconOptions(steps=2, n_cg=3))
+    rec.reconstruct(sim.kspace, mask, "sense")
+    assert rec.tuning is None and rec.consistency_report("sense") == {"cg_iters": 3, "chosen_by": "fixed (--cg-iters)"}
