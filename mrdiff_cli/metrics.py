@@ -47,6 +47,6 @@ def slice_metrics(x: np.ndarray, ref: np.ndarray) -> dict:
 def volume_metrics(vol: np.ndarray, ref: np.ndarray) -> dict:
     """Per-slice metrics (data range = the reference volume's max, as fastMRI) and their means."""
     dr = float(ref.max())
-    per = [{"psnr": psnr(v, r, dr), "ssim": ssim(v, r, dr), "nmse": nmse(v, r)} for v, r in zip(vol, ref)]
+    per = [{"psnr": psnr(v, r, dr), "ssim": ssim(v, r, dr), "nmse": nmse(v, r)} for v, r in zip(vol, ref, strict=False)]
     mean = {k: float(np.mean([p[k] for p in per])) for k in ("psnr", "ssim", "nmse")}
     return {"per_slice": per, "mean": mean}

@@ -42,14 +42,14 @@ class Geometry:
             return np.asarray(self.affine, dtype=np.float64)
         return centered_affine(self.voxel_size, shape)
 
-    def from_slice(self, first_slice: int, shape_hws: tuple[int, int, int]) -> "Geometry":
+    def from_slice(self, first_slice: int, shape_hws: tuple[int, int, int]) -> Geometry:
         """Explicit geometry of the sub-volume starting at slice ``first_slice`` of a volume laid out ``shape_hws``
         (H, W, slices): the affine origin moves ``first_slice`` slices along the slice axis."""
         aff = np.array(self.affine_for(shape_hws), dtype=np.float64)
         aff[:3, 3] = aff[:3, 3] + aff[:3, 2] * first_slice
         return Geometry(voxel_size=tuple(self.voxel_size), affine=aff, known=self.known, source=self.source)
 
-    def for_slices(self, indices: list[int], shape_hws: tuple[int, int, int]) -> "Geometry":
+    def for_slices(self, indices: list[int], shape_hws: tuple[int, int, int]) -> Geometry:
         """Geometry of the sub-volume made of slices ``indices`` (ascending) of a volume laid out ``shape_hws``:
         origin at the first; the slice axis steps by the indices' common spacing. Irregular spacing (e.g. 1, 4, 6)
         cannot be one affine: the file's own slice step is kept (callers warn)."""
@@ -61,7 +61,7 @@ class Geometry:
             g = Geometry(voxel_size=g.voxel_size, affine=aff, known=g.known, source=g.source)
         return g
 
-    def scaled(self, fy: float, fx: float) -> "Geometry":
+    def scaled(self, fy: float, fx: float) -> Geometry:
         """Geometry after changing the in-plane matrix by factors (fy, fx) at fixed field of view.
 
         Voxel size is divided by the factor; the affine keeps the same field of view: the centre of the
@@ -120,7 +120,7 @@ class HeaderFacts:
         mat = self.encoded_matrix if space == "encoded" else self.recon_matrix
         if not fov or not mat:
             return None
-        return tuple(float(f) / float(m) if m > 0 and f > 0 else 1.0 for f, m in zip(fov, mat))  # type: ignore[return-value]
+        return tuple(float(f) / float(m) if m > 0 and f > 0 else 1.0 for f, m in zip(fov, mat, strict=False))  # type: ignore[return-value]
 
     def as_dict(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in ("encoded_matrix", "encoded_fov_mm", "recon_matrix", "recon_fov_mm",
@@ -242,7 +242,7 @@ class SliceSpec:
     values: tuple[int | None, ...]
 
     @classmethod
-    def parse(cls, text: str | None) -> "SliceSpec | None":
+    def parse(cls, text: str | None) -> SliceSpec | None:
         from .errors import UsageError
 
         if text is None or str(text).strip() in ("", ":"):

@@ -7,7 +7,8 @@ import json
 import os
 import re
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -178,7 +179,7 @@ def print_table(con: Console, columns: list[str], rows: list[list[Any]], *, titl
         body = ([list(columns)] if show_header else []) + [[plain(c) for c in r] for r in rows]
         widths = [max(len(r[i]) for r in body) for i in range(len(columns))] if body else []
         lines = [title] if title else []
-        lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in body]
+        lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)).rstrip() for r in body]
         for line in lines:
             con.print(line, markup=False, highlight=False, soft_wrap=True, emoji=False)
         return

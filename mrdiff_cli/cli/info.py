@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -11,7 +11,7 @@ from .common import handle_errors, out_console, print_json, print_table
 from .options import JsonOpt
 
 InputFormatOpt = Annotated[
-    Optional[str],
+    str | None,
     typer.Option(
         "--input-format",
         help="Force the input format (fastmri, ismrmrd, bart, nifti, dicom); default: detected from the content.",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.text import Text
@@ -120,15 +120,15 @@ def push_cmd(
         )],
     repo_id: Annotated[str, typer.Argument(help="Target Hub repo, org/name.", metavar="REPO_ID", show_default=False)],
     revision: Annotated[
-        Optional[str], typer.Option("--revision", help="Branch to push to (created if missing). Default: main.")
+        str | None, typer.Option("--revision", help="Branch to push to (created if missing). Default: main.")
     ] = None,
     private: Annotated[bool, typer.Option("--private", help="Create the repo as private.")] = False,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Validate, generate the model card and show the plan; upload nothing.")
     ] = False,
-    message: Annotated[Optional[str], typer.Option("--message", help="Commit message.")] = None,
+    message: Annotated[str | None, typer.Option("--message", help="Commit message.")] = None,
     token: Annotated[
-        Optional[str],
+        str | None,
         typer.Option("--token", help="Hub token (default: HF_TOKEN or `hf auth login`).", show_default=False),
     ] = None,
     json_out: JsonOpt = False,

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 ModelOpt = Annotated[
-    Optional[str],
+    str | None,
     typer.Option(
         "--model",
         "-m",
@@ -36,7 +36,7 @@ OfflineOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 
 CoilsOpt = Annotated[
-    Optional[int],
+    int | None,
     typer.Option(
         "--coils",
         help=(
@@ -49,7 +49,7 @@ CoilsOpt = Annotated[
 ]
 
 ThreadsOpt = Annotated[
-    Optional[int],
+    int | None,
     typer.Option(
         "--threads",
         help="CPU threads for torch (default: MRDIFF_THREADS or OMP_NUM_THREADS, else the CPUs this process may use).",
@@ -59,7 +59,7 @@ ThreadsOpt = Annotated[
 ]
 
 
-def parse_batch_size(spec: Optional[str]) -> Optional[int]:
+def parse_batch_size(spec: str | None) -> int | None:
     """--batch-size N | auto → N, or None for auto (chosen for the device: free GPU memory, 4 on the CPU)."""
     if spec is None or str(spec).strip().lower() == "auto":
         return None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -23,15 +23,15 @@ def simulate(
     matrix: Annotated[int, typer.Option("--matrix", help="In-plane matrix (k-space crop/zero-pad resampling).")] = 128,
     coils: Annotated[int, typer.Option("--coils", help="Number of coils (1 = single-coil).")] = 8,
     snr: Annotated[float, typer.Option("--snr", help="SNR in dB vs. mean k-space signal energy (inf = no noise).")] = 30.0,
-    mask: Annotated[Optional[str], typer.Option("--mask", help=f"Undersample with a mask: {', '.join(MASK_CHOICES)}.",
+    mask: Annotated[str | None, typer.Option("--mask", help=f"Undersample with a mask: {', '.join(MASK_CHOICES)}.",
                                                 show_default=False)] = None,
-    accel: Annotated[Optional[float], typer.Option("--accel", help="Acceleration R for --mask (default 4).",
+    accel: Annotated[float | None, typer.Option("--accel", help="Acceleration R for --mask (default 4).",
                                                    show_default=False)] = None,
-    acs: Annotated[Optional[int], typer.Option("--acs", help="ACS (fully sampled centre): calibration lines / square side (default: mask default).",
+    acs: Annotated[int | None, typer.Option("--acs", help="ACS (fully sampled centre): calibration lines / square side (default: mask default).",
                                                show_default=False)] = None,
-    slices: Annotated[Optional[str], typer.Option("--slices", help="Slice range a:b (python slice); default all.",
+    slices: Annotated[str | None, typer.Option("--slices", help="Slice range a:b (python slice); default all.",
                                                   show_default=False)] = None,
-    axis: Annotated[Optional[int], typer.Option(
+    axis: Annotated[int | None, typer.Option(
         "--axis", help="Slicing axis: NIfTI voxel axis 0/1/2 (default 2); for a 3D .npy the array axis (default 0).",
         show_default=False)] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed for phase, noise and mask.")] = 0,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -42,9 +42,9 @@ def superres(
     model: ModelOpt = None,
     offline: OfflineOpt = False,
     sampler: Annotated[SRSampler, typer.Option(help="fast: denoise -> consistency on the measured k-space block -> renoise (21 network evaluations, NFE); vdm: the seed's k-space-guided VDM sampler.", rich_help_panel=SAMPLER)] = SRSampler.fast,
-    steps: Annotated[Optional[int], typer.Option(help="Sampler steps (default: fast 20, vdm 100; the VDM paper uses 1000).", rich_help_panel=SAMPLER, show_default=False)] = None,
+    steps: Annotated[int | None, typer.Option(help="Sampler steps (default: fast 20, vdm 100; the VDM paper uses 1000).", rich_help_panel=SAMPLER, show_default=False)] = None,
     guidance: Annotated[float, typer.Option("--guidance", help="vdm: k-space guidance weight lambda in [0, 1] (1 = exact low-k consistency, 0 = ignore the data); --lambda is the same option.", rich_help_panel=SAMPLER)] = 1.0,
-    lambda_: Annotated[Optional[float], typer.Option("--lambda", hidden=True)] = None,
+    lambda_: Annotated[float | None, typer.Option("--lambda", hidden=True)] = None,
     noise: Annotated[str, typer.Option(metavar="auto|none|STD", help="fast: noise std of the low-resolution image: 'auto' (estimated from the data; soft consistency), 'none' (hard consistency) or a number in image units.", rich_help_panel=SAMPLER)] = "auto",
     consistency: Annotated[Consistency, typer.Option(help="fast: what the low-resolution image is. magnitude: |low-res image| (consistency with its magnitude, the sign from the estimate); linear: the low-res image itself; auto: magnitude for a magnitude/RSS input, linear for a retrospective degradation.", rich_help_panel=SAMPLER)] = "auto",
     samples: Annotated[int, typer.Option("--samples", "-K", help="Samples per slice; >1 writes the mean plus variance/std maps.", rich_help_panel=SAMPLER)] = 1,
@@ -52,11 +52,11 @@ def superres(
     seed: Annotated[int, typer.Option(help="Random seed (same seed and batch size → same output).", rich_help_panel=RUN)] = 0,
     device: Annotated[str, typer.Option(metavar="DEVICE", help="auto, cpu, cuda or cuda:N.", rich_help_panel=RUN)] = "auto",
     batch_size: Annotated[int, typer.Option(help="Images per network batch (slices × samples).", rich_help_panel=RUN)] = 16,
-    fmt: Annotated[Optional[OutFormat], typer.Option("--format", help="Output format (default from the output name).", rich_help_panel=OUTPUT)] = None,
+    fmt: Annotated[OutFormat | None, typer.Option("--format", help="Output format (default from the output name).", rich_help_panel=OUTPUT)] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace existing outputs.", rich_help_panel=OUTPUT)] = False,
     preview: Annotated[bool, typer.Option(help="Write <output>_preview.png (bicubic | sinc | mrdiff | reference | std).", rich_help_panel=OUTPUT)] = False,
     metrics: Annotated[bool, typer.Option(help="Write <output>_metrics.json.", rich_help_panel=OUTPUT)] = True,
-    slices: Annotated[Optional[str], typer.Option(metavar="SLICES", help="Slices: 3, 3:7 (end exclusive) or 1,4,6.", rich_help_panel=RUN)] = None,
+    slices: Annotated[str | None, typer.Option(metavar="SLICES", help="Slices: 3, 3:7 (end exclusive) or 1,4,6.", rich_help_panel=RUN)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or messages on stderr (progress is a bar on a terminal, a line every ~10 s otherwise).", rich_help_panel=RUN)] = False,
     json_out: JsonOpt = False,
 ) -> None:

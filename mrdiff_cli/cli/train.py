@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Callable, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -61,8 +62,8 @@ def _make_command(task: str) -> Callable[..., None]:
         resume: Annotated[bool, typer.Option("--resume", help="Continue from OUT/checkpoint (a fresh start if there is none).", rich_help_panel=OPTIM)] = False,
         checkpoint_every: Annotated[int, typer.Option(help="Write the checkpoint and the bundle every N steps (and at the end).", rich_help_panel=OUTPUT)] = 500,
         val_every: Annotated[int, typer.Option(help="Validate (EMA weights, fixed noise) every N steps and at the end.", rich_help_panel=OUTPUT)] = 1000,
-        val: Annotated[Optional[list[str]], typer.Option("--val", metavar="PATH", help="Held-out validation volumes (repeatable; files, folders or globs). They are removed from the training set.", show_default=False, rich_help_panel=DATA)] = None,
-        val_fraction: Annotated[Optional[float], typer.Option(help="Instead of --val: hold out this fraction of the training volumes (whole volumes, deterministic).", show_default=False, rich_help_panel=DATA)] = None,
+        val: Annotated[list[str] | None, typer.Option("--val", metavar="PATH", help="Held-out validation volumes (repeatable; files, folders or globs). They are removed from the training set.", show_default=False, rich_help_panel=DATA)] = None,
+        val_fraction: Annotated[float | None, typer.Option(help="Instead of --val: hold out this fraction of the training volumes (whole volumes, deterministic).", show_default=False, rich_help_panel=DATA)] = None,
         matrix: Annotated[int, typer.Option(help="Training image size (matrix × matrix) after resampling to --voxel.", rich_help_panel=DATA)] = 128,
         voxel: Annotated[float, typer.Option(help="Isotropic voxel size in mm the volumes are resampled to.", rich_help_panel=DATA)] = 2.0,
         axes: Annotated[Axes, typer.Option(help="Slice orientations taken from 3D volumes.", rich_help_panel=DATA)] = Axes.all,
@@ -75,13 +76,13 @@ def _make_command(task: str) -> Callable[..., None]:
         channel_mults: Annotated[str, typer.Option(help="UNet channel multipliers per level, comma separated.", rich_help_panel=MODEL)] = "1,2,2,4",
         res_blocks: Annotated[int, typer.Option(help="Residual blocks per UNet level.", rich_help_panel=MODEL)] = 1,
         attn_resolutions: Annotated[str, typer.Option(help="Feature-map sizes with self-attention, comma separated ('' = none).", rich_help_panel=MODEL)] = "16",
-        init_from: Annotated[Optional[str], typer.Option(help="Start from the weights of this bundle (folder, bundled:NAME or Hub repo); tensors with matching names and shapes are copied.", show_default=False, rich_help_panel=MODEL)] = None,
+        init_from: Annotated[str | None, typer.Option(help="Start from the weights of this bundle (folder, bundled:NAME or Hub repo); tensors with matching names and shapes are copied.", show_default=False, rich_help_panel=MODEL)] = None,
         offline: OfflineOpt = False,
         freeze_net: Annotated[bool, typer.Option("--freeze-net", help="Keep the --init-from network fixed and train only the noise schedule gamma.", rich_help_panel=VDM)] = False,
         vdm_timesteps: Annotated[int, typer.Option(help="VLB diffusion loss: 0 = continuous time, T > 0 = the discrete T-step loss.", rich_help_panel=VDM)] = 0,
         gamma_min: Annotated[float, typer.Option(help="Initial gamma(0) of the learned schedule (sigma_ve = exp(gamma/2)).", rich_help_panel=VDM)] = -13.3,
         gamma_max: Annotated[float, typer.Option(help="Initial gamma(1) of the learned schedule.", rich_help_panel=VDM)] = 5.0,
-        bf16: Annotated[Optional[bool], typer.Option("--bf16/--no-bf16", help="bf16 autocast (default: on where the GPU or CPU supports bf16 natively).", show_default=False, rich_help_panel=RUN)] = None,
+        bf16: Annotated[bool | None, typer.Option("--bf16/--no-bf16", help="bf16 autocast (default: on where the GPU or CPU supports bf16 natively).", show_default=False, rich_help_panel=RUN)] = None,
         device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N (torchrun: each process uses cuda:LOCAL_RANK).", rich_help_panel=RUN)] = "auto",
         sample_grid: Annotated[bool, typer.Option(help="Write OUT/samples.png (unconditional samples of the EMA model) at the end.", rich_help_panel=OUTPUT)] = True,
         overwrite: Annotated[bool, typer.Option("--overwrite", help="Start over even if OUT already has a checkpoint.", rich_help_panel=OUTPUT)] = False,
@@ -280,7 +281,14 @@ def _run_with_output(cfg: Any, resume: bool, *, quiet: bool, json_out: bool) -> 
         return train(cfg, resume, lambda e: print_json(e) if e["type"] != "done" else None)
     if quiet:
         return train(cfg, resume)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     columns = (
         TextColumn("[bold]train {task.description}"),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import inspect
 from enum import Enum
-from typing import Annotated, Optional, get_type_hints
+from typing import Annotated, get_type_hints
 
 import typer
 
@@ -43,7 +43,7 @@ TITLE = "mrdiff uncertainty"
 
 
 @handle_errors
-def uncertainty(task: Task = Task.reconstruct, from_: Optional[str] = None, to: Optional[str] = None,
+def uncertainty(task: Task = Task.reconstruct, from_: str | None = None, to: str | None = None,
                 guidance: float = 1.0, calibration: CalibrationChoice = CalibrationChoice.model,
                 noise_consistency: NoiseConsistency = NoiseConsistency.none, **kw) -> None:
     """Draw K posterior samples (batched); write the posterior mean, calibrated std and variance, and 95 % interval
@@ -117,7 +117,7 @@ RECON_ONLY = ("mask", "accel", "acs", "sampler", "coil_mode", "complex_mode", "p
               "precision", "threads")
 
 
-def _superres(from_: Optional[str], to: Optional[str], guidance: float, kw: dict, extra_set: list[str]) -> None:
+def _superres(from_: str | None, to: str | None, guidance: float, kw: dict, extra_set: list[str]) -> None:
     if not from_ or not to:
         raise UsageError("--task superres needs --from N and --to M")
     if len(kw["inputs"]) != 1:
@@ -154,8 +154,8 @@ def _signature() -> inspect.Signature:
     kw_only = inspect.Parameter.KEYWORD_ONLY
     params += [
         inspect.Parameter("task", kw_only, default=Task.reconstruct, annotation=Annotated[Task, typer.Option(help="reconstruct (k-space posterior) or superres (VDM super-resolution samples).", rich_help_panel="Task")]),
-        inspect.Parameter("from_", kw_only, default=None, annotation=Annotated[Optional[str], typer.Option("--from", help="superres: low-resolution matrix N or HxW.", rich_help_panel="Task", show_default=False)]),
-        inspect.Parameter("to", kw_only, default=None, annotation=Annotated[Optional[str], typer.Option("--to", help="superres: target matrix N or HxW.", rich_help_panel="Task", show_default=False)]),
+        inspect.Parameter("from_", kw_only, default=None, annotation=Annotated[str | None, typer.Option("--from", help="superres: low-resolution matrix N or HxW.", rich_help_panel="Task", show_default=False)]),
+        inspect.Parameter("to", kw_only, default=None, annotation=Annotated[str | None, typer.Option("--to", help="superres: target matrix N or HxW.", rich_help_panel="Task", show_default=False)]),
         inspect.Parameter("guidance", kw_only, default=1.0, annotation=Annotated[float, typer.Option("--guidance", help="superres: k-space guidance weight lambda in [0, 1].", rich_help_panel="Task")]),
         inspect.Parameter("noise_consistency", kw_only, default=NoiseConsistency.none, annotation=Annotated[NoiseConsistency, typer.Option("--noise-consistency", help="Measurement noise in the consistency step (sigma_n estimated from >= 4 coils): none (data exact), prox (weight sigma_n^2/sigma_i^2), perturb (each sample re-draws the noise) or both. The model's calibration was fitted with none.", rich_help_panel="Sampler")]),
         inspect.Parameter("calibration", kw_only, default=CalibrationChoice.model, annotation=Annotated[CalibrationChoice, typer.Option("--calibration", help="model: apply the model's calibration (config.json 'calibration', fitted on its tune set) to the std; none: the raw sample spread.", rich_help_panel="Sampler")]),

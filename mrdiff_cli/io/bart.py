@@ -209,9 +209,8 @@ def write_bart(path: str | os.PathLike, array: np.ndarray, overwrite: bool = Fal
         raise ValueError(f"BART arrays have at most {N_DIMS} dimensions, got {a.ndim}")
     dims = list(a.shape) + [1] * (N_DIMS - a.ndim)
     hdr, cfl = bart_pair(path)
-    with atomic_path(cfl, overwrite) as tmp:
-        with open(tmp, "wb") as fh:
-            fh.write(np.asarray(a, dtype="<c8").tobytes(order="F"))
+    with atomic_path(cfl, overwrite) as tmp, open(tmp, "wb") as fh:
+        fh.write(np.asarray(a, dtype="<c8").tobytes(order="F"))
     with atomic_path(hdr, overwrite) as tmp:
         tmp.write_text("# Dimensions\n" + " ".join(str(int(d)) for d in dims) + " \n", encoding="ascii")
     return hdr, cfl

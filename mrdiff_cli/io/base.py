@@ -8,8 +8,9 @@ A ``ScanReader`` is opened once (cheap: headers, mask, geometry → ``reader.inf
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +33,7 @@ class ScanReader:
         self.info: ScanInfo
 
     # -- context manager -------------------------------------------------------------------------
-    def __enter__(self) -> "ScanReader":
+    def __enter__(self) -> ScanReader:
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -58,7 +58,7 @@ def render_calibration(report: dict[str, Any], size: int = 360):
         d.line([px(a, a), px(b, b)], fill=(120, 120, 120), width=1)
     # curve
     if xs:
-        pts = [px(x, y) for x, y in zip(xs, ys)]
+        pts = [px(x, y) for x, y in zip(xs, ys, strict=False)]
         if len(pts) > 1:
             d.line(pts, fill=(200, 30, 30), width=2)
         for (cx, cy) in pts:

@@ -176,7 +176,7 @@ def _save(ds: Any, path: Path) -> None:
 def _build_datasets(v: np.ndarray, geometry: Geometry, description: str, series_number: int,
                     study_uid: str | None, patient_name: str, patient_id: str, derivation: str | None) -> list:
     from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID, generate_uid
+    from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian, generate_uid
 
     from .. import __version__
 

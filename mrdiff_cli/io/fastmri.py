@@ -23,6 +23,7 @@ size from the header's encoded FOV / matrix (1 mm and a note when there is none)
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -229,10 +230,8 @@ class FastMRIReader(ScanReader):
         return np.asarray(self._f[self._ref_key][start:stop], dtype=np.float32)
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(Exception):
             self._f.close()
-        except Exception:  # pragma: no cover
-            pass
 
 
 def open_scan(path: str | os.PathLike) -> FastMRIReader:
@@ -271,17 +270,16 @@ def write_fastmri(path: str | os.PathLike, kspace: np.ndarray, *, mask: np.ndarr
         raise ValueError(f"kspace must be (slices, coils, H, W), got {k.shape}")
     if k.shape[1] == 1:
         k = k[:, 0]
-    with atomic_path(path, overwrite) as tmp:
-        with h5py.File(tmp, "w") as f:
-            f.create_dataset("kspace", data=k)
-            if mask is not None:
-                m = np.asarray(mask, dtype=np.float32)
-                cols = column_mask(m) if m.ndim == 2 else m
-                f.create_dataset("mask", data=(cols if cols is not None else m).astype(np.float32))
-            if reference is not None:
-                f.create_dataset("reconstruction_rss", data=np.asarray(reference, dtype=np.float32))
-            if header_xml is not None:
-                f.create_dataset("ismrmrd_header", data=np.bytes_(header_xml.encode()))
-            for key, val in (attrs or {}).items():
-                f.attrs[key] = val
+    with atomic_path(path, overwrite) as tmp, h5py.File(tmp, "w") as f:
+        f.create_dataset("kspace", data=k)
+        if mask is not None:
+            m = np.asarray(mask, dtype=np.float32)
+            cols = column_mask(m) if m.ndim == 2 else m
+            f.create_dataset("mask", data=(cols if cols is not None else m).astype(np.float32))
+        if reference is not None:
+            f.create_dataset("reconstruction_rss", data=np.asarray(reference, dtype=np.float32))
+        if header_xml is not None:
+            f.create_dataset("ismrmrd_header", data=np.bytes_(header_xml.encode()))
+        for key, val in (attrs or {}).items():
+            f.attrs[key] = val
     return Path(path)

@@ -51,15 +51,14 @@ def write_reconstruction_h5(path: str | os.PathLike, volume: np.ndarray, attrs: 
     if v.ndim != 3:
         raise ValueError(f"volume must be (slices, H, W), got shape {v.shape}")
     v = np.ascontiguousarray(v, dtype=np.float32)
-    with atomic_path(path, overwrite) as tmp:
-        with h5py.File(tmp, "w") as f:
-            f.create_dataset(DATASET, data=v)
-            f.attrs["max"] = float(v.max()) if v.size else 0.0
-            f.attrs["norm"] = float(np.linalg.norm(v.astype(np.float64)))
-            for key, val in (attrs or {}).items():
-                if val is None:
-                    continue
-                f.attrs[key] = _attr_value(val)
+    with atomic_path(path, overwrite) as tmp, h5py.File(tmp, "w") as f:
+        f.create_dataset(DATASET, data=v)
+        f.attrs["max"] = float(v.max()) if v.size else 0.0
+        f.attrs["norm"] = float(np.linalg.norm(v.astype(np.float64)))
+        for key, val in (attrs or {}).items():
+            if val is None:
+                continue
+            f.attrs[key] = _attr_value(val)
     return Path(path)
 
 

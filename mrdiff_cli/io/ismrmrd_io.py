@@ -26,6 +26,7 @@ How acquisitions become a Scan
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -247,7 +248,7 @@ class IsmrmrdReader(ScanReader):
         for c0 in range(0, sel.size, 4096):  # bulk reads of the sample arrays (sorted ids: h5py point selection)
             chunk = sel[c0: c0 + 4096]
             raw = table.fields("data")[self._acq_ids[chunk]] if chunk.size else []
-            for j, flat in zip(chunk, raw):
+            for j, flat in zip(chunk, raw, strict=False):
                 self._place(acc, cnt, j, np.asarray(flat, dtype=np.float32), start, c)
         acc /= np.maximum(cnt, 1)[:, None, None, :]
         k = acc.astype(np.complex64)
@@ -273,10 +274,8 @@ class IsmrmrdReader(ScanReader):
     def close(self) -> None:
         for h in (getattr(self, "_ds", None), getattr(self, "_h5", None)):
             if h is not None:
-                try:
+                with contextlib.suppress(Exception):
                     h.close()
-                except Exception:  # pragma: no cover
-                    pass
 
 
 def open_scan(path: str | os.PathLike, dataset: str = DATASET, repetition: int | None = None) -> IsmrmrdReader:

@@ -15,9 +15,11 @@ written atomically; the metrics JSON is written last and lists every file.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -92,10 +94,8 @@ def probe_writable(folder: Path) -> None:
             pass
     except OSError as exc:
         raise OutputError(f"{folder}: cannot write outputs there ({exc.strerror or exc})") from None
-    try:
+    with contextlib.suppress(OSError):
         probe.unlink()
-    except OSError:  # pragma: no cover
-        pass
 
 
 def _nearest_existing(folder: Path) -> Path:

@@ -80,10 +80,7 @@ def calibration_region(
 ) -> tuple[int, int]:
     """The centred, fully sampled calibration rectangle ``(h, w)`` used by :func:`estimate_maps`."""
     H, W = kspace.shape[-2:]
-    if mask is None:
-        m = mask_from_kspace(kspace.detach().to("cpu").numpy())
-    else:
-        m = _mask_2d(mask, (H, W))
+    m = mask_from_kspace(kspace.detach().to("cpu").numpy()) if mask is None else _mask_2d(mask, (H, W))
     sampled = m > 0
     if acs is None:
         h, w = acs_shape(sampled)
@@ -272,10 +269,7 @@ def estimate_maps(
     if C == 1 or method == "lowres":
         low = _lowres_images(calib, (H, W))  # (B, C, H, W)
         rss = torch.sqrt(torch.sum(low.abs() ** 2, dim=1, keepdim=True))
-        if support_thresh > 0:
-            supp = _support(rss, support_thresh)
-        else:
-            supp = torch.ones_like(rss, dtype=torch.bool)
+        supp = _support(rss, support_thresh) if support_thresh > 0 else torch.ones_like(rss, dtype=torch.bool)
         if C == 1:
             maps = supp.to(torch.complex64)
         else:

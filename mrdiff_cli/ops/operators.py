@@ -19,6 +19,8 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
+from .fft import fft2c, ifft2c
+
 
 @runtime_checkable
 class LinearOperator(Protocol):
@@ -29,8 +31,6 @@ class LinearOperator(Protocol):
     def adjoint(self, y: torch.Tensor) -> torch.Tensor: ...
 
     def normal(self, x: torch.Tensor) -> torch.Tensor: ...
-
-from .fft import fft2c, ifft2c
 
 
 def _as_mask(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

@@ -18,7 +18,7 @@ def load_prior(spec: str | None, task: str, *, offline: bool = False, device: st
     """
     resolved = resolve_model(spec, task, offline=offline or None)
     if resolved.warning:
-        warnings.warn(resolved.warning)
+        warnings.warn(resolved.warning, stacklevel=2)
     model, config = load_bundle(resolved.path, device=device)
     info = {
         "name": resolved.path.name if resolved.source != "hub" else resolved.repo_id,

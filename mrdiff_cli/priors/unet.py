@@ -7,8 +7,8 @@ import math
 from dataclasses import asdict, dataclass, field
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 
 @dataclass
@@ -29,7 +29,7 @@ class UNetConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "UNetConfig":
+    def from_dict(cls, d: dict) -> UNetConfig:
         known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
         unknown = set(d) - set(known) - {"type"}
         if unknown:

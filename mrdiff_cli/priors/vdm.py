@@ -29,8 +29,9 @@ so the bits/dim are those of an 8-bit image whose full scale is twice the 99th-p
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F

@@ -9,7 +9,7 @@ few-step sampler, mrdiff's default) and ``vdm`` (the seed's k-space-guided VDM a
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 SAMPLER_NAMES = ("fast", "pc", "vdm")
 

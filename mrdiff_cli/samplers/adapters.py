@@ -15,7 +15,7 @@ images x of shape (..., H, W), batched through the network in chunks of ``batch_
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

@@ -16,7 +16,7 @@ against k-space ``(batch, coils, H, W)`` as ``(H, W)``, ``(1, W)`` or ``(batch, 
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

@@ -29,7 +29,7 @@ by ``generator`` (one, or one per batch element).
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

@@ -14,7 +14,7 @@ object of samplers/dc.py, called with the step index.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -51,8 +51,8 @@ def pc_sample(
     for i in range(n):
         s, s_next = sig[i], sig[i + 1]
 
-        def consistent(v: torch.Tensor) -> torch.Tensor:
-            return dc(v, y, A, step=i, n_steps=n, sigma=s_next if s_next > 0 else s)
+        def consistent(v: torch.Tensor, i_: int = i, sigma_: float = s_next if s_next > 0 else s) -> torch.Tensor:
+            return dc(v, y, A, step=i_, n_steps=n, sigma=sigma_)
 
         # predictor: reverse diffusion
         score = (denoise(x, s) - x) / s**2

@@ -33,7 +33,7 @@ mixture; with lambda = 1 the output's centre block equals the data (to float32 r
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

@@ -34,8 +34,9 @@ mean over bins of ``|RMSE_b - std_b| / std_b``.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -169,7 +170,7 @@ def calibration_report(
     overall = _block(std, err, supp, z, oracle)
     curve = calibration_curve(std[supp], err[supp], n_bins)
     ence = None
-    pairs = [(s, r) for s, r in zip(curve["std_mean"], curve["rmse"]) if s > 0]
+    pairs = [(s, r) for s, r in zip(curve["std_mean"], curve["rmse"], strict=False) if s > 0]
     if pairs:
         ence = float(np.mean([abs(r - s) / s for s, r in pairs]))
     overall["ence"] = ence
@@ -295,7 +296,7 @@ class Calibration:
     z: float = Z_95
     fitted_on: list[str] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
-    single_coil: "Calibration | None" = None
+    single_coil: Calibration | None = None
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -312,7 +313,7 @@ class Calibration:
         """Which block a scan with ``n_coils`` coils uses: "single_coil" for one coil when there is one, else "main"."""
         return "single_coil" if int(n_coils) == 1 and self.single_coil is not None else "main"
 
-    def for_coils(self, n_coils: int) -> "Calibration":
+    def for_coils(self, n_coils: int) -> Calibration:
         """The block (:meth:`block_for`) for a scan with ``n_coils`` coils."""
         return self.single_coil if self.block_for(n_coils) == "single_coil" else self
 
@@ -345,7 +346,7 @@ class Calibration:
                 **({"single_coil": self.single_coil.to_dict()} if self.single_coil is not None else {})}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Calibration":
+    def from_dict(cls, d: dict[str, Any]) -> Calibration:
         if not isinstance(d, dict) or "method" not in d or not isinstance(d.get("params"), dict):
             raise ValueError("calibration block must be an object with 'method' and 'params'")
         single = d.get("single_coil")
@@ -380,13 +381,16 @@ def _fit_loglinear(r: np.ndarray, u: np.ndarray, v: np.ndarray, iters: int = 50)
         theta = np.zeros(X.shape[1])
         theta[0] = 0.5 * math.log(max(float(np.mean(r**2)), 1e-30))
         r2 = r**2
+
+        def nll(t: np.ndarray) -> float:
+            return float(np.mean(X @ t + 0.5 * r2 * np.exp(-2.0 * (X @ t))))
+
         for _ in range(iters):
             lin = X @ theta
             w = r2 * np.exp(-2.0 * lin)
             g = X.T @ (1.0 - w) / r.size
             Hm = (X * (2.0 * w)[:, None]).T @ X / r.size + 1e-9 * np.eye(X.shape[1])
             step = np.linalg.solve(Hm, g)
-            nll = lambda t: float(np.mean(X @ t + 0.5 * r2 * np.exp(-2.0 * (X @ t))))
             f0, t = nll(theta), 1.0
             while t > 1e-4 and nll(theta - t * step) > f0:
                 t *= 0.5
@@ -427,7 +431,7 @@ def fit_calibration(
     if not (len(means) == len(variances) == len(refs)) or not means:
         raise ValueError("fit_calibration: need equally many (>= 1) means, variances and references")
     per_slice = []  # (err, mean, var, ref-support) for each slice, in order
-    for mean, var, ref in zip(means, variances, refs):
+    for mean, var, ref in zip(means, variances, refs, strict=True):
         mean, var, ref = (np.asarray(a, dtype=np.float64) for a in (mean, var, ref))
         if mean.ndim == 2:
             mean, var, ref = mean[None], var[None], ref[None]

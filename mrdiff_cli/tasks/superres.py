@@ -27,9 +27,10 @@ std / samples, metrics JSON and previews; DICOM sidecars inside the series folde
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -176,7 +177,7 @@ def load_superres_input(path: str | Path) -> tuple[np.ndarray, Geometry, str]:
     if bad:  # the rule (docs/superres.md): non-finite voxels become 0, with a warning
         import warnings
 
-        warnings.warn(f"{p.name}: {bad} NaN/Inf voxel(s) set to 0")
+        warnings.warn(f"{p.name}: {bad} NaN/Inf voxel(s) set to 0", stacklevel=2)
         vol = np.where(np.isfinite(vol), vol, 0).astype(np.float32)
         return vol, geom, f"magnitude image ({bad} NaN/Inf voxels set to 0)"
     return vol, geom, "magnitude image"
@@ -191,7 +192,7 @@ def _raw_to_image(p: Path, fmt: str) -> tuple[np.ndarray, Geometry, str]:
 
     with open_input(p, fmt) as reader:  # k-space at the recon readout; images cropped to the file's recon matrix
         for note in reader.info.notes:
-            warnings.warn(note)
+            warnings.warn(note, stacklevel=2)
         out = []
         for _, k in reader.iter_slices(4):  # undersampled files hold zeros where nothing was sampled
             out.append(crop_image(rss(ifft2c(torch.as_tensor(k)), dim=1).numpy(), reader.info.image_shape))
@@ -272,11 +273,11 @@ def resolve_consistency(consistency: str, y: torch.Tensor, retrospective: bool =
 def _sample_chunk(model, yc: torch.Tensor, A, opts: SuperresOptions, K: int, gens, noise_k, cb,
                   magnitude: bool = False) -> torch.Tensor:
     """K samples of each measurement in yc (n, h, w) (A's units, normalised) → (K * n, 1, H, W), sample-major."""
+    from ..ops.superres import zero_pad_upsample
     from ..samplers import get_sampler
     from ..samplers.adapters import VDMDenoiser
     from ..samplers.dc import MagnitudeKspaceDC, RealKspaceDC
     from ..samplers.schedules import karras_sigmas, vdm_sigmas
-    from ..ops.superres import zero_pad_upsample
 
     n = yc.shape[0]
     H, W = A.out_hw

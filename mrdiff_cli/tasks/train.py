@@ -10,15 +10,23 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
 from ..errors import UsageError
 from ..priors.bundle import NORMALIZATION, save_bundle
-from .train_checkpoint import check_resumable, checkpoint_path, gather_rng, load_checkpoint, read_checkpoint_meta, save_checkpoint
+from .train_checkpoint import (
+    check_resumable,
+    checkpoint_path,
+    gather_rng,
+    load_checkpoint,
+    read_checkpoint_meta,
+    save_checkpoint,
+)
 from .train_data import AugmentConfig, TrainingSet, expand_inputs, extract_slices
 
 VAL_SIGMAS = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0]
@@ -72,7 +80,7 @@ class TrainConfig:
 def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
     """ema ← decay · ema + (1 − decay) · model, for every floating-point parameter and buffer."""
     with torch.no_grad():
-        for e, m in zip(ema.state_dict().values(), model.state_dict().values()):
+        for e, m in zip(ema.state_dict().values(), model.state_dict().values(), strict=False):
             if e.is_floating_point():
                 e.mul_(decay).add_(m.detach(), alpha=1.0 - decay)
             else:
@@ -249,8 +257,8 @@ def _init_from_bundle(model: torch.nn.Module, bundle: str) -> dict[str, int]:
 
 def sample_grid_png(model: torch.nn.Module, task: str, path: Path, n: int = 8, seed: int = 0, steps: int = 32) -> None:
     """Unconditional prior samples (a quick look at what the prior believes) → PNG grid."""
-    from ..samplers.unconditional import unconditional_sample
     from ..io.grid import save_grid
+    from ..samplers.unconditional import unconditional_sample
 
     x = unconditional_sample(model, (n, 1, model.unet_cfg.resolution, model.unet_cfg.resolution), steps=steps, seed=seed)
     save_grid(path, x[:, 0].cpu().numpy())

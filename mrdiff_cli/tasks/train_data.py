@@ -107,7 +107,7 @@ def _resample(vol: np.ndarray, zooms: tuple[float, float, float], voxel: float, 
             pad = [0, 0, 0, 0, 0, 0]
             pad[2 * (2 - ax)] = pad[2 * (2 - ax) + 1] = r
             t = F.conv3d(F.pad(t, pad, mode="replicate"), k)
-    size = [max(1, int(round(s * f))) for s, f in zip(vol.shape, factors)]
+    size = [max(1, int(round(s * f))) for s, f in zip(vol.shape, factors, strict=False)]
     return F.interpolate(t, size=size, mode="trilinear", align_corners=False)[0, 0]
 
 
@@ -177,7 +177,7 @@ def extract_multiscale(
 
 
 def random_patches(
-    groups: list[torch.Tensor], batch: int, matrix: int, cfg: "AugmentConfig", g: torch.Generator
+    groups: list[torch.Tensor], batch: int, matrix: int, cfg: AugmentConfig, g: torch.Generator
 ) -> torch.Tensor:
     """A training batch: per sample a voxel-size group (uniformly), a slice, whole-slice augmentation, then a
     random ``matrix``² patch whose centre lies inside the slice's foreground bounding box."""
@@ -307,7 +307,7 @@ class TrainingSet:
     groups: list[torch.Tensor] | None = None
 
     @classmethod
-    def load(cls, paths: list[Path], matrix: int, voxel: float, axes: str, voxels: list[float]) -> "TrainingSet":
+    def load(cls, paths: list[Path], matrix: int, voxel: float, axes: str, voxels: list[float]) -> TrainingSet:
         if voxels:
             return cls(paths, groups=extract_multiscale(paths, matrix, list(voxels), axes, base_voxel=voxel))
         return cls(paths, slices=extract_slices(paths, matrix, voxel, axes)[0])

@@ -67,10 +67,7 @@ def _hub_entries(cache: Path) -> list[dict[str, Any]]:
             if config is None:
                 continue
             sub = folder.relative_to(snap).as_posix() if folder != snap else None
-            if sub:
-                spec = f"hf://{repo_id}@{rev}/{sub}"
-            else:
-                spec = repo_id if rev == "main" else f"{repo_id}@{rev}"
+            spec = f"hf://{repo_id}@{rev}/{sub}" if sub else (repo_id if rev == "main" else f"{repo_id}@{rev}")
             size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
             name = repo_id + (f"/{sub}" if sub else "")
             entries.append(
