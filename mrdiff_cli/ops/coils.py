@@ -76,7 +76,7 @@ def _mask_2d(mask, shape: tuple[int, int]) -> np.ndarray:
 
 
 def calibration_region(
-    kspace: torch.Tensor, mask=None, acs: int | tuple[int, int] | None = None
+    kspace: torch.Tensor, mask: np.ndarray | torch.Tensor | None = None, acs: int | tuple[int, int] | None = None
 ) -> tuple[int, int]:
     """The centred, fully sampled calibration rectangle ``(h, w)`` used by :func:`estimate_maps`."""
     H, W = kspace.shape[-2:]
@@ -284,7 +284,7 @@ def estimate_maps(
 
 def espirit_eigenvalues(
     kspace: torch.Tensor,
-    mask=None,
+    mask: np.ndarray | torch.Tensor | None = None,
     acs: int | tuple[int, int] | None = None,
     *,
     kernel: int = 6,

@@ -45,8 +45,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
 
 MASK_KINDS: tuple[str, ...] = ("poisson", "gaussian2d", "gaussian1d", "uniform1d", "equispaced")
 _KINDS_1D = ("gaussian1d", "uniform1d", "equispaced")
@@ -335,7 +339,7 @@ def make_mask(
     return _result(mask, kind, accel, acs_used, seed)
 
 
-def mask_from_kspace(k, tol: float = 0.0) -> np.ndarray:
+def mask_from_kspace(k: npt.ArrayLike, tol: float = 0.0) -> np.ndarray:
     """Sampling pattern (H, W) float32 of k-space ``(..., H, W)``: sampled where any coil/slice has |k| > tol.
 
     Accepts numpy arrays or CPU tensors (anything ``np.asarray`` takes). A 1D (column) pattern is
@@ -350,7 +354,7 @@ def mask_from_kspace(k, tol: float = 0.0) -> np.ndarray:
     return hit.astype(np.float32)
 
 
-def acceleration(mask) -> float:
+def acceleration(mask: npt.ArrayLike) -> float:
     """Acceleration ``H * W / number of sampled locations`` of an (H, W) (or broadcastable) mask."""
     m = np.asarray(mask, dtype=np.float64)
     n = float((m > 0).sum())
@@ -359,13 +363,13 @@ def acceleration(mask) -> float:
     return float(m.size) / n
 
 
-def is_undersampled(mask) -> bool:
+def is_undersampled(mask: npt.ArrayLike) -> bool:
     """True when at least one k-space location is not sampled."""
     m = np.asarray(mask)
     return bool((m <= 0).any())
 
 
-def acs_shape(mask) -> tuple[int, int]:
+def acs_shape(mask: npt.ArrayLike) -> tuple[int, int]:
     """Largest centred, fully sampled calibration rectangle ``(h, w)`` of an (H, W) mask.
 
     Candidates: the central run of fully sampled columns (``(H, w)``, 1D masks), the central run of

@@ -27,7 +27,7 @@ from .fft import fft2c, ifft2c
 from .operators import crop_kspace, pad_kspace
 
 
-def centre_mask(out_hw: tuple[int, int], lowres_hw: tuple[int, int], device=None) -> torch.Tensor:
+def centre_mask(out_hw: tuple[int, int], lowres_hw: tuple[int, int], device: torch.device | str | None = None) -> torch.Tensor:
     """Lambda: boolean (H, W) mask of the centre (h, w) block (the same block as crop_kspace / pad_kspace)."""
     H, W = out_hw
     h, w = lowres_hw
@@ -64,7 +64,7 @@ class SuperResOp:
     transforms; ``A.normal(x) = F^H Lambda F x``. ``kmask`` is Lambda on the (H, W) grid (bool).
     """
 
-    def __init__(self, out_hw: tuple[int, int], lowres_hw: tuple[int, int], device=None):
+    def __init__(self, out_hw: tuple[int, int], lowres_hw: tuple[int, int], device: torch.device | str | None = None):
         H, W = (int(v) for v in out_hw)
         h, w = (int(v) for v in lowres_hw)
         if h > H or w > W or h < 1 or w < 1:
@@ -107,7 +107,7 @@ def measure_lowres(x_high: torch.Tensor, lowres_hw: tuple[int, int]) -> torch.Te
     return A.to_lowres(A(x_high))
 
 
-def real_kspace_replace(x: torch.Tensor, y_pad: torch.Tensor, kmask: torch.Tensor, lam) -> torch.Tensor:
+def real_kspace_replace(x: torch.Tensor, y_pad: torch.Tensor, kmask: torch.Tensor, lam: float | torch.Tensor) -> torch.Tensor:
     """x' = Re F^{-1} herm[ lam P y + (1 - lam) Lambda F x + (I - Lambda) F x ] — the seed's k-space guidance,
     Hermitian-completed so the real part keeps the measured data (lam = 1: exact projection onto the real
     images whose Lambda block is y). ``lam``: float or per-batch tensor broadcastable to x."""

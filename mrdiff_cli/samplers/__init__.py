@@ -10,11 +10,15 @@ few-step sampler, mrdiff's default) and ``vdm`` (the seed's k-space-guided VDM a
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 SAMPLER_NAMES = ("fast", "pc", "vdm")
 
 
-def get_sampler(name: str) -> Callable:
+def get_sampler(name: str) -> Callable[..., torch.Tensor]:
     """The sampler function registered under ``name`` (imported lazily: torch loads only when sampling)."""
     if name == "fast":
         from .fast import fast_sample

@@ -16,19 +16,21 @@ images x of shape (..., H, W), batched through the network in chunks of ``batch_
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 import torch
 
-DenoiseFn = Callable[[torch.Tensor, float], torch.Tensor]
+from ..ops.fft import fft2c, ifft2c
+from .protocols import Denoiser, ScorePrior
 
 
-def size_multiple(prior) -> int:
+def size_multiple(prior: ScorePrior) -> int:
     """The UNet's downsampling factor 2^(levels - 1): image sides must be multiples of it."""
     cfg = getattr(prior, "unet_cfg", None)
     return 2 ** (len(cfg.channel_mults) - 1) if cfg is not None else 1
 
 
-def on_padded(net_fn: Callable[..., torch.Tensor], multiple: int, x: torch.Tensor, *args) -> torch.Tensor:
+def on_padded(net_fn: Callable[..., torch.Tensor], multiple: int, x: torch.Tensor, *args: torch.Tensor) -> torch.Tensor:
     """``net_fn(x, *args)`` for images (B, C, H, W) of any size: zero-padded (centred; MR backgrounds are ~0) to
     a multiple of the network's downsampling factor, then cropped back. The prior is fully convolutional."""
     H, W = x.shape[-2:]
@@ -39,12 +41,12 @@ def on_padded(net_fn: Callable[..., torch.Tensor], multiple: int, x: torch.Tenso
     return net_fn(xp, *args)[..., ph // 2 : ph // 2 + H, pw // 2 : pw // 2 + W]
 
 
-def padded_denoise(prior, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+def padded_denoise(prior: ScorePrior, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     """prior.denoise on (B, 1, H, W) of any size (:func:`on_padded`)."""
     return on_padded(prior.denoise, size_multiple(prior), x, sigma)
 
 
-def batched_real_denoise(prior, x: torch.Tensor, sigma: float, batch_size: int, autocast: torch.dtype | None = None) -> torch.Tensor:
+def batched_real_denoise(prior: ScorePrior, x: torch.Tensor, sigma: float, batch_size: int, autocast: torch.dtype | None = None) -> torch.Tensor:
     """Denoise a stack of real images (..., H, W) through the prior in chunks."""
     shape = x.shape
     flat = x.reshape(-1, 1, shape[-2], shape[-1]).float()
@@ -58,7 +60,7 @@ def batched_real_denoise(prior, x: torch.Tensor, sigma: float, batch_size: int, 
 
 
 def make_denoiser(
-    prior,
+    prior: ScorePrior,
     mode: str = "phase",
     phase: torch.Tensor | None = None,
     resid_std: float = 0.005,
@@ -66,7 +68,7 @@ def make_denoiser(
     autocast: torch.dtype | None = None,
     refine_below: float = 0.0,
     refine_frac: float = 0.5,
-) -> DenoiseFn:
+) -> Denoiser:
     """Return denoise_fn(x complex (..., H, W), sigma) -> x0 complex, for the given complex mode.
 
     Phase mode: ``phase`` (the low-resolution phase of the initial image) is demodulated while sigma >=
@@ -103,8 +105,6 @@ def make_denoiser(
 def lowres_image(x: torch.Tensor, width: int = 24) -> torch.Tensor:
     """Low-resolution complex image from a Hann-windowed central width × width k-space block (alias-free
     when the k-space centre is fully sampled)."""
-    from ..ops.fft import fft2c, ifft2c
-
     H, W = x.shape[-2:]
     wy = torch.hann_window(min(width, H) + 2, periodic=False, device=x.device)[1:-1]
     wx = torch.hann_window(min(width, W) + 2, periodic=False, device=x.device)[1:-1]
@@ -119,14 +119,20 @@ def lowres_phase(x: torch.Tensor, width: int = 24) -> torch.Tensor:
     return torch.angle(lowres_image(x, width))
 
 
+class VDMLike(ScorePrior, Protocol):
+    """What :class:`VDMDenoiser` needs of a model: ``denoise`` and the eps-prediction from log-SNR ``gamma``."""
+
+    def eps_from_gamma(self, z: torch.Tensor, g: torch.Tensor, /) -> torch.Tensor: ...
+
+
 class VDMDenoiser:
     """A VDM (or any model with ``denoise`` and ``eps_from_gamma``) as a sampler denoiser for real images
     (N, 1, H, W): ``D(x; sigma)`` and the cancellation-free ``eps(z, gamma)``, chunked by ``batch_size``."""
 
-    def __init__(self, model, batch_size: int | None = None):
+    def __init__(self, model: VDMLike, batch_size: int | None = None):
         self.model, self.batch_size = model, batch_size
 
-    def _map(self, net_fn, x: torch.Tensor, per_item: torch.Tensor) -> torch.Tensor:
+    def _map(self, net_fn: Callable[..., torch.Tensor], x: torch.Tensor, per_item: torch.Tensor) -> torch.Tensor:
         """net_fn(x_chunk, per_item_chunk) over chunks of ``batch_size`` images, each padded (:func:`on_padded`)."""
         n = x.shape[0]
         step = n if not self.batch_size else max(1, int(self.batch_size))

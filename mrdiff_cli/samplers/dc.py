@@ -17,10 +17,14 @@ against k-space ``(batch, coils, H, W)`` as ``(H, W)``, ``(1, W)`` or ``(batch, 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 import torch
 
 from ..ops.fft import fft2c, ifft2c
+from ..ops.operators import LinearOperator, SenseOp
+from ..ops.superres import SuperResOp, real_kspace_replace, realisable
+from .protocols import DCStep
 
 
 def _bmask(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -30,7 +34,7 @@ def _bmask(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return m
 
 
-def _per_batch(v, like: torch.Tensor) -> torch.Tensor | float:
+def _per_batch(v: float | torch.Tensor, like: torch.Tensor) -> torch.Tensor | float:
     """A float stays a float; a (batch,) tensor becomes (batch, 1, ..., 1) to broadcast against ``like``."""
     if isinstance(v, torch.Tensor):
         v = v.to(device=like.device, dtype=torch.float32)
@@ -67,7 +71,7 @@ def hard_dc_coilwise(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> to
     return ifft2c(k + m * (y - k))
 
 
-def soft_dc(x: torch.Tensor, y: torch.Tensor, A, lam: float | torch.Tensor) -> torch.Tensor:
+def soft_dc(x: torch.Tensor, y: torch.Tensor, A: LinearOperator, lam: float | torch.Tensor) -> torch.Tensor:
     """Gradient step ``x <- x - lam A^H (A x - y)`` on ``||A x - y||^2 / 2``.
 
     ``lam`` is a float or a per-batch tensor. With normalised sensitivities ``I - lam A^H A`` is
@@ -190,7 +194,7 @@ class UnshiftedSense:
     cost about as much as the FFTs themselves on the CPU). Built once per (operator, data) pair.
     """
 
-    def __init__(self, A):
+    def __init__(self, A: SenseOp):
         dims = (-2, -1)
         self.maps = torch.fft.ifftshift(A.maps, dim=dims).contiguous()
         self.maps_conj = self.maps.conj().resolve_conj()  # materialised once, not on every product
@@ -220,14 +224,12 @@ class UnshiftedSense:
         return self._combine(torch.fft.ifft2(k.mul_(self.mask2), norm="ortho"))
 
 
-def _unshifted_for(A) -> UnshiftedSense | None:
-    from ..ops.operators import SenseOp
-
+def _unshifted_for(A: LinearOperator) -> UnshiftedSense | None:
     return UnshiftedSense(A) if type(A) is SenseOp else None
 
 
 def cg_dc(
-    x0: torch.Tensor, y: torch.Tensor, A, mu: float | torch.Tensor, n_iter: int, tol: float = 0.0,
+    x0: torch.Tensor, y: torch.Tensor, A: LinearOperator, mu: float | torch.Tensor, n_iter: int, tol: float = 0.0,
     *, _fast: tuple[UnshiftedSense, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Proximal data consistency ``argmin_x ||A x - y||^2 + mu ||x - x0||^2``.
@@ -280,9 +282,10 @@ class ProximalDC:
 
     def __init__(self, n_cg: int = 5, mu: float | Callable[[float], float] = 0.0):
         self.n_cg, self.mu = int(n_cg), mu
-        self._cache: tuple | None = None  # (A, y, (UnshiftedSense, A^H y)): reused while A and y are the same
+        # (A, y, (UnshiftedSense, A^H y)): reused while A and y are the same
+        self._cache: tuple[LinearOperator, torch.Tensor, tuple[UnshiftedSense, torch.Tensor] | None] | None = None
 
-    def _fast(self, y, A):
+    def _fast(self, y: torch.Tensor, A: LinearOperator) -> tuple[UnshiftedSense, torch.Tensor] | None:
         c = self._cache
         if c is not None and c[0] is A and c[1] is y:
             return c[2]
@@ -291,7 +294,10 @@ class ProximalDC:
         self._cache = (A, y, fast)
         return fast
 
-    def __call__(self, x, y, A, *, step: int = 0, n_steps: int = 1, sigma: float = 0.0):
+    def __call__(
+        self, x: torch.Tensor, y: torch.Tensor, A: LinearOperator, *, step: int = 0, n_steps: int = 1,
+        sigma: float = 0.0,
+    ) -> torch.Tensor:
         if self.n_cg <= 0:
             return x
         mu = self.mu(sigma) if callable(self.mu) else self.mu
@@ -305,11 +311,14 @@ class SoftDC:
     def __init__(self, lam: float = 1.0):
         self.lam = lam
 
-    def __call__(self, x, y, A, *, step: int = 0, n_steps: int = 1, sigma: float = 0.0):
+    def __call__(
+        self, x: torch.Tensor, y: torch.Tensor, A: LinearOperator, *, step: int = 0, n_steps: int = 1,
+        sigma: float = 0.0,
+    ) -> torch.Tensor:
         return soft_dc(x, y, A, self.lam)
 
 
-def noise_aware_weight(sigma: float, noise_sigma) -> torch.Tensor | float:
+def noise_aware_weight(sigma: float, noise_sigma: float | torch.Tensor) -> torch.Tensor | float:
     """lam_i = sigma_i^2 / (sigma_i^2 + sigma_n^2): the posterior-mean combination of a denoised estimate with
     error ~sigma_i and a measurement with noise sigma_n on each measured k-space value (1 for noise-free data,
     -> 0 once the prior's estimate is better than the measurement). ``noise_sigma``: float or (batch,) tensor."""
@@ -325,35 +334,37 @@ class RealKspaceDC:
     consistency) or, with ``noise_sigma`` (y's noise std per k-space value, A's units), the noise-aware
     lam_i = sigma_i^2 / (sigma_i^2 + sigma_n^2)."""
 
-    def __init__(self, lam: float = 1.0, noise_sigma=None):
+    def __init__(self, lam: float = 1.0, noise_sigma: float | torch.Tensor | None = None):
         self.lam, self.noise_sigma = lam, noise_sigma
-        self._for, self._prepared = (None, None, None), None  # the (y, A, device) that _prepared was built for
+        # the (y, A, device) that _prepared was built for
+        self._for: tuple[torch.Tensor | None, SuperResOp | None, torch.device | None] = (None, None, None)
+        self._prepared: tuple[torch.Tensor, torch.Tensor] | None = None
 
-    def _prepare(self, y, A, device):
+    def _prepare(self, y: torch.Tensor, A: SuperResOp, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """What every step of one sampling run reuses: (kmask, realisable(A.pad(y))) on ``device``."""
-        from ..ops.superres import realisable
-
         kmask = A.kmask.to(device)
         return kmask, realisable(A.pad(y), kmask)
 
-    def _cached(self, y, A, device):
+    def _cached(self, y: torch.Tensor, A: SuperResOp, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """:meth:`_prepare`, built once per sampling run (y and A stay the same across its steps)."""
         fy, fA, fdev = self._for
-        if fy is not y or fA is not A or fdev != device:
+        if self._prepared is None or fy is not y or fA is not A or fdev != device:
             self._for, self._prepared = (y, A, device), self._prepare(y, A, device)
         return self._prepared
 
-    def _weight(self, sigma: float, x: torch.Tensor):
+    def _weight(self, sigma: float, x: torch.Tensor) -> float | torch.Tensor:
         """lam (fixed, or noise-aware at this sigma) as a float or a tensor broadcastable to x."""
         lam = self.lam if self.noise_sigma is None else noise_aware_weight(sigma, self.noise_sigma)
         if isinstance(lam, torch.Tensor):
             lam = lam.to(x.device).reshape(-1, *([1] * (x.dim() - 1)))
         return lam
 
-    def __call__(self, x, y, A, *, step: int = 0, n_steps: int = 1, sigma: float = 0.0):
-        from ..ops.superres import real_kspace_replace
-
-        kmask, target = self._cached(y, A, x.device)
+    def __call__(
+        self, x: torch.Tensor, y: torch.Tensor, A: LinearOperator, *, step: int = 0, n_steps: int = 1,
+        sigma: float = 0.0,
+    ) -> torch.Tensor:
+        # A: a k-space selection operator (kmask, pad: ops.superres.SuperResOp), by the contract of this step
+        kmask, target = self._cached(y, cast(SuperResOp, A), x.device)
         return real_kspace_replace(x, target, kmask, self._weight(sigma, x))
 
 
@@ -373,29 +384,34 @@ class MagnitudeKspaceDC(RealKspaceDC):
     Where the estimate's own low-resolution image is positive this is the linear step; it differs only where the
     estimate rings negative. ``y`` is the k-space of the magnitude image in A's units, as for :class:`RealKspaceDC`."""
 
-    def _prepare(self, y, A, device):
+    def _prepare(self, y: torch.Tensor, A: SuperResOp, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """(kmask, m = |low-resolution image of y|) on ``device``."""
         return A.kmask.to(device), ifft2c(A.to_lowres(y.to(device))).abs()
 
-    def __call__(self, x, y, A, *, step: int = 0, n_steps: int = 1, sigma: float = 0.0):
-        from ..ops.superres import real_kspace_replace, realisable
-
-        kmask, m = self._cached(y, A, x.device)
-        low = ifft2c(A.to_lowres(A(x)))
+    def __call__(
+        self, x: torch.Tensor, y: torch.Tensor, A: LinearOperator, *, step: int = 0, n_steps: int = 1,
+        sigma: float = 0.0,
+    ) -> torch.Tensor:
+        sr = cast(SuperResOp, A)  # a k-space selection operator, by the contract of this step
+        kmask, m = self._cached(y, sr, x.device)
+        low = ifft2c(sr.to_lowres(sr(x)))
         mag = low.abs()
         phase = torch.where(mag > 0, low / mag.clamp_min(1e-30), torch.ones_like(low))
-        target = realisable(A.pad(A.from_lowres(fft2c(m * phase))), kmask)
+        target = realisable(sr.pad(sr.from_lowres(fft2c(m * phase))), kmask)
         return real_kspace_replace(x, target, kmask, self._weight(sigma, x))
 
 
 class Projected:
     """``dc`` followed by a projection (object support, real part)."""
 
-    def __init__(self, dc, project: Callable[[torch.Tensor], torch.Tensor]):
+    def __init__(self, dc: DCStep, project: Callable[[torch.Tensor], torch.Tensor]):
         self.dc, self.project = dc, project
 
-    def __call__(self, x, y, A, **kw):
-        return self.project(self.dc(x, y, A, **kw))
+    def __call__(
+        self, x: torch.Tensor, y: torch.Tensor, A: LinearOperator, *, step: int = 0, n_steps: int = 1,
+        sigma: float = 0.0,
+    ) -> torch.Tensor:
+        return self.project(self.dc(x, y, A, step=step, n_steps=n_steps, sigma=sigma))
 
 
 class HybridSenseDC:
@@ -405,14 +421,17 @@ class HybridSenseDC:
     ``y_raw``/``mask``/``maps`` are in the scan's own scale; the coil images are divided by ``scale`` (per
     coil) for the prior, so the sweep works on ``x * scale``."""
 
-    def __init__(self, dc, maps: torch.Tensor, y_raw: torch.Tensor, mask: torch.Tensor, scale: torch.Tensor, every: int):
+    def __init__(self, dc: DCStep, maps: torch.Tensor, y_raw: torch.Tensor, mask: torch.Tensor, scale: torch.Tensor, every: int):
         self.dc, self.maps, self.y_raw, self.mask, self.scale = dc, maps, y_raw, mask, scale
         self.every = max(1, int(every))
 
     def sweeps_at(self, step: int, n_steps: int) -> bool:
         return (step + 1) % self.every == 0 or step == n_steps - 1
 
-    def __call__(self, x, y, A, *, step: int = 0, n_steps: int = 1, sigma: float = 0.0):
+    def __call__(
+        self, x: torch.Tensor, y: torch.Tensor, A: LinearOperator, *, step: int = 0, n_steps: int = 1,
+        sigma: float = 0.0,
+    ) -> torch.Tensor:
         x = self.dc(x, y, A, step=step, n_steps=n_steps, sigma=sigma)
         if not self.sweeps_at(step, n_steps):
             return x

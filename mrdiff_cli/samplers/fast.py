@@ -35,29 +35,30 @@ import torch
 
 from .dc import ProximalDC
 from .noise import Generators, randn_like
+from .protocols import DCStep, Denoiser, LinearOperator
 
 
 def fast_sample(
-    denoise: Callable[[torch.Tensor, float], torch.Tensor],
+    denoise: Denoiser,
     y: torch.Tensor,
-    A,
+    A: LinearOperator,
     sigmas: torch.Tensor,
     x_init: torch.Tensor,
     *,
-    dc=None,
+    dc: DCStep | None = None,
     zeta: float | str = 1.0,
     generator: Generators = None,
     callback: Callable[[int, int], None] | None = None,
     final_step: bool = True,
 ) -> torch.Tensor:
     """Run the fast posterior sampler; returns the final data-consistent estimate x0 (same shape as x_init)."""
-    dc = dc if dc is not None else ProximalDC()
+    dc_step: DCStep = dc if dc is not None else ProximalDC()
     sig = [float(s) for s in sigmas]
     n = len(sig)
     x = x_init + sig[0] * randn_like(x_init, generator)
     x0 = x_init
     for i, s in enumerate(sig):
-        x0 = dc(denoise(x, s), y, A, step=i, n_steps=n, sigma=s)
+        x0 = dc_step(denoise(x, s), y, A, step=i, n_steps=n, sigma=s)
         if callback is not None:
             callback(i + 1, n)
         if i + 1 < n:
@@ -67,5 +68,5 @@ def fast_sample(
             z = randn_like(x, generator) if zt > 0 else torch.zeros_like(x)
             x = x0 + s_next * (math.sqrt(max(0.0, 1 - zt)) * eps + math.sqrt(zt) * z)
     if final_step:
-        x0 = dc(denoise(x0, sig[-1]), y, A, step=n - 1, n_steps=n, sigma=sig[-1])
+        x0 = dc_step(denoise(x0, sig[-1]), y, A, step=n - 1, n_steps=n, sigma=sig[-1])
     return x0

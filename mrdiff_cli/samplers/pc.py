@@ -20,6 +20,7 @@ import torch
 
 from .dc import SoftDC
 from .noise import Generators, randn_like
+from .protocols import DCStep, Denoiser, LinearOperator
 
 
 def _norm(v: torch.Tensor) -> torch.Tensor:
@@ -29,13 +30,13 @@ def _norm(v: torch.Tensor) -> torch.Tensor:
 
 
 def pc_sample(
-    denoise: Callable[[torch.Tensor, float], torch.Tensor],
+    denoise: Denoiser,
     y: torch.Tensor,
-    A,
+    A: LinearOperator,
     sigmas: torch.Tensor,
     x_init: torch.Tensor,
     *,
-    dc=None,
+    dc: DCStep | None = None,
     snr: float = 0.16,
     n_corrector: int = 1,
     generator: Generators = None,
@@ -43,7 +44,7 @@ def pc_sample(
 ) -> torch.Tensor:
     """Predictor-corrector posterior sampling from x_T = sigma_0 z (``x_init`` gives shape, dtype and device:
     at sigma_0 = sigma_max the start does not depend on it). ``dc`` default: SoftDC(1.0)."""
-    dc = dc if dc is not None else SoftDC(1.0)
+    dc_step: DCStep = dc if dc is not None else SoftDC(1.0)
     sig = [float(s) for s in sigmas] + [0.0]
     n = len(sig) - 1
     x = sig[0] * randn_like(x_init, generator)
@@ -52,7 +53,7 @@ def pc_sample(
         s, s_next = sig[i], sig[i + 1]
 
         def consistent(v: torch.Tensor, i_: int = i, sigma_: float = s_next if s_next > 0 else s) -> torch.Tensor:
-            return dc(v, y, A, step=i_, n_steps=n, sigma=sigma_)
+            return dc_step(v, y, A, step=i_, n_steps=n, sigma=sigma_)
 
         # predictor: reverse diffusion
         score = (denoise(x, s) - x) / s**2

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 
@@ -22,7 +24,7 @@ def karras_sigmas(n: int, sigma_min: float, sigma_max: float, rho: float = 7.0) 
     return (a + i / (n - 1) * (b - a)) ** rho
 
 
-def vdm_sigmas(gamma_fn, steps: int) -> torch.Tensor:
+def vdm_sigmas(gamma_fn: Callable[[torch.Tensor], torch.Tensor], steps: int) -> torch.Tensor:
     """VE noise levels sigma_i = exp(gamma(t_i) / 2) at t_i = 1, (T-1)/T, ..., 0 (T = ``steps``) of a VDM noise
     schedule ``gamma_fn(t)`` (learned, or the linear view of a score prior) → (T + 1,) float32, decreasing."""
     if steps < 1:

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from .schedules import karras_sigmas
 
+if TYPE_CHECKING:
+    from ..priors.edm import EDMPrior
+    from ..priors.vdm import VDM
+
 
 @torch.no_grad()
-def unconditional_sample(model, shape: tuple[int, ...], steps: int = 32, seed: int = 0, sigma_max: float | None = None) -> torch.Tensor:
+def unconditional_sample(model: EDMPrior | VDM, shape: tuple[int, ...], steps: int = 32, seed: int = 0, sigma_max: float | None = None) -> torch.Tensor:
     edm = model.edm
     device = next(model.parameters()).device
     g = torch.Generator().manual_seed(seed)

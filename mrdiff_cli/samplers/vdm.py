@@ -38,8 +38,9 @@ from collections.abc import Callable
 import torch
 
 from ..ops.fft import fft2c
-from ..ops.superres import real_kspace_replace, realisable
+from ..ops.superres import SuperResOp, real_kspace_replace, realisable
 from .noise import Generators
+from .protocols import DCStep, Denoiser
 
 
 def vdm_step(z_t: torch.Tensor, eps_hat: torch.Tensor, g_t: torch.Tensor, g_s: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
@@ -51,7 +52,7 @@ def vdm_step(z_t: torch.Tensor, eps_hat: torch.Tensor, g_t: torch.Tensor, g_s: t
     return mean if noise is None else mean + s_s * c.sqrt() * noise
 
 
-def _eps(denoise, z: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+def _eps(denoise: Denoiser, z: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     if hasattr(denoise, "eps"):
         return denoise.eps(z, g)
     alpha, s = torch.sigmoid(-g).sqrt(), torch.exp(0.5 * g)
@@ -61,16 +62,16 @@ def _eps(denoise, z: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def vdm_sample(
-    denoise: Callable[[torch.Tensor, float], torch.Tensor],
+    denoise: Denoiser,
     y: torch.Tensor,
-    A,
+    A: SuperResOp,
     sigmas: torch.Tensor,
     x_init: torch.Tensor,
     *,
     lam: float = 1.0,
     generator: Generators = None,
     callback: Callable[[int, int], None] | None = None,
-    dc=None,
+    dc: DCStep | None = None,
 ) -> torch.Tensor:
     """Super-resolve by ancestral VDM sampling with the seed's k-space guidance (see the module docstring).
 
