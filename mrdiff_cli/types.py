@@ -3,10 +3,16 @@ start fast)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
+
+
+def vox3(v: Iterable[float]) -> tuple[float, float, float]:
+    """``tuple(v)``, typed as the (dx, dy, dz) voxel size it holds (no conversion, no check)."""
+    return cast(tuple[float, float, float], tuple(v))
 
 
 @dataclass
@@ -47,7 +53,7 @@ class Geometry:
         (H, W, slices): the affine origin moves ``first_slice`` slices along the slice axis."""
         aff = np.array(self.affine_for(shape_hws), dtype=np.float64)
         aff[:3, 3] = aff[:3, 3] + aff[:3, 2] * first_slice
-        return Geometry(voxel_size=tuple(self.voxel_size), affine=aff, known=self.known, source=self.source)
+        return Geometry(voxel_size=vox3(self.voxel_size), affine=aff, known=self.known, source=self.source)
 
     def for_slices(self, indices: list[int], shape_hws: tuple[int, int, int]) -> Geometry:
         """Geometry of the sub-volume made of slices ``indices`` (ascending) of a volume laid out ``shape_hws``:

@@ -17,7 +17,7 @@ from typer.core import TyperGroup
 try:  # Typer >= 0.20 parses with its own copy of click
     from typer._click import exceptions as click_exceptions
 except ImportError:  # pragma: no cover - older Typer on the real click
-    from click import exceptions as click_exceptions
+    from click import exceptions as click_exceptions  # type: ignore[no-redef]
 
 from ..errors import MrdiffError, UsageError
 

@@ -13,7 +13,10 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 DEFAULT_INTERVAL = 10.0
 
@@ -78,7 +81,7 @@ class Reporter:
     def __init__(self, quiet: bool, console: Any = None):
         self.quiet = quiet
         self.console = console
-        self._bar = None
+        self._bar: Progress | None = None
 
     def __enter__(self) -> Callable[[dict], None] | None:
         if self.quiet:
@@ -88,17 +91,17 @@ class Reporter:
             return PlainProgress()
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-        self._bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[where]}"),
-                             TimeElapsedColumn(), TimeRemainingColumn(), console=self.console, transient=True)
-        self._bar.__enter__()
+        bar = self._bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[where]}"),
+                                   TimeElapsedColumn(), TimeRemainingColumn(), console=self.console, transient=True)
+        bar.__enter__()
         tasks: dict[str, Any] = {}
 
         def on_event(e: dict[str, Any]) -> None:
             name = Path(str(e["input"])).name
             if name not in tasks:
-                tasks[name] = self._bar.add_task(name, total=1.0, where="")
+                tasks[name] = bar.add_task(name, total=1.0, where="")
             where = f"slice {min(e['slices'], e['slices_done'] + 1)}/{e['slices']}"
-            self._bar.update(tasks[name], completed=fraction(e), where=where)
+            bar.update(tasks[name], completed=fraction(e), where=where)
 
         return on_event
 

@@ -46,7 +46,7 @@ def superres(
     guidance: Annotated[float, typer.Option("--guidance", help="vdm: k-space guidance weight lambda in [0, 1] (1 = exact low-k consistency, 0 = ignore the data); --lambda is the same option.", rich_help_panel=SAMPLER)] = 1.0,
     lambda_: Annotated[float | None, typer.Option("--lambda", hidden=True)] = None,
     noise: Annotated[str, typer.Option(metavar="auto|none|STD", help="fast: noise std of the low-resolution image: 'auto' (estimated from the data; soft consistency), 'none' (hard consistency) or a number in image units.", rich_help_panel=SAMPLER)] = "auto",
-    consistency: Annotated[Consistency, typer.Option(help="fast: what the low-resolution image is. magnitude: |low-res image| (consistency with its magnitude, the sign from the estimate); linear: the low-res image itself; auto: magnitude for a magnitude/RSS input, linear for a retrospective degradation.", rich_help_panel=SAMPLER)] = "auto",
+    consistency: Annotated[Consistency, typer.Option(help="fast: what the low-resolution image is. magnitude: |low-res image| (consistency with its magnitude, the sign from the estimate); linear: the low-res image itself; auto: magnitude for a magnitude/RSS input, linear for a retrospective degradation.", rich_help_panel=SAMPLER)] = Consistency.auto,
     samples: Annotated[int, typer.Option("--samples", "-K", help="Samples per slice; >1 writes the mean plus variance/std maps.", rich_help_panel=SAMPLER)] = 1,
     save_samples: Annotated[bool, typer.Option(help="Also write every sample.", rich_help_panel=OUTPUT)] = False,
     seed: Annotated[int, typer.Option(help="Random seed (same seed and batch size → same output).", rich_help_panel=RUN)] = 0,

@@ -144,7 +144,7 @@ class BartReader(ScanReader):
             raise InputError(f"{cfl}: holds {have} bytes; the header's dimensions {list(self._dims)} need {need} "
                              "(complex64)")
         try:
-            self._mm = np.memmap(cfl, dtype="<c8", mode="r", shape=self._dims, order="F")
+            self._mm: np.memmap | None = np.memmap(cfl, dtype="<c8", mode="r", shape=self._dims, order="F")
         except (OSError, ValueError) as exc:
             raise InputError(f"{cfl}: cannot map BART data ({exc})") from None
         self.info = self._describe()
@@ -181,6 +181,7 @@ class BartReader(ScanReader):
         for d in (READ_DIM, PHS1_DIM, COIL_DIM):
             idx[d] = slice(None)
         idx[SLICE_DIM] = slice(start, stop)
+        assert self._mm is not None, "read after close()"
         blk = self._mm[tuple(idx)]  # (H, W, C, n)
         return np.array(np.transpose(blk, (3, 2, 0, 1)), dtype=np.complex64, order="C", copy=True)  # off the map
 

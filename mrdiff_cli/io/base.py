@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from ..types import Geometry, Scan, ScanInfo, centered_affine
+from ..types import Geometry, Scan, ScanInfo, centered_affine, vox3
 
 
 class ScanReader:
@@ -142,7 +142,7 @@ def column_mask(mask: np.ndarray) -> np.ndarray | None:
     m = np.asarray(mask) > 0
     if m.ndim == 1:
         return m.astype(np.float32)
-    cols = m.any(axis=0)
+    cols = np.asarray(m.any(axis=0))
     if np.array_equal(m, np.broadcast_to(cols, m.shape)):
         return cols.astype(np.float32)
     return None
@@ -217,7 +217,7 @@ def default_geometry(voxel_size: tuple[float, float, float] | None, shape_hws: t
                      source: str) -> Geometry:
     """Geometry with the documented default affine (diagonal, volume centre at the origin)."""
     vs = voxel_size or (1.0, 1.0, 1.0)
-    return Geometry(voxel_size=tuple(float(v) for v in vs), affine=centered_affine(vs, shape_hws),
+    return Geometry(voxel_size=vox3(float(v) for v in vs), affine=centered_affine(vs, shape_hws),
                     known=False, source=source)
 
 

@@ -258,7 +258,7 @@ def describe_input(path: str | os.PathLike, input_format: str | None = None, che
             "geometry": _geometry_dict(geom),
         }
     with open_input(p, fmt) as r:
-        count, slices = 0, []
+        count, slices = 0, list[int]()
         if check_values:
             from .base import NonFiniteError
 

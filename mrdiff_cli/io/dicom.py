@@ -176,7 +176,7 @@ def _save(ds: Any, path: Path) -> None:
 def _build_datasets(v: np.ndarray, geometry: Geometry, description: str, series_number: int,
                     study_uid: str | None, patient_name: str, patient_id: str, derivation: str | None) -> list:
     from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian, generate_uid
+    from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID, ExplicitVRLittleEndian, generate_uid
 
     from .. import __version__
 
@@ -195,7 +195,7 @@ def _build_datasets(v: np.ndarray, geometry: Geometry, description: str, series_
     for k in range(n_sl):
         sop_uid = generate_uid()
         meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = MR_IMAGE_STORAGE
+        meta.MediaStorageSOPClassUID = UID(MR_IMAGE_STORAGE)
         meta.MediaStorageSOPInstanceUID = sop_uid
         meta.TransferSyntaxUID = ExplicitVRLittleEndian
         meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID

@@ -26,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -153,12 +153,12 @@ class FastMRIReader(ScanReader):
             desc, noisy = "emulated single-coil reconstruction of the fully sampled data (noisy; reconstruction_esc)", True
         else:
             desc, noisy = "fully sampled RSS (noisy; the file's reconstruction_rss)", True
-        return ReferenceInfo(name=name, shape=tuple(int(x) for x in r.shape), description=desc, noisy=noisy)
+        return ReferenceInfo(name=name, shape=cast(tuple[int, int, int], tuple(int(x) for x in r.shape)), description=desc, noisy=noisy)
 
     def _sampling(self, h: int, w: int, attrs: dict[str, Any]) -> Sampling:
         stated_r = attrs.get("acceleration")
         stated_acs = attrs.get("num_low_frequency")
-        stated = dict(stated_acceleration=float(stated_r) if stated_r is not None else None,
+        stated: dict[str, Any] = dict(stated_acceleration=float(stated_r) if stated_r is not None else None,
                       stated_acs=int(stated_acs) if stated_acs is not None else None)
         if "mask" in self._f:
             return Sampling(mask=self._mask_dataset(h, w), source="mask dataset", **stated)

@@ -249,7 +249,7 @@ def acquisition_parameters(xml: bytes | str | np.bytes_ | None) -> dict[str, Any
     z = _num(enc.find("encodedSpace/matrixSize") if enc is not None else None, "z", int)
     if z is not None and z >= 1:
         out["MRAcquisitionType"] = "2D" if z == 1 else "3D"
-        fov_z = _num(enc.find("encodedSpace/fieldOfView_mm"), "z")
+        fov_z = _num(enc.find("encodedSpace/fieldOfView_mm"), "z") if enc is not None else None
         if z == 1 and fov_z is not None and fov_z > 0:
             out["SliceThickness"] = round(float(fov_z), 6)
     return out

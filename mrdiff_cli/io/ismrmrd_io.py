@@ -89,7 +89,7 @@ class IsmrmrdReader(ScanReader):
             self._h5 = h5py.File(p, "r")
         except OSError:
             raise InputError(f"{p}: not an HDF5 file (cannot open)") from None
-        self._ds = None
+        self._ds: Any = None  # ismrmrd.Dataset once open
         try:
             grp = self._h5.get(dataset)
             if not isinstance(grp, h5py.Group) or "data" not in grp:
@@ -213,7 +213,7 @@ class IsmrmrdReader(ScanReader):
     def _geometry(self, heads: np.ndarray, slices: np.ndarray, hdr: HeaderFacts,
                   shape: tuple[int, int, int]) -> Geometry:
         vs = hdr.voxel_size("recon")
-        first = {}
+        first: dict[int, int] = {}
         for i, s in enumerate(slices):
             first.setdefault(int(s), i)
         h0 = heads[first[min(first)]]

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..errors import InputError
-from ..types import Geometry
+from ..types import Geometry, vox3
 from .atomic import atomic_path
 
 
@@ -72,7 +73,7 @@ def read_nifti(path: str | os.PathLike) -> tuple[np.ndarray, Geometry]:
     if not p.exists():
         raise InputError(f"{p}: file not found")
     try:
-        img = nib.load(str(p))
+        img: Any = nib.load(str(p))  # a Nifti1/2Image (FileBasedImage in nibabel's stubs)
         data = np.asarray(img.dataobj)
     except Exception as exc:
         raise InputError(f"{p}: cannot read NIfTI image ({exc.__class__.__name__})") from None
@@ -86,8 +87,8 @@ def read_nifti(path: str | os.PathLike) -> tuple[np.ndarray, Geometry]:
         raise InputError(f"{p}: NIfTI image has shape {data.shape}; expected a 2D or 3D volume")
     if 0 in data.shape:
         raise InputError(f"{p}: NIfTI image has a zero-size dimension, shape {data.shape}")
-    zooms = tuple(float(z) for z in img.header.get_zooms()[:3])
-    zooms = zooms + (1.0,) * (3 - len(zooms))
+    zooms: tuple[float, ...] = tuple(float(z) for z in img.header.get_zooms()[:3])
+    zooms = vox3(zooms + (1.0,) * (3 - len(zooms)))
     _, scode = img.header.get_sform(coded=True)
     _, qcode = img.header.get_qform(coded=True)
     geom = Geometry(voxel_size=zooms, affine=np.asarray(img.affine, dtype=np.float64),

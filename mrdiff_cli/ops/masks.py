@@ -169,11 +169,12 @@ def _equispaced_columns(W: int, n_cols: int, acs_cols: np.ndarray) -> np.ndarray
         cols[pos] = True
         return cols
 
-    best, best_err = None, None
-    for s in range(1, W + 1):  # integer spacings first ("every s-th column")
+    best = pattern(1.0)  # integer spacings first ("every s-th column")
+    best_err = abs(int(best.sum()) - n_cols)
+    for s in range(2, W + 1):
         cols = pattern(float(s))
         err = abs(int(cols.sum()) - n_cols)
-        if best_err is None or err < best_err:
+        if err < best_err:
             best, best_err = cols, err
     if best_err > 0.02 * n_cols:  # fractional spacing when no integer one is close enough
         for s in np.linspace(1.0, float(W), 8 * W):
@@ -396,8 +397,8 @@ def acs_shape(mask: npt.ArrayLike) -> tuple[int, int]:
             n -= 1
         return n
 
-    wc = run(m.all(axis=0), cx)
-    hr = run(m.all(axis=1), cy)
+    wc = run(np.asarray(m.all(axis=0)), cx)
+    hr = run(np.asarray(m.all(axis=1)), cy)
     a = 0
     while a < min(H, W) and m[_centre_slice(H, a + 1), _centre_slice(W, a + 1)].all():
         a += 1

@@ -20,6 +20,7 @@ every measured value into its partner, so projecting onto real images keeps all 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 
@@ -64,7 +65,7 @@ class SuperResOp:
     transforms; ``A.normal(x) = F^H Lambda F x``. ``kmask`` is Lambda on the (H, W) grid (bool).
     """
 
-    def __init__(self, out_hw: tuple[int, int], lowres_hw: tuple[int, int], device: torch.device | str | None = None):
+    def __init__(self, out_hw: Sequence[int], lowres_hw: Sequence[int], device: torch.device | str | None = None):
         H, W = (int(v) for v in out_hw)
         h, w = (int(v) for v in lowres_hw)
         if h > H or w > W or h < 1 or w < 1:

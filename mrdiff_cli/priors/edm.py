@@ -18,6 +18,7 @@ Training loss (denoising score matching, EDM weighting):
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -75,8 +76,17 @@ def sample_sigmas(n: int, cfg: EDMConfig, generator: torch.Generator | None = No
     return ln.exp().clamp(cfg.sigma_min, cfg.sigma_max)
 
 
+class EDMLike(Protocol):
+    """What :func:`dsm_loss` needs: the EDM constants and a denoiser (an EDMPrior, or a wrapper that runs one
+    through its ``forward`` under DistributedDataParallel)."""
+
+    edm: EDMConfig
+
+    def denoise(self, x: torch.Tensor, sigma: torch.Tensor, /) -> torch.Tensor: ...
+
+
 def dsm_loss(
-    model: EDMPrior, x0: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor, per_sample: bool = False
+    model: EDMLike, x0: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor, per_sample: bool = False
 ) -> torch.Tensor:
     """EDM-weighted denoising score matching loss (see module docstring)."""
     sd = model.edm.sigma_data

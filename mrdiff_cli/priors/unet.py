@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -52,6 +53,13 @@ def noise_embedding(c: torch.Tensor, dim: int) -> torch.Tensor:
     return torch.cat([torch.cos(args), torch.sin(args)], dim=1)
 
 
+def _zero_init(layer: nn.Conv2d) -> None:
+    """Zero weight and bias: the layer starts as the zero map (residual branches start as the identity)."""
+    nn.init.zeros_(layer.weight)
+    if layer.bias is not None:
+        nn.init.zeros_(layer.bias)
+
+
 class ResBlock(nn.Module):
     def __init__(self, cin: int, cout: int, emb_dim: int, dropout: float):
         super().__init__()
@@ -61,8 +69,7 @@ class ResBlock(nn.Module):
         self.norm2 = nn.GroupNorm(_groups(cout), cout)
         self.drop = nn.Dropout(dropout)
         self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
-        nn.init.zeros_(self.conv2.weight)
-        nn.init.zeros_(self.conv2.bias)
+        _zero_init(self.conv2)
         self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
@@ -79,8 +86,7 @@ class Attention(nn.Module):
         self.norm = nn.GroupNorm(_groups(ch), ch)
         self.qkv = nn.Conv2d(ch, 3 * ch, 1)
         self.proj = nn.Conv2d(ch, ch, 1)
-        nn.init.zeros_(self.proj.weight)
-        nn.init.zeros_(self.proj.bias)
+        _zero_init(self.proj)
         self.heads = heads
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -133,8 +139,7 @@ class UNet(nn.Module):
                 res *= 2
         self.out_norm = nn.GroupNorm(_groups(cur), cur)
         self.out = nn.Conv2d(cur, cfg.out_channels, 3, padding=1)
-        nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
+        _zero_init(self.out)
 
     def _fourier(self, x: torch.Tensor) -> torch.Tensor:
         feats = [x]
@@ -149,7 +154,7 @@ class UNet(nn.Module):
             x = self._fourier(x)
         h = self.stem(x)
         hs = [h]
-        for blk in self.down:
+        for blk in cast(list[nn.ModuleList], self.down):
             if isinstance(blk[0], ResBlock):
                 h = blk[0](h, emb)
                 for extra in blk[1:]:
@@ -158,7 +163,7 @@ class UNet(nn.Module):
                 h = blk[0](h)
             hs.append(h)
         h = self.mid2(self.mid_attn(self.mid1(h, emb)), emb)
-        for blk in self.up:
+        for blk in cast(list[nn.ModuleList], self.up):
             if isinstance(blk[0], ResBlock):
                 h = blk[0](torch.cat([h, hs.pop()], dim=1), emb)
                 for extra in blk[1:]:

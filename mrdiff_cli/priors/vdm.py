@@ -111,6 +111,7 @@ class MonotoneGamma(nn.Module):
         """Re-initialise l1, l2, l3 (near-linear schedule); the end points are left alone."""
         g = torch.Generator().manual_seed(seed)
         n = self.l2.weight.shape[0]
+        assert self.l1.bias is not None and self.l2.bias is not None  # built with bias=True
         self.l1.weight.fill_(1.0)
         self.l1.bias.zero_()
         slope = 1.0 + 9.0 * torch.rand(n, 1, generator=g)
@@ -380,7 +381,7 @@ def recon_nll(x: torch.Tensor, eps0: torch.Tensor, g0: torch.Tensor, cfg: VDMCon
 
 
 def vlb_terms(
-    model: VDM,
+    model: VDM | nn.Module,
     x0: torch.Tensor,
     generator: torch.Generator | None = None,
     t: torch.Tensor | None = None,
@@ -402,9 +403,11 @@ def vlb_terms(
     (= grad Var, since E[L_diff] does not depend on the shape), while gamma_min / gamma_max and the network
     receive the plain VLB gradient, in one backward pass. (Same effect as the paper's custom backward.)
     """
-    wrapper = None
-    if not isinstance(model, VDM) and isinstance(getattr(model, "module", None), VDM):
-        wrapper, model = model, model.module  # DistributedDataParallel: the network runs through its forward
+    wrapper: nn.Module | None = None
+    inner = getattr(model, "module", None)
+    if not isinstance(model, VDM) and isinstance(inner, VDM):
+        wrapper, model = model, inner  # DistributedDataParallel: the network runs through its forward
+    assert isinstance(model, VDM), "vlb_terms needs a VDM (or a DistributedDataParallel wrapping one)"
     cfg: VDMConfig = model.vdm_cfg
     gam: MonotoneGamma = model.gamma
     dev = x0.device
@@ -436,6 +439,6 @@ def vlb_terms(
     return terms
 
 
-def vlb_loss(model: VDM, x0: torch.Tensor, generator: torch.Generator | None = None, t: torch.Tensor | None = None) -> torch.Tensor:
+def vlb_loss(model: VDM | nn.Module, x0: torch.Tensor, generator: torch.Generator | None = None, t: torch.Tensor | None = None) -> torch.Tensor:
     """Per-sample VLB (prior + reconstruction + diffusion) in bits per dim, shape (B,). See :func:`vlb_terms`."""
     return vlb_terms(model, x0, generator, t)["total"]

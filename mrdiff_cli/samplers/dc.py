@@ -126,7 +126,7 @@ def kaczmarz_sense_sweep(
         if normalize:
             L = torch.amax((s.abs() ** 2).reshape(s.shape[0], -1), dim=1)
             inv = torch.where(L > 0, 1.0 / L.clamp_min(1e-30), torch.zeros_like(L))
-            step = lam_b * _expand(inv, x)
+            step: torch.Tensor | float = lam_b * _expand(inv, x)
         else:
             step = lam_b
         x = x + step * (s.conj() * ifft2c(r))

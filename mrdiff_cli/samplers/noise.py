@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 
@@ -20,9 +21,10 @@ def randn_like(x: torch.Tensor, generator: Generators) -> torch.Tensor:
         if len(generator) != x.shape[0]:
             raise ValueError(f"{len(generator)} generators for a batch of {x.shape[0]}")
         return torch.stack([randn_like(x[b], g) for b, g in enumerate(generator)])
-    gen_dev = generator.device if generator is not None else x.device
+    gen = cast(torch.Generator | None, generator)  # one generator (or None) from here on
+    gen_dev = gen.device if gen is not None else x.device
     if x.is_complex():
-        re = torch.randn(x.shape, generator=generator, device=gen_dev)
-        im = torch.randn(x.shape, generator=generator, device=gen_dev)
+        re = torch.randn(x.shape, generator=gen, device=gen_dev)
+        im = torch.randn(x.shape, generator=gen, device=gen_dev)
         return torch.complex(re, im).to(x.device)
-    return torch.randn(x.shape, generator=generator, device=gen_dev).to(x.device)
+    return torch.randn(x.shape, generator=gen, device=gen_dev).to(x.device)

@@ -34,6 +34,7 @@ mixture; with lambda = 1 the output's centre block equals the data (to float32 r
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 import torch
 
@@ -88,6 +89,7 @@ def vdm_sample(
         raise ValueError("vdm_sample needs at least 2 noise levels (steps >= 1)")
     if isinstance(generator, (list, tuple)):
         raise ValueError("vdm_sample takes one generator")
+    gen = cast(torch.Generator | None, generator)  # one generator (checked above)
     lam = float(lam)
     shape = tuple(x_init.shape)
     yy = torch.as_tensor(y)
@@ -104,7 +106,7 @@ def vdm_sample(
     steps = len(gam) - 1
 
     def randn() -> torch.Tensor:
-        return torch.randn(shape, generator=generator).to(dev)
+        return torch.randn(shape, generator=gen).to(dev)
 
     z = randn()  # z_1 ~ N(0, I)
     for j in range(steps):

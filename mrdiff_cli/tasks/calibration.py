@@ -315,7 +315,8 @@ class Calibration:
 
     def for_coils(self, n_coils: int) -> Calibration:
         """The block (:meth:`block_for`) for a scan with ``n_coils`` coils."""
-        return self.single_coil if self.block_for(n_coils) == "single_coil" else self
+        single = self.single_coil
+        return single if single is not None and self.block_for(n_coils) == "single_coil" else self
 
     @property
     def pool(self) -> int:

@@ -29,11 +29,11 @@ def cpu_quota() -> int | None:
         pass
     try:
         with open("/sys/fs/cgroup/cpu/cpu.cfs_quota_us") as f:
-            q = int(f.read())
+            quota = int(f.read())
         with open("/sys/fs/cgroup/cpu/cpu.cfs_period_us") as f:
-            p = int(f.read())
-        if q > 0 and p > 0:
-            return max(1, q // p)
+            period = int(f.read())
+        if quota > 0 and period > 0:
+            return max(1, quota // period)
     except (OSError, ValueError):
         pass
     return None
@@ -125,5 +125,5 @@ def prepare_prior(prior, device, channels_last: bool | None = None):
         return prior
     use = torch.device(device).type == "cpu" if channels_last is None else bool(channels_last)
     if use:
-        net.to(memory_format=torch.channels_last)
+        net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs lack it
     return prior

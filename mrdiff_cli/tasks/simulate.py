@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError, UsageError
-from ..types import Geometry
+from ..types import Geometry, vox3
 
 SIM_FORMATS = ("fastmri", "ismrmrd")
 
@@ -208,7 +208,7 @@ def parse_slices(spec: str | None, n: int) -> slice:
             sl = slice(i, i + 1)
         elif len(parts) in (2, 3):
             vals = [int(p) if p else None for p in parts]
-            sl = slice(*vals)
+            sl = slice(vals[0], vals[1], vals[2] if len(vals) == 3 else None)
         else:
             raise ValueError
     except ValueError:
@@ -238,7 +238,7 @@ def reslice(volume: np.ndarray, geometry: Geometry, axis: int, slices: str | Non
     sl = parse_slices(slices, data.shape[0])
     new[:3, 3] = new[:3, 3] + new[:3, 2] * sl.start
     new[:3, 2] = new[:3, 2] * (sl.step or 1)
-    vs = tuple(float(np.linalg.norm(new[:3, i])) for i in range(3))
+    vs = vox3(float(np.linalg.norm(new[:3, i])) for i in range(3))
     data = np.ascontiguousarray(data[sl])
     return data, Geometry(voxel_size=vs, affine=new, known=geometry.known, source=geometry.source)
 

@@ -282,6 +282,7 @@ def _sample_chunk(model, yc: torch.Tensor, A, opts: SuperresOptions, K: int, gen
     n = yc.shape[0]
     H, W = A.out_hw
     steps = opts.steps  # set by _validate (superres_slices)
+    assert steps is not None
     den = VDMDenoiser(model, opts.batch_size)
     if opts.sampler == "vdm":
         x_init = torch.zeros(K * n, 1, H, W, device=yc.device)
@@ -347,9 +348,9 @@ def superres_slices(
         if keep_samples:
             kept.append(x.cpu())
     mean = torch.cat(means)
-    var = torch.cat(vars_) if K > 1 else None
+    var_all = torch.cat(vars_) if K > 1 else None
     samples = torch.cat(kept, dim=1) if keep_samples else None
-    return mean, var, samples
+    return mean, var_all, samples
 
 
 def _validate(opts: SuperresOptions) -> None:
@@ -426,6 +427,7 @@ def run_superres(job: SuperresJob, model, model_info: dict[str, Any], progress: 
 def _summary(job: SuperresJob, model, model_info, plan: ResolutionPlan, geom: Geometry, geom_out: Geometry,
              idx: list[int], input_kind: str, elapsed: float) -> dict[str, Any]:
     opts = job.options
+    assert opts.steps is not None  # set by _validate
     return {
         "mrdiff_version": __version__, "input": str(job.input), "input_kind": input_kind, "output": {},
         "mode": plan.mode, "input_matrix": list(plan.input_hw), "from": list(plan.from_hw), "to": list(plan.to_hw),

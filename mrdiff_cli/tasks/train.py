@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
@@ -28,6 +28,12 @@ from .train_checkpoint import (
     save_checkpoint,
 )
 from .train_data import AugmentConfig, TrainingSet, expand_inputs, extract_slices
+
+if TYPE_CHECKING:
+    from ..priors.edm import EDMPrior
+    from ..priors.vdm import VDM
+
+    Prior = EDMPrior | VDM  # the networks this module trains
 
 VAL_SIGMAS = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0]
 
@@ -99,7 +105,7 @@ def _dist_info() -> tuple[int, int, int]:
     return world, rank, local
 
 
-def build_model_and_config(cfg: TrainConfig) -> tuple[torch.nn.Module, dict[str, Any]]:
+def build_model_and_config(cfg: TrainConfig) -> tuple[Prior, dict[str, Any]]:
     from ..priors.edm import EDMConfig, EDMPrior
     from ..priors.unet import UNetConfig
 
@@ -113,7 +119,7 @@ def build_model_and_config(cfg: TrainConfig) -> tuple[torch.nn.Module, dict[str,
     )
     if cfg.task == "score":
         ecfg = EDMConfig(sigma_data=cfg.sigma_data, p_mean=cfg.p_mean, p_std=cfg.p_std)
-        model = EDMPrior(ucfg, ecfg)
+        model: Prior = EDMPrior(ucfg, ecfg)
         arch = {"type": "edm-unet", "unet": ucfg.to_dict(), "edm": ecfg.to_dict()}
         tasks = ["score", "vdm"]
     elif cfg.task == "vdm":
@@ -164,7 +170,8 @@ def _clip_groups(model: torch.nn.Module, task: str) -> list[list[torch.nn.Parame
     """Parameters clipped together. VDM: the network and gamma separately (gamma's variance-minimisation
     gradients live on another scale and must not shrink the network's step); otherwise all together."""
     if task == "vdm" and hasattr(model, "gamma") and hasattr(model, "score"):
-        return [list(model.score.parameters()), list(model.gamma.parameters())]
+        score, gamma = cast(torch.nn.Module, model.score), cast(torch.nn.Module, model.gamma)
+        return [list(score.parameters()), list(gamma.parameters())]
     return [list(model.parameters())]
 
 
@@ -185,7 +192,7 @@ def _loss(model: torch.nn.Module, task: str, x0: torch.Tensor, g: torch.Generato
     if task == "score":
         from ..priors.edm import dsm_loss, sample_sigmas
 
-        prior = getattr(model, "module", model)  # unwrap DDP for attributes
+        prior: Any = getattr(model, "module", model)  # unwrap DDP for attributes
         sig = sample_sigmas(x0.shape[0], prior.edm, generator=g).to(x0.device)
         noise = torch.randn(x0.shape, generator=g).to(x0.device)
         return dsm_loss(_ThroughForward(model, prior.edm), x0, sig, noise)
@@ -195,7 +202,7 @@ def _loss(model: torch.nn.Module, task: str, x0: torch.Tensor, g: torch.Generato
 
 
 @torch.no_grad()
-def validate(model: torch.nn.Module, task: str, val: torch.Tensor, seed: int = 1234, chunk: int = 32) -> dict[str, Any]:
+def validate(model: Prior, task: str, val: torch.Tensor, seed: int = 1234, chunk: int = 32) -> dict[str, Any]:
     """Held-out denoising loss per noise level (fixed noise), and the mean."""
     if val is None or len(val) == 0:
         return {}
@@ -208,7 +215,7 @@ def validate(model: torch.nn.Module, task: str, val: torch.Tensor, seed: int = 1
             sq = 0.0
             for i in range(0, len(val), chunk):  # chunked: a whole held-out volume need not fit in one batch
                 x = val[i : i + chunk]
-                d = model.denoise(x + s * noise[i : i + chunk], torch.full((len(x),), s))
+                d = model.denoise(x + s * noise[i : i + chunk], torch.full((len(x),), s))  # EDMPrior
                 sq += float(((d - x) ** 2).sum())
             mse = sq / val.numel()
             per[f"{s:g}"] = {"mse": mse, "psnr_db": float(10 * math.log10(1.0 / max(mse, 1e-12)))}
@@ -224,8 +231,8 @@ def validate(model: torch.nn.Module, task: str, val: torch.Tensor, seed: int = 1
     return {
         "vlb_bpd": sums["total"] / n,
         "vlb_terms_bpd": {k: v / n for k, v in sums.items() if k != "total"},
-        "gamma_min": float(model.gamma.gamma_min),
-        "gamma_max": float(model.gamma.gamma_max),
+        "gamma_min": float(cast("VDM", model).gamma.gamma_min),
+        "gamma_max": float(cast("VDM", model).gamma.gamma_max),
     }
 
 
@@ -255,7 +262,7 @@ def _init_from_bundle(model: torch.nn.Module, bundle: str) -> dict[str, int]:
     return {"copied": len(take), "total": len(own)}
 
 
-def sample_grid_png(model: torch.nn.Module, task: str, path: Path, n: int = 8, seed: int = 0, steps: int = 32) -> None:
+def sample_grid_png(model: Prior, task: str, path: Path, n: int = 8, seed: int = 0, steps: int = 32) -> None:
     """Unconditional prior samples (a quick look at what the prior believes) → PNG grid."""
     from ..io.grid import save_grid
     from ..samplers.unconditional import unconditional_sample
@@ -314,9 +321,9 @@ class _Run:
     device: torch.device
     data: TrainingSet
     val: torch.Tensor | None
-    model: torch.nn.Module
+    model: Prior
     config: dict[str, Any]
-    ema: torch.nn.Module
+    ema: Prior
     opt: torch.optim.Optimizer
     g: torch.Generator
     step: int = 0
@@ -362,7 +369,9 @@ def _train_step(run: _Run, aug: AugmentConfig) -> tuple[float, float]:
     for pg in opt.param_groups:
         pg["lr"] = lr
     with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
-        loss = _loss(run.ddp_model if run.world > 1 else run.model, cfg.task, x0, run.g)
+        net = run.ddp_model if run.world > 1 else run.model
+        assert net is not None  # _setup_run sets ddp_model
+        loss = _loss(net, cfg.task, x0, run.g)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     if cfg.grad_clip:

@@ -71,6 +71,7 @@ def load_checkpoint(out: Path, model, ema, opt, g: torch.Generator, rank: int = 
 
     path = checkpoint_path(out)
     meta = read_checkpoint_meta(out)
+    assert meta is not None, f"{path}: no checkpoint (callers check that it exists)"
     t = load_file(str(path))
     try:
         model.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith("model.")})

@@ -314,11 +314,16 @@ class TrainingSet:
 
     @property
     def n_slices(self) -> int:
-        return sum(len(x) for x in self.groups) if self.groups is not None else len(self.slices)
+        return sum(len(x) for x in self.groups) if self.groups is not None else len(self._whole())
+
+    def _whole(self) -> torch.Tensor:
+        assert self.slices is not None, "a TrainingSet holds slices or groups"
+        return self.slices
 
     def batch(self, size: int, matrix: int, aug: AugmentConfig, g: torch.Generator) -> torch.Tensor:
         """One augmented training batch (size, 1, matrix, matrix), all randomness from ``g``."""
         if self.groups is not None:
             return random_patches(self.groups, size, matrix, aug, g)
-        idx = torch.randint(0, len(self.slices), (size,), generator=g)
-        return augment(self.slices[idx], aug, g)
+        slices = self._whole()
+        idx = torch.randint(0, len(slices), (size,), generator=g)
+        return augment(slices[idx], aug, g)

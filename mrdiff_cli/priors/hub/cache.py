@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from ..format import CONFIG_FILE, PICKLE_SUFFIXES, WEIGHTS_FILE
 from .spec import ModelSpec
@@ -41,7 +41,7 @@ def pinned_snapshot(ms: ModelSpec, cache: Path) -> tuple[Path, str] | None:
     ]
     if not all(isinstance(f, str) for f in found):  # None (unknown) or the "cached as missing" sentinel
         return None
-    return Path(found[0]).parents[prefix.count("/")], rev
+    return Path(cast(str, found[0])).parents[prefix.count("/")], rev
 
 
 def _scan(cache: Path) -> Any | None:

@@ -117,7 +117,7 @@ def _merge_metadata(existing: str, tags: list[str], license_: Any) -> str:
     from huggingface_hub import ModelCard
 
     card = ModelCard(existing)
-    data = card.data
+    data: Any = card.data  # CardData: arbitrary metadata attributes
     if not getattr(data, "library_name", None):
         data.library_name = "mrdiff"
     current = list(getattr(data, "tags", None) or [])

@@ -24,6 +24,7 @@ def snapshot(ms: ModelSpec, cache: Path, endpoint: str, *, local_only: bool) -> 
     """``snapshot_download`` of the bundle files of ``ms`` (its subfolder only) into ``cache``."""
     from huggingface_hub import constants, snapshot_download
 
+    assert ms.repo_id is not None, "snapshot() of a spec without a Hub repo id"
     prefix = f"{ms.subfolder}/" if ms.subfolder else ""
     folder = snapshot_download(
         ms.repo_id,
