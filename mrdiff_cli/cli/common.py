@@ -31,8 +31,9 @@ def debug_enabled() -> bool:
 
 
 def handle_errors(fn: Callable) -> Callable:
-    """The single place that turns errors into one line on stderr: known (user-caused) errors exit 2, anything
-    unexpected exits 1 as ``mrdiff: internal error: …`` (``MRDIFF_DEBUG=1`` re-raises for the traceback). With
+    """The single place that turns errors into one line on stderr: the project's own errors
+    (:class:`~mrdiff_cli.errors.MrdiffError`: user-caused) exit 2; anything else — a bare ``ValueError`` or
+    ``OSError`` included — is a bug and exits 1 as ``mrdiff: internal error: …`` (``MRDIFF_DEBUG=1`` re-raises for the traceback). With
     ``--json`` (``json_out``) a JSON object ``{"error": …, "exit_code": …}`` also goes to stdout, so a pipeline
     reading stdout never gets nothing."""
 
@@ -49,10 +50,6 @@ def handle_errors(fn: Callable) -> Callable:
             fail("interrupted", 130, json_mode, prefix="mrdiff: ")
         except (typer.Exit, typer.Abort, click_exceptions.ClickException):
             raise  # Typer's own control flow and usage errors (OneLineErrorGroup reports those)
-        except (OSError, ValueError) as exc:  # unexpected but user-caused in practice (paths, shapes)
-            if debug_enabled():
-                raise
-            fail(str(exc), 2, json_mode)
         except Exception as exc:  # a bug: still one line (the traceback with MRDIFF_DEBUG=1)
             if debug_enabled():
                 raise

@@ -115,7 +115,10 @@ class FastMRIReader(ScanReader):
         self._single = self._ds.ndim == 3
         s, h, w = (int(self._ds.shape[i]) for i in (0, -2, -1))
         c = 1 if self._single else int(self._ds.shape[1])
-        attrs = {k: _attr(f.attrs[k]) for k in ATTR_KEYS if k in f.attrs}
+        try:
+            attrs = {k: _attr(f.attrs[k]) for k in ATTR_KEYS if k in f.attrs}
+        except ValueError:  # an array where one value belongs
+            raise InputError(f"{p}: file attributes {[k for k in ATTR_KEYS if k in f.attrs]} are not single values") from None
         xml = f["ismrmrd_header"][()] if "ismrmrd_header" in f else None
         header = parse_header(xml) if xml is not None else HeaderFacts()
         notes = [n for n in (header_warning(header, p),) if n]
@@ -158,8 +161,12 @@ class FastMRIReader(ScanReader):
     def _sampling(self, h: int, w: int, attrs: dict[str, Any]) -> Sampling:
         stated_r = attrs.get("acceleration")
         stated_acs = attrs.get("num_low_frequency")
-        stated: dict[str, Any] = dict(stated_acceleration=float(stated_r) if stated_r is not None else None,
-                      stated_acs=int(stated_acs) if stated_acs is not None else None)
+        try:
+            stated: dict[str, Any] = dict(stated_acceleration=float(stated_r) if stated_r is not None else None,
+                                          stated_acs=int(stated_acs) if stated_acs is not None else None)
+        except (TypeError, ValueError):
+            raise InputError(f"{self.path}: attributes acceleration={stated_r!r} / num_low_frequency={stated_acs!r} "
+                             "are not numbers") from None
         if "mask" in self._f:
             return Sampling(mask=self._mask_dataset(h, w), source="mask dataset", **stated)
         from ..ops.masks import mask_from_kspace  # no mask dataset: zero phase-encode lines mark unsampled lines
