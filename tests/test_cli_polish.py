@@ -456,3 +456,16 @@ def test_unexpected_errors_are_one_line_unless_debugging(tiny_nifti_file, monkey
     one_line_error(cli("info", tiny_nifti_file), "internal error", "simulated bug", "MRDIFF_DEBUG", code=1)
     res = cli("info", tiny_nifti_file, env={"MRDIFF_DEBUG": "1"})
     assert isinstance(res.exception, RuntimeError)
+
+
+@pytest.mark.parametrize("exc", [ValueError("simulated bad shape"), OSError("simulated io failure")])
+def test_bare_value_and_os_errors_are_bugs_not_user_errors(tiny_nifti_file, monkeypatch, exc):
+    """Only the project's own errors (mrdiff_cli.errors) mean "your input is wrong" (exit 2); a bare ValueError or
+    OSError escaping a command is a bug: exit 1, one line, the traceback with MRDIFF_DEBUG=1."""
+    def bug(*a, **k):
+        raise exc
+
+    monkeypatch.setattr("mrdiff_cli.io.detect.describe_input", bug)
+    one_line_error(cli("info", tiny_nifti_file), "internal error", str(exc), "MRDIFF_DEBUG", code=1)
+    res = cli("info", tiny_nifti_file, env={"MRDIFF_DEBUG": "1"})
+    assert isinstance(res.exception, type(exc))

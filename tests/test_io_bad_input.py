@@ -94,6 +94,18 @@ def test_hdf5_without_kspace(tmp_path):
     assert_cli_error(["info", p, "--input-format", "fastmri"], "other.h5", "kspace")
 
 
+@pytest.mark.parametrize("attrs", [{"acceleration": "fast"}, {"num_low_frequency": "x"},
+                                   {"acceleration": np.array([4.0, 8.0])}])
+def test_fastmri_attributes_that_are_not_numbers(tmp_path, attrs):
+    p = _h5(tmp_path / "attrs.h5", kspace=_k())
+    with h5py.File(p, "a") as f:
+        f.attrs.update(attrs)
+    with pytest.raises(InputError, match="attrs.h5"):
+        with open_scan(p) as r:
+            r.info  # noqa: B018
+    assert_cli_error(["info", p], "attrs.h5", "attribute")
+
+
 def test_real_valued_kspace(tmp_path):
     p = _h5(tmp_path / "real.h5", kspace=np.ones((2, 3, 8, 8), np.float32))
     with pytest.raises(InputError, match="real-valued"):
