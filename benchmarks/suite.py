@@ -121,11 +121,20 @@ def run_condition(prior, vol: str, ref: torch.Tensor, cond, args, lambdas: dict)
         t = time.time()
         row["CS"] = {**score(cs_l1wavelet(yc.numpy(), maps.numpy(), mask, lam * scale), truth), "lambda": lam,
                      "s_per_slice": round((time.time() - t) / len(ref), 2)}
-    for n in FIXED:
+    for n in FIXED if not args.variants_only else ():
         t = time.time()
         img = Reconstructor(prior, ReconOptions(n_cg=n, seed=0)).reconstruct(k, mask, "sense").images
         row[f"cg{n}"] = {**score(img, truth), "s_per_slice": round((time.time() - t) / len(ref), 2)}
-    for spec in args.variants.split(";"):
+    # the pilot's hold-out error for every count and pilot length (selection rules are then compared offline:
+    # the self-tuned run with count n is the fixed-count run with n, same seed)
+    probe = Reconstructor(prior, ReconOptions(seed=0))
+    row["pilot_errors"] = {}
+    for ps in [int(v) for v in args.pilot_steps.split(",") if v and not args.variants_only]:
+        pilot = probe.pilot(k, mask, "sense", None, [0], steps=ps)
+        if pilot is not None:
+            row["pilot_errors"][str(ps)] = {str(n): pilot[0](n) for n in FIXED}
+            row["holdout"] = pilot[1]
+    for spec in filter(None, args.variants.split(";")):
         rec = Reconstructor(prior, ReconOptions(seed=0, **parse_opts(spec)))
         t = time.time()
         img = rec.reconstruct(k, mask, "sense").images
@@ -149,16 +158,93 @@ def table(path: Path) -> None:
         cells = [r["condition"], r["volume"], f"{r['zero-filled']['psnr']:.2f}", f"{cs:.2f}", f"{r['cg7']['psnr']:.2f}",
                  f"{oracle:.2f} ({best_n})"]
         for v in variants:
+            if v not in r:
+                cells.append("-")
+                continue
             t = r[v].get("tuning")
             n = t.get("cg_iters") if isinstance(t, dict) else "fixed"
             cells.append(f"{r[v]['psnr']:.2f} ({n})")
             worst_o[v] = min(worst_o[v], r[v]["psnr"] - oracle)
             worst_cs[v] = min(worst_cs[v], r[v]["psnr"] - cs)
         v0 = variants[0]
-        cells += [f"{r[v0]['psnr'] - oracle:+.2f}", f"{r[v0]['psnr'] - cs:+.2f}"]
+        cells += [f"{r[v0]['psnr'] - oracle:+.2f}", f"{r[v0]['psnr'] - cs:+.2f}"] if v0 in r else ["-", "-"]
         print("| " + " | ".join(cells) + " |")
     for v in variants:
         print(f"worst case {v}: vs oracle {worst_o[v]:+.2f} dB, vs CS {worst_cs[v]:+.2f} dB")
+
+
+def report(path: Path, second: Path | None, steps: int, tol: float) -> None:
+    """The docs table: per condition and volume, zero-filled, CS, the old fixed defaults (7; 5 = the release
+    before), the self-tuned default and the oracle; worst cases in bold. The self-tuned column is the actual run
+    from ``second`` (``--variants-only`` pass, which also times CS in the same run) where present, else the
+    fixed-count run with the count the rule picks from the recorded pilot errors (the same image: the final run
+    with count n is the fixed-count run with n, same seed)."""
+    from mrdiff_cli.samplers.selftune import choose_count, unimodal_search
+
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    extra = {}
+    if second is not None and second.exists():
+        for r in map(json.loads, filter(str.strip, second.read_text().splitlines())):
+            extra[(r["condition"], r["volume"])] = r
+    out = []
+    for r in rows:
+        x = extra.get((r["condition"], r["volume"]), {})
+        errs = {int(n): e for n, e in r["pilot_errors"][str(steps)].items()} if r.get("pilot_errors") else None
+        pick = choose_count(unimodal_search(lambda n: errs[n], FIXED, 3)[1], tol) if errs else 7
+        actual = x.get("self:default")
+        chosen = actual["tuning"]["cg_iters"] if actual and isinstance(actual.get("tuning"), dict) else pick
+        best_n = max(ORACLE, key=lambda n: r[f"cg{n}"]["psnr"])
+        out.append({
+            "condition": r["condition"], "volume": r["volume"], "zf": r["zero-filled"]["psnr"],
+            "cs": x.get("CS", r.get("CS", {})).get("psnr"), "cg7": r["cg7"]["psnr"], "cg5": r["cg5"]["psnr"],
+            "self": actual["psnr"] if actual else r[f"cg{pick}"]["psnr"], "n": chosen, "lookup_n": pick,
+            "oracle": r[f"cg{best_n}"]["psnr"], "oracle_n": best_n,
+            "t_self": actual.get("s_per_slice") if actual else None, "t_cs": x.get("CS", {}).get("s_per_slice"),
+        })
+    worst = {k: min((o[k] - o["oracle"]) for o in out) for k in ("cg7", "cg5", "self")}
+    worst_cs = min((o["self"] - o["cs"]) for o in out if o["cs"] is not None) if any(o["cs"] for o in out) else None
+    print("| condition | volume | zero-filled | CS (λ from tune) | fixed 7 (old default) | fixed 5 | self-tuned (count) "
+          "| oracle best of {1,2,3,5,7} | self − oracle | self − CS | s/slice self / CS |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for o in out:
+        d_o = o["self"] - o["oracle"]
+        d_cs = o["self"] - o["cs"] if o["cs"] is not None else None
+        cells = [o["condition"], o["volume"], f"{o['zf']:.2f}", f"{o['cs']:.2f}" if o["cs"] is not None else "-",
+                 f"{o['cg7']:.2f}", f"{o['cg5']:.2f}", f"{o['self']:.2f} ({o['n']})", f"{o['oracle']:.2f} ({o['oracle_n']})",
+                 (f"**{d_o:+.2f}**" if d_o == worst["self"] else f"{d_o:+.2f}"),
+                 ("-" if d_cs is None else f"**{d_cs:+.2f}**" if d_cs == worst_cs else f"{d_cs:+.2f}"),
+                 f"{o['t_self']:.1f} / {o['t_cs']:.1f}" if o["t_self"] is not None and o["t_cs"] is not None else "-"]
+        print("| " + " | ".join(cells) + " |")
+    print(f"\nworst case against the oracle: self-tuned {worst['self']:+.2f} dB, fixed 7 {worst['cg7']:+.2f} dB, "
+          f"fixed 5 {worst['cg5']:+.2f} dB" + (f"; self-tuned against CS: {worst_cs:+.2f} dB" if worst_cs is not None else ""))
+    mismatch = [o for o in out if o["n"] != o["lookup_n"]]
+    if mismatch:
+        print(f"note: {len(mismatch)} row(s) where the actual run chose another count than the recorded pilots")
+
+
+def rules(path: Path, tolerances=(0.0, 0.01, 0.02, 0.05, 0.1)) -> None:
+    """Compare selection rules offline on recorded pilot errors: for each pilot length and tolerance, the count
+    the default search (start 3, walk down or up) + tolerance picks, its PSNR (the fixed-count run with that
+    count), and the loss against the oracle {1, 2, 3, 5, 7}: worst case and mean over the rows, pilots tried."""
+    from mrdiff_cli.samplers.selftune import choose_count, unimodal_search
+
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = [r for r in rows if r.get("pilot_errors")]
+    lengths = sorted({int(ps) for r in rows for ps in r["pilot_errors"]})
+    print("| pilot steps | tolerance | worst Δ oracle (dB) | mean Δ oracle | rows within 0.3 dB | mean pilots |")
+    print("|---|---|---|---|---|---|")
+    for ps in lengths:
+        for tol in tolerances:
+            deltas, tried = [], []
+            for r in rows:
+                errs = {int(n): e for n, e in r["pilot_errors"][str(ps)].items()}
+                _, seen = unimodal_search(lambda n, errs=errs: errs[n], FIXED, 3)
+                n = choose_count(seen, tol)
+                oracle = max(r[f"cg{m}"]["psnr"] for m in ORACLE)
+                deltas.append(r[f"cg{n}"]["psnr"] - oracle)
+                tried.append(len(seen))
+            print(f"| {ps} | {tol:g} | {min(deltas):+.2f} | {np.mean(deltas):+.2f} | "
+                  f"{sum(d >= -0.3 for d in deltas)}/{len(deltas)} | {np.mean(tried):.1f} |")
 
 
 def main() -> None:
@@ -167,13 +253,27 @@ def main() -> None:
     ap.add_argument("--out", default=None)
     ap.add_argument("--conditions", default=None, help="comma list of condition indices (default: all)")
     ap.add_argument("--variants", default="default", help="';'-separated ReconOptions overrides for the self-tuned runs")
+    ap.add_argument("--pilot-steps", default="6,20", help="pilot lengths whose hold-out errors are recorded for every count")
+    ap.add_argument("--variants-only", action="store_true",
+                    help="only CS and the self-tuned variants, timed in the same run (a second pass, its own --out)")
     ap.add_argument("--cs-lambdas", default="benchmarks/results/cs_lambdas_suite.json")
     ap.add_argument("--tune-cs", action="store_true", help="tune split: run the CS lambda grid and store the best per mask kind")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--report", default=None, help="print the docs table of a results file and exit")
+    ap.add_argument("--second", default=None, help="with --report: the --variants-only results (CS timing, actual self-tuned runs)")
+    ap.add_argument("--rule-steps", type=int, default=6, help="with --report: the pilot length of the lookup")
+    ap.add_argument("--rule-tol", type=float, default=0.0, help="with --report: the tolerance of the lookup")
+    ap.add_argument("--rules", default=None, help="compare selection rules offline on a results file and exit")
     ap.add_argument("--table", default=None, help="print the markdown table of a results file and exit")
     a = ap.parse_args()
     if a.table:
         table(Path(a.table))
+        return
+    if a.rules:
+        rules(Path(a.rules))
+        return
+    if a.report:
+        report(Path(a.report), Path(a.second) if a.second else None, a.rule_steps, a.rule_tol)
         return
     torch.set_num_threads(a.threads)
     prior, _ = load_prior(None, "score", offline=True)

@@ -290,3 +290,30 @@ def test_ismrmrd_with_readout_oversampling_is_reconstructed_at_the_recon_matrix(
         assert vol.shape[1:] == r.shape[2:]
     m = metrics(out)
     assert m["metrics"]["mean"]["psnr"] > m["metrics_zero_filled"]["psnr"] - 3.0  # sane, not a half-FOV image
+
+
+def test_consistency_is_self_tuned_by_default_and_fixed_by_cg_iters(files, model_dir, tmp_path):
+    """Default: the CG count is chosen per file by the hold-out pilot (the same choice in every shard of the file,
+    recorded with its evidence); --cg-iters N forces N."""
+    common = ["--model", model_dir, *MASK, "--steps", 3, "-q", "--seed", 2]
+    auto = []
+    for i in range(2):
+        out = tmp_path / f"auto{i}.nii.gz"
+        ok(run(files["multi"], "-o", out, *common, "--shard", f"{i}/2"))
+        c = metrics(out)["consistency"]
+        assert c["chosen_by"] == "k-space hold-out cross-validation"
+        ev = c["evidence"]
+        assert str(c["cg_iters"]) in ev["holdout_error"] and len(ev["holdout_error"]) >= 2
+        assert ev["holdout_error"][str(c["cg_iters"])] == min(ev["holdout_error"].values())
+        assert ev["pilot_slices"] == [1] and ev["holdout"]["hidden"] > 0
+        auto.append(c["cg_iters"])
+    assert auto[0] == auto[1]
+    out = tmp_path / "fixed.nii.gz"
+    ok(run(files["multi"], "-o", out, *common, "--cg-iters", 2))
+    assert metrics(out)["consistency"] == {"cg_iters": 2, "chosen_by": "fixed (--cg-iters)",
+                                           "kspace_noise_std": metrics(out)["consistency"]["kspace_noise_std"]}
+    from mrdiff_cli.cli.jobs import cg_label
+
+    assert cg_label({"consistency": {"cg_iters": 5, "evidence": {}}}) == "5 auto"
+    assert cg_label({"consistency": {"cg_iters": 2, "chosen_by": "fixed (--cg-iters)"}}) == "2"
+    assert cg_label({"method": "sense"}) == "-"

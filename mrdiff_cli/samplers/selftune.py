@@ -142,6 +142,13 @@ def unimodal_search(evaluate: Callable[[int], float], candidates: Sequence[int],
     return cands[i], seen
 
 
+def choose_count(errors: dict[int, float], tolerance: float = 0.0) -> int:
+    """The fewest CG iterations whose hold-out error is within ``(1 + tolerance)`` x the least error seen (a
+    one-standard-error-style rule: among counts the validation cannot tell apart, the more regularised one)."""
+    least = min(errors.values())
+    return min(n for n, e in errors.items() if e <= least * (1.0 + tolerance))
+
+
 @dataclass
 class Tuning:
     """What the pilot chose and why (written to the metrics JSON)."""

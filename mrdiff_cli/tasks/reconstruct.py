@@ -50,6 +50,7 @@ class ReconOptions:
     holdout_frac: float = 0.15  # fraction of the measured non-centre samples (lines for 1D masks) the pilot hides
     pilot_steps: int = 6  # sampler steps of each pilot run (the full run: steps)
     cg_start: int = 3  # the search's first count (then its upper neighbour)
+    cv_tolerance: float = 0.0  # keep the fewest iterations whose hold-out error is within (1 + tol) x the least
     mu: float = 0.0
     zeta: float | str | None = None  # renoise mix; None: 1.0 (fresh noise, also for K > 1 samples); or 'ancestral'
     snr: float = 0.16
@@ -214,17 +215,34 @@ class Reconstructor:
         hold-out cross-validation on ``kspace`` (P, C, H, W), a slice or two of the scan
         (:mod:`~mrdiff_cli.samplers.selftune`). ``compressed``: kspace/maps are already coil-compressed.
         No-op unless :meth:`self_tuning` applies; where no hold-out is possible, records why and falls back."""
-        from ..samplers.selftune import CG_CANDIDATES, LastEstimate, Tuning, holdout_error, split_holdout, unimodal_search
+        from ..samplers.selftune import CG_CANDIDATES, Tuning, choose_count, unimodal_search
 
         if not self.self_tuning(mode):
             return
+        pilot = self.pilot(kspace, mask, mode, maps, slice_ids, compressed=compressed)
+        if pilot is None:
+            self.tuning_note = (f"too few measured samples outside the centre to hide {self.opts.holdout_frac:.0%}: "
+                                f"fixed {FALLBACK_CG} CG iterations")
+            return
+        evaluate, info = pilot
+        _, errors = unimodal_search(evaluate, CG_CANDIDATES, self.opts.cg_start)
+        best = choose_count(errors, self.opts.cv_tolerance)
+        self.tuning = Tuning(best, errors, info, [int(i) for i in slice_ids], self.opts.pilot_steps,
+                             {"tolerance": self.opts.cv_tolerance})
+
+    def pilot(self, kspace, mask, mode: str, maps: torch.Tensor | None = None, slice_ids: Sequence[int] = (0,), *,
+              compressed: bool = False, steps: int | None = None):
+        """The hold-out pilot of :meth:`tune`: ``(evaluate, split info)`` where ``evaluate(n)`` runs the sampler
+        (``steps``, default ``pilot_steps``) with ``n`` CG iterations per step on the kept samples of ``kspace``
+        and returns the relative error of its prediction of the hidden ones (summed over the slices); None when
+        the mask leaves nothing to hide. Every ``n`` sees the same sampler noise."""
+        from ..samplers.selftune import LastEstimate, holdout_error, split_holdout
+
         dev, opts = self.device, self.opts
         m_np = np.asarray(mask, dtype=np.float32)
         split = split_holdout(m_np, opts.holdout_frac, opts.seed)
         if split is None:
-            self.tuning_note = (f"too few measured samples outside the centre to hide {opts.holdout_frac:.0%}: "
-                                f"fixed {FALLBACK_CG} CG iterations")
-            return
+            return None
         y = torch.as_tensor(kspace).to(dev, torch.complex64) * torch.as_tensor(m_np).to(dev)
         if not compressed:
             y, maps = self._compress(y, maps, mode)
@@ -233,7 +251,7 @@ class Reconstructor:
         maps = maps.to(dev)
         fit, hold = torch.as_tensor(split.fit).to(dev), torch.as_tensor(split.hold).to(dev)
         ids = [int(i) for i in slice_ids]
-        sig = self._sigmas(mode, opts.pilot_steps)
+        sig = self._sigmas(mode, opts.pilot_steps if steps is None else steps)
 
         def evaluate(n: int) -> float:
             rec: dict[str, Any] = {}
@@ -247,10 +265,9 @@ class Reconstructor:
             x = rec["dc"].last * rec["support"] * rec["scale"]
             return float(holdout_error(x, maps, hold, y * hold).sum())
 
-        best, errors = unimodal_search(evaluate, CG_CANDIDATES, opts.cg_start)
         info = {"fraction": opts.holdout_frac, "kind": split.kind, "hidden": split.n_hold,
                 "of_measured_outside_centre": split.n_candidates}
-        self.tuning = Tuning(best, errors, info, ids, len(sig))
+        return evaluate, info
 
     def consistency_report(self, mode: str, y: torch.Tensor | None = None, mask=None) -> dict[str, Any] | None:
         """How strongly this run enforced the data and why (the metrics JSON's ``consistency`` block): the CG
