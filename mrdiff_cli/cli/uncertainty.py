@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import inspect
 from enum import Enum
+from pathlib import Path
 from typing import Annotated, get_type_hints
 
 import typer
 
 from ..errors import UsageError
-from .common import handle_errors
+from .common import console, handle_errors, print_table, say
 from .jobs import recon_job_from_cli, run_recon, run_superres_job, superres_job_from_options
 from .options import parse_batch_size
 from .reconstruct import reconstruct
@@ -70,10 +71,6 @@ def _fmt(v, spec: str = ".3f") -> str:
 def print_calibration_table(summary: dict) -> None:
     """Per input: which calibration was applied and, when a reference exists, Spearman(std, |err|) (mean per slice
     and pooled), coverage of mean ± z std at 68 / 90 / 95 % and the calibration curve file."""
-    from pathlib import Path
-
-    from .common import print_table, say
-
     rows, curves = [], []
     for r in summary.get("results", []):
         if r.get("error") or not r.get("slices"):
@@ -94,8 +91,6 @@ def print_calibration_table(summary: dict) -> None:
             curves.append(f"{Path(r['input']).name}: calibration curve {png}")
     if not rows:
         return
-    from .common import console
-
     print_table(console, ["input", "calibration", "Spearman", "ceiling", "cov 68%", "cov 90%", "cov 95%"], rows,
                 title=f"{TITLE}: std vs |error| on head pixels",
                 no_wrap=("Spearman", "ceiling", "cov 68%", "cov 90%", "cov 95%"))

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import InputError, UsageError
 from ..types import Geometry, ScanInfo
-from .base import ScanReader
+from .base import NonFiniteError, ScanReader, sampling_summary
 
 RAW_FORMATS = ("fastmri", "ismrmrd", "bart")
 IMAGE_FORMATS = ("nifti", "dicom")
@@ -260,8 +260,6 @@ def describe_input(path: str | os.PathLike, input_format: str | None = None, che
     with open_input(p, fmt) as r:
         count, slices = 0, list[int]()
         if check_values:
-            from .base import NonFiniteError
-
             for s in range(0, r.n_slices, batch):
                 try:
                     r.read_slices(s, min(s + batch, r.n_slices))
@@ -275,8 +273,6 @@ def describe_input(path: str | os.PathLike, input_format: str | None = None, che
 
 def describe_scan(info: ScanInfo) -> dict[str, Any]:
     """JSON-able summary of a raw file's :class:`ScanInfo` (what ``mrdiff info`` prints)."""
-    from .base import sampling_summary
-
     samp = info.sampling
     s, c, h, w = info.shape
     out: dict[str, Any] = {

@@ -17,15 +17,17 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..errors import OutputError
 from ..types import Geometry
 from .atomic import check_output_path, ensure_parent
-from .writers import infer_format, split_ext
+from .writers import infer_format, split_ext, write_volume
 
 SIDECARS = {"metrics": "metrics.json", "mask": "mask.png", "preview": "preview.png", "calibration": "calibration.png"}
 # DICOM SeriesNumber of each volume of one job (all series of a job share one StudyInstanceUID); sample k: 100 + k
@@ -84,10 +86,6 @@ def resolve_output(output: str | os.PathLike, fmt: str | None, src: str | os.Pat
 def probe_writable(folder: Path) -> None:
     """OutputError unless a file can really be created in ``folder`` (permission bits are not enough: root,
     read-only mounts, /proc): create and delete a hidden temporary file there."""
-    import secrets
-
-    from ..errors import OutputError
-
     probe = folder / f".mrdiff-tmp-probe-{secrets.token_hex(4)}"
     try:
         with open(probe, "wb"):
@@ -148,8 +146,6 @@ class Outputs:
         """Fail before any work when an output exists (without overwrite), or its folder cannot be written (tried
         for real: a temporary file is created and deleted), or a DICOM series would replace a folder that is not
         one. An existing empty folder is taken as the DICOM series folder without --overwrite."""
-        from ..errors import OutputError
-
         kind = "dir" if self.fmt == "dicom" else "file"
         paths = [self.volume_path(suffix) for suffix in ("", *suffixes)]
         for path in paths:
@@ -174,9 +170,6 @@ class Outputs:
     def volume(self, key: str, volume: np.ndarray, geometry: Geometry, description: str, suffix: str = "",
                **dicom_kwargs: Any) -> str:
         """Write a (slices, H, W) volume as ``key`` (list-valued keys collect several files)."""
-        from ..errors import OutputError
-        from .writers import write_volume
-
         path = self.volume_path(suffix)
         v = np.asarray(volume, dtype=np.float32)
         bad = int(v.size - np.count_nonzero(np.isfinite(v)))

@@ -27,6 +27,7 @@ std / samples, metrics JSON and previews; DICOM sidecars inside the series folde
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -34,10 +35,28 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .. import __version__
 from ..errors import InputError, UsageError
+from ..io.base import crop_image
+from ..io.calibration_png import write_calibration_png
+from ..io.detect import RAW_FORMATS, detect_format, load_image, open_input
+from ..io.outputs import Outputs
+from ..metrics import volume_metrics
+from ..ops.fft import fft2c, ifft2c, rss
+from ..ops.operators import resize_image
+from ..ops.superres import SuperResOp, estimate_image_noise, measure_lowres, zero_pad_upsample
+from ..priors.bundle import read_config
+from ..priors.loading import load_prior
+from ..priors.vdm import VDM, vdm_from_score
+from ..samplers import get_sampler
+from ..samplers.adapters import VDMDenoiser
+from ..samplers.dc import MagnitudeKspaceDC, RealKspaceDC
+from ..samplers.schedules import karras_sigmas, vdm_sigmas
 from ..types import Geometry, SliceSpec
+from .calibration import calibration_report
+from .reconstruct import running_mean_var, sample_generator
 
 DEFAULT_STEPS = {"fast": 20, "vdm": 100}
 SR_SAMPLERS = ("fast", "vdm")
@@ -140,10 +159,6 @@ def load_superres_model(spec: str | None, *, offline: bool = False, device: str 
     """Resolve and load a 'vdm' model → (VDM, info). A score bundle that lists 'vdm' in its tasks is wrapped with
     :func:`~mrdiff_cli.priors.vdm.vdm_from_score`: its noise schedule is a fresh gamma, linear in t from gamma_min
     to gamma_max (sigma_ve geometric from 0.0013 to 12.2), since a score bundle has no learned schedule."""
-    from ..priors.bundle import read_config
-    from ..priors.loading import load_prior
-    from ..priors.vdm import VDM, vdm_from_score
-
     model, info = load_prior(spec, "vdm", offline=offline, device=device)
     config = read_config(info["path"])
     if isinstance(model, VDM):
@@ -160,8 +175,6 @@ def load_superres_model(spec: str | None, *, offline: bool = False, device: str 
 
 def load_superres_input(path: str | Path) -> tuple[np.ndarray, Geometry, str]:
     """→ ((slices, H, W) float32 magnitude, Geometry, description of what the image is). Format from the content."""
-    from ..io.detect import RAW_FORMATS, detect_format, load_image
-
     p = Path(path)
     if not p.exists():
         raise InputError(f"{p}: file not found")
@@ -175,8 +188,6 @@ def load_superres_input(path: str | Path) -> tuple[np.ndarray, Geometry, str]:
     vol, geom = load_image(p)
     bad = int(vol.size - np.count_nonzero(np.isfinite(vol)))
     if bad:  # the rule (docs/superres.md): non-finite voxels become 0, with a warning
-        import warnings
-
         warnings.warn(f"{p.name}: {bad} NaN/Inf voxel(s) set to 0", stacklevel=2)
         vol = np.where(np.isfinite(vol), vol, 0).astype(np.float32)
         return vol, geom, f"magnitude image ({bad} NaN/Inf voxels set to 0)"
@@ -184,12 +195,6 @@ def load_superres_input(path: str | Path) -> tuple[np.ndarray, Geometry, str]:
 
 
 def _raw_to_image(p: Path, fmt: str) -> tuple[np.ndarray, Geometry, str]:
-    import warnings
-
-    from ..io.base import crop_image
-    from ..io.detect import open_input
-    from ..ops.fft import ifft2c, rss
-
     with open_input(p, fmt) as reader:  # k-space at the recon readout; images cropped to the file's recon matrix
         for note in reader.info.notes:
             warnings.warn(note, stacklevel=2)
@@ -207,9 +212,6 @@ def _raw_to_image(p: Path, fmt: str) -> tuple[np.ndarray, Geometry, str]:
 def lowres_kspace(vol: torch.Tensor, plan: ResolutionPlan) -> torch.Tensor:
     """y_0 (S, h, w) complex: the k-space of the low-resolution image — the input's own (acquisition) or that of
     its retrospective degradation (centre crop of its k-space, same intensity)."""
-    from ..ops.fft import fft2c
-    from ..ops.superres import measure_lowres
-
     if plan.mode == "acquisition":
         return fft2c(vol.to(torch.complex64))
     return measure_lowres(vol, plan.from_hw)
@@ -218,11 +220,6 @@ def lowres_kspace(vol: torch.Tensor, plan: ResolutionPlan) -> torch.Tensor:
 def baselines(y: torch.Tensor, to_hw: tuple[int, int]) -> dict[str, torch.Tensor]:
     """Classical upsamplings of the low-resolution data: sinc (k-space zero-padding), bicubic and bilinear
     (torch ``interpolate`` of the low-resolution magnitude image, align_corners=False)."""
-    import torch.nn.functional as F
-
-    from ..ops.fft import ifft2c
-    from ..ops.superres import zero_pad_upsample
-
     low = ifft2c(y).abs()[:, None].float()
     return {
         "sinc": zero_pad_upsample(y, to_hw).float(),
@@ -241,9 +238,6 @@ def lowres_noise_sigma(y: torch.Tensor, noise: str | float) -> torch.Tensor | No
     """Noise std of the low-resolution images (S,) in their intensity units: estimated from the data
     (``"auto"``: Donoho's MAD of the finest diagonal Haar detail of the low-resolution image), given, or None
     (``"none"``: hard consistency)."""
-    from ..ops.fft import ifft2c
-    from ..ops.superres import estimate_image_noise
-
     if noise == "none":
         return None
     if noise == "auto":
@@ -255,8 +249,6 @@ def is_magnitude_image(y: torch.Tensor, tol: float = 1e-4) -> bool:
     """True when every low-resolution image ifft2c(y) (S, h, w) is real and non-negative (to ``tol`` of its
     peak): a magnitude image or an RSS combination, whose low-resolution image cannot hold the negative ringing
     lobes of a real image's — the case for :class:`~mrdiff_cli.samplers.dc.MagnitudeKspaceDC`."""
-    from ..ops.fft import ifft2c
-
     img = ifft2c(y)
     peak = img.abs().reshape(img.shape[0], -1).amax(dim=1).clamp_min(1e-30).reshape(-1, 1, 1)
     return bool(((img.imag.abs() <= tol * peak) & (img.real >= -tol * peak)).all())
@@ -273,12 +265,6 @@ def resolve_consistency(consistency: str, y: torch.Tensor, retrospective: bool =
 def _sample_chunk(model, yc: torch.Tensor, A, opts: SuperresOptions, K: int, gens, noise_k, cb,
                   magnitude: bool = False) -> torch.Tensor:
     """K samples of each measurement in yc (n, h, w) (A's units, normalised) → (K * n, 1, H, W), sample-major."""
-    from ..ops.superres import zero_pad_upsample
-    from ..samplers import get_sampler
-    from ..samplers.adapters import VDMDenoiser
-    from ..samplers.dc import MagnitudeKspaceDC, RealKspaceDC
-    from ..samplers.schedules import karras_sigmas, vdm_sigmas
-
     n = yc.shape[0]
     H, W = A.out_hw
     steps = opts.steps  # set by _validate (superres_slices)
@@ -313,9 +299,6 @@ def superres_slices(
     sample k of slice s draws from its own generator (seed, k, s), so batching does not change the result; vdm:
     chunk c uses one generator seeded with ``seed + 1_000_003 * first_slice``.
     """
-    from ..ops.superres import SuperResOp, zero_pad_upsample
-    from .reconstruct import running_mean_var, sample_generator
-
     _validate(opts)
     dev = next(model.parameters()).device
     S, h, w = y.shape
@@ -379,8 +362,6 @@ def prepare_superres(job: SuperresJob) -> None:
 
 def _outputs(job: SuperresJob):
     """The shared writer of this job, checked up front (fail before any work when outputs exist)."""
-    from ..io.outputs import Outputs
-
     outputs = Outputs(job.output, job.fmt, job.overwrite)
     k = job.options.samples
     suffixes = (["_variance", "_std"] if k > 1 else []) + ([f"_sample{i:03d}" for i in range(k)] if job.save_samples else [])
@@ -446,9 +427,6 @@ def _summary(job: SuperresJob, model, model_info, plan: ResolutionPlan, geom: Ge
 
 def _compare(summary: dict[str, Any], plan: ResolutionPlan, vol: torch.Tensor, arrays: dict[str, Any]) -> np.ndarray | None:
     """Metrics of mrdiff and the baselines against the reference, when the plan has one (and calibration for K > 1)."""
-    from ..metrics import volume_metrics
-    from ..ops.operators import resize_image
-
     if plan.reference is None:
         return None
     ref = (vol if plan.reference == "input" else resize_image(vol, plan.to_hw).abs()).numpy().astype(np.float32)
@@ -456,8 +434,6 @@ def _compare(summary: dict[str, Any], plan: ResolutionPlan, vol: torch.Tensor, a
     summary["metrics"] = volume_metrics(arrays["mean"], ref)
     summary["baselines"] = {k: volume_metrics(v.numpy(), ref)["mean"] for k, v in arrays["baselines"].items()}
     if arrays["var"] is not None:
-        from .calibration import calibration_report
-
         lowk = np.zeros(plan.to_hw, dtype=np.float32)  # the measured (low-frequency) block of k-space
         (th, tw), (fh, fw) = plan.to_hw, plan.from_hw
         lowk[th // 2 - fh // 2: th // 2 - fh // 2 + fh, tw // 2 - fw // 2: tw // 2 - fw // 2 + fw] = 1
@@ -477,8 +453,6 @@ def _write(job: SuperresJob, outputs, plan: ResolutionPlan, geom_out: Geometry, 
     if arrays["samples"] is not None:
         outputs.samples(arrays["samples"], geom_out, desc)
     if job.metrics and "calibration" in summary:
-        from ..io.calibration_png import write_calibration_png
-
         outputs.sidecar("calibration", "calibration_png",
                         lambda path, ow: write_calibration_png(path, summary["calibration"], overwrite=ow))
     if job.preview:

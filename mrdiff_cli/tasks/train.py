@@ -7,18 +7,28 @@ Progress goes through a callback: ``callback(event: dict)`` with event["type"] i
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import math
 import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel as DDP
 
-from ..errors import UsageError
-from ..priors.bundle import NORMALIZATION, save_bundle
+from ..errors import ModelError, UsageError
+from ..io.grid import save_grid
+from ..priors.bundle import NORMALIZATION, load_bundle, read_config, save_bundle
+from ..priors.edm import EDMConfig, EDMPrior, dsm_loss, sample_sigmas
+from ..priors.hub import resolve_model
+from ..priors.unet import UNetConfig
+from ..priors.vdm import VDM, VDMConfig, vdm_architecture, vlb_loss, vlb_terms
+from ..samplers.unconditional import unconditional_sample
 from .train_checkpoint import (
     check_resumable,
     checkpoint_path,
@@ -29,11 +39,7 @@ from .train_checkpoint import (
 )
 from .train_data import AugmentConfig, TrainingSet, expand_inputs, extract_slices
 
-if TYPE_CHECKING:
-    from ..priors.edm import EDMPrior
-    from ..priors.vdm import VDM
-
-    Prior = EDMPrior | VDM  # the networks this module trains
+Prior = EDMPrior | VDM  # the networks this module trains
 
 VAL_SIGMAS = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0]
 
@@ -106,9 +112,6 @@ def _dist_info() -> tuple[int, int, int]:
 
 
 def build_model_and_config(cfg: TrainConfig) -> tuple[Prior, dict[str, Any]]:
-    from ..priors.edm import EDMConfig, EDMPrior
-    from ..priors.unet import UNetConfig
-
     ucfg = UNetConfig(
         base_channels=cfg.base_channels,
         channel_mults=list(cfg.channel_mults),
@@ -123,15 +126,11 @@ def build_model_and_config(cfg: TrainConfig) -> tuple[Prior, dict[str, Any]]:
         arch = {"type": "edm-unet", "unet": ucfg.to_dict(), "edm": ecfg.to_dict()}
         tasks = ["score", "vdm"]
     elif cfg.task == "vdm":
-        from ..priors.vdm import VDM, VDMConfig, vdm_architecture
-
         vcfg = VDMConfig(gamma_min=cfg.gamma_min, gamma_max=cfg.gamma_max, n_timesteps_train=cfg.vdm_timesteps)
         ecfg = EDMConfig(sigma_data=cfg.sigma_data, p_mean=cfg.p_mean, p_std=cfg.p_std)
         tasks = ["vdm"]
         if cfg.init_from:
             # the network's architecture is the init_from bundle's (a score bundle, or a VDM bundle to continue)
-            from ..priors.bundle import read_config
-
             src = read_config(cfg.init_from)
             src_arch = src.get("architecture") or {}
             if src_arch.get("type") not in ("edm-unet", "vdm-unet"):
@@ -190,13 +189,10 @@ class _ThroughForward:
 
 def _loss(model: torch.nn.Module, task: str, x0: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     if task == "score":
-        from ..priors.edm import dsm_loss, sample_sigmas
-
         prior: Any = getattr(model, "module", model)  # unwrap DDP for attributes
         sig = sample_sigmas(x0.shape[0], prior.edm, generator=g).to(x0.device)
         noise = torch.randn(x0.shape, generator=g).to(x0.device)
         return dsm_loss(_ThroughForward(model, prior.edm), x0, sig, noise)
-    from ..priors.vdm import vlb_loss
 
     return vlb_loss(model, x0, g).mean()
 
@@ -221,7 +217,6 @@ def validate(model: Prior, task: str, val: torch.Tensor, seed: int = 1234, chunk
             per[f"{s:g}"] = {"mse": mse, "psnr_db": float(10 * math.log10(1.0 / max(mse, 1e-12)))}
             del noise
         return {"denoise_per_sigma": per, "mean_mse": sum(v["mse"] for v in per.values()) / len(per)}
-    from ..priors.vdm import vlb_terms
 
     sums: dict[str, float] = {}
     for i in range(0, len(val), chunk):  # chunked, fixed noise from the seeded generator
@@ -231,14 +226,12 @@ def validate(model: Prior, task: str, val: torch.Tensor, seed: int = 1234, chunk
     return {
         "vlb_bpd": sums["total"] / n,
         "vlb_terms_bpd": {k: v / n for k, v in sums.items() if k != "total"},
-        "gamma_min": float(cast("VDM", model).gamma.gamma_min),
-        "gamma_max": float(cast("VDM", model).gamma.gamma_max),
+        "gamma_min": float(cast(VDM, model).gamma.gamma_min),
+        "gamma_max": float(cast(VDM, model).gamma.gamma_max),
     }
 
 
 def _param_digest(model: torch.nn.Module) -> str:
-    import hashlib
-
     h = hashlib.sha256()
     for v in model.state_dict().values():
         h.update(v.detach().cpu().reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
@@ -247,9 +240,6 @@ def _param_digest(model: torch.nn.Module) -> str:
 
 def _init_from_bundle(model: torch.nn.Module, bundle: str) -> dict[str, int]:
     """Copy every tensor of ``bundle`` whose name and shape match (a score bundle can seed a VDM's UNet)."""
-    from ..errors import ModelError
-    from ..priors.bundle import load_bundle
-
     src, _ = load_bundle(bundle)
     own = model.state_dict()
     src_state = src.state_dict()
@@ -264,9 +254,6 @@ def _init_from_bundle(model: torch.nn.Module, bundle: str) -> dict[str, int]:
 
 def sample_grid_png(model: Prior, task: str, path: Path, n: int = 8, seed: int = 0, steps: int = 32) -> None:
     """Unconditional prior samples (a quick look at what the prior believes) → PNG grid."""
-    from ..io.grid import save_grid
-    from ..samplers.unconditional import unconditional_sample
-
     x = unconditional_sample(model, (n, 1, model.unet_cfg.resolution, model.unet_cfg.resolution), steps=steps, seed=seed)
     save_grid(path, x[:, 0].cpu().numpy())
 
@@ -301,8 +288,6 @@ def _init_distributed(cfg: TrainConfig) -> tuple[int, int, torch.device]:
     world, rank, local = _dist_info()
     device = torch.device(cfg.device)
     if world > 1:
-        import torch.distributed as dist
-
         if not dist.is_initialized():
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         if device.type == "cuda":
@@ -336,8 +321,6 @@ class _Run:
 
 def _setup_run(cfg: TrainConfig, world: int, rank: int, device: torch.device, resume_meta: dict | None) -> _Run:
     """Data, model (fresh / init_from / resumed from the checkpoint), EMA, optimiser and the rank's generator."""
-    import copy
-
     torch.manual_seed(cfg.seed)
     data = TrainingSet.load(expand_inputs(cfg.inputs), cfg.matrix, cfg.voxel, cfg.axes, list(cfg.voxels))
     val = extract_slices(expand_inputs(cfg.val_inputs), cfg.matrix, cfg.voxel, "axial")[0] if cfg.val_inputs else None
@@ -355,8 +338,6 @@ def _setup_run(cfg: TrainConfig, world: int, rank: int, device: torch.device, re
             run.g.manual_seed(cfg.seed * 1000 + rank + 7919 * run.step)
     run.ddp_model = model
     if world > 1:
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
         run.ddp_model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
     return run
 
@@ -408,8 +389,6 @@ def _finish(run: _Run, summary: dict[str, Any]) -> None:
     out = Path(run.cfg.out)
     if run.world > 1:
         # sanity check of the DDP contract: same weights everywhere (gradients averaged), different data per rank
-        import torch.distributed as dist
-
         ranks: list = [None] * run.world
         dist.all_gather_object(ranks, {"rank": run.rank, "param_digest": _param_digest(run.model), "loss_sum": run.loss_sum})
         summary["ranks"] = ranks
@@ -451,8 +430,6 @@ def train(cfg: TrainConfig, resume: bool = False, callback: Callable[[dict], Non
     _finish(run, summary)
     cb({"type": "done", **summary})
     if world > 1:
-        import torch.distributed as dist
-
         dist.barrier()
         dist.destroy_process_group()
     return summary
@@ -460,6 +437,4 @@ def train(cfg: TrainConfig, resume: bool = False, callback: Callable[[dict], Non
 
 def resolve_init_from(spec: str, offline: bool | None = None) -> str:
     """The local folder of the bundle that ``init_from`` names (a folder, bundled:NAME or a Hub repo id)."""
-    from ..priors.hub import resolve_model
-
     return str(resolve_model(spec, None, offline=offline).path)

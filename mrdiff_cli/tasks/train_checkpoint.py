@@ -8,6 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
+from safetensors import safe_open
+from safetensors.torch import load_file, save
 
 from ..errors import UsageError
 from ..io.atomic import atomic_write_bytes
@@ -24,8 +27,6 @@ def save_checkpoint(
     out: Path, step: int, model, ema, opt, g: torch.Generator, extra: dict, rank_rng: list | None = None
 ) -> None:
     """``rank_rng``: [(generator state, torch RNG state)] of every rank (DDP), so each rank resumes its own stream."""
-    from safetensors.torch import save
-
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     tensors.update({f"ema.{k}": v.detach().cpu().contiguous() for k, v in ema.state_dict().items()})
     osd = opt.state_dict()
@@ -44,8 +45,6 @@ def save_checkpoint(
 
 def read_checkpoint_meta(out: str | Path) -> dict | None:
     """The checkpoint's metadata (step, train_config, ...) or None when there is no checkpoint."""
-    from safetensors import safe_open
-
     path = checkpoint_path(out)
     if not path.exists():
         return None
@@ -67,8 +66,6 @@ def check_resumable(meta: dict, cfg: Any, path: Path) -> None:
 def load_checkpoint(out: Path, model, ema, opt, g: torch.Generator, rank: int = 0) -> dict:
     """Restore weights, EMA, optimizer and RNG in place; meta["rng_restored"] says whether this rank's own
     generator state was in the file (checkpoints from an older version or another world size may lack it)."""
-    from safetensors.torch import load_file
-
     path = checkpoint_path(out)
     meta = read_checkpoint_meta(out)
     assert meta is not None, f"{path}: no checkpoint (callers check that it exists)"
@@ -98,8 +95,6 @@ def gather_rng(g: torch.Generator, world: int) -> list:
     mine = (g.get_state(), torch.get_rng_state())
     if world == 1:
         return [mine]
-    import torch.distributed as dist
-
     states: list = [None] * world
     dist.all_gather_object(states, mine)
     return states
