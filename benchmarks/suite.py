@@ -31,9 +31,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from baselines import cs_l1wavelet
 from corpus import head_mask, load_split, masked_psnr
+
 from mrdiff_cli.metrics import ssim
 from mrdiff_cli.ops.masks import make_mask
 from mrdiff_cli.priors.loading import load_prior
@@ -85,7 +85,7 @@ def score(img: np.ndarray, truth: torch.Tensor) -> dict:
     x = torch.as_tensor(np.asarray(img), dtype=torch.float32)
     m = head_mask(truth)
     return {"psnr": round(float(np.mean(masked_psnr(x, truth, m))), 3),
-            "ssim": round(float(np.mean([ssim(a.numpy(), r.numpy()) for a, r in zip(x, truth)])), 4)}
+            "ssim": round(float(np.mean([ssim(a.numpy(), r.numpy()) for a, r in zip(x, truth, strict=True)])), 4)}
 
 
 def cond_name(acq: Acquisition, matrix: int, kind: str, R: float) -> str:
@@ -190,7 +190,7 @@ def report(path: Path, second: Path | None, steps: int, tol: float) -> None:
     for r in rows:
         x = extra.get((r["condition"], r["volume"]), {})
         errs = {int(n): e for n, e in r["pilot_errors"][str(steps)].items()} if r.get("pilot_errors") else None
-        pick = choose_count(unimodal_search(lambda n: errs[n], FIXED, 3)[1], tol) if errs else 7
+        pick = choose_count(unimodal_search(errs.__getitem__, FIXED, 3)[1], tol) if errs else 7
         actual = x.get("self:default")
         chosen = actual["tuning"]["cg_iters"] if actual and isinstance(actual.get("tuning"), dict) else pick
         best_n = max(ORACLE, key=lambda n: r[f"cg{n}"]["psnr"])

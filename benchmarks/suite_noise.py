@@ -11,15 +11,14 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
 import torch
-
 from corpus import load_split
+from suite import CONDITIONS, cond_name, score
+
 from mrdiff_cli.ops.masks import make_mask
 from mrdiff_cli.priors.loading import load_prior
 from mrdiff_cli.tasks.acquisition import simulate_acquisition
 from mrdiff_cli.tasks.reconstruct import ReconOptions, Reconstructor
-from suite import CONDITIONS, cond_name, score
 
 
 def main() -> None:

@@ -12,9 +12,10 @@ from __future__ import annotations
 import os
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -220,7 +221,7 @@ def resolve_sampling(reader, job: ReconJob) -> tuple[np.ndarray, dict[str, Any]]
     mask = res.mask
     if file_mask is not None:
         warnings.warn(f"{reader.path.name} is already undersampled; --mask {job.mask} is applied on top of its own "
-                      "pattern")
+                      "pattern", stacklevel=2)
         mask = mask * file_mask
         if res.acs and min(acs_shape(mask)) < res.acs:
             raise UsageError(f"--mask {job.mask} on top of the file's own pattern leaves no fully sampled centre of "
@@ -243,7 +244,7 @@ def plan_sampling(reader, job: ReconJob) -> SamplingPlan:
     chosen = job.slices.indices(reader.n_slices) if job.slices else list(range(reader.n_slices))
     if job.slices and len(set(np.diff(chosen))) > 1:
         warnings.warn(f"--slices {job.slices.text} are not equally spaced: the output stacks them at the file's slice "
-                      "spacing (their positions after the first are not the scanner's)")
+                      "spacing (their positions after the first are not the scanner's)", stacklevel=2)
     return SamplingPlan(mask, info, mode, [chosen[i] for i in shard_items(len(chosen), job.shard)])
 
 
@@ -287,7 +288,7 @@ def run_job(job: ReconJob, prior, model_info: dict[str, Any], progress: Callable
 
 def run_one(job: ReconJob, reader, outputs, prior, model_info: dict[str, Any], emit) -> dict[str, Any]:
     for note in reader.info.notes:
-        warnings.warn(note)
+        warnings.warn(note, stacklevel=2)
     plan = plan_sampling(reader, job)
     if not plan.slices:
         i, n = job.shard
@@ -305,7 +306,7 @@ def check_nonzero(reader, k: np.ndarray, sel: list[int]) -> None:
     """InputError naming the first of the selected slices ``sel`` (k-space ``k``) that is all zeros; only the
     slices being reconstructed are checked (non-finite values are refused by the reader)."""
     peak = np.abs(k).reshape(k.shape[0], -1).max(axis=1)
-    zero = [s for s, m in zip(sel, peak) if m == 0]
+    zero = [s for s, m in zip(sel, peak, strict=True) if m == 0]
     if zero:
         raise InputError(f"{reader.path}: k-space of slice {zero[0]} is all zeros (choose other slices with --slices)")
 
@@ -319,6 +320,16 @@ def _batches(idx: list[int], size: int) -> list[list[int]]:
         else:
             out.append([i])
     return out
+
+
+def _progress(emit: Callable[[dict], None], src: str, done: int, total: int, batch: int) -> Callable[[int, int], None]:
+    """The sampler callback of one batch: a progress event per step."""
+
+    def cb(step: int, steps: int) -> None:
+        emit({"type": "progress", "input": src, "slices_done": done, "slices": total, "step": step, "steps": steps,
+              "batch": batch})
+
+    return cb
 
 
 def pilot_slices(reader) -> list[int]:
@@ -353,11 +364,8 @@ def reconstruct_slices(job: ReconJob, reader, plan: SamplingPlan, recon: Reconst
     for sel in _batches(plan.slices, max(1, opts.batch_size // max(1, per_item))):
         k = reader.read_slices(sel[0], sel[-1] + 1)
         check_nonzero(reader, k, sel)
-        res = recon.reconstruct(
-            k, plan.mask, plan.mode, keep_samples=job.save_samples, slice_ids=sel,
-            callback=lambda d, n, s=done, b=len(sel): emit({"type": "progress", "input": src, "slices_done": s,
-                                                             "slices": total, "step": d, "steps": n, "batch": b}),
-        )
+        res = recon.reconstruct(k, plan.mask, plan.mode, keep_samples=job.save_samples, slice_ids=sel,
+                                callback=_progress(emit, src, done, total, len(sel)))
         parts["images"].append(res.images)
         parts["zf"].append(res.zero_filled)
         parts["var"] += [res.variance] if res.variance is not None else []

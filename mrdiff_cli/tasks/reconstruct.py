@@ -7,15 +7,17 @@ No printing and no argument parsing: options come in a :class:`ReconOptions`, pr
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
 from ..errors import UsageError
 from ..ops.fft import ifft2c, rss
-from ..ops.operators import CoilwiseOp, SenseOp
+from ..ops.operators import CoilwiseOp, LinearOperator, SenseOp
+from ..samplers.selftune import Tuning
 
 METHODS = ("diffusion", "zero-filled", "sense")
 SAMPLERS = ("fast", "pc")
@@ -128,7 +130,7 @@ def default_steps(opts: ReconOptions, mode: str) -> int:
     if opts.steps is not None:
         return opts.steps
     if opts.sampler == "fast":
-        return FAST_DEFAULTS["steps"]
+        return int(FAST_DEFAULTS["steps"])
     return 2000 if mode in ("single", "real") else 500
 
 
@@ -149,16 +151,20 @@ class BatchResult:
 
 def running_mean_var(samples_iter) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Running mean / variance (Welford); memory does not grow with the number of samples."""
-    mean = m2 = None
+    mean: torch.Tensor | None = None
+    m2: torch.Tensor | None = None
     n = 0
     for s in samples_iter:
         n += 1
         if mean is None:
             mean, m2 = s.clone(), torch.zeros_like(s)
         else:
+            assert m2 is not None
             d = s - mean
             mean += d / n
             m2 += d * (s - mean)
+    if mean is None or m2 is None:
+        raise ValueError("running_mean_var needs at least one sample")
     var = m2 / (n - 1) if n > 1 else torch.zeros_like(mean)
     return mean, var, n
 
@@ -179,7 +185,7 @@ class Reconstructor:
 
             prepare_prior(prior, self.device, opts.channels_last)  # NHWC on the CPU (measured faster)
         self.autocast = {"bf16": torch.bfloat16, "fp16": torch.float16, None: None}[opts.autocast]
-        self.tuning = None  # samplers.selftune.Tuning once a pilot ran (one per Reconstructor: one scan)
+        self.tuning: Tuning | None = None  # set once a pilot ran (one per Reconstructor: one scan)
         self.tuning_note: str | None = None  # why self-tuning did not apply, when it did not
 
     # ---------------------------------------------------------------- helpers
@@ -464,15 +470,17 @@ class Reconstructor:
         then dispatch to the registered sampler. ``inner(scale, support)``: the SENSE consistency step to use
         instead of the run's own (the self-tuning pilot's); ``sigmas``: another noise schedule (the pilot's)."""
         from ..samplers import get_sampler
-        from ..samplers.dc import HybridSenseDC, ProximalDC, Projected, SoftDC
+        from ..samplers.dc import HybridSenseDC, Projected, ProximalDC, SoftDC
 
         opts = self.opts
         sample = get_sampler(opts.sampler)
         sig = self._sigmas(mode) if sigmas is None else sigmas
         extra = {"zeta": self._zeta()} if opts.sampler == "fast" else {"snr": opts.snr}
+        A: LinearOperator
+        dc: Callable[..., torch.Tensor]
         if mode == "sense":
-            A = SenseOp(m, maps)
-            x_init = cg_sense(y, A, opts.cg_init_iters)
+            sop = SenseOp(m, maps)
+            A, x_init = sop, cg_sense(y, sop, opts.cg_init_iters)
             scale = _quantile_scale(x_init).reshape(-1, 1, 1)
             ys, x_init = y / scale[:, None], x_init / scale
             # SENSE sees no signal where no coil is sensitive (ESPIRiT support): keep the image zero there,
