@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -63,8 +63,12 @@ def superres(
     """Super-resolve MR images with the k-space-guided variational diffusion model (e.g. 64 → 128)."""
     from .jobs import run_superres_job, superres_job_from_options
 
-    kw = dict(locals())
-    if lambda_ is not None:  # --lambda: the seed's name of --guidance
-        kw["guidance"] = lambda_
+    kw: dict[str, Any] = dict(
+        input=input, from_=from_, to=to, output=output, model=model, offline=offline, sampler=sampler, steps=steps,
+        noise=noise, consistency=consistency, samples=samples, save_samples=save_samples, seed=seed, device=device,
+        batch_size=batch_size, fmt=fmt, overwrite=overwrite, preview=preview, metrics=metrics, slices=slices,
+        quiet=quiet, json_out=json_out,
+        guidance=guidance if lambda_ is None else lambda_,  # --lambda: the seed's name of --guidance
+    )
     job = superres_job_from_options(kw)
     run_superres_job(job, model=model, offline=offline, device=device, quiet=quiet, json_out=json_out)

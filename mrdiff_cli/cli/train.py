@@ -89,7 +89,16 @@ def _make_command(task: str) -> Callable[..., None]:
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or messages.", rich_help_panel=RUN)] = False,
         json_out: JsonOpt = False,
     ) -> None:
-        kw = {k: v for k, v in locals().items() if k not in ("task",)}
+        kw: dict[str, Any] = dict(
+            data=data, out=out, steps=steps, batch_size=batch_size, lr=lr, warmup=warmup, ema_decay=ema_decay,
+            seed=seed, resume=resume, checkpoint_every=checkpoint_every, val_every=val_every, val=val,
+            val_fraction=val_fraction, matrix=matrix, voxel=voxel, axes=axes, voxels=voxels, elastic=elastic,
+            aniso_scale=aniso_scale, p_mean=p_mean, p_std=p_std, base_channels=base_channels,
+            channel_mults=channel_mults, res_blocks=res_blocks, attn_resolutions=attn_resolutions,
+            init_from=init_from, offline=offline, freeze_net=freeze_net, vdm_timesteps=vdm_timesteps,
+            gamma_min=gamma_min, gamma_max=gamma_max, bf16=bf16, device=device, sample_grid=sample_grid,
+            overwrite=overwrite, quiet=quiet, json_out=json_out,
+        )
         _train(task, **kw)
 
     command.__doc__ = TASK_HELP[task]
