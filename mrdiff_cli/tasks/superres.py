@@ -262,7 +262,8 @@ def resolve_consistency(consistency: str, y: torch.Tensor, retrospective: bool =
     return "linear" if retrospective or not is_magnitude_image(y) else "magnitude"
 
 
-def _sample_chunk(model, yc: torch.Tensor, A, opts: SuperresOptions, K: int, gens, noise_k, cb,
+def _sample_chunk(model: VDM, yc: torch.Tensor, A: SuperResOp, opts: SuperresOptions, K: int,
+                  gens: list[torch.Generator], noise_k: torch.Tensor | None, cb: Callable[[int, int], None] | None,
                   magnitude: bool = False) -> torch.Tensor:
     """K samples of each measurement in yc (n, h, w) (A's units, normalised) → (K * n, 1, H, W), sample-major."""
     n = yc.shape[0]
@@ -284,7 +285,7 @@ def _sample_chunk(model, yc: torch.Tensor, A, opts: SuperresOptions, K: int, gen
 
 
 def superres_slices(
-    model,
+    model: VDM,
     y: torch.Tensor,
     to_hw: tuple[int, int],
     opts: SuperresOptions,
@@ -360,7 +361,7 @@ def prepare_superres(job: SuperresJob) -> None:
     _outputs(job)
 
 
-def _outputs(job: SuperresJob):
+def _outputs(job: SuperresJob) -> Outputs:
     """The shared writer of this job, checked up front (fail before any work when outputs exist)."""
     outputs = Outputs(job.output, job.fmt, job.overwrite)
     k = job.options.samples
@@ -369,7 +370,7 @@ def _outputs(job: SuperresJob):
     return outputs
 
 
-def run_superres(job: SuperresJob, model, model_info: dict[str, Any], progress: Callable[[dict], None] | None = None) -> dict[str, Any]:
+def run_superres(job: SuperresJob, model: VDM, model_info: dict[str, Any], progress: Callable[[dict], None] | None = None) -> dict[str, Any]:
     """Run one super-resolution job; write the outputs; return the summary (what ``--json`` prints)."""
     emit = progress or (lambda e: None)
     opts = job.options
@@ -405,7 +406,7 @@ def run_superres(job: SuperresJob, model, model_info: dict[str, Any], progress: 
     return summary
 
 
-def _summary(job: SuperresJob, model, model_info, plan: ResolutionPlan, geom: Geometry, geom_out: Geometry,
+def _summary(job: SuperresJob, model: VDM, model_info: dict[str, Any], plan: ResolutionPlan, geom: Geometry, geom_out: Geometry,
              idx: list[int], input_kind: str, elapsed: float) -> dict[str, Any]:
     opts = job.options
     assert opts.steps is not None  # set by _validate
@@ -441,7 +442,7 @@ def _compare(summary: dict[str, Any], plan: ResolutionPlan, vol: torch.Tensor, a
     return ref
 
 
-def _write(job: SuperresJob, outputs, plan: ResolutionPlan, geom_out: Geometry, arrays: dict[str, Any],
+def _write(job: SuperresJob, outputs: Outputs, plan: ResolutionPlan, geom_out: Geometry, arrays: dict[str, Any],
            summary: dict[str, Any]) -> None:
     """Every file through the shared writer (io.outputs); the metrics JSON last."""
     opts = job.options

@@ -24,7 +24,8 @@ def checkpoint_path(out: str | Path) -> Path:
 
 
 def save_checkpoint(
-    out: Path, step: int, model, ema, opt, g: torch.Generator, extra: dict, rank_rng: list | None = None
+    out: Path, step: int, model: torch.nn.Module, ema: torch.nn.Module, opt: torch.optim.Optimizer, g: torch.Generator,
+    extra: dict, rank_rng: list | None = None,
 ) -> None:
     """``rank_rng``: [(generator state, torch RNG state)] of every rank (DDP), so each rank resumes its own stream."""
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -63,7 +64,8 @@ def check_resumable(meta: dict, cfg: Any, path: Path) -> None:
         raise UsageError(f"{path} was trained with other model options ({'; '.join(diff)}); use the same options to resume")
 
 
-def load_checkpoint(out: Path, model, ema, opt, g: torch.Generator, rank: int = 0) -> dict:
+def load_checkpoint(out: Path, model: torch.nn.Module, ema: torch.nn.Module, opt: torch.optim.Optimizer,
+                    g: torch.Generator, rank: int = 0) -> dict:
     """Restore weights, EMA, optimizer and RNG in place; meta["rng_restored"] says whether this rank's own
     generator state was in the file (checkpoints from an older version or another world size may lack it)."""
     path = checkpoint_path(out)
