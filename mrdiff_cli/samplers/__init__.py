@@ -9,27 +9,38 @@ few-step sampler, mrdiff's default) and ``vdm`` (the seed's k-space-guided VDM a
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
+from enum import Enum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import torch
 
-SAMPLER_NAMES = ("fast", "pc", "vdm")
+
+class SamplerName(str, Enum):
+    """The registered samplers (equal to their names as strings)."""
+
+    fast = "fast"
+    pc = "pc"
+    vdm = "vdm"
+
+
+# the registry: name → (module of this package, function); imported on first use (torch loads only when sampling)
+_REGISTRY: dict[SamplerName, tuple[str, str]] = {
+    SamplerName.fast: ("fast", "fast_sample"),
+    SamplerName.pc: ("pc", "pc_sample"),
+    SamplerName.vdm: ("vdm", "vdm_sample"),
+}
+SAMPLER_NAMES = tuple(s.value for s in SamplerName)
+# what each command offers (the CLI's choices are checked against these by tests/test_samplers_registry.py)
+TASK_SAMPLERS: dict[str, tuple[str, ...]] = {"reconstruct": ("fast", "pc"), "superres": ("fast", "vdm")}
 
 
 def get_sampler(name: str) -> Callable[..., torch.Tensor]:
     """The sampler function registered under ``name`` (imported lazily: torch loads only when sampling)."""
-    if name == "fast":
-        from .fast import fast_sample
-
-        return fast_sample
-    if name == "pc":
-        from .pc import pc_sample
-
-        return pc_sample
-    if name == "vdm":
-        from .vdm import vdm_sample
-
-        return vdm_sample
-    raise ValueError(f"unknown sampler {name!r} (choose from {', '.join(SAMPLER_NAMES)})")
+    try:
+        module, func = _REGISTRY[SamplerName(name)]
+    except ValueError:
+        raise ValueError(f"unknown sampler {name!r} (choose from {', '.join(SAMPLER_NAMES)})") from None
+    return getattr(importlib.import_module(f".{module}", __name__), func)

@@ -50,7 +50,7 @@ from ..ops.superres import SuperResOp, estimate_image_noise, measure_lowres, zer
 from ..priors.bundle import read_config
 from ..priors.loading import load_prior
 from ..priors.vdm import VDM, vdm_from_score
-from ..samplers import get_sampler
+from ..samplers import TASK_SAMPLERS, get_sampler
 from ..samplers.adapters import VDMDenoiser
 from ..samplers.dc import MagnitudeKspaceDC, RealKspaceDC
 from ..samplers.schedules import karras_sigmas, vdm_sigmas
@@ -59,7 +59,7 @@ from .calibration import calibration_report
 from .reconstruct import running_mean_var, sample_generator
 
 DEFAULT_STEPS = {"fast": 20, "vdm": 100}
-SR_SAMPLERS = ("fast", "vdm")
+SR_SAMPLERS = TASK_SAMPLERS["superres"]
 CONSISTENCY = ("auto", "magnitude", "linear")
 RAW_DESCRIPTION = "zero-filled root-sum-of-squares of the raw k-space"
 
