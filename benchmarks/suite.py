@@ -230,7 +230,7 @@ def rules(path: Path, tolerances=(0.0, 0.01, 0.02, 0.05, 0.1)) -> None:
 
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     rows = [r for r in rows if r.get("pilot_errors")]
-    lengths = sorted({int(ps) for r in rows for ps in r["pilot_errors"]})
+    lengths = sorted(set.intersection(*[{int(ps) for ps in r["pilot_errors"]} for r in rows]))
     print("| pilot steps | tolerance | worst Δ oracle (dB) | mean Δ oracle | rows within 0.3 dB | mean pilots |")
     print("|---|---|---|---|---|---|")
     for ps in lengths:

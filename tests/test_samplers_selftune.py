@@ -116,6 +116,26 @@ def test_fixed_count_skips_the_pilot(bundled_prior, example_slice):
 
     sim = simulate_volume(example_slice, None, matrix=32, coils=4, snr_db=30, seed=1)
     mask = make_mask("poisson", (32, 32), 3, seed=2).mask
-    rec = Reconstructor(bundled_prior, ReconOptions(steps=2, n_cg=3))
+    rec = Reconstructor(bundled_prior, ReconOptions(steps=2, n_cg=3, phase_resid=0.005))
     rec.reconstruct(sim.kspace, mask, "sense")
-    assert rec.tuning is None and rec.consistency_report("sense") == {"cg_iters": 3, "chosen_by": "fixed (--cg-iters)"}
+    assert rec.tuning is None and rec.consistency_report("sense") == {
+        "cg_iters": 3, "chosen_by": "fixed (--cg-iters)", "phase_resid": 0.005, "phase_resid_chosen_by": "fixed (--phase-resid)"}
+
+
+def test_phase_prior_follows_the_phase_structure(bundled_prior, example_slice):
+    """Smooth (polynomial) phase → the tight phase prior 0.005; air-tissue off-resonance phase (steep, wrapping
+    near a cavity) → the loose one, 0.05."""
+    from mrdiff_cli.tasks.acquisition import Acquisition, simulate_acquisition
+    from mrdiff_cli.tasks.reconstruct import ReconOptions, Reconstructor
+    from mrdiff_cli.tasks.simulate import resample_slices
+
+    img = resample_slices(example_slice, 64)[0]
+    mask = make_mask("poisson", (64, 64), 6, seed=2).mask
+    chosen = {}
+    for phase in ("poly", "offres"):
+        k, _ = simulate_acquisition(img, Acquisition("loops", 8, phase, 3.0, snr_db=40), seed=1)
+        rec = Reconstructor(bundled_prior, ReconOptions(steps=8, pilot_steps=4, seed=0, n_cg=5))
+        rec.reconstruct(k, mask, "sense")
+        chosen[phase] = rec.phase_resid()
+        assert rec.tuning.n_cg == 5  # --cg-iters forces the count; the phase prior is still chosen
+    assert chosen == {"poly": 0.005, "offres": 0.05}, chosen

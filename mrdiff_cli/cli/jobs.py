@@ -50,7 +50,8 @@ def check_recon_numbers(kw: dict[str, Any]) -> None:
     need(kw["cg_iters"] is None or kw["cg_iters"] >= 1, f"--cg-iters {kw['cg_iters']}: must be >= 1")
     need(kw["sense_every"] >= 1, f"--sense-every {kw['sense_every']}: must be >= 1")
     need(finite("snr") and kw["snr"] > 0, f"--snr {kw['snr']}: must be a number > 0")
-    need(finite("phase_resid") and kw.get("phase_resid", 0.0) >= 0, "--phase-resid must be >= 0")
+    need(finite("phase_resid") and (kw.get("phase_resid") is None or kw["phase_resid"] >= 0),
+         "--phase-resid must be >= 0")
     need(finite("accel") and (kw["accel"] is None or kw["accel"] > 1),
          f"--accel {kw['accel']}: the acceleration must be a number > 1")
     need(kw["acs"] is None or kw["acs"] >= 0, f"--acs {kw['acs']}: must be >= 0 (0 = no fully sampled centre)")

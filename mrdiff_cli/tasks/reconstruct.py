@@ -32,10 +32,10 @@ class ReconOptions:
     coil_mode: str = "auto"
     complex_mode: str = "phase"  # phase | realimag (the seed's split; poor with a magnitude-only prior, see docs)
     # phase mode: std of the Gaussian prior on Im(x e^{-i phi}) (the phase detail finer than the low-resolution
-    # phase estimate), normalised units. Chosen on the tune split: 0.05 (the first release) -> 0.005 gained
-    # +1.6 dB mean over the 8-coil settings (+3.8 dB at Poisson x8); 0 is 0.1 dB better with the simulator's smooth
-    # phase but 0.3 dB worse with fine phase detail (0.5 rad at a 4-pixel correlation length), see docs/reconstruct.md
-    phase_resid: float = 0.005
+    # phase estimate), normalised units. None (default): chosen per scan with the CG count by the hold-out pilot
+    # from PHASE_RESID_CANDIDATES (0.005 suits smooth phase: +1.6 dB on the old simulator; 0.05 keeps phase detail:
+    # +6.8 dB with air-tissue off-resonance, docs/reconstruct.md); FALLBACK_PHASE_RESID where no pilot runs
+    phase_resid: float | None = None
     # phase mode: below this sigma the demodulation phase is re-estimated from the iterate (centre block of
     # phase_refine_frac x the matrix); tune split, 8 coils 128²: with fine phase detail (0.5 rad at 4 px) +1.7 dB,
     # with the simulator's smooth phase -0.14 dB (16 coils 256²: +4.7 / -0.49 dB; docs/reconstruct.md);
@@ -83,6 +83,8 @@ class ReconOptions:
 
 FAST_DEFAULTS = {"steps": 20, "sigma_max": 1.0}
 FALLBACK_CG = 7  # fixed count where self-tuning does not apply (coil-wise modes, no hold-out possible)
+FALLBACK_PHASE_RESID = 0.005
+PHASE_RESID_CANDIDATES = (0.005, 0.05)
 
 
 def resolve_device(spec: str) -> torch.device:
@@ -189,13 +191,14 @@ class Reconstructor:
         self.tuning_note: str | None = None  # why self-tuning did not apply, when it did not
 
     # ---------------------------------------------------------------- helpers
-    def _denoiser(self, mode: str, x_init: torch.Tensor, batch_size: int):
+    def _denoiser(self, mode: str, x_init: torch.Tensor, batch_size: int, resid: float | None = None):
         """The complex-image denoiser for ``mode``; phase mode demodulates the low-resolution phase of x_init."""
         from ..samplers.adapters import lowres_phase, make_denoiser
 
         cm = "real" if mode == "real" else self.opts.complex_mode
         phase = lowres_phase(x_init) if cm == "phase" else None
-        return make_denoiser(self.prior, cm, phase=phase, resid_std=self.opts.phase_resid, batch_size=batch_size,
+        return make_denoiser(self.prior, cm, phase=phase, resid_std=self.phase_resid() if resid is None else resid,
+                             batch_size=batch_size,
                              autocast=self.autocast, refine_below=self.opts.phase_refine_sigma,
                              refine_frac=self.opts.phase_refine_frac)
 
@@ -212,8 +215,9 @@ class Reconstructor:
     # ---------------------------------------------------------------- self-tuning
     def self_tuning(self, mode: str) -> bool:
         """Whether this run chooses its CG counts by hold-out cross-validation (see ReconOptions.n_cg)."""
-        return (self.opts.n_cg is None and self.opts.method == "diffusion" and self.opts.sampler == "fast"
-                and mode == "sense" and self.tuning_note is None)
+        auto = self.opts.n_cg is None or (self.opts.phase_resid is None and self.opts.complex_mode == "phase")
+        return (auto and self.opts.method == "diffusion" and self.opts.sampler == "fast" and mode == "sense"
+                and self.tuning_note is None)
 
     def tune(self, kspace, mask, mode: str, maps: torch.Tensor | None = None, slice_ids: Sequence[int] = (0,),
              *, compressed: bool = False) -> None:
@@ -231,15 +235,26 @@ class Reconstructor:
                                 f"fixed {FALLBACK_CG} CG iterations")
             return
         evaluate, info = pilot
-        _, errors = unimodal_search(evaluate, CG_CANDIDATES, self.opts.cg_start)
-        best = choose_count(errors, self.opts.cv_tolerance)
-        self.tuning = Tuning(best, errors, info, [int(i) for i in slice_ids], self.opts.pilot_steps,
-                             {"tolerance": self.opts.cv_tolerance})
+        opts = self.opts
+        counts = CG_CANDIDATES if opts.n_cg is None else (int(opts.n_cg),)
+        start = opts.cg_start if opts.n_cg is None else int(opts.n_cg)
+        resids = (PHASE_RESID_CANDIDATES if opts.phase_resid is None and opts.complex_mode == "phase"
+                  else (self.phase_resid(),))
+        # the phase prior first, at the search's first count; then the count, with that phase prior
+        at_start = {r: evaluate(start, r) for r in resids}
+        resid = min(resids, key=lambda r: at_start[r])
+        _, errors = unimodal_search(lambda n: at_start[resid] if n == start else evaluate(n, resid), counts, start)
+        best = choose_count(errors, opts.cv_tolerance)
+        self.tuning = Tuning(best, errors, info, [int(i) for i in slice_ids], opts.pilot_steps,
+                             {"tolerance": opts.cv_tolerance, "phase_resid": resid,
+                              "phase_resid_holdout_error": {str(r): round(e, 6) for r, e in at_start.items()},
+                              "phase_resid_at_cg": start})
 
     def pilot(self, kspace, mask, mode: str, maps: torch.Tensor | None = None, slice_ids: Sequence[int] = (0,), *,
               compressed: bool = False, steps: int | None = None):
-        """The hold-out pilot of :meth:`tune`: ``(evaluate, split info)`` where ``evaluate(n)`` runs the sampler
-        (``steps``, default ``pilot_steps``) with ``n`` CG iterations per step on the kept samples of ``kspace``
+        """The hold-out pilot of :meth:`tune`: ``(evaluate, split info)`` where ``evaluate(n, resid)`` runs the sampler
+        (``steps``, default ``pilot_steps``) with ``n`` CG iterations per step and phase prior ``resid`` (default:
+        the run's) on the kept samples of ``kspace``
         and returns the relative error of its prediction of the hidden ones (summed over the slices); None when
         the mask leaves nothing to hide. Every ``n`` sees the same sampler noise."""
         from ..samplers.selftune import LastEstimate, holdout_error, split_holdout
@@ -259,7 +274,7 @@ class Reconstructor:
         ids = [int(i) for i in slice_ids]
         sig = self._sigmas(mode, opts.pilot_steps if steps is None else steps)
 
-        def evaluate(n: int) -> float:
+        def evaluate(n: int, resid: float | None = None) -> float:
             rec: dict[str, Any] = {}
 
             def inner(scale: torch.Tensor, support: torch.Tensor) -> LastEstimate:
@@ -267,7 +282,7 @@ class Reconstructor:
                 return rec["dc"]
 
             gen = [sample_generator(opts.seed, PILOT_SAMPLE, s) for s in ids]  # the same noise for every n
-            self._sample(y * fit, fit, mode, maps, gen, lambda i, k: None, inner=inner, sigmas=sig)
+            self._sample(y * fit, fit, mode, maps, gen, lambda i, k: None, inner=inner, sigmas=sig, resid=resid)
             x = rec["dc"].last * rec["support"] * rec["scale"]
             return float(holdout_error(x, maps, hold, y * hold).sum())
 
@@ -290,6 +305,12 @@ class Reconstructor:
         else:
             how = f"fixed: {self.tuning_note}" if self.tuning_note else "fixed"
         rep: dict[str, Any] = {"cg_iters": self.n_cg(), "chosen_by": how}
+        if self.opts.complex_mode == "phase":
+            rep["phase_resid"] = self.phase_resid()
+            rep["phase_resid_chosen_by"] = (
+                "fixed (--phase-resid)" if self.opts.phase_resid is not None
+                else "k-space hold-out cross-validation" if self.tuning is not None and "phase_resid" in self.tuning.extra
+                else "fixed (default)")
         if self.tuning is not None:
             rep["evidence"] = self.tuning.summary()
         if y is not None and mask is not None:
@@ -298,6 +319,15 @@ class Reconstructor:
             sn = estimate_kspace_noise(y, np.asarray(mask, dtype=np.float32))
             rep["kspace_noise_std"] = [float(v) for v in sn] if bool((sn > 0).all()) else None
         return rep
+
+    def phase_resid(self) -> float:
+        """The phase-mode residual prior std this run uses: forced (``--phase-resid``), chosen by the pilot, or the
+        fallback."""
+        if self.opts.phase_resid is not None:
+            return float(self.opts.phase_resid)
+        if self.tuning is not None and "phase_resid" in self.tuning.extra:
+            return float(self.tuning.extra["phase_resid"])
+        return FALLBACK_PHASE_RESID
 
     def n_cg(self) -> int:
         """The CG count this run uses: forced (``--cg-iters``), chosen by the pilot, or the fallback."""
@@ -465,7 +495,7 @@ class Reconstructor:
 
         return mu
 
-    def _sample(self, y, m, mode, maps, gen, cb, noise=None, inner=None, sigmas=None) -> torch.Tensor:
+    def _sample(self, y, m, mode, maps, gen, cb, noise=None, inner=None, sigmas=None, resid=None) -> torch.Tensor:
         """One batch of posterior samples (B, H, W) magnitude: build A, x_init, the denoiser and the DC step,
         then dispatch to the registered sampler. ``inner(scale, support)``: the SENSE consistency step to use
         instead of the run's own (the self-tuning pilot's); ``sigmas``: another noise schedule (the pilot's)."""
@@ -491,7 +521,8 @@ class Reconstructor:
             else:
                 step = ProximalDC(self.n_cg(), self._prox_mu(noise, scale)) if opts.sampler == "fast" else SoftDC(1.0)
             dc = Projected(step, lambda v: v * support)
-            x = sample(self._denoiser(mode, x_init, opts.batch_size), ys, A, sig, x_init, dc=dc, generator=gen, callback=cb, **extra)
+            x = sample(self._denoiser(mode, x_init, opts.batch_size, resid), ys, A, sig, x_init, dc=dc, generator=gen,
+                       callback=cb, **extra)
             if opts.sampler == "pc":
                 x = ProximalDC(self.n_cg())(x, ys, A) * support
             return (x * scale).abs()
