@@ -66,6 +66,7 @@ CONDITIONS = {
     ],
 }
 FIXED = (1, 2, 3, 5, 7, 10)
+REPORT_FIXED = (1, 2, 3, 5, 7)
 ORACLE = (1, 2, 3, 5, 7)
 LAMBDA_GRID = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
 
@@ -121,25 +122,33 @@ def run_condition(prior, vol: str, ref: torch.Tensor, cond, args, lambdas: dict)
         t = time.time()
         row["CS"] = {**score(cs_l1wavelet(yc.numpy(), maps.numpy(), mask, lam * scale), truth), "lambda": lam,
                      "s_per_slice": round((time.time() - t) / len(ref), 2)}
-    for n in FIXED if not args.variants_only else ():
-        t = time.time()
-        img = Reconstructor(prior, ReconOptions(n_cg=n, seed=0)).reconstruct(k, mask, "sense").images
-        row[f"cg{n}"] = {**score(img, truth), "s_per_slice": round((time.time() - t) / len(ref), 2)}
-    # the pilot's hold-out error for every count and pilot length (selection rules are then compared offline:
-    # the self-tuned run with count n is the fixed-count run with n, same seed)
-    probe = Reconstructor(prior, ReconOptions(seed=0))
-    row["pilot_errors"] = {}
-    for ps in [int(v) for v in args.pilot_steps.split(",") if v and not args.variants_only]:
-        pilot = probe.pilot(k, mask, "sense", None, [0], steps=ps)
-        if pilot is not None:
-            row["pilot_errors"][str(ps)] = {str(n): pilot[0](n) for n in FIXED}
-            row["holdout"] = pilot[1]
+    # the self-tuned variants first: the fixed counts then run at the phase prior the first one chose
+    resid = 0.005
     for spec in filter(None, args.variants.split(";")):
         rec = Reconstructor(prior, ReconOptions(seed=0, **parse_opts(spec)))
         t = time.time()
         img = rec.reconstruct(k, mask, "sense").images
         row[f"self:{spec}"] = {**score(img, truth), "s_per_slice": round((time.time() - t) / len(ref), 2),
                                "tuning": rec.tuning.summary() if rec.tuning else rec.tuning_note}
+        if spec == args.variants.split(";")[0]:
+            resid = rec.phase_resid()
+    row["fixed_phase_resid"] = resid
+    for n in () if args.variants_only else FIXED if args.split == "tune" else REPORT_FIXED:
+        t = time.time()
+        img = Reconstructor(prior, ReconOptions(n_cg=n, phase_resid=resid, seed=0)).reconstruct(k, mask, "sense").images
+        row[f"cg{n}"] = {**score(img, truth), "s_per_slice": round((time.time() - t) / len(ref), 2)}
+    if not args.variants_only:  # the previous defaults: 7 CG iterations, phase prior 0.005
+        row["old_default"] = row["cg7"] if resid == 0.005 else score(
+            Reconstructor(prior, ReconOptions(n_cg=7, phase_resid=0.005, seed=0)).reconstruct(k, mask, "sense").images, truth)
+    # the pilot's hold-out error for every count and pilot length (selection rules are then compared offline:
+    # the self-tuned run with count n is the fixed-count run with n, same seed)
+    probe = Reconstructor(prior, ReconOptions(seed=0, phase_resid=resid))
+    row["pilot_errors"] = {}
+    for ps in [int(v) for v in args.pilot_steps.split(",") if v and not args.variants_only]:
+        pilot = probe.pilot(k, mask, "sense", None, [0], steps=ps)
+        if pilot is not None:
+            row["pilot_errors"][str(ps)] = {str(n): pilot[0](n) for n in FIXED}
+            row["holdout"] = pilot[1]
     return row
 
 
@@ -196,21 +205,23 @@ def report(path: Path, second: Path | None, steps: int, tol: float) -> None:
         best_n = max(ORACLE, key=lambda n: r[f"cg{n}"]["psnr"])
         out.append({
             "condition": r["condition"], "volume": r["volume"], "zf": r["zero-filled"]["psnr"],
-            "cs": x.get("CS", r.get("CS", {})).get("psnr"), "cg7": r["cg7"]["psnr"], "cg5": r["cg5"]["psnr"],
+            "cs": x.get("CS", r.get("CS", {})).get("psnr"), "cg7": r.get("old_default", r["cg7"])["psnr"],
+            "cg5": r["cg5"]["psnr"],
             "self": actual["psnr"] if actual else r[f"cg{pick}"]["psnr"], "n": chosen, "lookup_n": pick,
             "oracle": r[f"cg{best_n}"]["psnr"], "oracle_n": best_n,
-            "t_self": actual.get("s_per_slice") if actual else None, "t_cs": x.get("CS", {}).get("s_per_slice"),
+            "t_self": actual.get("s_per_slice") if actual else None,
+            "t_cs": x.get("CS", r.get("CS", {})).get("s_per_slice"), "resid": r.get("fixed_phase_resid", 0.005),
         })
     worst = {k: min((o[k] - o["oracle"]) for o in out) for k in ("cg7", "cg5", "self")}
     worst_cs = min((o["self"] - o["cs"]) for o in out if o["cs"] is not None) if any(o["cs"] for o in out) else None
-    print("| condition | volume | zero-filled | CS (λ from tune) | fixed 7 (old default) | fixed 5 | self-tuned (count) "
-          "| oracle best of {1,2,3,5,7} | self − oracle | self − CS | s/slice self / CS |")
+    print("| condition | volume | zero-filled | CS (λ from tune) | old default (7 CG, prior 0.005) | fixed 5 | "
+          "self-tuned (count, prior) | oracle: best of {1,2,3,5,7} | self − oracle | self − CS | s/slice self / CS |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for o in out:
         d_o = o["self"] - o["oracle"]
         d_cs = o["self"] - o["cs"] if o["cs"] is not None else None
         cells = [o["condition"], o["volume"], f"{o['zf']:.2f}", f"{o['cs']:.2f}" if o["cs"] is not None else "-",
-                 f"{o['cg7']:.2f}", f"{o['cg5']:.2f}", f"{o['self']:.2f} ({o['n']})", f"{o['oracle']:.2f} ({o['oracle_n']})",
+                 f"{o['cg7']:.2f}", f"{o['cg5']:.2f}", f"{o['self']:.2f} ({o['n']}, {o['resid']:g})", f"{o['oracle']:.2f} ({o['oracle_n']})",
                  (f"**{d_o:+.2f}**" if d_o == worst["self"] else f"{d_o:+.2f}"),
                  ("-" if d_cs is None else f"**{d_cs:+.2f}**" if d_cs == worst_cs else f"{d_cs:+.2f}"),
                  f"{o['t_self']:.1f} / {o['t_cs']:.1f}" if o["t_self"] is not None and o["t_cs"] is not None else "-"]
@@ -252,6 +263,7 @@ def main() -> None:
     ap.add_argument("--split", choices=["tune", "report"], default="tune")
     ap.add_argument("--out", default=None)
     ap.add_argument("--conditions", default=None, help="comma list of condition indices (default: all)")
+    ap.add_argument("--volumes", default=None, help="comma list of volume names (default: every volume of the split)")
     ap.add_argument("--variants", default="default", help="';'-separated ReconOptions overrides for the self-tuned runs")
     ap.add_argument("--pilot-steps", default="6,20", help="pilot lengths whose hold-out errors are recorded for every count")
     ap.add_argument("--variants-only", action="store_true",
@@ -290,7 +302,7 @@ def main() -> None:
         cond = conds[i]
         matrix = cond[1]
         for vol, ref in load_split(a.split, matrix, 256.0 / matrix, 1).items():
-            if (cond_name(cond[0], *cond[1:]), vol) in done:
+            if (cond_name(cond[0], *cond[1:]), vol) in done or (a.volumes and vol not in a.volumes.split(",")):
                 continue
             row = {**run_condition(prior, vol, ref, cond, a, lambdas), "machine": machine}
             with out.open("a") as fh:
