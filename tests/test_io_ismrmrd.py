@@ -155,3 +155,42 @@ def test_shepp_logan_calibration_lines(shepp_logan_file):
     with open_scan(p, repetition=0) as r:
         assert r.undersampled and r.info.sampling.stated_acs == 16
         assert int(r.mask[0].sum()) == 16 + 12  # every 4th line + 12 calibration-only lines
+
+
+def test_noise_scan_is_read_and_reported(tmp_path):
+    """Noise-measurement acquisitions are skipped for imaging but measured: per-coil std and correlation."""
+    from mrdiff_cli.io.ismrmrd_io import open_scan, write_ismrmrd
+    from mrdiff_cli.types import Geometry
+
+    rng = np.random.default_rng(0)
+    k = (rng.standard_normal((1, 4, 16, 16)) + 1j * rng.standard_normal((1, 4, 16, 16))).astype(np.complex64)
+    stds = np.array([0.5, 1.0, 1.5, 2.0])
+    noise = (stds[:, None] * (rng.standard_normal((4, 16 * 64)) + 1j * rng.standard_normal((4, 16 * 64))) / np.sqrt(2))
+    p = write_ismrmrd(tmp_path / "n.h5", k, Geometry(), noise=noise)
+    with open_scan(p) as r:
+        ns = r.info.facts["noise_scan"]
+        assert ns["acquisitions"] == 64 and ns["samples_per_coil"] == 16 * 64
+        np.testing.assert_allclose(ns["std_per_coil"], stds, rtol=0.1)
+        assert ns["max_coil_correlation"] < 0.15
+        np.testing.assert_allclose(ns["kspace_std"], np.sqrt(np.mean(stds**2)), rtol=0.1)
+        np.testing.assert_allclose(r.read_slices(0, 1), k, atol=1e-6)  # imaging data untouched
+    with open_scan(write_ismrmrd(tmp_path / "plain.h5", k, Geometry())) as r:
+        assert "noise_scan" not in r.info.facts
+
+
+def test_info_shows_the_noise_scan(tmp_path, cli_env):
+    from typer.testing import CliRunner
+
+    from mrdiff_cli.cli.main import app
+    from mrdiff_cli.io.ismrmrd_io import write_ismrmrd
+    from mrdiff_cli.types import Geometry
+
+    rng = np.random.default_rng(1)
+    k = (rng.standard_normal((1, 4, 16, 16)) + 1j * rng.standard_normal((1, 4, 16, 16))).astype(np.complex64)
+    p = write_ismrmrd(tmp_path / "n.h5", k, Geometry(), noise=2.0 * rng.standard_normal((4, 16 * 32)).astype(np.complex64))
+    res = CliRunner().invoke(app, ["info", str(p), "--json"])
+    assert res.exit_code == 0, res.output
+    import json
+
+    ns = json.loads(res.stdout)["noise_scan"]
+    assert ns["acquisitions"] == 32 and abs(ns["kspace_std"] - 2.0) < 0.2

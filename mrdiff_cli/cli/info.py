@@ -69,6 +69,11 @@ def _raw_rows(d: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(("Calibration lines", str(len(d["calibration_lines"]))))
     if d.get("repetitions") is not None:
         rows.append(("Repetitions / averages", f"{d['repetitions']} / {d.get('averages', 1)}"))
+    if d.get("noise_scan"):
+        ns = d["noise_scan"]
+        rows.append(("Noise scan", f"{ns['acquisitions']} acquisitions; k-space noise std {ns['kspace_std']:.3g} "
+                     f"(coils {min(ns['std_per_coil']):.3g}-{max(ns['std_per_coil']):.3g}, "
+                     f"max coil correlation {ns['max_coil_correlation']:.2f})"))
     hdr = d.get("header") or {}
     if hdr.get("parsed_by") in ("schema", "lenient"):
         how = "" if hdr["parsed_by"] == "schema" else " (read leniently: the schema parser rejected it)"

@@ -301,7 +301,7 @@ def describe_scan(info: ScanInfo) -> dict[str, Any]:
         "header": info.header.as_dict(),
         "notes": list(info.notes),
     }
-    for k in ("calibration_lines", "repetitions", "averages", "skipped_acquisitions"):
+    for k in ("calibration_lines", "repetitions", "averages", "skipped_acquisitions", "noise_scan"):
         if k in info.facts:
             out[k] = info.facts[k]
     attrs = info.facts.get("attributes") or {}

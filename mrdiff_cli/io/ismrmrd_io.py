@@ -124,6 +124,9 @@ class IsmrmrdReader(ScanReader):
         facts: dict[str, Any] = {"dataset": self._dataset_name, "acquisition_parameters": acquisition_parameters(xml)}
         keep, cal = self._select(heads, facts)
         coils = self._layout(heads, keep, header)
+        noise = self._noise_scan(data, heads, keep)
+        if noise is not None:
+            facts["noise_scan"] = noise
         n_sl, h_out, w = self._n_slices, self._h_out, self._w
         check_dims((n_sl, coils, h_out, w), p)
         sampling = self._sampling(cal, heads["flags"][keep].astype(np.uint64), header, facts)
@@ -164,6 +167,37 @@ class IsmrmrdReader(ScanReader):
         cal = (flags[keep] & np.uint64(_bits(_CAL_FLAG_NAMES))) != 0
         self._acq_ids = np.nonzero(keep)[0]
         return keep, cal
+
+    def _noise_scan(self, data: Any, heads: np.ndarray, keep: np.ndarray) -> dict[str, Any] | None:
+        """Statistics of the noise-measurement acquisitions (``ACQ_IS_NOISE_MEASUREMENT``), when the file has
+        them: per-coil complex noise std, the largest coil-to-coil noise correlation, and the std expected on
+        the imaging samples (noise power scales with the receiver bandwidth, i.e. with 1 / dwell time:
+        std_img = std_noise * sqrt(dwell_noise / dwell_img)). Repeated imaging lines are averaged by this reader,
+        which lowers their noise further; the figure is for a line measured once."""
+        flags = heads["flags"].astype(np.uint64)
+        ids = np.nonzero((flags & np.uint64(_bits(("ACQ_IS_NOISE_MEASUREMENT",)))) != 0)[0]
+        if ids.size == 0:
+            return None
+        chans = heads["active_channels"][ids].astype(int)
+        coils = int(heads["active_channels"][keep][0]) if keep.any() else int(chans[0])
+        raw = data.fields("data")[ids]
+        parts = [np.asarray(f, dtype=np.float32).view(np.complex64).reshape(int(c), -1)
+                 for f, c in zip(raw, chans, strict=True) if int(c) == coils]
+        if not parts:
+            return None
+        n = np.concatenate(parts, axis=1).astype(np.complex128)
+        n -= n.mean(axis=1, keepdims=True)
+        cov = (n @ n.conj().T) / max(1, n.shape[1] - 1)
+        std = np.sqrt(np.real(np.diag(cov)))
+        corr = np.abs(cov) / np.maximum(np.outer(std, std), 1e-30)
+        np.fill_diagonal(corr, 0.0)
+        dwell_noise = float(np.median(heads["sample_time_us"][ids]))
+        dwell_img = float(np.median(heads["sample_time_us"][keep])) if keep.any() else dwell_noise
+        ratio = dwell_noise / dwell_img if dwell_noise > 0 and dwell_img > 0 else 1.0
+        return {"acquisitions": int(len(parts)), "samples_per_coil": int(n.shape[1]),
+                "std_per_coil": [float(v) for v in std], "max_coil_correlation": float(corr.max()) if coils > 1 else 0.0,
+                "dwell_time_us": dwell_noise, "imaging_dwell_time_us": dwell_img,
+                "kspace_std": float(np.sqrt(np.mean(std**2) * ratio))}
 
     def _layout(self, heads: np.ndarray, keep: np.ndarray, header: HeaderFacts) -> int:
         """Place every kept acquisition: readout window, column, slice; the readout length kept (recon x)."""
@@ -319,12 +353,14 @@ def _directions_from_affine(affine: np.ndarray) -> tuple[np.ndarray, np.ndarray,
 
 def write_ismrmrd(path: str | os.PathLike, kspace: np.ndarray, geometry: Geometry, *,
                   mask: np.ndarray | None = None, calibration_lines: list[int] | None = None,
-                  header_xml: str | None = None, overwrite: bool = False) -> Path:
+                  header_xml: str | None = None, overwrite: bool = False,
+                  noise: np.ndarray | None = None) -> Path:
     """Write (slices, coils, H, W) k-space as an ISMRMRD dataset, one acquisition per sampled line.
 
     Lines with a zero mask column are not written (undersampled file). The geometry's affine sets each
     acquisition's ``position`` (slice centre), ``read_dir``/``phase_dir``/``slice_dir`` (RAS → LPS).
-    Lines in ``calibration_lines`` get ``ACQ_IS_PARALLEL_CALIBRATION_AND_IMAGING``.
+    Lines in ``calibration_lines`` get ``ACQ_IS_PARALLEL_CALIBRATION_AND_IMAGING``. ``noise`` (coils, N): a
+    noise scan, written first as ``ACQ_IS_NOISE_MEASUREMENT`` acquisitions of H samples (as scanners do).
     """
     import ismrmrd
 
@@ -349,6 +385,14 @@ def write_ismrmrd(path: str | os.PathLike, kspace: np.ndarray, geometry: Geometr
         try:
             ds.write_xml_header(xml)
             counter = 0
+            if noise is not None:
+                nz = np.asarray(noise, dtype=np.complex64)
+                for j in range(nz.shape[1] // h):
+                    acq = ismrmrd.Acquisition.from_array(np.ascontiguousarray(nz[:, j * h:(j + 1) * h]))
+                    acq.set_flag(ismrmrd.ACQ_IS_NOISE_MEASUREMENT)
+                    acq.scan_counter = counter
+                    ds.append_acquisition(acq)
+                    counter += 1
             for s in range(s_n):
                 centre = lps[:3, :3] @ np.array([(h - 1) / 2.0, (w - 1) / 2.0, s]) + lps[:3, 3]
                 for n, ln in enumerate(lines):

@@ -361,6 +361,9 @@ def reconstruct_slices(job: ReconJob, reader, plan: SamplingPlan, recon: Reconst
         kp = np.concatenate([reader.read_slices(i, i + 1) for i in ids])
         recon.tune(kp, plan.mask, plan.mode, slice_ids=ids)
         consistency = recon.consistency_report(plan.mode, kp * plan.mask, plan.mask)
+        noise_scan = reader.info.facts.get("noise_scan")
+        if noise_scan and consistency is not None:  # the scanner's own noise measurement (ISMRMRD): the reference for the estimate above
+            consistency["kspace_noise_std_noise_scan"] = noise_scan["kspace_std"]
     for sel in _batches(plan.slices, max(1, opts.batch_size // max(1, per_item))):
         k = reader.read_slices(sel[0], sel[-1] + 1)
         check_nonzero(reader, k, sel)
@@ -439,6 +442,8 @@ def summarize(job: ReconJob, reader, plan: SamplingPlan, arrays: ReconArrays, mo
     }
     if arrays.consistency is not None:
         summary["consistency"] = arrays.consistency
+    if reader.info.facts.get("noise_scan"):
+        summary["noise_scan"] = reader.info.facts["noise_scan"]
     if arrays.reference is None:
         summary["reference"] = {"source": None, "description": "none: the file holds no reference and is "
                                 "undersampled, so no metrics", "noisy": None}
