@@ -199,15 +199,17 @@ def report(path: Path, second: Path | None, steps: int, tol: float) -> None:
     for r in rows:
         x = extra.get((r["condition"], r["volume"]), {})
         errs = {int(n): e for n, e in r["pilot_errors"][str(steps)].items()} if r.get("pilot_errors") else None
-        pick = choose_count(unimodal_search(errs.__getitem__, FIXED, 3)[1], tol) if errs else 7
-        actual = x.get("self:default")
-        chosen = actual["tuning"]["cg_iters"] if actual and isinstance(actual.get("tuning"), dict) else pick
+        actual = x.get("self:default") or r.get("self:default")
+        tuned = actual["tuning"]["cg_iters"] if actual and isinstance(actual.get("tuning"), dict) else None
+        pick = choose_count(unimodal_search(errs.__getitem__, FIXED, 3)[1], tol) if errs else (tuned or 7)
+        chosen = tuned if tuned is not None else pick
         best_n = max(ORACLE, key=lambda n: r[f"cg{n}"]["psnr"])
         out.append({
             "condition": r["condition"], "volume": r["volume"], "zf": r["zero-filled"]["psnr"],
             "cs": x.get("CS", r.get("CS", {})).get("psnr"), "cg7": r.get("old_default", r["cg7"])["psnr"],
             "cg5": r["cg5"]["psnr"],
-            "self": actual["psnr"] if actual else r[f"cg{pick}"]["psnr"], "n": chosen, "lookup_n": pick,
+            "self": actual["psnr"] if actual else r[f"cg{pick}"]["psnr"],
+            "self_resid": actual["tuning"].get("phase_resid", 0.005) if actual and isinstance(actual.get("tuning"), dict) else 0.005, "n": chosen, "lookup_n": pick,
             "oracle": r[f"cg{best_n}"]["psnr"], "oracle_n": best_n,
             "t_self": actual.get("s_per_slice") if actual else None,
             "t_cs": x.get("CS", r.get("CS", {})).get("s_per_slice"), "resid": r.get("fixed_phase_resid", 0.005),
@@ -221,7 +223,7 @@ def report(path: Path, second: Path | None, steps: int, tol: float) -> None:
         d_o = o["self"] - o["oracle"]
         d_cs = o["self"] - o["cs"] if o["cs"] is not None else None
         cells = [o["condition"], o["volume"], f"{o['zf']:.2f}", f"{o['cs']:.2f}" if o["cs"] is not None else "-",
-                 f"{o['cg7']:.2f}", f"{o['cg5']:.2f}", f"{o['self']:.2f} ({o['n']}, {o['resid']:g})", f"{o['oracle']:.2f} ({o['oracle_n']})",
+                 f"{o['cg7']:.2f}", f"{o['cg5']:.2f}", f"{o['self']:.2f} ({o['n']}, {o['self_resid']:g})", f"{o['oracle']:.2f} ({o['oracle_n']})",
                  (f"**{d_o:+.2f}**" if d_o == worst["self"] else f"{d_o:+.2f}"),
                  ("-" if d_cs is None else f"**{d_cs:+.2f}**" if d_cs == worst_cs else f"{d_cs:+.2f}"),
                  f"{o['t_self']:.1f} / {o['t_cs']:.1f}" if o["t_self"] is not None and o["t_cs"] is not None else "-"]
