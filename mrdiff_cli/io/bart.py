@@ -32,7 +32,7 @@ import numpy as np
 from ..errors import InputError
 from ..types import HeaderFacts, Sampling, ScanInfo
 from .atomic import atomic_path
-from .base import ScanReader, check_dims, check_finite, default_geometry
+from .base import ScanReader, check_dims, check_finite, default_geometry, mask_from_nearest_slice
 
 N_DIMS = 16
 READ_DIM, PHS1_DIM, PHS2_DIM, COIL_DIM, SLICE_DIM = 0, 1, 2, 3, 13
@@ -162,16 +162,7 @@ class BartReader(ScanReader):
         )
 
     def _sampling(self, s: int) -> Sampling:
-        from ..ops.masks import mask_from_kspace
-
-        # the middle slice, or the nearest one that is not all zeros (as for fastMRI files)
-        mid = s // 2
-        for i in sorted(range(s), key=lambda j: (abs(j - mid), j)):
-            m = mask_from_kspace(self._read_raw(i, i + 1))
-            if float(m.mean()) > 0.0:
-                break
-        else:
-            raise InputError(f"{self.path}: k-space is all zeros (every slice)")
+        m = mask_from_nearest_slice(self._read_raw, s, self.path)  # as for fastMRI files
         if float(m.mean()) >= 1.0:
             return Sampling(mask=None)
         return Sampling(mask=np.ascontiguousarray(m, dtype=np.float32), source="zero lines in k-space")

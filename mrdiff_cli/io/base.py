@@ -127,6 +127,20 @@ def check_finite(block: np.ndarray, path: Path | str, first_slice: int = 0) -> N
                              count=int(per_slice.sum()), slices=slices)
 
 
+def mask_from_nearest_slice(read_raw: Any, n_slices: int, path: Path | str) -> np.ndarray:
+    """The sampling pattern read from zeros in k-space (``ops.masks.mask_from_kspace``) of the middle slice, or of
+    the nearest slice that is not all zeros (an empty slice is refused only when it is reconstructed, so --slices
+    can skip it). ``read_raw(start, stop)`` → (n, C, H, W)."""
+    from ..ops.masks import mask_from_kspace
+
+    mid = n_slices // 2
+    for s in sorted(range(n_slices), key=lambda i: (abs(i - mid), i)):
+        m = mask_from_kspace(read_raw(s, s + 1))
+        if float(m.mean()) > 0.0:
+            return m
+    raise InputError(f"{path}: k-space is all zeros (every slice)")
+
+
 def check_dims(shape: tuple[int, ...], path: Path | str, what: str = "k-space") -> None:
     if any(int(d) == 0 for d in shape):
         raise InputError(f"{path}: {what} has a zero-size dimension, shape {tuple(int(d) for d in shape)}")

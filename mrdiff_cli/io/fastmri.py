@@ -33,7 +33,16 @@ import numpy as np
 from ..errors import InputError
 from ..types import HeaderFacts, ReferenceInfo, Sampling, Scan, ScanInfo
 from .atomic import atomic_path
-from .base import ScanReader, check_dims, check_finite, column_mask, crop_image, crop_readout, default_geometry
+from .base import (
+    ScanReader,
+    check_dims,
+    check_finite,
+    column_mask,
+    crop_image,
+    crop_readout,
+    default_geometry,
+    mask_from_nearest_slice,
+)
 from .header import acquisition_parameters, header_warning, parse_header
 
 REFERENCE_KEYS = ("reconstruction_rss", "reconstruction_esc")
@@ -169,18 +178,8 @@ class FastMRIReader(ScanReader):
                              "are not numbers") from None
         if "mask" in self._f:
             return Sampling(mask=self._mask_dataset(h, w), source="mask dataset", **stated)
-        from ..ops.masks import mask_from_kspace  # no mask dataset: zero phase-encode lines mark unsampled lines
-
-        # the pattern is read from the middle slice, or the nearest one that is not all zeros (an empty slice is
-        # refused only when it is reconstructed, so --slices can skip it)
-        n = self.n_slices_stored
-        mid = n // 2
-        for s in sorted(range(n), key=lambda i: (abs(i - mid), i)):
-            m = mask_from_kspace(self._read_raw(s, s + 1))
-            if float(m.mean()) > 0.0:
-                break
-        else:
-            raise InputError(f"{self.path}: k-space is all zeros (every slice)")
+        # no mask dataset: zero phase-encode lines mark unsampled lines
+        m = mask_from_nearest_slice(self._read_raw, self.n_slices_stored, self.path)
         if float(m.mean()) >= 1.0:
             return Sampling(mask=None, **stated)
         return Sampling(mask=self._to_output_rows(m, "zero lines in k-space"), source="zero lines in k-space", **stated)

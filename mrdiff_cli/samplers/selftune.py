@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from ..ops.fft import fft2c
+from ..ops.operators import LinearOperator
 from .dc import ProximalDC, _bnorm2
 
 CG_CANDIDATES = (1, 2, 3, 5, 7, 10)
@@ -115,7 +116,8 @@ class LastEstimate(ProximalDC):
 
     last: torch.Tensor | None = None
 
-    def __call__(self, x, y, A, *, step: int = 0, n_steps: int = 1, sigma: float = 0.0):
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, A: LinearOperator, *, step: int = 0, n_steps: int = 1,
+                 sigma: float = 0.0) -> torch.Tensor:
         self.last = super().__call__(x, y, A, step=step, n_steps=n_steps, sigma=sigma)
         return self.last
 
