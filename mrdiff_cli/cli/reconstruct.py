@@ -105,5 +105,15 @@ def reconstruct(
     """Reconstruct undersampled raw k-space with the diffusion prior (or SENSE / zero-filled baselines)."""
     from .jobs import recon_job_from_cli, run_recon
 
-    job = recon_job_from_cli(dict(locals()))
+    options = {  # every option by name, so what the job reads is visible here
+        "inputs": inputs, "output": output, "method": method, "mask": mask, "accel": accel, "acs": acs,
+        "sampler": sampler, "steps": steps, "coil_mode": coil_mode, "complex_mode": complex_mode,
+        "phase_resid": phase_resid, "sense_every": sense_every, "snr": snr, "sigma_max": sigma_max, "zeta": zeta,
+        "cg_iters": cg_iters, "samples": samples, "model": model, "offline": offline, "fmt": fmt,
+        "input_format": input_format, "save_zero_filled": save_zero_filled, "save_samples": save_samples,
+        "preview": preview, "metrics": metrics, "overwrite": overwrite, "seed": seed, "device": device,
+        "batch_size": batch_size, "coils": coils, "threads": threads, "precision": precision, "shard": shard,
+        "slices": slices, "keep_going": keep_going, "quiet": quiet, "json_out": json_out,
+    }
+    job = recon_job_from_cli(options)
     run_recon(job, quiet=quiet, json_out=json_out, device=device, precision=precision, title="mrdiff reconstruct")
