@@ -7,10 +7,10 @@ import json
 import h5py
 import numpy as np
 import pytest
+from fastmri_layouts import ifft2c_np
 from typer.testing import CliRunner
 
 from mrdiff_cli.cli.main import app
-from fastmri_layouts import ifft2c_np
 from mrdiff_cli.io.detect import open_input
 from mrdiff_cli.tasks.simulate import analytic_phantom, coil_maps, reslice, simulate_kspace
 from mrdiff_cli.types import Geometry
@@ -150,3 +150,30 @@ def test_reslice_axis_and_slices():
     assert g2.voxel_size == pytest.approx((2.0, 3.0, 1.0))
     full = g.affine_for((3, 4, 2))
     np.testing.assert_allclose(g2.affine[:3, 3], full[:3, 3] + full[:3, 0] * 1)
+
+
+def test_simulate_acquisition_families(tmp_path, cli_env):
+    """--coil-model / --phase-model / --noise-corr use tasks.acquisition: the coils' receive profile stays in the
+    reference (a loop array is not flat), the phase is not the default polynomial, bad names are usage errors."""
+    import h5py
+    from typer.testing import CliRunner
+
+    from mrdiff_cli.cli.main import app
+
+    runner = CliRunner()
+    out = {}
+    for name, extra in (("ring", []), ("loops", ["--coil-model", "loops", "--phase-model", "offres",
+                                                  "--phase-std", "3", "--noise-corr", "0.2"])):
+        p = tmp_path / f"{name}.h5"
+        res = runner.invoke(app, ["simulate", "example", "-o", str(p), "--matrix", "64", "--json", *extra])
+        assert res.exit_code == 0, res.output
+        with h5py.File(p) as f:
+            out[name] = (f["kspace"][()], f["reconstruction_rss"][()])
+    assert out["ring"][0].shape == out["loops"][0].shape
+    assert not np.allclose(out["ring"][0], out["loops"][0])
+    ref_ring, ref_loops = out["ring"][1][0], out["loops"][1][0]
+    head = ref_ring > 0.2 * ref_ring.max()
+    ratio = ref_loops[head] / ref_ring[head]
+    assert ratio.max() / ratio.min() > 2.0  # receive bias of surface loops (ring coils are normalised: flat)
+    res = runner.invoke(app, ["simulate", "example", "-o", str(tmp_path / "x.h5"), "--coil-model", "bogus"])
+    assert res.exit_code == 2 and "--coil-model" in res.stderr

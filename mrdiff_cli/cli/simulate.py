@@ -35,6 +35,10 @@ def simulate(
         "--axis", help="Slicing axis: NIfTI voxel axis 0/1/2 (default 2); for a 3D .npy the array axis (default 0).",
         show_default=False)] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed for phase, noise and mask.")] = 0,
+    coil_model: Annotated[str, typer.Option("--coil-model", metavar="ring|loops|wires", help="Coil sensitivities: ring (Gaussian profiles, normalised), loops (Biot-Savart surface loops) or wires (straight conductors, birdcage rungs).")] = "ring",
+    phase_model: Annotated[str, typer.Option("--phase-model", metavar="poly|random|offres", help="Image phase: poly (smooth polynomial), random (Gaussian random field, 8 px) or offres (air-tissue off-resonance).")] = "poly",
+    phase_std: Annotated[float, typer.Option("--phase-std", help="random/offres phase: size in radians (std; offres: 99th percentile in the head).")] = 1.0,
+    noise_corr: Annotated[float, typer.Option("--noise-corr", help="Correlation of neighbouring coils' noise (0 = independent).")] = 0.0,
     fmt: Annotated[str, typer.Option("--format", help="Output format: fastmri or ismrmrd.")] = "fastmri",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")] = False,
     json_out: JsonOpt = False,
@@ -44,6 +48,11 @@ def simulate(
         raise UsageError(f"--mask '{mask}': choose from {', '.join(MASK_CHOICES)}")
     if seed < 0:
         raise UsageError(f"--seed {seed}: must be >= 0")
+    if coil_model not in ("ring", "loops", "wires") or phase_model not in ("poly", "random", "offres"):
+        raise UsageError(f"--coil-model {coil_model} / --phase-model {phase_model}: choose ring, loops or wires / "
+                         "poly, random or offres")
+    if not 0.0 <= noise_corr < 1.0:
+        raise UsageError(f"--noise-corr {noise_corr}: must be in [0, 1)")
     if output.suffix.lower() not in RAW_SUFFIXES:
         raise UsageError(f"-o {output}: simulate writes raw k-space as HDF5 ({fmt}); name the output .h5")
     from ..tasks.simulate import simulate_file
@@ -52,7 +61,8 @@ def simulate(
         image = example_image()
     summary = simulate_file(
         image, output, matrix=matrix, coils=coils, snr_db=snr, mask_kind=mask, accel=accel, acs=acs,
-        slices=slices, axis=axis, seed=seed, fmt=fmt, overwrite=overwrite,
+        slices=slices, axis=axis, seed=seed, fmt=fmt, overwrite=overwrite, coil_model=coil_model,
+        phase_model=phase_model, phase_std=phase_std, noise_corr=noise_corr,
     )
     if json_out:
         from ..io.metrics_json import to_jsonable

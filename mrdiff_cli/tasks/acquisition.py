@@ -201,16 +201,24 @@ class Acquisition:
 def simulate_acquisition(image: np.ndarray, acq: Acquisition, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Magnitude slices (S, H, W) → (fully sampled k-space (S, C, H, W) complex64, reference (S, H, W) float32 =
     RSS of the noise-free coil images). One coil array per call (the array does not move between slices)."""
+    k, ref, _, _ = simulate_acquisition_full(image, acq, seed)
+    return k, ref
+
+
+def simulate_acquisition_full(image: np.ndarray, acq: Acquisition, seed: int
+                              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`simulate_acquisition` plus the coil maps (C, H, W) and the image phase (S, H, W)."""
     img = np.asarray(image, dtype=np.float32)
     img = img[None] if img.ndim == 2 else img
     S, H, W = img.shape
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0xAC9]))
     maps = coil_family(acq.coil, acq.coils, (H, W), rng, distance=acq.distance, rows=acq.rows)
-    ks, refs = [], []
+    ks, refs, phases = [], [], []
     for s in range(S):
         supp = img[s] > 0.05 * float(np.percentile(img[s], 99))
         ph = phase_family(acq.phase, (H, W), rng, std=acq.phase_std, length=acq.phase_length, support=supp)
         coil_imgs = maps * (img[s] * np.exp(1j * ph))[None]
         refs.append(np.sqrt(np.sum(np.abs(coil_imgs) ** 2, axis=0)).astype(np.float32))
         ks.append(add_noise(fft2c_np(coil_imgs), acq.snr_db, rng, acq.noise_rho))
-    return np.stack(ks).astype(np.complex64), np.stack(refs)
+        phases.append(ph)
+    return np.stack(ks).astype(np.complex64), np.stack(refs), maps, np.stack(phases).astype(np.float32)

@@ -258,8 +258,12 @@ def _resampled_geometry(geom: Geometry, scale: float, pad: tuple[int, int], n_in
 def simulate_volume(volume: np.ndarray, geometry: Geometry | None = None, *, matrix: int | None = 128,
                     coils: int = 8, snr_db: float | None = 30.0, seed: int = 0, mask_kind: str | None = None,
                     accel: float | None = None, acs: int | None = None,
-                    phase_strength: float = 1.0, phase_detail: float = 0.0) -> SimulatedScan:
-    """In-memory simulation of a (S, H, W) magnitude volume (see module docstring)."""
+                    phase_strength: float = 1.0, phase_detail: float = 0.0, coil_model: str = "ring",
+                    phase_model: str = "poly", phase_std: float = 1.0, noise_corr: float = 0.0) -> SimulatedScan:
+    """In-memory simulation of a (S, H, W) magnitude volume (see module docstring). ``coil_model`` /
+    ``phase_model`` / ``noise_corr`` other than the defaults use the acquisition families of
+    :mod:`mrdiff_cli.tasks.acquisition` (then the reference is the RSS of the noise-free coil images, which
+    carries the coils' receive profile)."""
     vol = np.asarray(volume, dtype=np.float32)
     if vol.ndim == 2:
         vol = vol[None]
@@ -295,11 +299,27 @@ def simulate_volume(volume: np.ndarray, geometry: Geometry | None = None, *, mat
                      "acs": res.acs}
     elif accel is not None:
         raise UsageError("--accel needs --mask KIND")
+    info = {"coils": coils, "snr_db": snr_db, "seed": seed, "matrix": [h, w], "slices": s_n, "mask": mask_info}
+    if coil_model != "ring" or phase_model != "poly" or noise_corr > 0:
+        from .acquisition import COIL_FAMILIES, PHASE_FAMILIES, Acquisition, simulate_acquisition_full
+
+        if coil_model not in COIL_FAMILIES or phase_model not in PHASE_FAMILIES:
+            raise UsageError(f"coil model {coil_model!r} / phase model {phase_model!r}: choose from "
+                             f"{', '.join(COIL_FAMILIES)} / {', '.join(PHASE_FAMILIES)}")
+        if not 0.0 <= noise_corr < 1.0:
+            raise UsageError(f"--noise-corr {noise_corr}: must be in [0, 1)")
+        acq = Acquisition(coil_model, coils, phase_model, phase_std,
+                          snr_db=float(snr_db) if snr_db is not None else float("inf"), noise_rho=noise_corr)
+        k, reference, maps, phase = simulate_acquisition_full(vol, acq, seed)
+        if mask is not None:
+            k = (k * (np.asarray(mask, dtype=np.float32) > 0)).astype(np.complex64)
+        info.update(coil_model=coil_model, phase_model=phase_model, phase_std=phase_std, noise_corr=noise_corr)
+        return SimulatedScan(kspace=k, maps=maps, phase=phase, reference=reference, mask=mask, geometry=geometry,
+                             info=info)
     k, maps, phase = simulate_kspace(vol, coils, snr_db, seed, mask=mask, phase_strength=phase_strength,
                                      phase_detail=phase_detail)
     coil_imgs = np.abs(vol[:, None] * maps[None])
     reference = np.sqrt(np.sum(coil_imgs**2, axis=1)).astype(np.float32)
-    info = {"coils": coils, "snr_db": snr_db, "seed": seed, "matrix": [h, w], "slices": s_n, "mask": mask_info}
     return SimulatedScan(kspace=k, maps=maps, phase=phase, reference=reference, mask=mask, geometry=geometry,
                          info=info)
 
@@ -356,7 +376,8 @@ def simulate_file(image_path: str | os.PathLike, out_path: str | os.PathLike, *,
                   coils: int = 8, snr_db: float | None = 30.0, mask_kind: str | None = None,
                   accel: float | None = None, acs: int | None = None, slices: str | None = None,
                   axis: int | None = None, seed: int = 0, fmt: str = "fastmri", overwrite: bool = False,
-                  phase_strength: float = 1.0) -> dict[str, Any]:
+                  phase_strength: float = 1.0, coil_model: str = "ring", phase_model: str = "poly",
+                  phase_std: float = 1.0, noise_corr: float = 0.0) -> dict[str, Any]:
     """Read a magnitude image (NIfTI, DICOM or .npy), simulate raw k-space, write it; return a summary.
 
     ``axis``: the NIfTI voxel axis to slice along (0=i, 1=j, 2=k); default 2 for NIfTI/DICOM, and for a
@@ -381,7 +402,8 @@ def simulate_file(image_path: str | os.PathLike, out_path: str | os.PathLike, *,
         nifti_axis = {0: 2, 1: 0, 2: 1}[int(axis)]
     vol_s, geom_s = reslice(vol, geom, nifti_axis, slices)
     sim = simulate_volume(vol_s, geom_s, matrix=matrix, coils=coils, snr_db=snr_db, seed=seed,
-                          mask_kind=mask_kind, accel=accel, acs=acs, phase_strength=phase_strength)
+                          mask_kind=mask_kind, accel=accel, acs=acs, phase_strength=phase_strength,
+                          coil_model=coil_model, phase_model=phase_model, phase_std=phase_std, noise_corr=noise_corr)
     ensure_parent(out_path)  # missing folders are created, after the work succeeded
     path = write_simulated(sim, out_path, fmt, overwrite, source=Path(image_path).name)
     s_n, c_n, h, w = sim.kspace.shape
@@ -396,4 +418,5 @@ def simulate_file(image_path: str | os.PathLike, out_path: str | os.PathLike, *,
         "seed": seed,
         "acceleration": float(sim.info["mask"]["achieved_accel"]) if sim.info["mask"] else 1.0,
         "mask": sim.info["mask"] or None,
+        "coil_model": coil_model, "phase_model": phase_model,
     }
