@@ -317,6 +317,7 @@ def test_consistency_is_self_tuned_by_default_and_fixed_by_cg_iters(files, model
         2, "fixed (--cg-iters)", 0.02, "fixed (--phase-resid)") and "evidence" not in c
     from mrdiff_cli.cli.jobs import cg_label
 
-    assert cg_label({"consistency": {"cg_iters": 5, "evidence": {}}}) == "5 auto"
+    assert cg_label({"consistency": {"cg_iters": 5, "chosen_by": "k-space hold-out cross-validation"}}) == "5 auto"
+    assert cg_label({"consistency": {"cg_iters": 5, "chosen_by": "fixed (--cg-iters)", "evidence": {}}}) == "5"
     assert cg_label({"consistency": {"cg_iters": 2, "chosen_by": "fixed (--cg-iters)"}}) == "2"
     assert cg_label({"method": "sense"}) == "-"

@@ -179,7 +179,7 @@ def cg_label(r: dict[str, Any]) -> str:
     c = r.get("consistency")
     if not c:
         return "-"
-    return f"{c['cg_iters']} auto" if "evidence" in c else str(c["cg_iters"])
+    return f"{c['cg_iters']} auto" if str(c.get("chosen_by", "")).startswith("k-space") else str(c["cg_iters"])
 
 
 def print_recon_table(summary: dict, title: str) -> None:

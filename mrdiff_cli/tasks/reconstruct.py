@@ -230,8 +230,9 @@ class Reconstructor:
 
     def tune(self, kspace, mask, mode: str, maps: torch.Tensor | None = None, slice_ids: Sequence[int] = (0,),
              *, compressed: bool = False) -> None:
-        """Choose the CG count for every later :meth:`reconstruct` call of this object (one scan) by k-space
-        hold-out cross-validation on ``kspace`` (P, C, H, W), a slice or two of the scan
+        """Choose the CG count and the phase prior (those not fixed by the options) for every later
+        :meth:`reconstruct` call of this object (one scan) by k-space hold-out cross-validation on ``kspace``
+        (P, C, H, W), a slice or two of the scan
         (:mod:`~mrdiff_cli.samplers.selftune`). ``compressed``: kspace/maps are already coil-compressed.
         No-op unless :meth:`self_tuning` applies; where no hold-out is possible, records why and falls back."""
         from ..samplers.selftune import CG_CANDIDATES, Tuning, choose_count, unimodal_search
@@ -251,7 +252,7 @@ class Reconstructor:
                   else (self.phase_resid(),))
         # the phase prior first, at the search's first count; then the count, with that phase prior
         at_start = {r: evaluate(start, r) for r in resids}
-        # the tighter prior unless the looser one predicts the hidden samples clearly better (same rule as the count)
+        # the least hold-out error; with phase_tolerance > 0 the tighter prior unless the looser one is clearly better
         least = min(at_start.values())
         resid = min(r for r in resids if at_start[r] <= least * (1.0 + opts.phase_tolerance))
         _, errors = unimodal_search(lambda n: at_start[resid] if n == start else evaluate(n, resid), counts, start)
