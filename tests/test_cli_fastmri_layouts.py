@@ -235,3 +235,18 @@ def test_pipeline_progress_lines_quiet_and_json(tiny_fastmri_file, model_dir, tm
     assert len([ln for ln in ok(slow).stderr.splitlines() if " slice " in ln and "ETA" in ln]) == 1  # rate-limited
     quiet = ok(runner.invoke(app, [*args, "-o", str(tmp_path / "c.nii.gz"), "-q"], env={"MRDIFF_PROGRESS_INTERVAL": "0"}))
     assert quiet.stderr == "" and quiet.stdout == ""
+
+
+def test_progress_names_the_self_tuning_pilots():
+    from mrdiff_cli.cli.progress import PlainProgress
+
+    t = [0.0]
+    lines: list[str] = []
+    p = PlainProgress(interval=999, clock=lambda: t[0])
+    p._write = lines.append  # type: ignore[method-assign]
+    p({"type": "tuning", "input": "a.h5", "slices_done": 0, "slices": 2, "pilot": 1})
+    t[0] = 30.0
+    p({"type": "progress", "input": "a.h5", "slices_done": 0, "slices": 2, "step": 1, "steps": 10, "batch": 1})
+    assert "hold-out pilot 1" in lines[0]
+    # sampling starts: printed at once, and the ETA counts from there (not from the pilots)
+    assert "step 1/10" in lines[1] and "elapsed 0:00:30" in lines[1] and "ETA 0:00:00" in lines[1]

@@ -1,6 +1,7 @@
 """Progress of long runs on stderr: a rich bar on a terminal, plain lines for pipelines and cluster logs.
 
-Tasks emit events ``{"type": "progress" | "slices", "input", "slices_done", "slices", "step", "steps", "batch"}``.
+Tasks emit events ``{"type": "progress" | "slices", "input", "slices_done", "slices", "step", "steps", "batch"}``,
+and ``{"type": "tuning", "input", "slices_done": 0, "slices", "pilot"}`` while the self-tuning pilots run.
 When stderr is not a terminal, a line like ``mrdiff: scan.h5 slice 3/16, step 12/20, elapsed 0:01:23, ETA 0:05:10``
 is written at most every ``MRDIFF_PROGRESS_INTERVAL`` seconds (default 10), plus one line when an input is done.
 ``--quiet`` silences both; stdout (``--json``) is never touched.
@@ -46,27 +47,36 @@ class PlainProgress:
         self.stream = stream
         self.clock = clock
         self.t0: float | None = None
+        self.t_run: float | None = None  # first event after the self-tuning pilots: the ETA's clock
         self.last: float | None = None
 
     def __call__(self, e: dict[str, Any]) -> None:
         now = self.clock()
         if self.t0 is None:
             self.t0 = now
-        finished = e.get("type") == "slices" and e.get("slices_done") == e.get("slices")
+        started = self.t_run is None and e.get("type") != "tuning"  # sampling starts: say so at once
+        if started:
+            self.t_run = now
+        finished = started or (e.get("type") == "slices" and e.get("slices_done") == e.get("slices"))
         if not finished and self.last is not None and now - self.last < self.interval:
             return
         self.last = now
-        self._write(self.line(e, now - self.t0))
+        self._write(self.line(e, now - self.t0, now - (self.t_run if self.t_run is not None else self.t0)))
 
-    def line(self, e: dict[str, Any], elapsed: float) -> str:
+    def line(self, e: dict[str, Any], elapsed: float, running: float | None = None) -> str:
+        """The progress line; ``running``: seconds since sampling started (after the pilots), for the ETA."""
         name = Path(str(e.get("input", ""))).name
         n = int(e.get("slices") or 1)
         frac = fraction(e)
         if e.get("type") == "slices" and e.get("slices_done") == n:
             return f"mrdiff: {name} done, {n} slice(s), elapsed {clock_text(elapsed)}"
+        if e.get("type") == "tuning":
+            return (f"mrdiff: {name} choosing the consistency strength (hold-out pilot {e.get('pilot')}), "
+                    f"elapsed {clock_text(elapsed)}")
         slice_no = min(n, int(e.get("slices_done") or 0) + 1)
         step = f", step {e['step']}/{e['steps']}" if e.get("type") == "progress" and e.get("steps") else ""
-        eta = clock_text(elapsed * (1.0 - frac) / frac) if frac > 0 else "?"
+        run = elapsed if running is None else running
+        eta = clock_text(run * (1.0 - frac) / frac) if frac > 0 else "?"
         return f"mrdiff: {name} slice {slice_no}/{n}{step}, elapsed {clock_text(elapsed)}, ETA {eta}"
 
     def _write(self, text: str) -> None:
@@ -100,7 +110,8 @@ class Reporter:
             name = Path(str(e["input"])).name
             if name not in tasks:
                 tasks[name] = bar.add_task(name, total=1.0, where="")
-            where = f"slice {min(e['slices'], e['slices_done'] + 1)}/{e['slices']}"
+            where = (f"choosing consistency (pilot {e['pilot']})" if e.get("type") == "tuning"
+                     else f"slice {min(e['slices'], e['slices_done'] + 1)}/{e['slices']}")
             bar.update(tasks[name], completed=fraction(e), where=where)
 
         return on_event

@@ -359,7 +359,8 @@ def reconstruct_slices(job: ReconJob, reader, plan: SamplingPlan, recon: Reconst
     if opts.method == "diffusion":  # one choice per file, from its own slices, whatever shard or selection
         ids = pilot_slices(reader)
         kp = np.concatenate([reader.read_slices(i, i + 1) for i in ids])
-        recon.tune(kp, plan.mask, plan.mode, slice_ids=ids)
+        recon.tune(kp, plan.mask, plan.mode, slice_ids=ids,
+                   callback=lambda k: emit({"type": "tuning", "input": src, "slices_done": 0, "slices": total, "pilot": k}))
         consistency = recon.consistency_report(plan.mode, kp * plan.mask, plan.mask)
         noise_scan = reader.info.facts.get("noise_scan")
         if noise_scan and consistency is not None:  # the scanner's own noise measurement (ISMRMRD): the reference for the estimate above

@@ -229,12 +229,13 @@ class Reconstructor:
                 and self.tuning_note is None)
 
     def tune(self, kspace, mask, mode: str, maps: torch.Tensor | None = None, slice_ids: Sequence[int] = (0,),
-             *, compressed: bool = False) -> None:
+             *, compressed: bool = False, callback: Callable[[int], None] | None = None) -> None:
         """Choose the CG count and the phase prior (those not fixed by the options) for every later
         :meth:`reconstruct` call of this object (one scan) by k-space hold-out cross-validation on ``kspace``
         (P, C, H, W), a slice or two of the scan
         (:mod:`~mrdiff_cli.samplers.selftune`). ``compressed``: kspace/maps are already coil-compressed.
-        No-op unless :meth:`self_tuning` applies; where no hold-out is possible, records why and falls back."""
+        No-op unless :meth:`self_tuning` applies; where no hold-out is possible, records why and falls back.
+        ``callback(k)`` is called as pilot k (1, 2, ...) starts."""
         from ..samplers.selftune import CG_CANDIDATES, Tuning, choose_count, unimodal_search
 
         if not self.self_tuning(mode):
@@ -244,7 +245,15 @@ class Reconstructor:
             self.tuning_note = (f"too few measured samples outside the centre to hide {self.opts.holdout_frac:.0%}: "
                                 f"fixed {FALLBACK_CG} CG iterations")
             return
-        evaluate, info = pilot
+        run_pilot, info = pilot
+        started = [0]
+
+        def evaluate(n: int, resid: float | None = None) -> float:
+            started[0] += 1
+            if callback is not None:
+                callback(started[0])
+            return run_pilot(n, resid)
+
         opts = self.opts
         counts = CG_CANDIDATES if opts.n_cg is None else (int(opts.n_cg),)
         start = opts.cg_start if opts.n_cg is None else int(opts.n_cg)
