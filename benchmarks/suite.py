@@ -37,6 +37,7 @@ from corpus import head_mask, load_split, masked_psnr
 from mrdiff_cli.metrics import ssim
 from mrdiff_cli.ops.masks import make_mask
 from mrdiff_cli.priors.loading import load_prior
+from mrdiff_cli.samplers.selftune import CG_CANDIDATES, choose_count, unimodal_search
 from mrdiff_cli.tasks.acquisition import Acquisition, simulate_acquisition
 from mrdiff_cli.tasks.calibration import estimate_kspace_noise
 from mrdiff_cli.tasks.reconstruct import ReconOptions, Reconstructor
@@ -188,8 +189,6 @@ def report(path: Path, second: Path | None, steps: int, tol: float) -> None:
     from ``second`` (``--variants-only`` pass, which also times CS in the same run) where present, else the
     fixed-count run with the count the rule picks from the recorded pilot errors (the same image: the final run
     with count n is the fixed-count run with n, same seed)."""
-    from mrdiff_cli.samplers.selftune import choose_count, unimodal_search
-
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     extra = {}
     if second is not None and second.exists():
@@ -201,6 +200,13 @@ def report(path: Path, second: Path | None, steps: int, tol: float) -> None:
         errs = {int(n): e for n, e in r["pilot_errors"][str(steps)].items()} if r.get("pilot_errors") else None
         actual = x.get("self:default") or r.get("self:default")
         tuned = actual["tuning"]["cg_iters"] if actual and isinstance(actual.get("tuning"), dict) else None
+        rederived = False
+        if tuned is not None:  # the run's own pilot errors, replayed with today's candidates and rule
+            run_errs = {int(n): e for n, e in actual["tuning"]["holdout_error"].items()}
+            now = choose_count(unimodal_search(run_errs.__getitem__, CG_CANDIDATES, 3)[1], tol)
+            if now != tuned and f"cg{now}" in r:
+                actual = {**r[f"cg{now}"], "tuning": {**actual["tuning"], "cg_iters": now}}
+                tuned, rederived = now, True
         pick = choose_count(unimodal_search(errs.__getitem__, FIXED, 3)[1], tol) if errs else (tuned or 7)
         chosen = tuned if tuned is not None else pick
         best_n = max(ORACLE, key=lambda n: r[f"cg{n}"]["psnr"])
@@ -208,10 +214,10 @@ def report(path: Path, second: Path | None, steps: int, tol: float) -> None:
             "condition": r["condition"], "volume": r["volume"], "zf": r["zero-filled"]["psnr"],
             "cs": x.get("CS", r.get("CS", {})).get("psnr"), "cg7": r.get("old_default", r["cg7"])["psnr"],
             "cg5": r["cg5"]["psnr"],
-            "self": actual["psnr"] if actual else r[f"cg{pick}"]["psnr"],
+            "self": actual["psnr"] if actual else r[f"cg{pick}"]["psnr"], "rederived": rederived,
             "self_resid": actual["tuning"].get("phase_resid", 0.005) if actual and isinstance(actual.get("tuning"), dict) else 0.005, "n": chosen, "lookup_n": pick,
             "oracle": r[f"cg{best_n}"]["psnr"], "oracle_n": best_n,
-            "t_self": actual.get("s_per_slice") if actual else None,
+            "t_self": actual.get("s_per_slice") if actual and not rederived else None,
             "t_cs": x.get("CS", r.get("CS", {})).get("s_per_slice"), "resid": r.get("fixed_phase_resid", 0.005),
         })
     worst = {k: min((o[k] - o["oracle"]) for o in out) for k in ("cg7", "cg5", "self")}
@@ -224,7 +230,7 @@ def report(path: Path, second: Path | None, steps: int, tol: float) -> None:
         d_o = o["self"] - o["oracle"]
         d_cs = o["self"] - o["cs"] if o["cs"] is not None else None
         cells = [o["condition"], o["volume"], f"{o['zf']:.2f}", f"{o['cs']:.2f}" if o["cs"] is not None else "-",
-                 f"{o['cg7']:.2f}", f"{o['cg5']:.2f}", f"{o['self']:.2f} ({o['n']}, {o['self_resid']:g})", f"{o['oracle']:.2f} ({o['oracle_n']})",
+                 f"{o['cg7']:.2f}", f"{o['cg5']:.2f}", f"{o['self']:.2f} ({o['n']}, {o['self_resid']:g}){' †' if o['rederived'] else ''}", f"{o['oracle']:.2f} ({o['oracle_n']})",
                  (f"**{d_o:+.2f}**" if d_o == worst["self"] else f"{d_o:+.2f}"),
                  ("-" if d_cs is None else f"**{d_cs:+.2f}**" if d_cs == worst_cs else f"{d_cs:+.2f}"),
                  f"{o['t_self']:.1f} / {o['t_cs']:.1f}" if o["t_self"] is not None and o["t_cs"] is not None else "-"]
@@ -235,6 +241,9 @@ def report(path: Path, second: Path | None, steps: int, tol: float) -> None:
     mismatch = [o for o in out if o["n"] != o["lookup_n"]]
     if mismatch:
         print(f"note: {len(mismatch)} row(s) where the actual run chose another count than the recorded pilots")
+    if any(o["rederived"] for o in out):
+        print("† the run's own recorded pilot errors replayed with the current candidates (1, 2, 3, 5, 7): the "
+              "image is the fixed-count run with that count and the run's phase prior (same seed, bit-identical)")
 
 
 def rules(path: Path, tolerances=(0.0, 0.01, 0.02, 0.05, 0.1)) -> None:
