@@ -246,12 +246,10 @@ def report(path: Path, second: Path | None, steps: int, tol: float) -> None:
               "image is the fixed-count run with that count and the run's phase prior (same seed, bit-identical)")
 
 
-def rules(path: Path, tolerances=(0.0, 0.01, 0.02, 0.05, 0.1)) -> None:
+def rules(path: Path, tolerances=(0.0, 0.01, 0.02, 0.05, 0.1), candidates=FIXED) -> None:
     """Compare selection rules offline on recorded pilot errors: for each pilot length and tolerance, the count
     the default search (start 3, walk down or up) + tolerance picks, its PSNR (the fixed-count run with that
     count), and the loss against the oracle {1, 2, 3, 5, 7}: worst case and mean over the rows, pilots tried."""
-    from mrdiff_cli.samplers.selftune import choose_count, unimodal_search
-
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     rows = [r for r in rows if r.get("pilot_errors")]
     lengths = sorted(set.intersection(*[{int(ps) for ps in r["pilot_errors"]} for r in rows]))
@@ -262,7 +260,7 @@ def rules(path: Path, tolerances=(0.0, 0.01, 0.02, 0.05, 0.1)) -> None:
             deltas, tried = [], []
             for r in rows:
                 errs = {int(n): e for n, e in r["pilot_errors"][str(ps)].items()}
-                _, seen = unimodal_search(lambda n, errs=errs: errs[n], FIXED, 3)
+                _, seen = unimodal_search(errs.__getitem__, candidates, 3)
                 n = choose_count(seen, tol)
                 oracle = max(r[f"cg{m}"]["psnr"] for m in ORACLE)
                 deltas.append(r[f"cg{n}"]["psnr"] - oracle)
@@ -288,6 +286,7 @@ def main() -> None:
     ap.add_argument("--second", default=None, help="with --report: the --variants-only results (CS timing, actual self-tuned runs)")
     ap.add_argument("--rule-steps", type=int, default=6, help="with --report: the pilot length of the lookup")
     ap.add_argument("--rule-tol", type=float, default=0.0, help="with --report: the tolerance of the lookup")
+    ap.add_argument("--candidates", default="1,2,3,5,7,10", help="with --rules: the counts the search may choose")
     ap.add_argument("--rules", default=None, help="compare selection rules offline on a results file and exit")
     ap.add_argument("--table", default=None, help="print the markdown table of a results file and exit")
     a = ap.parse_args()
@@ -295,7 +294,7 @@ def main() -> None:
         table(Path(a.table))
         return
     if a.rules:
-        rules(Path(a.rules))
+        rules(Path(a.rules), candidates=tuple(int(c) for c in a.candidates.split(",")))
         return
     if a.report:
         report(Path(a.report), Path(a.second) if a.second else None, a.rule_steps, a.rule_tol)
