@@ -263,3 +263,12 @@ def test_vdm_shares_the_checks(heads, tmp_path):
     r = invoke("vdm", str(heads), "--out", str(tmp_path / "v"), "--gamma-min", "3", "--gamma-max", "2", *TINY)
     assert r.exit_code == 2 and "--gamma-min must be below --gamma-max" in r.stderr
     assert not (tmp_path / "v").exists()
+
+
+def test_init_from_errors_name_init_from(heads, tmp_path):
+    """The model resolver's messages name the option the user typed (--init-from, not --model)."""
+    pt = tmp_path / "weights.pt"
+    pt.write_bytes(b"not a bundle")
+    res = invoke("score", str(heads), "--out", str(tmp_path / "run"), "--init-from", str(pt), "--steps", "1")
+    assert res.exit_code == 2, res.output
+    assert "--init-from" in res.stderr and "--model" not in res.stderr
