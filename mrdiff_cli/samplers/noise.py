@@ -1,10 +1,12 @@
-"""Seeded Gaussian noise for the samplers (one generator, or one generator per batch element)."""
+"""Seeded Gaussian noise for the samplers (one generator, or one generator per batch element), the per-(sample,
+slice) generators, and the running mean / variance of posterior samples."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import cast
 
+import numpy as np
 import torch
 
 Generators = torch.Generator | Sequence[torch.Generator] | None
@@ -28,3 +30,29 @@ def randn_like(x: torch.Tensor, generator: Generators) -> torch.Tensor:
         im = torch.randn(x.shape, generator=gen, device=gen_dev)
         return torch.complex(re, im).to(x.device)
     return torch.randn(x.shape, generator=gen, device=gen_dev).to(x.device)
+
+
+def sample_generator(seed: int, sample: int, slice_index: int) -> torch.Generator:
+    """CPU generator for one (sample, slice) pair: an independent stream per pair, same seed -> same stream."""
+    state = np.random.SeedSequence([int(seed) % 2**64, int(sample), int(slice_index)]).generate_state(1, dtype=np.uint64)[0]
+    return torch.Generator(device="cpu").manual_seed(int(state))
+
+
+def running_mean_var(samples_iter: Iterable[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Running mean / variance (Welford); memory does not grow with the number of samples."""
+    mean: torch.Tensor | None = None
+    m2: torch.Tensor | None = None
+    n = 0
+    for s in samples_iter:
+        n += 1
+        if mean is None:
+            mean, m2 = s.clone(), torch.zeros_like(s)
+        else:
+            assert m2 is not None
+            d = s - mean
+            mean += d / n
+            m2 += d * (s - mean)
+    if mean is None or m2 is None:
+        raise ValueError("running_mean_var needs at least one sample")
+    var = m2 / (n - 1) if n > 1 else torch.zeros_like(mean)
+    return mean, var, n

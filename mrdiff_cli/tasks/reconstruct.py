@@ -17,6 +17,7 @@ import torch
 from ..errors import UsageError
 from ..ops.fft import ifft2c, rss
 from ..ops.operators import CoilwiseOp, LinearOperator, SenseOp
+from ..samplers.noise import running_mean_var, sample_generator
 from ..samplers.selftune import Tuning
 
 METHODS = ("diffusion", "zero-filled", "sense")
@@ -158,26 +159,6 @@ class BatchResult:
     zero_filled: np.ndarray  # (B, H, W)
     raw_variance: np.ndarray | None = None  # (B, H, W) sample variance before calibration (variance is calibrated)
     noise_sigma: np.ndarray | None = None  # (B,) measurement noise std used by the K > 1 sampler (k-space units)
-
-
-def running_mean_var(samples_iter) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Running mean / variance (Welford); memory does not grow with the number of samples."""
-    mean: torch.Tensor | None = None
-    m2: torch.Tensor | None = None
-    n = 0
-    for s in samples_iter:
-        n += 1
-        if mean is None:
-            mean, m2 = s.clone(), torch.zeros_like(s)
-        else:
-            assert m2 is not None
-            d = s - mean
-            mean += d / n
-            m2 += d * (s - mean)
-    if mean is None or m2 is None:
-        raise ValueError("running_mean_var needs at least one sample")
-    var = m2 / (n - 1) if n > 1 else torch.zeros_like(mean)
-    return mean, var, n
 
 
 class Reconstructor:
@@ -589,12 +570,6 @@ class Reconstructor:
 
 
 PILOT_SAMPLE = 2**31 - 1  # the self-tuning pilot's sample index: its own noise stream, apart from samples 0..K-1
-
-
-def sample_generator(seed: int, sample: int, slice_index: int) -> torch.Generator:
-    """CPU generator for one (sample, slice) pair: an independent stream per pair, same seed -> same stream."""
-    state = np.random.SeedSequence([int(seed) % 2**64, int(sample), int(slice_index)]).generate_state(1, dtype=np.uint64)[0]
-    return torch.Generator(device="cpu").manual_seed(int(state))
 
 
 def lowres_support(x: torch.Tensor, width: int = 24, thresh: float = 0.06, dilate: int = 9) -> torch.Tensor:

@@ -53,10 +53,10 @@ from ..priors.vdm import VDM, vdm_from_score
 from ..samplers import TASK_SAMPLERS, get_sampler
 from ..samplers.adapters import VDMDenoiser
 from ..samplers.dc import MagnitudeKspaceDC, RealKspaceDC
+from ..samplers.noise import running_mean_var, sample_generator
 from ..samplers.schedules import karras_sigmas, vdm_sigmas
 from ..types import Geometry, SliceSpec
 from .calibration import calibration_report
-from .reconstruct import running_mean_var, sample_generator
 
 DEFAULT_STEPS = {"fast": 20, "vdm": 100}
 SR_SAMPLERS = TASK_SAMPLERS["superres"]
