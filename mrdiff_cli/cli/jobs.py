@@ -75,6 +75,7 @@ def recon_job_from_options(kw: dict[str, Any]):
         sense_every=kw["sense_every"], samples=kw["samples"],
         batch_size=kw["batch_size"] or 0,  # 0: chosen for the device when the model is loaded
         seed=kw["seed"], autocast=None if kw["precision"] in ("fp32", "auto") else kw["precision"],
+        compress_coils=kw.get("coils"),
     )
     return ReconJob(
         inputs=[str(p) for p in kw["inputs"]], output=str(kw["output"]), fmt=_value(kw["fmt"]),
@@ -100,7 +101,6 @@ def recon_job_from_cli(kw: dict[str, Any]):
     check_recon_numbers(kw)
     parse_slices(kw["slices"])
     job = recon_job_from_options(kw)
-    job.options.compress_coils = coils
     from ..tasks.resources import apply_threads
 
     apply_threads(threads)

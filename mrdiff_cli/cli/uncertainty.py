@@ -10,6 +10,7 @@ no posterior samples); `--task superres --from N --to M` draws the samples with 
 from __future__ import annotations
 
 import inspect
+from dataclasses import replace
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, get_type_hints
@@ -58,8 +59,8 @@ def uncertainty(task: Task = Task.reconstruct, from_: str | None = None, to: str
     if from_ or to:
         raise UsageError("--from/--to need --task superres")
     job = recon_job_from_cli({**kw, "method": "diffusion"})
-    job.options.calibration = "none" if CalibrationChoice(calibration) == CalibrationChoice.none else "model"
-    job.options.noise_dc = NoiseConsistency(noise_consistency).value
+    job.options = replace(job.options, noise_dc=NoiseConsistency(noise_consistency).value,
+                          calibration="none" if CalibrationChoice(calibration) == CalibrationChoice.none else "model")
     run_recon(job, quiet=kw["quiet"], json_out=kw["json_out"], device=kw["device"], precision=kw["precision"],
               title=TITLE, after=print_calibration_table)
 

@@ -13,7 +13,7 @@ import os
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -114,22 +114,23 @@ def load_model(job: ReconJob, device: str = "auto", precision: str = "auto") -> 
 
     opts = job.options
     dev = resolve_device(device)
-    opts.device = str(dev)
+    changes: dict[str, Any] = {"device": str(dev)}
     if precision == "auto":
-        opts.autocast = native_bf16(dev)
+        changes["autocast"] = native_bf16(dev)
     if opts.batch_size <= 0:
         # --batch-size auto: from free memory on a GPU (for up to 320² / 16 coils, at most 64), 4 on the CPU
         # (measured on the 2-core CPU: 0.98 samples/s at 4 images per batch, 0.72 at 16, 0.39 at 32)
         from .resources import auto_batch_size
 
-        opts.batch_size = auto_batch_size(dev)
-    if opts.method != "diffusion":
-        return None, {"name": None}
-    from ..priors.loading import load_prior
+        changes["batch_size"] = auto_batch_size(dev)
+    prior, info = None, {"name": None}
+    if opts.method == "diffusion":
+        from ..priors.loading import load_prior
 
-    prior, info = load_prior(job.model, "score", offline=job.offline, device=str(dev))
-    if opts.calibration == "model":  # the bundle's uncertainty calibration (tasks.calibration), if it has one
-        opts.calibration = resolve_calibration(info.get("path"))
+        prior, info = load_prior(job.model, "score", offline=job.offline, device=str(dev))
+        if opts.calibration == "model":  # the bundle's uncertainty calibration (tasks.calibration), if it has one
+            changes["calibration"] = resolve_calibration(info.get("path"))
+    job.options = replace(opts, **changes)  # options are frozen: the resolved ones replace them once
     return prior, info
 
 

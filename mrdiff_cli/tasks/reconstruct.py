@@ -26,7 +26,7 @@ COIL_MODES = ("auto", "single", "real", "sense", "ssos", "hybrid")
 NOISE_DC = ("none", "prox", "perturb", "both")
 
 
-@dataclass
+@dataclass(frozen=True)
 class ReconOptions:
     method: str = "diffusion"
     sampler: str = "fast"
