@@ -127,6 +127,19 @@ def check_finite(block: np.ndarray, path: Path | str, first_slice: int = 0) -> N
                              count=int(per_slice.sum()), slices=slices)
 
 
+def as_real_volume(volume: np.ndarray, writer: str, dtype: Any = np.float32) -> np.ndarray:
+    """A real (magnitude) volume (slices, H, W) for a writer (a 2D image becomes one slice) in ``dtype``; complex
+    data or another rank is a ValueError naming ``writer`` (a bug of the caller, not of the user's input)."""
+    v = np.asarray(volume)
+    if np.iscomplexobj(v):
+        raise ValueError(f"{writer} expects a real (magnitude) volume, got complex data")
+    if v.ndim == 2:
+        v = v[None]
+    if v.ndim != 3:
+        raise ValueError(f"volume must be (slices, H, W), got shape {v.shape}")
+    return v.astype(dtype, copy=False)
+
+
 def mask_from_nearest_slice(read_raw: Any, n_slices: int, path: Path | str) -> np.ndarray:
     """The sampling pattern read from zeros in k-space (``ops.masks.mask_from_kspace``) of the middle slice, or of
     the nearest slice that is not all zeros (an empty slice is refused only when it is reconstructed, so --slices

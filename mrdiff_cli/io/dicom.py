@@ -30,6 +30,7 @@ import numpy as np
 from ..errors import InputError, OutputError
 from ..types import Geometry
 from .atomic import atomic_dir, atomic_path
+from .base import as_real_volume
 
 MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
 _LPS = np.diag([-1.0, -1.0, 1.0])
@@ -121,14 +122,7 @@ def write_dicom_series(folder: str | os.PathLike, volume: np.ndarray, geometry: 
 
     The whole folder is written to a temporary sibling and renamed into place when complete.
     """
-    v = np.asarray(volume)
-    if np.iscomplexobj(v):
-        raise ValueError("write_dicom_series expects a real (magnitude) volume, got complex data")
-    if v.ndim == 2:
-        v = v[None]
-    if v.ndim != 3:
-        raise ValueError(f"volume must be (slices, H, W), got shape {v.shape}")
-    v = v.astype(np.float64)
+    v = as_real_volume(volume, "write_dicom_series", np.float64)
     if not np.all(np.isfinite(v)):
         raise ValueError("volume contains NaN or Inf")
     geometry = geometry or Geometry()

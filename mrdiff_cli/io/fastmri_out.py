@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from .atomic import atomic_path
+from .base import as_real_volume
 
 DATASET = "reconstruction"
 
@@ -43,14 +44,7 @@ def write_reconstruction_h5(path: str | os.PathLike, volume: np.ndarray, attrs: 
     """Write a (slices, H, W) real volume as ``reconstruction`` float32 with ``max``/``norm`` and ``attrs``."""
     import h5py
 
-    v = np.asarray(volume)
-    if np.iscomplexobj(v):
-        raise ValueError("a fastMRI reconstruction is a real (magnitude) volume, got complex data")
-    if v.ndim == 2:
-        v = v[None]
-    if v.ndim != 3:
-        raise ValueError(f"volume must be (slices, H, W), got shape {v.shape}")
-    v = np.ascontiguousarray(v, dtype=np.float32)
+    v = np.ascontiguousarray(as_real_volume(volume, "a fastMRI reconstruction writer"), dtype=np.float32)
     with atomic_path(path, overwrite) as tmp, h5py.File(tmp, "w") as f:
         f.create_dataset(DATASET, data=v)
         f.attrs["max"] = float(v.max()) if v.size else 0.0

@@ -19,6 +19,7 @@ import numpy as np
 from ..errors import InputError
 from ..types import Geometry, vox3
 from .atomic import atomic_path
+from .base import as_real_volume
 
 
 def to_nifti_layout(volume: np.ndarray) -> np.ndarray:
@@ -31,23 +32,12 @@ def from_nifti_layout(data: np.ndarray) -> np.ndarray:
     return np.transpose(np.asarray(data), (2, 0, 1))
 
 
-def _as_volume(volume: np.ndarray) -> np.ndarray:
-    v = np.asarray(volume)
-    if np.iscomplexobj(v):
-        raise ValueError("write_nifti expects a real (magnitude) volume, got complex data")
-    if v.ndim == 2:
-        v = v[None]
-    if v.ndim != 3:
-        raise ValueError(f"volume must be (slices, H, W), got shape {v.shape}")
-    return v.astype(np.float32, copy=False)
-
-
 def write_nifti(path: str | os.PathLike, volume: np.ndarray, geometry: Geometry | None = None,
                 description: str = "", overwrite: bool = False) -> Path:
     """Write a (slices, H, W) float volume as NIfTI-1 (``.nii`` or ``.nii.gz``), atomically."""
     import nibabel as nib
 
-    v = _as_volume(volume)
+    v = as_real_volume(volume, "write_nifti")
     geometry = geometry or Geometry()
     data = np.ascontiguousarray(to_nifti_layout(v))
     aff = geometry.affine_for(data.shape)
