@@ -139,16 +139,13 @@ def cg_solve(
     x0: torch.Tensor | None,
     n_iter: int,
     tol: float = 0.0,
-    on_iter: Callable[[int, torch.Tensor], None] | None = None,
 ) -> torch.Tensor:
     """Batched conjugate gradient for ``normal_fn(x) = rhs``, a Hermitian positive (semi-)definite operator.
 
     Every batch element (first axis) has its own step sizes alpha/beta, reduced over all other axes.
     Starts at ``x0`` (zeros when None) and runs ``n_iter`` iterations, or stops earlier once every
     element has ``||r|| <= tol ||rhs||`` (elements that reach ``tol``, or round-off level
-    ``10 eps ||rhs||``, are frozen). ``on_iter(i, x)`` is called after iteration i = 1 .. n_iter with the
-    current iterate (the solver's own tensor: read it, do not keep it); early-stopped runs still report every i,
-    with the frozen iterate. For a semi-definite
+    ``10 eps ||rhs||``, are frozen). For a semi-definite
     operator (e.g. ``A^H A`` with undersampling) CG converges to the least-squares solution closest to
     ``x0``.
     """
@@ -162,12 +159,9 @@ def cg_solve(
     # operator the round-off has null-space components with p^H A p ~ 0): freeze such elements
     floor = 10.0 * torch.finfo(rs.dtype).eps
     stop2 = (max(tol, floor) ** 2) * _bnorm2(rhs)
-    for it in range(n_iter):
+    for _ in range(n_iter):
         active = rs > stop2
         if not bool(active.any()):
-            if on_iter is not None:
-                for j in range(it, n_iter):
-                    on_iter(j + 1, x)
             break
         Ap = normal_fn(p)
         pAp = _bdot(p, Ap).real
@@ -178,8 +172,6 @@ def cg_solve(
         beta = torch.where((rs > 0) & active, rs_new / rs.clamp_min(1e-30), torch.zeros_like(rs))
         p.mul_(_expand(beta, p)).add_(r)
         rs = torch.where(active, rs_new, rs)
-        if on_iter is not None:
-            on_iter(it + 1, x)
     return x
 
 
