@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from .simulate import coil_maps, fft2c_np, smooth_phase
+from .simulate import coil_maps, fft2c_np, gaussian_random_field, smooth_phase
 
 COIL_FAMILIES = ("ring", "loops", "wires")
 PHASE_FAMILIES = ("poly", "random", "offres")
@@ -110,15 +110,6 @@ def coil_family(kind: str, coils: int, shape: tuple[int, int], rng: np.random.Ge
     return _scale_max_rss(maps.reshape(coils, *uu.shape))
 
 
-def _random_field(shape: tuple[int, int], rng: np.random.Generator, length: float) -> np.ndarray:
-    """Zero-mean, unit-std Gaussian random field with a Gaussian correlation of ``length`` pixels."""
-    h, w = int(shape[0]), int(shape[1])
-    fy, fx = np.fft.fftfreq(h)[:, None], np.fft.fftfreq(w)[None, :]
-    kernel = np.exp(-2.0 * (math.pi * length) ** 2 * (fy**2 + fx**2))
-    f = np.real(np.fft.ifft2(np.fft.fft2(rng.standard_normal((h, w))) * kernel))
-    return f / max(float(f.std()), 1e-12)
-
-
 def offresonance_field(support: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """dB/B0 (H, W) (arbitrary scale) of the air-tissue susceptibility model (module docstring)."""
     h, w = support.shape
@@ -151,12 +142,15 @@ def phase_family(kind: str, shape: tuple[int, int], rng: np.random.Generator, *,
         return smooth_phase(shape, rng, 1.0)
     offset = rng.uniform(-math.pi, math.pi)
     if kind == "random":
-        return (offset + std * _random_field(shape, rng, length)).astype(np.float32)
+        return (offset + std * gaussian_random_field(shape, rng, length)).astype(np.float32)
     supp = support if support is not None else np.ones(shape, dtype=bool)
     f = offresonance_field(supp, rng)
-    inside = np.abs(f[supp]) if supp.any() else np.abs(f)
-    f = f - float(np.median(f[supp])) if supp.any() else f
-    scale = std / max(float(np.percentile(np.abs(f[supp]) if supp.any() else inside, 99)), 1e-12)
+    if supp.any():  # centred and scaled on the head
+        f = f - float(np.median(f[supp]))
+        ref = np.abs(f[supp])
+    else:
+        ref = np.abs(f)
+    scale = std / max(float(np.percentile(ref, 99)), 1e-12)
     return (offset + scale * f + 0.3 * (smooth_phase(shape, rng, 1.0) - smooth_phase(shape, rng, 0.0))).astype(np.float32)
 
 

@@ -92,14 +92,20 @@ def coil_maps(coils: int, shape: tuple[int, int]) -> np.ndarray:
     return maps.astype(np.complex64)
 
 
-def phase_detail_field(shape: tuple[int, int], rng: np.random.Generator, std: float, px: float = 4.0) -> np.ndarray:
-    """Zero-mean random phase detail (H, W): white noise Gaussian-filtered (FFT, periodic) to a correlation length of
-    ``px`` pixels, scaled to standard deviation ``std`` radians."""
+def gaussian_random_field(shape: tuple[int, int], rng: np.random.Generator, px: float = 4.0) -> np.ndarray:
+    """Zero-mean, unit-std random field (H, W) float64: white noise Gaussian-filtered (FFT, periodic) to a
+    correlation length of ``px`` pixels."""
     h, w = int(shape[0]), int(shape[1])
     fy, fx = np.fft.fftfreq(h)[:, None], np.fft.fftfreq(w)[None, :]
     kernel = np.exp(-2.0 * (math.pi * px) ** 2 * (fy**2 + fx**2))  # FT of a Gaussian of std px pixels
     f = np.real(np.fft.ifft2(np.fft.fft2(rng.standard_normal((h, w))) * kernel))
-    return (f / max(float(f.std()), 1e-12) * std).astype(np.float32)
+    return f / max(float(f.std()), 1e-12)
+
+
+def phase_detail_field(shape: tuple[int, int], rng: np.random.Generator, std: float, px: float = 4.0) -> np.ndarray:
+    """Zero-mean random phase detail (H, W): :func:`gaussian_random_field` scaled to standard deviation ``std``
+    radians."""
+    return (gaussian_random_field(shape, rng, px) * std).astype(np.float32)
 
 
 def smooth_phase(shape: tuple[int, int], rng: np.random.Generator, strength: float = 1.0) -> np.ndarray:
