@@ -333,21 +333,27 @@ def _progress(emit: Callable[[dict], None], src: str, done: int, total: int, bat
     return cb
 
 
-def pilot_slices(reader) -> list[int]:
-    """The slices the self-tuning pilot runs on: the middle slice of the file, and with 8 or more slices also one
-    a sixth of the way below it; an all-zero slice (not acquired) gives way to the nearest one with data. Fixed
-    by the file alone, so shards and --slices selections of one file make the same choice."""
+def pilot_slices(reader) -> tuple[list[int], np.ndarray]:
+    """The slices the self-tuning pilot runs on, and their k-space (P, C, H, W): the middle slice of the file, and
+    with 8 or more slices also one a sixth of the way below it; an all-zero slice (not acquired) gives way to the
+    nearest one with data. Fixed by the file alone, so shards and --slices selections of one file make the same
+    choice. Each slice is read once."""
     n = reader.n_slices
     wanted = [n // 2] if n < 8 else [n // 2, n // 2 - max(1, n // 6)]
-    out: list[int] = []
+    ids: list[int] = []
+    blocks: list[np.ndarray] = []
     for w in wanted:
-        for d in range(n):
-            hit = next((i for i in (w - d, w + d) if 0 <= i < n and i not in out
-                        and np.any(reader.read_slices(i, i + 1) != 0)), None)
-            if hit is not None:
-                out.append(hit)
+        for i in sorted(range(n), key=lambda j: (abs(j - w), j > w)):  # w, w-1, w+1, w-2, ...
+            if i in ids:
+                continue
+            k = reader.read_slices(i, i + 1)
+            if np.any(k != 0):
+                ids.append(i)
+                blocks.append(k)
                 break
-    return out or [n // 2]
+    if not ids:
+        return [n // 2], reader.read_slices(n // 2, n // 2 + 1)
+    return ids, np.concatenate(blocks)
 
 
 def reconstruct_slices(job: ReconJob, reader, plan: SamplingPlan, recon: Reconstructor, emit) -> ReconArrays:
@@ -358,8 +364,7 @@ def reconstruct_slices(job: ReconJob, reader, plan: SamplingPlan, recon: Reconst
     t0 = time.time()
     consistency = None
     if opts.method == "diffusion":  # one choice per file, from its own slices, whatever shard or selection
-        ids = pilot_slices(reader)
-        kp = np.concatenate([reader.read_slices(i, i + 1) for i in ids])
+        ids, kp = pilot_slices(reader)
         recon.tune(kp, plan.mask, plan.mode, slice_ids=ids,
                    callback=lambda k: emit({"type": "tuning", "input": src, "slices_done": 0, "slices": total, "pilot": k}))
         consistency = recon.consistency_report(plan.mode, kp * plan.mask, plan.mask)
