@@ -95,6 +95,7 @@ FAST_DEFAULTS = {"steps": 20, "sigma_max": 1.0}
 FALLBACK_CG = 7  # fixed count where self-tuning does not apply (coil-wise modes, no hold-out possible)
 FALLBACK_PHASE_RESID = 0.005
 PHASE_RESID_CANDIDATES = (0.005, 0.05)
+PILOT_SAMPLE = 2**31 - 1  # the self-tuning pilot's sample index: its own noise stream, apart from samples 0..K-1
 
 
 def resolve_device(spec: str) -> torch.device:
@@ -568,8 +569,6 @@ class Reconstructor:
 
         return project
 
-
-PILOT_SAMPLE = 2**31 - 1  # the self-tuning pilot's sample index: its own noise stream, apart from samples 0..K-1
 
 
 def lowres_support(x: torch.Tensor, width: int = 24, thresh: float = 0.06, dilate: int = 9) -> torch.Tensor:
