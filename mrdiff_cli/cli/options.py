@@ -59,6 +59,26 @@ ThreadsOpt = Annotated[
 ]
 
 
+OverwriteOpt = Annotated[bool, typer.Option(help="Replace existing outputs.", rich_help_panel="Output")]
+
+DeviceOpt = Annotated[str, typer.Option(metavar="DEVICE", help="auto, cpu, cuda or cuda:N.", rich_help_panel="Execution")]
+
+SlicesOpt = Annotated[
+    str | None,
+    typer.Option(metavar="SLICES", help="Slices: 3, 3:7 (end exclusive) or 1,4,6.", rich_help_panel="Execution"),
+]
+
+QuietOpt = Annotated[
+    bool,
+    typer.Option(
+        "--quiet",
+        "-q",
+        help="No progress or messages on stderr (progress is a bar on a terminal, a line every ~10 s otherwise).",
+        rich_help_panel="Execution",
+    ),
+]
+
+
 def parse_batch_size(spec: str | None) -> int | None:
     """--batch-size N | auto → N, or None for auto (chosen for the device: free GPU memory, 4 on the CPU)."""
     if spec is None or str(spec).strip().lower() == "auto":
@@ -71,4 +91,5 @@ def parse_batch_size(spec: str | None) -> int | None:
         raise UsageError(f"--batch-size {spec!r}: expected a positive integer or 'auto'") from None
     return n
 
-__all__ = ["CoilsOpt", "JsonOpt", "ModelOpt", "OfflineOpt", "ThreadsOpt", "parse_batch_size"]
+__all__ = ["CoilsOpt", "DeviceOpt", "JsonOpt", "ModelOpt", "OfflineOpt", "OverwriteOpt", "QuietOpt", "SlicesOpt",
+           "ThreadsOpt", "parse_batch_size"]

@@ -1,105 +1,102 @@
-"""`mrdiff reconstruct`: undersampled raw k-space → image (diffusion posterior, SENSE or zero-filled)."""
+"""`mrdiff reconstruct`: undersampled raw k-space → image (diffusion posterior, SENSE or zero-filled).
+
+The options it shares with `uncertainty` are declared in ``recon_options`` (and ``options``)."""
 
 from __future__ import annotations
 
-from enum import Enum
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from .common import handle_errors
-from .options import CoilsOpt, JsonOpt, ModelOpt, OfflineOpt, ThreadsOpt
+from .options import CoilsOpt, DeviceOpt, JsonOpt, ModelOpt, OfflineOpt, OverwriteOpt, QuietOpt, SlicesOpt, ThreadsOpt
+from .recon_options import (
+    COIL_MODE_DEFAULT,
+    COMPLEX_MODE_DEFAULT,
+    DEVICE_DEFAULT,
+    PRECISION_DEFAULT,
+    SAMPLER,
+    SAMPLER_DEFAULT,
+    SEED_DEFAULT,
+    SENSE_EVERY_DEFAULT,
+    SNR_DEFAULT,
+    AccelOpt,
+    AcsOpt,
+    BatchSizeOpt,
+    CgItersOpt,
+    CoilMode,
+    CoilModeOpt,
+    ComplexMode,
+    ComplexModeOpt,
+    FormatOpt,
+    InFormat,
+    InputFormatOpt,
+    InputsArg,
+    KeepGoingOpt,
+    MaskKind,
+    MaskOpt,
+    Method,
+    MetricsOpt,
+    OutFormat,
+    OutputOpt,
+    PhaseResidOpt,
+    PrecisionOpt,
+    PreviewOpt,
+    Sampler,
+    SamplerOpt,
+    SaveSamplesOpt,
+    SaveZeroFilledOpt,
+    SeedOpt,
+    SenseEveryOpt,
+    ShardOpt,
+    SigmaMaxOpt,
+    SnrOpt,
+    StepsOpt,
+    ZetaOpt,
+)
 
-SAMPLING = "Undersampling"
-SAMPLER = "Sampler"
-OUTPUT = "Output"
-RUN = "Execution"
-
-
-class Method(str, Enum):
-    diffusion = "diffusion"
-    zero_filled = "zero-filled"
-    sense = "sense"
-
-
-class MaskKind(str, Enum):
-    poisson = "poisson"
-    gaussian2d = "gaussian2d"
-    gaussian1d = "gaussian1d"
-    uniform1d = "uniform1d"
-    equispaced = "equispaced"
-
-
-class Sampler(str, Enum):
-    fast = "fast"
-    pc = "pc"
-
-
-class CoilMode(str, Enum):
-    auto = "auto"
-    single = "single"
-    real = "real"
-    sense = "sense"
-    ssos = "ssos"
-    hybrid = "hybrid"
-
-
-class ComplexMode(str, Enum):
-    phase = "phase"
-    realimag = "realimag"
-
-
-class OutFormat(str, Enum):
-    nifti = "nifti"
-    dicom = "dicom"
-    h5 = "h5"
-
-
-class InFormat(str, Enum):
-    fastmri = "fastmri"
-    ismrmrd = "ismrmrd"
-    bart = "bart"
+# the enums stay importable from here (they moved to recon_options)
+__all__ = ["CoilMode", "ComplexMode", "InFormat", "MaskKind", "Method", "OutFormat", "Sampler", "reconstruct"]
 
 
 @handle_errors
 def reconstruct(
-    inputs: Annotated[list[Path], typer.Argument(help="Raw k-space file(s): fastMRI h5, ISMRMRD h5 or BART .cfl/.hdr.", metavar="FILE", show_default=False)],
-    output: Annotated[Path, typer.Option("--output", "-o", metavar="PATH", help="Output file (.nii.gz with a .json sidecar; .h5 in fastMRI's submission layout), or a folder path (no extension or a trailing /, existing or not): one input → a DICOM series written as that folder (with --format nifti/h5: <input stem>.nii.gz/.h5 inside it); several inputs → one <input stem>.nii.gz (or series) per input inside it. Missing folders are created.", rich_help_panel=OUTPUT)],
+    inputs: InputsArg,
+    output: OutputOpt,
     method: Annotated[Method, typer.Option(help="diffusion (score prior), sense (CG-SENSE) or zero-filled.")] = Method.diffusion,
-    mask: Annotated[MaskKind | None, typer.Option("--mask", help="Undersample retrospectively with this pattern.", rich_help_panel=SAMPLING)] = None,
-    accel: Annotated[float | None, typer.Option("--accel", "-R", help="Target acceleration for --mask.", rich_help_panel=SAMPLING)] = None,
-    acs: Annotated[int | None, typer.Option("--acs", help="ACS: size of the fully sampled centre (auto-calibration lines; default per mask kind; 0 = none).", rich_help_panel=SAMPLING)] = None,
-    sampler: Annotated[Sampler, typer.Option(help="fast (few-step, default) or pc (paper's predictor-corrector).", rich_help_panel=SAMPLER)] = Sampler.fast,
-    steps: Annotated[int | None, typer.Option(help="Sampler steps, >= 1 (fast: 20, i.e. 21 network evaluations (NFE); pc: 500 multi-coil, 2000 single-coil).", rich_help_panel=SAMPLER)] = None,
-    coil_mode: Annotated[CoilMode, typer.Option(help="How coils enter the prior: sense (coil maps combine them into one image), ssos (each coil image separately, combined by the square root of the sum of squares), hybrid (ssos with a SENSE sweep every --sense-every steps), single/real (single-coil data); auto: sense for multi-coil, single for single-coil.", rich_help_panel=SAMPLER)] = CoilMode.auto,
-    complex_mode: Annotated[ComplexMode | None, typer.Option(help="How the magnitude prior sees complex images: phase (demodulated real part) or realimag (the seed's split).", rich_help_panel=SAMPLER)] = ComplexMode.phase,
-    phase_resid: Annotated[float | None, typer.Option(help="Phase mode: prior std of the imaginary part left after removing the smooth phase (normalised units; 0 = phase assumed smooth). Default: chosen per scan with the CG count by the hold-out pilot, 0.005 (smooth phase) or 0.05 (fine phase structure, e.g. off-resonance); 0.005 where no pilot runs.", rich_help_panel=SAMPLER, show_default=False)] = None,
-    sense_every: Annotated[int, typer.Option(help="Hybrid mode: a SENSE consistency sweep (Kaczmarz: one projection onto the data per coil in turn) every m steps.", rich_help_panel=SAMPLER)] = 10,
-    snr: Annotated[float, typer.Option(help="PC sampler: Langevin corrector SNR.", rich_help_panel=SAMPLER)] = 0.16,
-    sigma_max: Annotated[float | None, typer.Option(help="Starting noise level, > 0 (fast: 1.0; pc: the prior's sigma_max).", rich_help_panel=SAMPLER)] = None,
-    zeta: Annotated[str | None, typer.Option(metavar="ZETA|ancestral", help="Fast sampler renoise ζ (zeta: how much fresh noise each step adds back): a number in [0, 1] (1 = fresh noise) or 'ancestral' (default 1; 'ancestral' keeps the raw posterior spread of K > 1 samples, at a noisier mean).", rich_help_panel=SAMPLER)] = None,
-    cg_iters: Annotated[int | None, typer.Option(help="CG (conjugate-gradient) data-consistency iterations per step (fast sampler), >= 1. Default: chosen per scan by k-space hold-out cross-validation (SENSE mode; a short pilot on one or two slices hides 15 % of the measured samples and keeps the count that predicts them best; 7 where that does not apply).", rich_help_panel=SAMPLER, show_default=False)] = None,
+    mask: MaskOpt = None,
+    accel: AccelOpt = None,
+    acs: AcsOpt = None,
+    sampler: SamplerOpt = SAMPLER_DEFAULT,
+    steps: StepsOpt = None,
+    coil_mode: CoilModeOpt = COIL_MODE_DEFAULT,
+    complex_mode: ComplexModeOpt = COMPLEX_MODE_DEFAULT,
+    phase_resid: PhaseResidOpt = None,
+    sense_every: SenseEveryOpt = SENSE_EVERY_DEFAULT,
+    snr: SnrOpt = SNR_DEFAULT,
+    sigma_max: SigmaMaxOpt = None,
+    zeta: ZetaOpt = None,
+    cg_iters: CgItersOpt = None,
     samples: Annotated[int, typer.Option("--samples", "-K", help="Posterior samples; >1 writes mean + variance/std maps.", rich_help_panel=SAMPLER)] = 1,
     model: ModelOpt = None,
     offline: OfflineOpt = False,
-    fmt: Annotated[OutFormat | None, typer.Option("--format", help="Output format (default from the output name): nifti, dicom, or h5 (fastMRI 'reconstruction' dataset).", rich_help_panel=OUTPUT)] = None,
-    input_format: Annotated[InFormat | None, typer.Option(help="Force the input format instead of detecting it.")] = None,
-    save_zero_filled: Annotated[bool, typer.Option(help="Also write the zero-filled image.", rich_help_panel=OUTPUT)] = False,
-    save_samples: Annotated[bool, typer.Option(help="Also write every posterior sample.", rich_help_panel=OUTPUT)] = False,
-    preview: Annotated[bool, typer.Option(help="Write a PNG preview of the middle slice.", rich_help_panel=OUTPUT)] = False,
-    metrics: Annotated[bool, typer.Option(help="Write <output>_metrics.json and <output>_mask.png.", rich_help_panel=OUTPUT)] = True,
-    overwrite: Annotated[bool, typer.Option(help="Replace existing outputs.", rich_help_panel=OUTPUT)] = False,
-    seed: Annotated[int, typer.Option(help="Seed for the mask and the sampler.", rich_help_panel=RUN)] = 0,
-    device: Annotated[str, typer.Option(metavar="DEVICE", help="auto, cpu, cuda or cuda:N.", rich_help_panel=RUN)] = "auto",
-    batch_size: Annotated[str | None, typer.Option(metavar="N|auto", help="Images per batch (slices × samples × coils), or auto (default): from free memory on a GPU, 4 on the CPU (larger batches were slower per image there).", rich_help_panel=RUN, show_default=False)] = None,
+    fmt: FormatOpt = None,
+    input_format: InputFormatOpt = None,
+    save_zero_filled: SaveZeroFilledOpt = False,
+    save_samples: SaveSamplesOpt = False,
+    preview: PreviewOpt = False,
+    metrics: MetricsOpt = True,
+    overwrite: OverwriteOpt = False,
+    seed: SeedOpt = SEED_DEFAULT,
+    device: DeviceOpt = DEVICE_DEFAULT,
+    batch_size: BatchSizeOpt = None,
     coils: CoilsOpt = None,
     threads: ThreadsOpt = None,
-    precision: Annotated[str, typer.Option(metavar="auto|fp32|bf16|fp16", help="Network precision: auto (bf16 where the CPU/GPU runs it natively, else fp32), fp32, bf16 or fp16 (GPU).", rich_help_panel=RUN)] = "auto",
-    shard: Annotated[str | None, typer.Option(metavar="I/N", help="This node's share of slices, shard I of N (0-based; default: SLURM array vars). A shard with no slices writes nothing, says so in one line and exits 0.", rich_help_panel=RUN)] = None,
-    slices: Annotated[str | None, typer.Option(metavar="SLICES", help="Slices: 3, 3:7 (end exclusive) or 1,4,6.", rich_help_panel=RUN)] = None,
-    keep_going: Annotated[bool, typer.Option("--keep-going", help="Several inputs: when one fails, name it on stderr and go on with the next; exit 2 at the end if any failed (default: the first failure stops the run).", rich_help_panel=RUN)] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or messages on stderr (progress is a bar on a terminal, a line every ~10 s otherwise).", rich_help_panel=RUN)] = False,
+    precision: PrecisionOpt = PRECISION_DEFAULT,
+    shard: ShardOpt = None,
+    slices: SlicesOpt = None,
+    keep_going: KeepGoingOpt = False,
+    quiet: QuietOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Reconstruct undersampled raw k-space with the diffusion prior (or SENSE / zero-filled baselines)."""

@@ -2,26 +2,76 @@
 report against a reference).
 
 Reconstruction (default) takes the diffusion options of `reconstruct` (not `--method`: zero-filled and SENSE have
-no posterior samples); `--task superres --from N --to M` draws the samples with the k-space-guided VDM instead (the
-`superres` command with K samples). `--calibration model` (default) applies the model bundle's calibration block
-(tasks.calibration); `--calibration none` writes the raw sample spread.
+no posterior samples; the shared declarations are in ``recon_options`` and ``options``); `--task superres --from N
+--to M` draws the samples with the k-space-guided VDM instead (the `superres` command with K samples).
+`--calibration model` (default) applies the model bundle's calibration block (tasks.calibration); `--calibration
+none` writes the raw sample spread.
 """
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import replace
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, get_type_hints
+from typing import Annotated, Any
 
 import typer
 
 from ..errors import UsageError
 from .common import console, handle_errors, print_table, say
 from .jobs import recon_job_from_cli, run_recon, run_superres_job, superres_job_from_options
-from .options import parse_batch_size
-from .reconstruct import reconstruct
+from .options import (
+    CoilsOpt,
+    DeviceOpt,
+    JsonOpt,
+    ModelOpt,
+    OfflineOpt,
+    OverwriteOpt,
+    QuietOpt,
+    SlicesOpt,
+    ThreadsOpt,
+    parse_batch_size,
+)
+from .recon_options import (
+    COIL_MODE_DEFAULT,
+    COMPLEX_MODE_DEFAULT,
+    DEVICE_DEFAULT,
+    PRECISION_DEFAULT,
+    SAMPLER,
+    SAMPLER_DEFAULT,
+    SEED_DEFAULT,
+    SENSE_EVERY_DEFAULT,
+    SNR_DEFAULT,
+    AccelOpt,
+    AcsOpt,
+    BatchSizeOpt,
+    CgItersOpt,
+    CoilModeOpt,
+    ComplexModeOpt,
+    FormatOpt,
+    InputFormatOpt,
+    InputsArg,
+    KeepGoingOpt,
+    MaskOpt,
+    Method,
+    MetricsOpt,
+    OutputOpt,
+    PhaseResidOpt,
+    PrecisionOpt,
+    PreviewOpt,
+    SamplerOpt,
+    SaveSamplesOpt,
+    SaveZeroFilledOpt,
+    SeedOpt,
+    SenseEveryOpt,
+    ShardOpt,
+    SigmaMaxOpt,
+    SnrOpt,
+    StepsOpt,
+    ZetaOpt,
+)
+
+TASK = "Task"
 
 
 class Task(str, Enum):
@@ -43,26 +93,97 @@ class NoiseConsistency(str, Enum):
 
 TITLE = "mrdiff uncertainty"
 
+# reconstruction-only options and their defaults: --task superres refuses any of them set to another value
+# (rather than ignoring it)
+RECON_ONLY: dict[str, Any] = {
+    "mask": None, "accel": None, "acs": None, "sampler": SAMPLER_DEFAULT, "coil_mode": COIL_MODE_DEFAULT,
+    "complex_mode": COMPLEX_MODE_DEFAULT, "phase_resid": None, "sense_every": SENSE_EVERY_DEFAULT, "snr": SNR_DEFAULT,
+    "sigma_max": None, "zeta": None, "cg_iters": None, "input_format": None, "save_zero_filled": False, "coils": None,
+    "shard": None, "keep_going": False, "precision": PRECISION_DEFAULT, "threads": None,
+    "noise_consistency": NoiseConsistency.none,
+}
 
+
+# the options of `reconstruct` but --method (K defaults to 8), then the task switch, noise handling and calibration
 @handle_errors
-def uncertainty(task: Task = Task.reconstruct, from_: str | None = None, to: str | None = None,
-                guidance: float = 1.0, calibration: CalibrationChoice = CalibrationChoice.model,
-                noise_consistency: NoiseConsistency = NoiseConsistency.none, **kw) -> None:
+def uncertainty(
+    inputs: InputsArg,
+    output: OutputOpt,
+    mask: MaskOpt = None,
+    accel: AccelOpt = None,
+    acs: AcsOpt = None,
+    sampler: SamplerOpt = SAMPLER_DEFAULT,
+    steps: StepsOpt = None,
+    coil_mode: CoilModeOpt = COIL_MODE_DEFAULT,
+    complex_mode: ComplexModeOpt = COMPLEX_MODE_DEFAULT,
+    phase_resid: PhaseResidOpt = None,
+    sense_every: SenseEveryOpt = SENSE_EVERY_DEFAULT,
+    snr: SnrOpt = SNR_DEFAULT,
+    sigma_max: SigmaMaxOpt = None,
+    zeta: ZetaOpt = None,
+    cg_iters: CgItersOpt = None,
+    samples: Annotated[int, typer.Option("--samples", "-K", help="Posterior samples K (>= 2), batched through the network.", rich_help_panel=SAMPLER)] = 8,
+    model: ModelOpt = None,
+    offline: OfflineOpt = False,
+    fmt: FormatOpt = None,
+    input_format: InputFormatOpt = None,
+    save_zero_filled: SaveZeroFilledOpt = False,
+    save_samples: SaveSamplesOpt = False,
+    preview: PreviewOpt = False,
+    metrics: MetricsOpt = True,
+    overwrite: OverwriteOpt = False,
+    seed: SeedOpt = SEED_DEFAULT,
+    device: DeviceOpt = DEVICE_DEFAULT,
+    batch_size: BatchSizeOpt = None,
+    coils: CoilsOpt = None,
+    threads: ThreadsOpt = None,
+    precision: PrecisionOpt = PRECISION_DEFAULT,
+    shard: ShardOpt = None,
+    slices: SlicesOpt = None,
+    keep_going: KeepGoingOpt = False,
+    quiet: QuietOpt = False,
+    json_out: JsonOpt = False,
+    task: Annotated[Task, typer.Option(help="reconstruct (k-space posterior) or superres (VDM super-resolution samples).", rich_help_panel=TASK)] = Task.reconstruct,
+    from_: Annotated[str | None, typer.Option("--from", help="superres: low-resolution matrix N or HxW.", rich_help_panel=TASK, show_default=False)] = None,
+    to: Annotated[str | None, typer.Option("--to", help="superres: target matrix N or HxW.", rich_help_panel=TASK, show_default=False)] = None,
+    guidance: Annotated[float, typer.Option("--guidance", help="superres: k-space guidance weight lambda in [0, 1].", rich_help_panel=TASK)] = 1.0,
+    noise_consistency: Annotated[NoiseConsistency, typer.Option("--noise-consistency", help="Measurement noise in the consistency step (sigma_n estimated from >= 4 coils): none (data exact), prox (weight sigma_n^2/sigma_i^2), perturb (each sample re-draws the noise) or both. The model's calibration was fitted with none.", rich_help_panel=SAMPLER)] = NoiseConsistency.none,
+    calibration: Annotated[CalibrationChoice, typer.Option("--calibration", help="model: apply the model's calibration (config.json 'calibration', fitted on its tune set) to the std; none: the raw sample spread.", rich_help_panel=SAMPLER)] = CalibrationChoice.model,
+) -> None:
     """Draw K posterior samples (batched); write the posterior mean, calibrated std and variance, and 95 % interval
     maps (mean ± 1.96 std)."""
-    if kw["samples"] < 2:
+    if samples < 2:
         raise UsageError("uncertainty needs --samples K with K >= 2 (a variance from one sample is meaningless)")
     if task == Task.superres:
-        extra = [] if NoiseConsistency(noise_consistency) == NoiseConsistency.none else ["noise_consistency"]
-        _superres(from_, to, guidance, kw, extra)
+        recon_only = {
+            "mask": mask, "accel": accel, "acs": acs, "sampler": sampler, "coil_mode": coil_mode,
+            "complex_mode": complex_mode, "phase_resid": phase_resid, "sense_every": sense_every, "snr": snr,
+            "sigma_max": sigma_max, "zeta": zeta, "cg_iters": cg_iters, "input_format": input_format,
+            "save_zero_filled": save_zero_filled, "coils": coils, "shard": shard, "keep_going": keep_going,
+            "precision": precision, "threads": threads, "noise_consistency": noise_consistency,
+        }
+        _superres(inputs, output, from_, to, guidance, recon_only, steps=steps, samples=samples,
+                  save_samples=save_samples, seed=seed, batch_size=batch_size, device=device, fmt=fmt,
+                  overwrite=overwrite, preview=preview, metrics=metrics, slices=slices, model=model, offline=offline,
+                  quiet=quiet, json_out=json_out)
         return
     if from_ or to:
         raise UsageError("--from/--to need --task superres")
-    job = recon_job_from_cli({**kw, "method": "diffusion"})
+    options = {  # every option by name, so what the job reads is visible here
+        "inputs": inputs, "output": output, "method": Method.diffusion, "mask": mask, "accel": accel, "acs": acs,
+        "sampler": sampler, "steps": steps, "coil_mode": coil_mode, "complex_mode": complex_mode,
+        "phase_resid": phase_resid, "sense_every": sense_every, "snr": snr, "sigma_max": sigma_max, "zeta": zeta,
+        "cg_iters": cg_iters, "samples": samples, "model": model, "offline": offline, "fmt": fmt,
+        "input_format": input_format, "save_zero_filled": save_zero_filled, "save_samples": save_samples,
+        "preview": preview, "metrics": metrics, "overwrite": overwrite, "seed": seed, "device": device,
+        "batch_size": batch_size, "coils": coils, "threads": threads, "precision": precision, "shard": shard,
+        "slices": slices, "keep_going": keep_going, "quiet": quiet, "json_out": json_out,
+    }
+    job = recon_job_from_cli(options)
     job.options = replace(job.options, noise_dc=NoiseConsistency(noise_consistency).value,
                           calibration="none" if CalibrationChoice(calibration) == CalibrationChoice.none else "model")
-    run_recon(job, quiet=kw["quiet"], json_out=kw["json_out"], device=kw["device"], precision=kw["precision"],
-              title=TITLE, after=print_calibration_table)
+    run_recon(job, quiet=quiet, json_out=json_out, device=device, precision=precision, title=TITLE,
+              after=print_calibration_table)
 
 
 def _fmt(v, spec: str = ".3f") -> str:
@@ -107,56 +228,22 @@ def _slice_mean(rep: dict, key: str) -> float | None:
     return sum(vals) / len(vals) if vals else None
 
 
-# reconstruction-only options: --task superres refuses them rather than ignoring them
-RECON_ONLY = ("mask", "accel", "acs", "sampler", "coil_mode", "complex_mode", "phase_resid", "sense_every", "snr",
-              "sigma_max", "zeta", "cg_iters", "input_format", "save_zero_filled", "coils", "shard", "keep_going",
-              "precision", "threads")
-
-
-def _superres(from_: str | None, to: str | None, guidance: float, kw: dict, extra_set: list[str]) -> None:
+def _superres(inputs: list[Path], output: Path, from_: str | None, to: str | None, guidance: float,
+              recon_only: dict[str, Any], *, steps: int | None, samples: int, save_samples: bool, seed: int,
+              batch_size: str | None, device: str, fmt: Any, overwrite: bool, preview: bool, metrics: bool,
+              slices: str | None, model: str | None, offline: bool, quiet: bool, json_out: bool) -> None:
     if not from_ or not to:
         raise UsageError("--task superres needs --from N and --to M")
-    if len(kw["inputs"]) != 1:
+    if len(inputs) != 1:
         raise UsageError("--task superres takes one input")
-    defaults = {p.name: p.default for p in inspect.signature(inspect.unwrap(reconstruct)).parameters.values()}
-    given = [name for name in RECON_ONLY if name in kw and kw[name] != defaults.get(name)] + extra_set
+    given = [name for name, default in RECON_ONLY.items() if recon_only[name] != default]
     if given:
         opts = ", ".join("--" + name.replace("_", "-") for name in given)
         raise UsageError(f"{opts}: not used by --task superres (reconstruction only); drop {'it' if len(given) == 1 else 'them'}")
     job = superres_job_from_options({
-        "input": kw["inputs"][0], "from_": from_, "to": to, "output": kw["output"], "steps": kw["steps"],
-        "guidance": guidance, "samples": kw["samples"], "save_samples": kw["save_samples"], "seed": kw["seed"],
-        "batch_size": parse_batch_size(kw["batch_size"]) or 16, "device": kw["device"], "fmt": kw["fmt"],
-        "overwrite": kw["overwrite"], "preview": kw["preview"],
-        "metrics": kw["metrics"], "slices": kw["slices"],
+        "input": inputs[0], "from_": from_, "to": to, "output": output, "steps": steps, "guidance": guidance,
+        "samples": samples, "save_samples": save_samples, "seed": seed,
+        "batch_size": parse_batch_size(batch_size) or 16, "device": device, "fmt": fmt, "overwrite": overwrite,
+        "preview": preview, "metrics": metrics, "slices": slices,
     })
-    run_superres_job(job, model=kw["model"], offline=kw["offline"], device=kw["device"], quiet=kw["quiet"],
-                     json_out=kw["json_out"])
-
-
-# same options as `reconstruct` (K defaults to 8), plus the super-resolution task switch
-def _signature() -> inspect.Signature:
-    base = inspect.unwrap(reconstruct)
-    hints = get_type_hints(base, include_extras=True)
-    params = []
-    for p in inspect.signature(base).parameters.values():
-        if p.name == "method":  # only the diffusion posterior has samples
-            continue
-        ann, default = hints[p.name], p.default
-        if p.name == "samples":
-            ann = Annotated[int, typer.Option("--samples", "-K", help="Posterior samples K (>= 2), batched through the network.", rich_help_panel="Sampler")]
-            default = 8
-        params.append(p.replace(annotation=ann, default=default))
-    kw_only = inspect.Parameter.KEYWORD_ONLY
-    params += [
-        inspect.Parameter("task", kw_only, default=Task.reconstruct, annotation=Annotated[Task, typer.Option(help="reconstruct (k-space posterior) or superres (VDM super-resolution samples).", rich_help_panel="Task")]),
-        inspect.Parameter("from_", kw_only, default=None, annotation=Annotated[str | None, typer.Option("--from", help="superres: low-resolution matrix N or HxW.", rich_help_panel="Task", show_default=False)]),
-        inspect.Parameter("to", kw_only, default=None, annotation=Annotated[str | None, typer.Option("--to", help="superres: target matrix N or HxW.", rich_help_panel="Task", show_default=False)]),
-        inspect.Parameter("guidance", kw_only, default=1.0, annotation=Annotated[float, typer.Option("--guidance", help="superres: k-space guidance weight lambda in [0, 1].", rich_help_panel="Task")]),
-        inspect.Parameter("noise_consistency", kw_only, default=NoiseConsistency.none, annotation=Annotated[NoiseConsistency, typer.Option("--noise-consistency", help="Measurement noise in the consistency step (sigma_n estimated from >= 4 coils): none (data exact), prox (weight sigma_n^2/sigma_i^2), perturb (each sample re-draws the noise) or both. The model's calibration was fitted with none.", rich_help_panel="Sampler")]),
-        inspect.Parameter("calibration", kw_only, default=CalibrationChoice.model, annotation=Annotated[CalibrationChoice, typer.Option("--calibration", help="model: apply the model's calibration (config.json 'calibration', fitted on its tune set) to the std; none: the raw sample spread.", rich_help_panel="Sampler")]),
-    ]
-    return inspect.Signature(params, return_annotation=None)
-
-
-uncertainty.__signature__ = _signature()  # type: ignore[attr-defined]
+    run_superres_job(job, model=model, offline=offline, device=device, quiet=quiet, json_out=json_out)

@@ -1,0 +1,106 @@
+"""The options `reconstruct` and `uncertainty` share, declared once: their enums, ``Annotated`` aliases (help text,
+flag names, panel) and the defaults that are not None / False. Each command writes its parameters out in its own
+signature with these types, so ``mrdiff X --help`` and the source show the same list. No torch, no numpy."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+SAMPLING = "Undersampling"
+SAMPLER = "Sampler"
+OUTPUT = "Output"
+RUN = "Execution"
+
+
+class Method(str, Enum):
+    diffusion = "diffusion"
+    zero_filled = "zero-filled"
+    sense = "sense"
+
+
+class MaskKind(str, Enum):
+    poisson = "poisson"
+    gaussian2d = "gaussian2d"
+    gaussian1d = "gaussian1d"
+    uniform1d = "uniform1d"
+    equispaced = "equispaced"
+
+
+class Sampler(str, Enum):
+    fast = "fast"
+    pc = "pc"
+
+
+class CoilMode(str, Enum):
+    auto = "auto"
+    single = "single"
+    real = "real"
+    sense = "sense"
+    ssos = "ssos"
+    hybrid = "hybrid"
+
+
+class ComplexMode(str, Enum):
+    phase = "phase"
+    realimag = "realimag"
+
+
+class OutFormat(str, Enum):
+    nifti = "nifti"
+    dicom = "dicom"
+    h5 = "h5"
+
+
+class InFormat(str, Enum):
+    fastmri = "fastmri"
+    ismrmrd = "ismrmrd"
+    bart = "bart"
+
+
+# defaults other than None / False (both signatures and uncertainty's --task superres check use them)
+SAMPLER_DEFAULT = Sampler.fast
+COIL_MODE_DEFAULT = CoilMode.auto
+COMPLEX_MODE_DEFAULT = ComplexMode.phase
+SENSE_EVERY_DEFAULT = 10
+SNR_DEFAULT = 0.16
+SEED_DEFAULT = 0
+DEVICE_DEFAULT = "auto"
+PRECISION_DEFAULT = "auto"
+
+# ---- inputs and outputs
+InputsArg = Annotated[list[Path], typer.Argument(help="Raw k-space file(s): fastMRI h5, ISMRMRD h5 or BART .cfl/.hdr.", metavar="FILE", show_default=False)]
+OutputOpt = Annotated[Path, typer.Option("--output", "-o", metavar="PATH", help="Output file (.nii.gz with a .json sidecar; .h5 in fastMRI's submission layout), or a folder path (no extension or a trailing /, existing or not): one input → a DICOM series written as that folder (with --format nifti/h5: <input stem>.nii.gz/.h5 inside it); several inputs → one <input stem>.nii.gz (or series) per input inside it. Missing folders are created.", rich_help_panel=OUTPUT)]
+FormatOpt = Annotated[OutFormat | None, typer.Option("--format", help="Output format (default from the output name): nifti, dicom, or h5 (fastMRI 'reconstruction' dataset).", rich_help_panel=OUTPUT)]
+InputFormatOpt = Annotated[InFormat | None, typer.Option(help="Force the input format instead of detecting it.")]
+SaveZeroFilledOpt = Annotated[bool, typer.Option(help="Also write the zero-filled image.", rich_help_panel=OUTPUT)]
+SaveSamplesOpt = Annotated[bool, typer.Option(help="Also write every posterior sample.", rich_help_panel=OUTPUT)]
+PreviewOpt = Annotated[bool, typer.Option(help="Write a PNG preview of the middle slice.", rich_help_panel=OUTPUT)]
+MetricsOpt = Annotated[bool, typer.Option(help="Write <output>_metrics.json and <output>_mask.png.", rich_help_panel=OUTPUT)]
+
+# ---- undersampling
+MaskOpt = Annotated[MaskKind | None, typer.Option("--mask", help="Undersample retrospectively with this pattern.", rich_help_panel=SAMPLING)]
+AccelOpt = Annotated[float | None, typer.Option("--accel", "-R", help="Target acceleration for --mask.", rich_help_panel=SAMPLING)]
+AcsOpt = Annotated[int | None, typer.Option("--acs", help="ACS: size of the fully sampled centre (auto-calibration lines; default per mask kind; 0 = none).", rich_help_panel=SAMPLING)]
+
+# ---- sampler (`--samples` differs per command: its own declaration there)
+SamplerOpt = Annotated[Sampler, typer.Option(help="fast (few-step, default) or pc (paper's predictor-corrector).", rich_help_panel=SAMPLER)]
+StepsOpt = Annotated[int | None, typer.Option(help="Sampler steps, >= 1 (fast: 20, i.e. 21 network evaluations (NFE); pc: 500 multi-coil, 2000 single-coil).", rich_help_panel=SAMPLER)]
+CoilModeOpt = Annotated[CoilMode, typer.Option(help="How coils enter the prior: sense (coil maps combine them into one image), ssos (each coil image separately, combined by the square root of the sum of squares), hybrid (ssos with a SENSE sweep every --sense-every steps), single/real (single-coil data); auto: sense for multi-coil, single for single-coil.", rich_help_panel=SAMPLER)]
+ComplexModeOpt = Annotated[ComplexMode | None, typer.Option(help="How the magnitude prior sees complex images: phase (demodulated real part) or realimag (the seed's split).", rich_help_panel=SAMPLER)]
+PhaseResidOpt = Annotated[float | None, typer.Option(help="Phase mode: prior std of the imaginary part left after removing the smooth phase (normalised units; 0 = phase assumed smooth). Default: chosen per scan with the CG count by the hold-out pilot, 0.005 (smooth phase) or 0.05 (fine phase structure, e.g. off-resonance); 0.005 where no pilot runs.", rich_help_panel=SAMPLER, show_default=False)]
+SenseEveryOpt = Annotated[int, typer.Option(help="Hybrid mode: a SENSE consistency sweep (Kaczmarz: one projection onto the data per coil in turn) every m steps.", rich_help_panel=SAMPLER)]
+SnrOpt = Annotated[float, typer.Option(help="PC sampler: Langevin corrector SNR.", rich_help_panel=SAMPLER)]
+SigmaMaxOpt = Annotated[float | None, typer.Option(help="Starting noise level, > 0 (fast: 1.0; pc: the prior's sigma_max).", rich_help_panel=SAMPLER)]
+ZetaOpt = Annotated[str | None, typer.Option(metavar="ZETA|ancestral", help="Fast sampler renoise ζ (zeta: how much fresh noise each step adds back): a number in [0, 1] (1 = fresh noise) or 'ancestral' (default 1; 'ancestral' keeps the raw posterior spread of K > 1 samples, at a noisier mean).", rich_help_panel=SAMPLER)]
+CgItersOpt = Annotated[int | None, typer.Option(help="CG (conjugate-gradient) data-consistency iterations per step (fast sampler), >= 1. Default: chosen per scan by k-space hold-out cross-validation (SENSE mode; a short pilot on one or two slices hides 15 % of the measured samples and keeps the count that predicts them best; 7 where that does not apply).", rich_help_panel=SAMPLER, show_default=False)]
+
+# ---- execution
+SeedOpt = Annotated[int, typer.Option(help="Seed for the mask and the sampler.", rich_help_panel=RUN)]
+BatchSizeOpt = Annotated[str | None, typer.Option(metavar="N|auto", help="Images per batch (slices × samples × coils), or auto (default): from free memory on a GPU, 4 on the CPU (larger batches were slower per image there).", rich_help_panel=RUN, show_default=False)]
+PrecisionOpt = Annotated[str, typer.Option(metavar="auto|fp32|bf16|fp16", help="Network precision: auto (bf16 where the CPU/GPU runs it natively, else fp32), fp32, bf16 or fp16 (GPU).", rich_help_panel=RUN)]
+ShardOpt = Annotated[str | None, typer.Option(metavar="I/N", help="This node's share of slices, shard I of N (0-based; default: SLURM array vars). A shard with no slices writes nothing, says so in one line and exits 0.", rich_help_panel=RUN)]
+KeepGoingOpt = Annotated[bool, typer.Option("--keep-going", help="Several inputs: when one fails, name it on stderr and go on with the next; exit 2 at the end if any failed (default: the first failure stops the run).", rich_help_panel=RUN)]
