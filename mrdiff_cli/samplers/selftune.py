@@ -30,6 +30,7 @@ the one that leads to the best final image), and a noise-only rule.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -67,12 +68,13 @@ def _sampled_lines(m: np.ndarray) -> int | None:
     return None
 
 
-def split_holdout(mask: np.ndarray, frac: float, seed: int, min_hold: int = 4) -> HoldoutSplit | None:
+def split_holdout(mask: np.ndarray, frac: float, seed: int, min_hold: int = 4, stream: int = 0) -> HoldoutSplit | None:
     """Hide ``frac`` of the measured samples outside the calibration centre (whole lines for a 1D mask with at
     least ``min_hold`` lines to hide, else single samples).
 
     Returns None when fewer than ``min_hold`` samples would be hidden (nothing to validate on: the caller falls
-    back to a fixed count). Seeded: the same (mask, frac, seed) gives the same split."""
+    back to a fixed count). Seeded: the same (mask, frac, seed, stream) gives the same split; another ``stream``
+    an independent one (the uncertainty calibration hides other samples than the CG-count pilot chose on)."""
     from ..ops.masks import acs_shape
 
     m = np.asarray(mask, dtype=np.float32) > 0
@@ -83,7 +85,7 @@ def split_holdout(mask: np.ndarray, frac: float, seed: int, min_hold: int = 4) -
     centre = np.zeros_like(m)
     if ah and aw:
         centre[H // 2 - ah // 2: H // 2 - ah // 2 + ah, W // 2 - aw // 2: W // 2 - aw // 2 + aw] = True
-    rng = np.random.default_rng(np.random.SeedSequence([int(seed) % 2**63, 0x5E1F]))
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed) % 2**63, 0x5E1F] + ([int(stream)] if stream else [])))
     hold = np.zeros_like(m)
     axis = _sampled_lines(m)
     kind = "points"
@@ -177,3 +179,60 @@ class Tuning:
             "pilot_steps": self.pilot_steps,
             **self.extra,
         }
+
+
+@dataclass
+class HoldoutSpread:
+    """How far K posterior samples drawn *without* the hidden samples are from them, against how much the samples
+    disagree there (sums over the hidden k-space values of one or more slices; :func:`holdout_spread`).
+
+    ``err2``:    sum |mean_k P_k - y|^2 (P_k: sample k's prediction F S x_k; y: the hidden data)
+    ``spread2``: sum of the unbiased per-value variance (1 / (K - 1)) sum_k |P_k - mean_k P_k|^2
+    ``noise2``:  n_values x sigma_n^2, the part of ``err2`` the measurement noise of y explains
+    The squared error of the posterior mean itself (noise and the finite-K part of the sample mean removed) is
+    :meth:`mean_err2` = ``err2 - noise2 - spread2 / K``; :meth:`ratio2` turns it into the factor by which the
+    spread must be scaled to match the error of a K'-sample mean. For exact samples of a calibrated posterior,
+    mean_err2 = spread2 in expectation (the truth is one more draw around the posterior mean) and the ratio is
+    1 + 1/K'; a prior that is too sure of itself gives a larger ratio.
+    """
+
+    err2: float
+    spread2: float
+    noise2: float
+    n_values: int
+    samples: int
+
+    def mean_err2(self) -> float:
+        return max(0.0, self.err2 - self.noise2 - self.spread2 / self.samples)
+
+    def ratio2(self, k_final: int) -> float:
+        """(expected squared error of the mean of ``k_final`` samples) / (per-sample spread^2) at the hidden values:
+        mean_err2 / spread2 + 1 / k_final. Infinite when the samples do not spread at all."""
+        if self.spread2 <= 0:
+            return math.inf
+        return self.mean_err2() / self.spread2 + 1.0 / max(1, int(k_final))
+
+    def __add__(self, other: HoldoutSpread) -> HoldoutSpread:
+        return HoldoutSpread(self.err2 + other.err2, self.spread2 + other.spread2, self.noise2 + other.noise2,
+                             self.n_values + other.n_values, min(self.samples, other.samples))
+
+
+def holdout_spread(preds: torch.Tensor, y_hold: torch.Tensor, hold: torch.Tensor,
+                   noise_std: torch.Tensor | None = None) -> list[HoldoutSpread]:
+    """Per slice :class:`HoldoutSpread` of K >= 2 samples' k-space predictions ``preds`` (K, B, C, H, W) complex
+    against the hidden data ``y_hold`` (B, C, H, W) on the hidden locations ``hold`` (H, W); ``noise_std`` (B,):
+    the complex noise std of one k-space value (E|n|^2 = sigma^2), None or 0 when unknown (then the noise counts
+    as error: a conservative scale)."""
+    K = int(preds.shape[0])
+    if K < 2:
+        raise ValueError("holdout_spread needs K >= 2 samples")
+    h = hold.to(preds.device).bool()
+    mean = preds.mean(dim=0)
+    err2 = (mean - y_hold).abs().square()[..., h].sum(dim=(-2, -1))  # (B,)
+    spread2 = (preds - mean).abs().square()[..., h].sum(dim=(0, -2, -1)) / (K - 1)
+    n_values = int(h.sum()) * int(preds.shape[2])
+    out = []
+    for b in range(preds.shape[1]):
+        sn = float(noise_std[b]) if noise_std is not None else 0.0
+        out.append(HoldoutSpread(float(err2[b]), float(spread2[b]), n_values * sn * sn, n_values, K))
+    return out

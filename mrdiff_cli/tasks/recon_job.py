@@ -67,6 +67,7 @@ class ReconArrays:
     reference_info: dict[str, Any] | None
     seconds: float
     consistency: dict[str, Any] | None = None  # Reconstructor.consistency_report: the CG count and why
+    uncertainty: dict[str, Any] | None = None  # K > 1: how the std was calibrated (_uncertainty_block)
 
 
 # ------------------------------------------------------------------------------------------------ setup
@@ -128,17 +129,22 @@ def load_model(job: ReconJob, device: str = "auto", precision: str = "auto") -> 
         from ..priors.loading import load_prior
 
         prior, info = load_prior(job.model, "score", offline=job.offline, device=str(dev))
-        if opts.calibration == "model":  # the bundle's uncertainty calibration (tasks.calibration), if it has one
-            changes["calibration"] = resolve_calibration(info.get("path"))
+        if opts.calibration in ("model", "fixed"):  # the bundle's uncertainty calibration, if it has one
+            cal = resolve_calibration(info.get("path"))
+            if cal is not None and opts.calibration == "fixed":
+                cal.pop("holdout", None)  # the fixed map only: no per-scan hold-out run
+            changes["calibration"] = cal
     job.options = replace(opts, **changes)  # options are frozen: the resolved ones replace them once
     return prior, info
 
 
 def resolve_calibration(bundle_path: str | None) -> dict[str, Any] | None:
-    """The validated ``"calibration"`` block of a bundle's config.json (None when absent)."""
+    """The validated ``"calibration"`` block of a bundle's config.json (None when absent): the fixed map
+    (tasks.calibration) and, when present, its per-scan ``holdout`` constants (tasks.scan_calibration)."""
     from ..errors import ModelError
     from ..priors.bundle import read_config
     from .calibration import Calibration
+    from .scan_calibration import HoldoutCalibration
 
     if not bundle_path:
         return None
@@ -146,7 +152,10 @@ def resolve_calibration(bundle_path: str | None) -> dict[str, Any] | None:
     if block is None:
         return None
     try:
-        return Calibration.from_dict(block).to_dict()
+        out = Calibration.from_dict(block).to_dict()
+        if "holdout" in block:
+            out["holdout"] = HoldoutCalibration.from_dict(block["holdout"]).to_dict()
+        return out
     except ValueError as exc:
         raise ModelError(f"{bundle_path}/config.json: invalid 'calibration' block ({exc})") from None
 
@@ -371,6 +380,9 @@ def reconstruct_slices(job: ReconJob, reader, plan: SamplingPlan, recon: Reconst
         noise_scan = reader.info.facts.get("noise_scan")
         if noise_scan and consistency is not None:  # the scanner's own noise measurement (ISMRMRD): the reference for the estimate above
             consistency["kspace_noise_std_noise_scan"] = noise_scan["kspace_std"]
+        if recon.wants_spread():  # K > 1: the per-scan std calibration, on the same slices
+            recon.measure_spread(kp, plan.mask, plan.mode, slice_ids=ids, callback=lambda k: emit(
+                {"type": "tuning", "input": src, "slices_done": 0, "slices": total, "pilot": "calibration"}))
     for sel in _batches(plan.slices, max(1, opts.batch_size // max(1, per_item))):
         k = reader.read_slices(sel[0], sel[-1] + 1)
         check_nonzero(reader, k, sel)
@@ -391,7 +403,29 @@ def reconstruct_slices(job: ReconJob, reader, plan: SamplingPlan, recon: Reconst
         samples=crop(np.concatenate(parts["samples"], axis=1)) if parts["samples"] else None,
         reference=np.concatenate(ref_blocks).astype(np.float32) if ref_blocks else None,
         reference_info=_reference_info(reader), seconds=time.time() - t0, consistency=consistency,
+        uncertainty=_uncertainty_block(recon, reader.n_coils) if opts.samples > 1 and opts.method == "diffusion" else None,
     )
+
+
+def _uncertainty_block(recon: Reconstructor, n_coils: int) -> dict[str, Any]:
+    """How the K > 1 std was calibrated (the summary's ``uncertainty`` block, without the reference check)."""
+    opts = recon.opts
+    cal = opts.calibration if isinstance(opts.calibration, dict) else None
+    applied = recon.calibration_applied(n_coils)
+    out: dict[str, Any] = {
+        "calibration_applied": applied,
+        "calibration": cal or "none (raw sample spread)",
+        "noise_consistency": opts.noise_dc,
+        "measurement_noise": "not used (data treated as exact)" if opts.noise_dc == "none"
+        else "estimated (calibration-matrix tail, >= 4 coils; else none)" if opts.noise is None
+        else f"{opts.noise:g} (given)",
+        "interval_z": 1.96,
+    }
+    if recon.spread is not None:
+        out["holdout"] = recon.spread.summary(opts.samples)
+    elif recon.wants_spread() and recon.spread_note:
+        out["holdout"] = f"not run: {recon.spread_note} (fixed map used)"
+    return out
 
 
 def _cropper(image_shape: tuple[int, int]) -> Callable[[np.ndarray], np.ndarray]:
@@ -449,6 +483,8 @@ def summarize(job: ReconJob, reader, plan: SamplingPlan, arrays: ReconArrays, mo
     }
     if arrays.consistency is not None:
         summary["consistency"] = arrays.consistency
+    if arrays.uncertainty is not None:
+        summary["uncertainty"] = arrays.uncertainty
     if reader.info.facts.get("noise_scan"):
         summary["noise_scan"] = reader.info.facts["noise_scan"]
     if arrays.reference is None:
@@ -463,19 +499,6 @@ def summarize(job: ReconJob, reader, plan: SamplingPlan, arrays: ReconArrays, mo
 
         std = _common_crop(np.sqrt(arrays.variance), ref)[0]
         summary["calibration"] = calibration_report(vol, std, ref, plan.mask)
-    if arrays.variance is not None:
-        from .calibration import Calibration
-
-        cal = opts.calibration if isinstance(opts.calibration, dict) else None
-        summary["uncertainty"] = {
-            "calibration": cal or "none (raw sample spread)",
-            "calibration_applied": Calibration.from_dict(cal).block_for(reader.n_coils) if cal else "none",
-            "noise_consistency": opts.noise_dc,
-            "measurement_noise": "not used (data treated as exact)" if opts.noise_dc == "none"
-            else "estimated (calibration-matrix tail, >= 4 coils; else none)" if opts.noise is None
-            else f"{opts.noise:g} (given)",
-            "interval_z": 1.96,
-        }
     return summary
 
 

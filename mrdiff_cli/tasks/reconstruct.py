@@ -15,10 +15,21 @@ import numpy as np
 import torch
 
 from ..errors import UsageError
-from ..ops.fft import ifft2c, rss
+from ..ops.fft import fft2c, ifft2c, rss
 from ..ops.operators import CoilwiseOp, LinearOperator, SenseOp
 from ..samplers.noise import running_mean_var, sample_generator
-from ..samplers.selftune import Tuning
+from ..samplers.selftune import (
+    CG_CANDIDATES,
+    LastEstimate,
+    Tuning,
+    choose_count,
+    holdout_error,
+    holdout_spread,
+    split_holdout,
+    unimodal_search,
+)
+from .calibration import estimate_kspace_noise
+from .scan_calibration import HoldoutCalibration, ScanSpread
 
 METHODS = ("diffusion", "zero-filled", "sense")
 SAMPLERS = ("fast", "pc")
@@ -86,8 +97,9 @@ class ReconOptions:
     noise_dc: str = "none"
     noise: float | None = None
     # applied to the K > 1 spread: a tasks.calibration.Calibration or its config.json dict; "model": the loaded
-    # bundle's "calibration" block (resolved by tasks.recon_job.load_model; raw when the bundle has none);
-    # None / "none": the raw sample spread
+    # bundle's "calibration" block (resolved by tasks.recon_job.load_model; raw when the bundle has none): with a
+    # "holdout" block the std is scaled per scan by the hold-out run (tasks.scan_calibration), the fixed map being
+    # the fallback; "fixed": the bundle's block without its per-scan part; None / "none": the raw sample spread
     calibration: Any = "model"
 
 
@@ -180,6 +192,8 @@ class Reconstructor:
         self.autocast = {"bf16": torch.bfloat16, "fp16": torch.float16, None: None}[opts.autocast]
         self.tuning: Tuning | None = None  # set once a pilot ran (one per Reconstructor: one scan)
         self.tuning_note: str | None = None  # why self-tuning did not apply, when it did not
+        self.spread: ScanSpread | None = None  # the hold-out uncertainty calibration (measure_spread), once run
+        self.spread_note: str | None = None  # why it did not run, when it did not
 
     # ---------------------------------------------------------------- helpers
     def _denoiser(self, mode: str, x_init: torch.Tensor, batch_size: int, resid: float | None = None):
@@ -218,8 +232,6 @@ class Reconstructor:
         (:mod:`~mrdiff_cli.samplers.selftune`). ``compressed``: kspace/maps are already coil-compressed.
         No-op unless :meth:`self_tuning` applies; where no hold-out is possible, records why and falls back.
         ``callback(k)`` is called as pilot k (1, 2, ...) starts."""
-        from ..samplers.selftune import CG_CANDIDATES, Tuning, choose_count, unimodal_search
-
         if not self.self_tuning(mode):
             return
         pilot = self.pilot(kspace, mask, mode, maps, slice_ids, compressed=compressed)
@@ -260,11 +272,29 @@ class Reconstructor:
         the run's) on the kept samples of ``kspace``
         and returns the relative error of its prediction of the hidden ones (summed over the slices); None when
         the mask leaves nothing to hide. Every ``n`` sees the same sampler noise."""
-        from ..samplers.selftune import LastEstimate, holdout_error, split_holdout
+        opts = self.opts
+        prepared = self._holdout_data(kspace, mask, mode, maps, compressed=compressed)
+        if prepared is None:
+            return None
+        y, maps, split, fit, hold = prepared
+        ids = [int(i) for i in slice_ids]
+        sig = self._sigmas(mode, opts.pilot_steps if steps is None else steps)
 
+        def evaluate(n: int, resid: float | None = None) -> float:
+            gen = [sample_generator(opts.seed, PILOT_SAMPLE, s) for s in ids]  # the same noise for every n
+            x = self._holdout_run(y, fit, mode, maps, gen, n, resid, sig)
+            return float(holdout_error(x, maps, hold, y * hold).sum())
+
+        return evaluate, _split_info(split, opts.holdout_frac)
+
+    def _holdout_data(self, kspace, mask, mode: str, maps: torch.Tensor | None, *, compressed: bool, stream: int = 0):
+        """(y, maps, split, fit, hold) for a hold-out run on ``kspace`` (P, C, H, W): the measured data (coil
+        compressed unless ``compressed``), the coil maps (estimated from the centre, which is never hidden) and a
+        seeded split of the measured samples (``stream``: which of the independent splits); None when the mask
+        leaves nothing to hide."""
         dev, opts = self.device, self.opts
         m_np = np.asarray(mask, dtype=np.float32)
-        split = split_holdout(m_np, opts.holdout_frac, opts.seed)
+        split = split_holdout(m_np, opts.holdout_frac, opts.seed, stream=stream)
         if split is None:
             return None
         y = torch.as_tensor(kspace).to(dev, torch.complex64) * torch.as_tensor(m_np).to(dev)
@@ -272,26 +302,59 @@ class Reconstructor:
             y, maps = self._compress(y, maps, mode)
         if maps is None:
             maps = self.estimate_maps(y, torch.as_tensor(m_np).to(dev))  # the centre is never hidden
-        maps = maps.to(dev)
         fit, hold = torch.as_tensor(split.fit).to(dev), torch.as_tensor(split.hold).to(dev)
+        return y, maps.to(dev), split, fit, hold
+
+    def _holdout_run(self, y: torch.Tensor, fit: torch.Tensor, mode: str, maps: torch.Tensor, gen, n: int,
+                     resid: float | None, sigmas: torch.Tensor) -> torch.Tensor:
+        """The sampler's final complex estimates (B, H, W) from the kept samples ``y * fit`` with ``n`` CG iterations
+        per step and phase prior ``resid``, in the units of y (SENSE mode)."""
+        rec: dict[str, Any] = {}
+
+        def inner(scale: torch.Tensor, support: torch.Tensor) -> LastEstimate:
+            rec.update(dc=LastEstimate(n), scale=scale.reshape(-1, 1, 1), support=support)
+            return rec["dc"]
+
+        self._sample(y * fit, fit, mode, maps, gen, lambda i, k: None, inner=inner, sigmas=sigmas, resid=resid)
+        return rec["dc"].last * rec["support"] * rec["scale"]
+
+    def measure_spread(self, kspace, mask, mode: str, maps: torch.Tensor | None = None,
+                       slice_ids: Sequence[int] = (0,), *, compressed: bool = False, samples: int | None = None,
+                       callback: Callable[[int], None] | None = None) -> None:
+        """Per-scan uncertainty calibration (``mrdiff uncertainty``): hide ``holdout_frac`` of the measured samples
+        of ``kspace`` (P, C, H, W; another split than the CG-count pilot's), draw ``samples`` (default
+        ``min(4, K)``) posterior samples of those slices with the run's settings from the rest, and compare how far
+        their mean misses the hidden data with how much they disagree there (:class:`HoldoutSpread`). Sets
+        ``self.spread`` (None, with ``self.spread_note``, where it cannot run: not SENSE mode with the fast
+        sampler, K = 1, or nothing to hide). ``callback(k)``: called once as the run starts."""
+        self.spread, self.spread_note = None, None
+        opts = self.opts
+        if opts.method != "diffusion" or opts.sampler != "fast" or mode != "sense" or opts.samples < 2:
+            self.spread_note = (f"the hold-out calibration needs SENSE mode with the fast sampler and K >= 2 "
+                                f"(this run: {mode}, {opts.sampler}, K = {opts.samples})")
+            return
+        prepared = self._holdout_data(kspace, mask, mode, maps, compressed=compressed, stream=1)
+        if prepared is None:
+            self.spread_note = f"too few measured samples outside the centre to hide {opts.holdout_frac:.0%}"
+            return
+        y, maps, split, fit, hold = prepared
+        if callback is not None:
+            callback(1)
+        K = int(samples) if samples is not None else min(4, int(opts.samples))
         ids = [int(i) for i in slice_ids]
-        sig = self._sigmas(mode, opts.pilot_steps if steps is None else steps)
+        P = y.shape[0]
+        gen = [sample_generator(opts.seed, PILOT_SAMPLE - 1 - j, s) for j in range(K) for s in ids]
+        x = self._holdout_run(y.repeat(K, 1, 1, 1), fit, mode, maps.repeat(K, 1, 1, 1), gen, self.n_cg(),
+                              None, self._sigmas(mode))
+        preds = hold * fft2c(maps.repeat(K, 1, 1, 1) * x.unsqueeze(-3))
 
-        def evaluate(n: int, resid: float | None = None) -> float:
-            rec: dict[str, Any] = {}
-
-            def inner(scale: torch.Tensor, support: torch.Tensor) -> LastEstimate:
-                rec.update(dc=LastEstimate(n), scale=scale.reshape(-1, 1, 1), support=support)
-                return rec["dc"]
-
-            gen = [sample_generator(opts.seed, PILOT_SAMPLE, s) for s in ids]  # the same noise for every n
-            self._sample(y * fit, fit, mode, maps, gen, lambda i, k: None, inner=inner, sigmas=sig, resid=resid)
-            x = rec["dc"].last * rec["support"] * rec["scale"]
-            return float(holdout_error(x, maps, hold, y * hold).sum())
-
-        info = {"fraction": opts.holdout_frac, "kind": split.kind, "hidden": split.n_hold,
-                "of_measured_outside_centre": split.n_candidates}
-        return evaluate, info
+        noise = estimate_kspace_noise(y, np.asarray(mask, dtype=np.float32))
+        per_slice = holdout_spread(preds.reshape(K, P, *preds.shape[1:]), y * hold, hold, noise)
+        total = per_slice[0]
+        for sp in per_slice[1:]:
+            total = total + sp
+        self.spread = ScanSpread(total, float(noise.mean()), _split_info(split, opts.holdout_frac), ids,
+                                 [sp.ratio2(opts.samples) for sp in per_slice])
 
     def consistency_report(self, mode: str, y: torch.Tensor | None = None, mask=None) -> dict[str, Any] | None:
         """How strongly this run enforced the data and why (the metrics JSON's ``consistency`` block): the CG
@@ -317,8 +380,6 @@ class Reconstructor:
         if self.tuning is not None:
             rep["evidence"] = self.tuning.summary()
         if y is not None and mask is not None:
-            from .calibration import estimate_kspace_noise
-
             sn = estimate_kspace_noise(y, np.asarray(mask, dtype=np.float32))
             rep["kspace_noise_std"] = [float(v) for v in sn] if bool((sn > 0).all()) else None
         return rep
@@ -378,18 +439,20 @@ class Reconstructor:
         if self.opts.noise_dc not in NOISE_DC:
             raise UsageError(f"unknown noise consistency {self.opts.noise_dc!r} (choose from {', '.join(NOISE_DC)})")
         noise = self._noise_sigma(y, m) if self.opts.noise_dc != "none" else None
+        mid = y.shape[0] // 2  # no tune() / measure_spread() beforehand: the batch's middle slice is the pilot
         if self.self_tuning(mode) and self.tuning is None:
-            mid = y.shape[0] // 2  # no tune() beforehand: the batch's middle slice is the pilot
             self.tune(y[mid:mid + 1], m, mode, maps[mid:mid + 1], [ids[mid]], compressed=True)
+        if self.wants_spread() and self.spread is None and self.spread_note is None:
+            self.measure_spread(y[mid:mid + 1], m, mode, maps[mid:mid + 1] if maps is not None else None, [ids[mid]],
+                                compressed=True)
         stats = running_mean_var(self._draw(y, m, mode, maps, K, sample_seed_offset, keep_samples, callback, ids, noise))
         mean, var, _ = stats
         samples = torch.stack(self._kept) if keep_samples and self._kept else None
         mean_np = mean.cpu().numpy()
         raw = var.cpu().numpy() if K > 1 else None
-        cal = self._calibration(int(k.shape[1]))
         return BatchResult(
             mean_np,
-            cal.std(mean_np, raw) ** 2 if cal is not None and raw is not None else raw,
+            self.calibrated_variance(mean_np, raw, int(k.shape[1])) if raw is not None else None,
             samples.cpu().numpy() if samples is not None else None,
             zf.cpu().numpy(),
             raw_variance=raw,
@@ -397,7 +460,8 @@ class Reconstructor:
         )
 
     def _calibration(self, n_coils: int):
-        """The calibration for a scan of ``n_coils`` coils (its single-coil block for one coil, when present)."""
+        """The fixed calibration map for a scan of ``n_coils`` coils (its single-coil block for one coil, when
+        present); None for the raw spread."""
         from .calibration import Calibration
 
         c = self.opts.calibration
@@ -405,11 +469,41 @@ class Reconstructor:
             return None
         return (Calibration.from_dict(c) if isinstance(c, dict) else c).for_coils(n_coils)
 
+    def _holdout_calibration(self) -> HoldoutCalibration | None:
+        c = self.opts.calibration
+        block = c.get("holdout") if isinstance(c, dict) else None
+        return HoldoutCalibration.from_dict(block) if block is not None else None
+
+    def wants_spread(self) -> bool:
+        """Whether the K > 1 std is calibrated per scan by the hold-out run (the calibration has a ``holdout``
+        block and K >= 2)."""
+        return self.opts.method == "diffusion" and self.opts.samples > 1 and self._holdout_calibration() is not None
+
+    def calibration_applied(self, n_coils: int) -> str:
+        """Which calibration the std of this run got: "holdout" (per scan), the fixed map's block ("main" /
+        "single_coil"), or "none" (the raw sample spread)."""
+        if self.wants_spread() and self.spread is not None and self.spread.usable():
+            return "holdout"
+        cal = self._calibration(n_coils)
+        if cal is None:
+            return "none"
+        from .calibration import Calibration
+
+        c = self.opts.calibration
+        return Calibration.from_dict(c).block_for(n_coils) if isinstance(c, dict) else "main"
+
+    def calibrated_variance(self, mean: np.ndarray, raw_var: np.ndarray, n_coils: int) -> np.ndarray:
+        """The variance map of K > 1 samples: per scan from the hold-out run where it ran
+        (:mod:`.scan_calibration`), else from the fixed calibration map, else the raw sample variance."""
+        hc = self._holdout_calibration()
+        if hc is not None and self.spread is not None and self.spread.usable():
+            return hc.std(raw_var, self.spread, int(self.opts.samples)) ** 2
+        cal = self._calibration(n_coils)
+        return cal.std(mean, raw_var) ** 2 if cal is not None else raw_var
+
     def _noise_sigma(self, y: torch.Tensor, m: torch.Tensor) -> torch.Tensor | None:
         """(B,) complex noise std of the measured k-space (None when the data are treated as exact)."""
         if self.opts.noise is None:
-            from .calibration import estimate_kspace_noise
-
             return estimate_kspace_noise(y, m.cpu()).to(y.device)
         if float(self.opts.noise) <= 0:
             return None
@@ -569,6 +663,10 @@ class Reconstructor:
 
         return project
 
+
+
+def _split_info(split, frac: float) -> dict[str, Any]:
+    return {"fraction": frac, "kind": split.kind, "hidden": split.n_hold, "of_measured_outside_centre": split.n_candidates}
 
 
 def lowres_support(x: torch.Tensor, width: int = 24, thresh: float = 0.06, dilate: int = 9) -> torch.Tensor:

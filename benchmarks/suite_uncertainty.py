@@ -1,0 +1,253 @@
+"""Uncertainty on the acquisition-diverse suite: per-scan (hold-out) calibration of the posterior std.
+
+For every (condition, volume) of ``benchmarks/suite.py``'s tune or report conditions (coil families, phase
+families, SNR, matrix, masks; report = coil and phase families nothing was tuned on) it runs what
+``mrdiff uncertainty`` runs by default — the self-tuned reconstruction with K posterior samples and the hold-out
+spread measurement (``Reconstructor.measure_spread``) — plus tuned L1-wavelet CS, and caches the arrays
+(mean, raw variance, noise-free truth, the noisy fully sampled RSS) so calibration rules can be compared offline.
+
+    python benchmarks/suite_uncertainty.py --split tune   --out benchmarks/results/unc_tune.jsonl
+    python benchmarks/suite_uncertainty.py --fit benchmarks/results/unc_tune.jsonl      # constants -> JSON
+    python benchmarks/suite_uncertainty.py --split report --out benchmarks/results/unc_report.jsonl
+    python benchmarks/suite_uncertainty.py --evaluate benchmarks/results/unc_report.jsonl --calibration <json>
+
+Metrics on the head (truth > 5 % of its maximum, as ``tasks.calibration.calibration_report``): coverage of
+mean +- z std at 68 / 90 / 95 %, Spearman(std, 5 x 5 local RMS of the error), AUSE (sparsification), PSNR of the
+mean and of CS (``corpus.masked_psnr``), against the noise-free truth and against the noisy fully sampled RSS
+(what a reference from a real fully sampled scan is).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from baselines import cs_l1wavelet
+from corpus import head_mask, load_split, masked_psnr
+from suite import CONDITIONS, cond_name
+
+from mrdiff_cli.ops.fft import ifft2c, rss
+from mrdiff_cli.ops.masks import make_mask
+from mrdiff_cli.priors.loading import load_prior
+from mrdiff_cli.samplers.selftune import HoldoutSpread
+from mrdiff_cli.tasks.acquisition import simulate_acquisition
+from mrdiff_cli.tasks.calibration import LEVELS, pool_variance, spearman
+from mrdiff_cli.tasks.reconstruct import ReconOptions, Reconstructor
+from mrdiff_cli.tasks.scan_calibration import HoldoutCalibration, ScanSpread
+
+CACHE = Path(os.environ.get("MRDIFF_UNC_CACHE", "/work/data/unc_cache"))
+
+
+def run_row(prior, vol: str, ref: torch.Tensor, cond, args, lambdas: dict) -> dict:
+    acq, matrix, kind, R = cond
+    k, truth = simulate_acquisition(ref.numpy(), acq, seed=5)
+    acs = max(8, int(round(0.08 * matrix))) if kind == "equispaced" else None
+    mask = make_mask(kind, (matrix, matrix), R, acs=acs, seed=11).mask
+    noisy_ref = rss(ifft2c(torch.as_tensor(k)), dim=1).numpy()
+    rec = Reconstructor(prior, ReconOptions(samples=args.samples, seed=0, calibration=None))
+    t = time.time()
+    res = rec.reconstruct(k, mask, "sense")
+    t_full = time.time() - t
+    t = time.time()
+    rec.measure_spread(k, mask, "sense", slice_ids=list(range(len(ref))), samples=args.cal_samples)
+    t_cal = time.time() - t
+    name = cond_name(acq, matrix, kind, R)
+    key = f"{name}|{vol}".replace("/", "_")
+    CACHE.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(CACHE / f"{key}.npz", mean=res.images, var=res.raw_variance, truth=truth, noisy=noisy_ref,
+                        mask=mask)
+    row = {"condition": name, "volume": vol, "key": key, "coil_family": acq.coil, "phase_family": acq.phase,
+           "snr_db": acq.snr_db, "coils": acq.coils, "matrix": matrix, "mask": f"{kind}x{R:g}",
+           "sampled_fraction": float(mask.mean()), "samples": args.samples, "cg_iters": rec.n_cg(),
+           "phase_resid": rec.phase_resid(), "s_full": round(t_full, 2), "s_holdout": round(t_cal, 2),
+           "psnr_mean": psnr(res.images, truth)}
+    if rec.spread is not None:
+        t = rec.spread.total
+        row["spread"] = {"err2": t.err2, "spread2": t.spread2, "noise2": t.noise2, "n_values": t.n_values,
+                         "samples": t.samples, "noise_std": rec.spread.noise_std, "holdout": rec.spread.holdout}
+    else:
+        row["spread"] = None
+        row["spread_note"] = rec.spread_note
+    lam = lambdas.get(kind)
+    if lam is not None:  # CS as suite.py runs it (coil compression and ESPIRiT maps as the CLI)
+        y = torch.as_tensor(k * mask)
+        yc, _ = rec._compress(y, None, "sense")
+        maps = rec.estimate_maps(yc, torch.as_tensor(mask))
+        scale = float(np.percentile(np.abs(rss(ifft2c(y), dim=1).numpy()), 99))
+        row["psnr_cs"] = psnr(cs_l1wavelet(yc.numpy(), maps.numpy(), mask, lam * scale), truth)
+    return row
+
+
+def psnr(img, truth) -> float:
+    tr = torch.as_tensor(np.asarray(truth), dtype=torch.float32)
+    return round(float(np.mean(masked_psnr(torch.as_tensor(np.asarray(img), dtype=torch.float32), tr, head_mask(tr)))), 3)
+
+
+# ------------------------------------------------------------------------------------------------ offline analysis
+
+
+def load_rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def scan_spread(row: dict) -> ScanSpread | None:
+    s = row.get("spread")
+    if not s:
+        return None
+    hs = HoldoutSpread(s["err2"], s["spread2"], s["noise2"], s["n_values"], s["samples"])
+    return ScanSpread(hs, s["noise_std"], s["holdout"], [0])
+
+
+def support(truth: np.ndarray) -> np.ndarray:
+    return truth > 0.05 * truth.max()
+
+
+def metrics(mean, std, target, supp) -> dict:
+    """Coverage at the nominal levels, Spearman(std, 5x5 local RMS error), AUSE, RMSE / RMS std on ``supp``."""
+    err = np.abs(mean - target)
+    local = np.sqrt(pool_variance(err ** 2, 5))
+    e, s = err[supp], std[supp]
+    cov = {lvl: float(np.mean(e <= z * s)) for lvl, z in LEVELS.items()}
+    return {"coverage": cov, "spearman_local": spearman(s, local[supp]), "spearman": spearman(s, e),
+            "ause": ause(s, e), "rmse_over_rms_std": float(np.sqrt(np.mean(e ** 2)) / max(np.sqrt(np.mean(s ** 2)), 1e-30))}
+
+
+def ause(s: np.ndarray, e: np.ndarray, n: int = 20) -> float:
+    full = float(np.sqrt(np.mean(e ** 2)))
+    by_s, by_e = e[np.argsort(-s, kind="mergesort")], np.sort(e)[::-1]
+    area = 0.0
+    for i in range(n):
+        cut = int(round(i / n * e.size))
+        area += float(np.sqrt(np.mean(by_s[cut:] ** 2)) - np.sqrt(np.mean(by_e[cut:] ** 2)))
+    return area / n / max(full, 1e-30)
+
+
+def evaluate(rows: list[dict], cal: HoldoutCalibration, targets=("truth", "noisy")) -> list[dict]:
+    out = []
+    for row in rows:
+        sp = scan_spread(row)
+        if sp is None or not sp.usable():
+            continue
+        d = np.load(CACHE / f"{row['key']}.npz")
+        std = cal.std(d["var"], sp, row["samples"])
+        supp = support(d["truth"])
+        out.append({"condition": row["condition"], "volume": row["volume"],
+                    "ratio": float(np.sqrt(sp.ratio2(row["samples"]))),
+                    **{t: metrics(d["mean"], std, d[t], supp) for t in targets}})
+    return out
+
+
+def worst(evals: list[dict], target: str, level: str = "95") -> tuple[float, float]:
+    c = [e[target]["coverage"][level] for e in evals]
+    return min(c), max(c)
+
+
+def fit(path: Path, out: Path | None, level: float = 0.95) -> dict:
+    """The constants by the worst case over the tune rows: for each (pool, noise weight) the factor that puts the
+    95 % coverage range [min, max] over rows and both reference kinds as close as possible to the centre of the
+    88-98 % band; then the (pool, weight) with the best worst-case Spearman among those whose range fits."""
+    rows = load_rows(path)
+    results = []
+    for pool, w in itertools.product((3, 5, 7), (0.0, 0.25, 0.5, 1.0)):
+        best = None
+        for factor in np.exp(np.linspace(np.log(0.5), np.log(3.0), 37)):
+            ev = evaluate(rows, HoldoutCalibration(float(factor), pool, w))
+            lo = min(worst(ev, "truth")[0], worst(ev, "noisy")[0])
+            hi = max(worst(ev, "truth")[1], worst(ev, "noisy")[1])
+            miss = max(0.88 - lo, 0.0) + max(hi - 0.98, 0.0)
+            cand = (miss, abs((lo + hi) / 2 - 0.93), float(factor), lo, hi, ev)
+            if best is None or cand[:2] < best[:2]:
+                best = cand
+        assert best is not None
+        ev = best[5]
+        sp_worst = min(e["truth"]["spearman_local"] for e in ev)
+        results.append({"pool": pool, "noise_weight": w, "factor": round(best[2], 4), "cov95_min": best[3],
+                        "cov95_max": best[4], "miss": best[0], "spearman_local_worst": sp_worst,
+                        "spearman_local_mean": float(np.mean([e["truth"]["spearman_local"] for e in ev]))})
+        print(json.dumps(results[-1]), flush=True)
+    choice = min(results, key=lambda r: (round(r["miss"], 3), -r["spearman_local_worst"]))
+    print("chosen:", json.dumps(choice))
+    if out is not None:
+        out.write_text(json.dumps({"chosen": choice, "grid": results, "fitted_on": str(path)}, indent=1))
+    return choice
+
+
+def table(evals: list[dict], rows: list[dict]) -> None:
+    by = {(r["condition"], r["volume"]): r for r in rows}
+    print("| condition | volume | ratio | cov 68/90/95 (truth) | cov 68/90/95 (noisy ref) | Spearman local | AUSE | mean dB | CS dB |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for e in evals:
+        r = by[(e["condition"], e["volume"])]
+        ct, cn = e["truth"]["coverage"], e["noisy"]["coverage"]
+        print(f"| {e['condition']} | {e['volume']} | {e['ratio']:.2f} | {ct['68']:.2f}/{ct['90']:.2f}/{ct['95']:.2f} | "
+              f"{cn['68']:.2f}/{cn['90']:.2f}/{cn['95']:.2f} | {e['truth']['spearman_local']:.2f} | "
+              f"{e['truth']['ause']:.3f} | {r['psnr_mean']:.2f} | {r.get('psnr_cs', float('nan')):.2f} |")
+    for t in ("truth", "noisy"):
+        for lvl in LEVELS:
+            c = [e[t]["coverage"][lvl] for e in evals]
+            print(f"{t} coverage {lvl}%: worst-low {min(c):.3f}, worst-high {max(c):.3f}, mean {np.mean(c):.3f}")
+    sp = [e["truth"]["spearman_local"] for e in evals]
+    print(f"Spearman local 5x5: worst {min(sp):.3f}, mean {np.mean(sp):.3f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--split", choices=["tune", "report"], default="tune")
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--conditions", default=None, help="comma list of condition indices (default: all)")
+    ap.add_argument("--samples", type=int, default=8)
+    ap.add_argument("--cal-samples", type=int, default=4)
+    ap.add_argument("--per-volume", type=int, default=1)
+    ap.add_argument("--cs-lambdas", default="benchmarks/results/cs_lambdas_report.json",
+                    help="L1-wavelet lambda per mask kind (chosen on the tune split, docs/benchmarks.md)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--fit", default=None, help="fit the constants on a results file and exit")
+    ap.add_argument("--fit-out", default=None)
+    ap.add_argument("--evaluate", default=None, help="print the table of a results file and exit")
+    ap.add_argument("--calibration", default=None, help="with --evaluate: a HoldoutCalibration JSON (default: the bundle's)")
+    a = ap.parse_args()
+    if a.fit:
+        fit(Path(a.fit), Path(a.fit_out) if a.fit_out else None)
+        return
+    if a.evaluate:
+        rows = load_rows(Path(a.evaluate))
+        if a.calibration:
+            c = json.loads(Path(a.calibration).read_text())
+            c = c.get("chosen", c)
+            cal = HoldoutCalibration(float(c["factor"]), int(c["pool"]), float(c["noise_weight"]))
+        else:
+            from mrdiff_cli.priors.loading import bundled_path
+            from mrdiff_cli.tasks.recon_job import resolve_calibration
+
+            cal = HoldoutCalibration.from_dict(resolve_calibration(str(bundled_path("score")))["holdout"])
+        table(evaluate(rows, cal), rows)
+        return
+    torch.set_num_threads(a.threads)
+    prior, _ = load_prior(None, "score", offline=True)
+    lam_path = Path(a.cs_lambdas)
+    lambdas = json.loads(lam_path.read_text()) if lam_path.exists() else {}
+    out = Path(a.out or f"benchmarks/results/unc_{a.split}.jsonl")
+    done = {(r["condition"], r["volume"]) for r in load_rows(out)} if out.exists() else set()
+    conds = CONDITIONS[a.split]
+    idx = [int(i) for i in a.conditions.split(",")] if a.conditions else range(len(conds))
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {a.threads} threads"
+    for i in idx:
+        cond = conds[i]
+        for vol, ref in load_split(a.split, cond[1], 256.0 / cond[1], a.per_volume).items():
+            if (cond_name(cond[0], *cond[1:]), vol) in done:
+                continue
+            row = {**run_row(prior, vol, ref, cond, a, lambdas), "machine": machine}
+            with out.open("a") as fh:
+                fh.write(json.dumps(row) + "\n")
+            print(json.dumps(row), flush=True)
+
+
+if __name__ == "__main__":
+    main()
