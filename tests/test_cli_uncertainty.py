@@ -4,6 +4,7 @@ the calibration report itself, and the zero-spread limit of fully sampled data."
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -348,3 +349,74 @@ def test_dicom_series_for_every_map(tiny_fastmri_file, model_dir, tmp_path):
         folder = tmp_path / f"u{suffix}"
         assert folder.is_dir() and any(folder.glob("*.dcm")), suffix
     assert (out / "calibration.png").exists() and (out / "metrics.json").exists()
+
+
+# ------------------------------------------------------------------------------------------------------
+# the calibration table and the declared options
+
+
+def test_calibration_table_columns(capsys):
+    from mrdiff_cli.cli.uncertainty import print_calibration_table
+
+    mean, std, ref = _synthetic(calibrated=True)
+    rep = calibration_report(mean, std, ref)
+    print_calibration_table({"results": [
+        {"input": "/data/a.h5", "slices": [0, 1, 2], "uncertainty": {"calibration": {"method": "factor"}},
+         "calibration": rep, "output": {"calibration_png": "a_calibration.png"}},
+        {"input": "/data/b.h5", "slices": [0], "uncertainty": {"calibration": "none (--calibration none)"}},
+    ]})
+    err = capsys.readouterr().err  # the console is stderr; not a terminal here: plain columns, one line per row
+    lines = err.splitlines()
+    header = next(line for line in lines if line.startswith("input"))
+    assert header.split("  ")[0] == "input" and [c.strip() for c in header.split("  ") if c.strip()] == [
+        "input", "calibration", "Spearman |err|", "Spearman local 5x5", "cov 68%", "cov 90%", "cov 95%", "AUSE"]
+    row = next(line for line in lines if line.startswith("a.h5")).split()
+    local = np.mean([p["spearman_local"] for p in rep["per_slice"]])
+    assert row[1] == "factor" and row[3] == f"{local:.3f}" and row[-1] == f"{rep['overall']['ause']:.3f}"
+    assert next(line for line in lines if line.startswith("b.h5")).split()[1:3] == ["none", "no"]
+    assert "ceiling" not in err.lower()
+    text = " ".join(err.split())
+    assert "Spearman local 5x5: the same against the RMS of that error over each pixel's 5x5 window" in text
+    assert "AUSE:" in text and "a_calibration.png" in text
+
+
+# every option of `mrdiff uncertainty` before its signature was written out (it was built from reconstruct's)
+UNCERTAINTY_OPTIONS = [
+    "--output", "-o", "--mask", "--accel", "-R", "--acs", "--sampler", "--steps", "--coil-mode", "--complex-mode",
+    "--phase-resid", "--sense-every", "--snr", "--sigma-max", "--zeta", "--cg-iters", "--samples", "-K", "--model",
+    "-m", "--offline", "--format", "--input-format", "--save-zero-filled", "--no-save-zero-filled", "--save-samples",
+    "--no-save-samples", "--preview", "--no-preview", "--metrics", "--no-metrics", "--overwrite", "--no-overwrite",
+    "--seed", "--device", "--batch-size", "--coils", "--threads", "--precision", "--shard", "--slices",
+    "--keep-going", "--quiet", "-q", "--json", "--task", "--from", "--to", "--guidance", "--noise-consistency",
+    "--calibration",
+]
+
+
+def _uncertainty_command():
+    import typer.main
+
+    return typer.main.get_command(app).commands["uncertainty"]
+
+
+def test_uncertainty_help_lists_the_same_options(monkeypatch):
+    cmd = _uncertainty_command()
+    declared = [o for p in cmd.params if p.param_type_name == "option" for o in p.opts + p.secondary_opts]
+    assert declared == UNCERTAINTY_OPTIONS
+    assert [p.name for p in cmd.params if p.param_type_name == "argument"] == ["inputs"]
+    defaults = {p.name: p.default for p in cmd.params}
+    assert defaults["samples"] == 8 and defaults["sense_every"] == 10 and defaults["snr"] == 0.16
+    assert defaults["guidance"] == 1.0 and defaults["metrics"] is True and defaults["precision"] == "auto"
+    monkeypatch.setenv("COLUMNS", "250")
+    help_text = runner.invoke(app, ["uncertainty", "--help"]).stdout
+    flags = set(re.findall(r"(?<![\w-])(--?[A-Za-z][\w-]*)", help_text))
+    assert set(UNCERTAINTY_OPTIONS) <= flags and "--method" not in flags
+    for panel in ("Output", "Undersampling", "Sampler", "Model", "Execution", "Task"):
+        assert f"─ {panel} ─" in help_text
+
+
+def test_recon_only_defaults_match_the_declared_ones():
+    """--task superres refuses recon-only options set away from their defaults: those defaults are the declared ones."""
+    from mrdiff_cli.cli.uncertainty import RECON_ONLY
+
+    declared = {p.name: p.default for p in _uncertainty_command().params}
+    assert {name: declared[name] for name in RECON_ONLY} == RECON_ONLY

@@ -16,7 +16,9 @@ from mrdiff_cli.tasks.calibration import (
     estimate_kspace_noise,
     fit_calibration,
     local_error_oracle,
+    local_rms_error,
     pool_variance,
+    sparsification,
 )
 
 
@@ -150,7 +152,7 @@ def test_local_error_oracle_leaves_the_pixel_out():
     assert np.isclose(local_error_oracle(np.ones((1, 5, 5)))[0, 0, 0], 1.0)  # corner: 3 neighbours
 
 
-def test_report_ceiling_tracks_error_structure():
+def test_report_oracle_tracks_error_structure():
     """The local-error oracle's Spearman is high when the error's scale varies smoothly, ~0 when it is white."""
     rng = np.random.default_rng(0)
     ref = np.ones((2, 64, 64))
@@ -159,6 +161,85 @@ def test_report_ceiling_tracks_error_structure():
     white = calibration_report(ref + 0.1 * rng.standard_normal(ref.shape), np.ones_like(ref), ref)
     assert smooth["overall"]["spearman_local_oracle"] > 0.4
     assert abs(white["overall"]["spearman_local_oracle"]) < 0.05
+
+
+def test_local_error_oracle_is_not_an_upper_bound():
+    """White error, std = |err|: the std ranks the pixel error perfectly, the oracle (neighbours' error) not at all;
+    the report keeps the oracle's value, but it bounds nothing."""
+    rng = np.random.default_rng(3)
+    ref = np.ones((1, 48, 48))
+    mean = ref + 0.1 * rng.standard_normal(ref.shape)
+    ov = calibration_report(mean, np.abs(mean - ref), ref)["overall"]
+    assert ov["spearman"] == pytest.approx(1.0)
+    assert ov["spearman_local_oracle"] < 0.1 < ov["spearman"]
+
+
+def test_local_rms_error_by_hand():
+    err = np.arange(1.0, 13.0).reshape(3, 4)  # [[1 2 3 4] [5 6 7 8] [9 10 11 12]]
+    r3 = local_rms_error(err, 3)
+    assert isinstance(r3, np.ndarray) and r3.shape == (3, 4)
+    assert r3[1, 1] == pytest.approx(math.sqrt((1 + 4 + 9 + 25 + 36 + 49 + 81 + 100 + 121) / 9))  # inside: 9 pixels
+    assert r3[0, 0] == pytest.approx(math.sqrt((1 + 4 + 25 + 36) / 4))  # corner: the 4 pixels inside the image
+    assert r3[0, 2] == pytest.approx(math.sqrt((4 + 9 + 16 + 36 + 49 + 64) / 6))  # top edge: 6 pixels
+    r5 = local_rms_error(err)  # 5 x 5 by default
+    assert r5[1, 1] == pytest.approx(math.sqrt(sum(v * v for v in range(1, 13)) / 12))  # the whole 3 x 4 image
+    assert r5[0, 0] == pytest.approx(math.sqrt((1 + 4 + 9 + 25 + 36 + 49 + 81 + 100 + 121) / 9))  # rows 0-2, cols 0-2
+    # (S, H, W): slice by slice, nothing crosses slices; size 1 is |err|
+    vol = np.stack([err, 2 * err])
+    np.testing.assert_allclose(local_rms_error(vol, 3), np.stack([r3, 2 * r3]))
+    np.testing.assert_allclose(local_rms_error(-err, 1), err)
+    with pytest.raises(ValueError):
+        local_rms_error(err, 4)  # no centred window
+
+
+def test_spearman_local_is_one_when_std_is_the_local_error():
+    mean, var, ref = _data(7, S=3)
+    std = local_rms_error(np.abs(mean - ref), 5)
+    rep = calibration_report(mean, std, ref)
+    assert rep["overall"]["spearman_local"] == pytest.approx(1.0)
+    assert all(p["spearman_local"] == pytest.approx(1.0) for p in rep["per_slice"])
+    assert rep["overall"]["spearman"] < 0.9  # the pixel error is one noisy draw of that scale
+    # the raw spread of _data predicts the error's scale only in part
+    assert calibration_report(mean, np.sqrt(var), ref)["overall"]["spearman_local"] < 0.9
+
+
+def test_sparsification_by_hand_and_limits():
+    sp = sparsification(np.array([4.0, 3.0, 2.0, 1.0]), np.array([1.0, 2.0, 3.0, 4.0]), n=2)  # std ranks backwards
+    assert sp["fraction_removed"] == [0.0, 0.5]
+    total = math.sqrt((1 + 4 + 9 + 16) / 4)
+    assert sp["rmse_by_std"] == pytest.approx([total, math.sqrt((9 + 16) / 2)])  # removed the errors 1 and 2
+    assert sp["rmse_oracle"] == pytest.approx([total, math.sqrt((1 + 4) / 2)])  # removed the errors 3 and 4
+    assert sp["ause"] == pytest.approx((math.sqrt(12.5) - math.sqrt(2.5)) / 2 / total)
+
+    rng = np.random.default_rng(0)
+    err = np.abs(rng.standard_normal(5000))
+    exact = sparsification(err, err)
+    assert exact["ause"] == pytest.approx(0.0, abs=1e-12)  # the std ranks like the error: no gap
+    assert exact["rmse_by_std"] == exact["rmse_oracle"]
+    rand = sparsification(rng.random(5000), err)
+    assert rand["ause"] > 0.3 and rand["ause"] == pytest.approx(rand["ause_random"], abs=0.05)
+    for sp in (exact, rand):
+        assert len(sp["rmse_oracle"]) == 20 and sp["fraction_removed"][-1] == pytest.approx(0.95)
+        assert np.all(np.diff(sp["rmse_oracle"]) <= 1e-12)  # removing the largest errors never raises the RMSE
+        assert np.all(np.array(sp["rmse_by_std"]) >= np.array(sp["rmse_oracle"]) - 1e-12)
+    # a constant std knows nothing: tied pixels count with their mean error, whatever order the sort left them in
+    flat = sparsification(np.ones(5000), err)
+    assert flat["rmse_by_std"] == pytest.approx([flat["rmse_by_std"][0]] * 20)
+    assert flat["ause"] == pytest.approx(flat["ause_random"])
+    empty = sparsification(np.array([]), np.array([]))
+    assert empty["ause"] is None and empty["rmse_by_std"] == []
+
+
+def test_report_carries_sparsification_and_ause():
+    mean, var, ref = _data(8, S=2)
+    err = np.abs(mean - ref)
+    rep = calibration_report(mean, np.sqrt(var), ref)
+    ov = rep["overall"]
+    supp = ref > 0.05 * ref.max()
+    assert ov["sparsification"] == sparsification(np.sqrt(var)[supp], err[supp], 20)
+    assert ov["ause"] == ov["sparsification"]["ause"] > 0
+    assert calibration_report(mean, err, ref)["overall"]["ause"] == pytest.approx(0.0, abs=1e-12)
+    json.dumps(rep)
 
 
 def test_single_coil_block_round_trip_and_selection():
