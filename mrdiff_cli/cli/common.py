@@ -30,10 +30,40 @@ def debug_enabled() -> bool:
     return os.environ.get("MRDIFF_DEBUG", "") not in ("", "0", "false", "False")
 
 
+# parameter names whose flag is not "--" + the name with dashes (the library's names included: tasks call the
+# matrices from_hw / to_hw, the output format fmt, the simulated mask kind mask_kind, the validation volumes
+# val_inputs)
+FLAG_NAMES = {
+    "from_": "--from", "from_hw": "--from", "to_hw": "--to", "lambda_": "--lambda", "fmt": "--format",
+    "json_out": "--json", "mask_kind": "--mask", "snr_db": "--snr", "n_cg": "--cg-iters", "val_inputs": "--val",
+}
+_PARAM_RE = re.compile(r"`([a-z][a-z0-9_]*)`")
+
+
+def flag_name(param: str) -> str:
+    """The command-line flag of a parameter name: ``accel`` → ``--accel``, ``val_fraction`` → ``--val-fraction``,
+    the exceptions from :data:`FLAG_NAMES` (``from_`` → ``--from``, ``fmt`` → ``--format``)."""
+    return FLAG_NAMES.get(param) or "--" + param.rstrip("_").replace("_", "-")
+
+
+def cli_text(text: str) -> str:
+    """A library message as the command line shows it: every parameter written `name` (the convention of
+    :mod:`mrdiff_cli.errors`, the parameter at fault included) becomes its flag: ```accel`: must be > 1`` →
+    ``--accel: must be > 1``."""
+    return _PARAM_RE.sub(lambda m: flag_name(m.group(1)), str(text))
+
+
+def error_text(exc: BaseException) -> str:
+    """The one line the CLI shows for an error (see :func:`cli_text`)."""
+    return one_line(cli_text(str(exc)))
+
+
 def handle_errors(fn: Callable) -> Callable:
     """The single place that turns errors into one line on stderr: the project's own errors
     (:class:`~mrdiff_cli.errors.MrdiffError`: user-caused) exit 2; anything else — a bare ``ValueError`` or
-    ``OSError`` included — is a bug and exits 1 as ``mrdiff: internal error: …`` (``MRDIFF_DEBUG=1`` re-raises for the traceback). With
+    ``OSError`` included — is a bug and exits 1 as ``mrdiff: internal error: …`` (``MRDIFF_DEBUG=1`` re-raises for the
+    traceback). Library messages name parameters, not flags; here they become flags (:func:`cli_text`: ``--accel: …``).
+    With
     ``--json`` (``json_out``) a JSON object ``{"error": …, "exit_code": …}`` also goes to stdout, so a pipeline
     reading stdout never gets nothing."""
 
@@ -45,7 +75,7 @@ def handle_errors(fn: Callable) -> Callable:
         except MrdiffError as exc:
             if debug_enabled():
                 raise
-            fail(str(exc), exc.exit_code, json_mode and not getattr(exc, "json_reported", False))
+            fail(error_text(exc), exc.exit_code, json_mode and not getattr(exc, "json_reported", False))
         except KeyboardInterrupt:
             fail("interrupted", 130, json_mode, prefix="mrdiff: ")
         except (typer.Exit, typer.Abort, click_exceptions.ClickException):
