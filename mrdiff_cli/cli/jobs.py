@@ -12,7 +12,17 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MrdiffError, UsageError
-from .common import check_device, console, one_line, parse_slices, print_json, print_table, print_warnings, say
+from .common import (
+    check_device,
+    cli_text,
+    console,
+    one_line,
+    parse_slices,
+    print_json,
+    print_table,
+    print_warnings,
+    say,
+)
 from .progress import Reporter
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -123,13 +133,22 @@ def run_recon(job, *, quiet: bool, json_out: bool, device: str, precision: str, 
     plan = plan_outputs(job)  # inputs exist, outputs free and writable: before the model loads (unless keep_going)
     nothing_to_run = all(isinstance(o, Exception) for _, o in plan)  # --keep-going and every input already failed
     summary = _run_reported(lambda: (None, {"name": None}) if nothing_to_run else load_model(job, device, precision),
-                            lambda prior, info, progress: run_job(job, prior, info, progress),
+                            lambda prior, info, progress: _flag_errors(run_job(job, prior, info, progress)),
                             lambda summary: print_recon_table(summary, title), quiet=quiet, json_out=json_out)
     if after is not None and not quiet and not json_out:
         after(summary)
     if summary.get("failed"):
         names = ", ".join(Path(f["input"]).name for f in summary["failed"])
         raise BatchFailed(f"{summary['error']} ({names})")
+    return summary
+
+
+def _flag_errors(summary: dict) -> dict:
+    """The --keep-going failures of a summary as the command line shows errors (library messages name parameters,
+    ``cli_text`` turns them into flags)."""
+    for r in summary.get("results", []) + summary.get("failed", []):
+        if r.get("error"):
+            r["error"] = cli_text(r["error"])
     return summary
 
 
@@ -143,7 +162,7 @@ def _run_reported(load, run, print_table, *, quiet: bool, json_out: bool) -> dic
         with Reporter(quiet, console) as progress:
             def on_event(e: dict) -> None:
                 if e.get("type") == "error":  # a --keep-going failure: one line, even with --quiet
-                    console.print(f"mrdiff: error: {one_line(e['error'])}", markup=False, highlight=False,
+                    console.print(f"mrdiff: error: {one_line(cli_text(e['error']))}", markup=False, highlight=False,
                                   soft_wrap=True, emoji=False)
                 elif progress is not None:
                     progress(e)
@@ -214,39 +233,29 @@ def print_recon_table(summary: dict, title: str) -> None:
 
 
 def parse_noise(noise: str | float) -> str | float:
+    """--noise: 'auto', 'none' or a number (its range is SuperresOptions' to check)."""
     if noise in ("auto", "none"):
         return noise
     try:
-        value = float(noise)
+        return float(noise)
     except ValueError:
         raise UsageError(f"--noise {noise!r}: expected auto, none or a number >= 0") from None
-    if not value >= 0:
-        raise UsageError(f"--noise {noise}: must be >= 0")
-    return value
 
 
 def superres_job_from_options(kw: dict[str, Any]):
-    """The `superres` options (and `uncertainty --task superres`'s) by parameter name → a validated SuperresJob."""
+    """The `superres` options (and `uncertainty --task superres`'s) by parameter name → a validated SuperresJob.
+    The options check their own ranges when built (their UsageError names the parameter: ``--samples: …``)."""
     from ..io.outputs import resolve_output
     from ..tasks.superres import SuperresJob, SuperresOptions, parse_matrix
 
-    if kw["samples"] < 1:
-        raise UsageError(f"--samples {kw['samples']}: must be >= 1")
-    if kw.get("steps") is not None and kw["steps"] < 1:
-        raise UsageError(f"--steps {kw['steps']}: must be >= 1")
-    if kw["batch_size"] < 1:
-        raise UsageError(f"--batch-size {kw['batch_size']}: must be >= 1")
-    if not 0.0 <= kw["guidance"] <= 1.0:
-        raise UsageError(f"--guidance {kw['guidance']}: lambda must be in [0, 1]")
-    if kw["seed"] < 0:
-        raise UsageError(f"--seed {kw['seed']}: must be >= 0")
     check_device(kw.get("device", "auto"))
     options = SuperresOptions(sampler=_value(kw.get("sampler", "fast")), steps=kw.get("steps"), guidance=kw["guidance"],
                               noise=parse_noise(kw.get("noise", "auto")), samples=kw["samples"], seed=kw["seed"],
                               batch_size=kw["batch_size"], consistency=_value(kw.get("consistency", "auto")))
     return SuperresJob(
-        input=str(kw["input"]), output=str(resolve_output(kw["output"], _value(kw["fmt"]), kw["input"])), from_hw=parse_matrix(kw["from_"], "--from"),
-        to_hw=parse_matrix(kw["to"], "--to"), fmt=_value(kw["fmt"]), save_samples=kw["save_samples"],
+        input=str(kw["input"]), output=str(resolve_output(kw["output"], _value(kw["fmt"]), kw["input"])),
+        from_hw=parse_matrix(kw["from_"], "from_hw"), to_hw=parse_matrix(kw["to"], "to_hw"), fmt=_value(kw["fmt"]),
+        save_samples=kw["save_samples"],
         metrics=kw["metrics"], preview=kw["preview"], overwrite=kw["overwrite"], slices=parse_slices(kw["slices"]),
         options=options,
     )
@@ -255,12 +264,14 @@ def superres_job_from_options(kw: dict[str, Any]):
 def run_superres_job(job, *, model: str | None, offline: bool, device: str, quiet: bool, json_out: bool) -> dict:
     """Check the input and outputs, load the VDM, run with progress on stderr, print the summary (table or JSON on
     stdout)."""
+    from dataclasses import replace
+
     from ..tasks.reconstruct import resolve_device
     from ..tasks.superres import load_superres_model, prepare_superres, run_superres
 
-    prepare_superres(job)  # options, input exists, outputs free and writable: before the model loads
+    prepare_superres(job)  # input exists, outputs free and writable: before the model loads
     dev = resolve_device(check_device(device))
-    job.options.device = str(dev)
+    job = replace(job, options=replace(job.options, device=str(dev)))  # frozen: the resolved device replaces it
     return _run_reported(lambda: load_superres_model(model, offline=offline, device=str(dev)),
                          lambda prior, info, progress: run_superres(job, prior, info, progress),
                          print_superres_table, quiet=quiet, json_out=json_out)

@@ -64,10 +64,15 @@ CONSISTENCY = ("auto", "magnitude", "linear")
 RAW_DESCRIPTION = "zero-filled root-sum-of-squares of the raw k-space"
 
 
-@dataclass
+@dataclass(frozen=True)
 class SuperresOptions:
+    """The sampler settings of a super-resolution run: checked and completed once, when built (UsageError naming
+    the parameter at fault); ``steps`` None becomes the sampler's default there, so every SuperresOptions holds an
+    int. Frozen: derive a changed one with :func:`dataclasses.replace` (which checks the result again; it keeps the
+    resolved ``steps``, so pass ``steps=None`` with a new ``sampler`` to take that sampler's default)."""
+
     sampler: str = "fast"  # fast: denoise -> consistency on the measured block -> renoise; vdm: the seed's sampler
-    steps: int | None = None  # None: DEFAULT_STEPS[sampler]
+    steps: int | None = None  # None: DEFAULT_STEPS[sampler] (resolved in __post_init__)
     guidance: float = 1.0  # vdm: the seed's lambda
     noise: str | float = "auto"  # "auto" (estimated from the data), "none" (hard consistency) or the image noise std
     sigma_max: float = 1.0  # fast: start level of the Karras schedule (normalised intensities)
@@ -82,8 +87,13 @@ class SuperresOptions:
     batch_size: int = 16
     device: str = "cpu"
 
+    def __post_init__(self) -> None:
+        _check_options(self)
+        if self.steps is None:  # frozen: the one derived value is set here, once
+            object.__setattr__(self, "steps", DEFAULT_STEPS[self.sampler])
 
-@dataclass
+
+@dataclass(frozen=True)
 class SuperresJob:
     input: str
     output: str
@@ -108,8 +118,10 @@ class ResolutionPlan:
     reference: str | None  # None | "input" | "input k-space cropped to --to"
 
 
-def parse_matrix(spec: str | int | tuple[int, int], name: str = "matrix") -> tuple[int, int]:
-    """'64' → (64, 64); '64x48' → (64, 48) (rows x columns, i.e. H x W)."""
+def parse_matrix(spec: str | int | tuple[int, int], option: str | None = None) -> tuple[int, int]:
+    """'64' → (64, 64); '64x48' → (64, 48) (rows x columns, i.e. H x W). ``option``: the parameter the spec came
+    from (``from_hw`` / ``to_hw``), named by the UsageError of a bad spec."""
+    what = "" if option else "matrix "
     if isinstance(spec, tuple):
         h, w = spec
     elif isinstance(spec, int):
@@ -119,15 +131,15 @@ def parse_matrix(spec: str | int | tuple[int, int], name: str = "matrix") -> tup
         try:
             vals = [int(p) for p in parts]
         except ValueError:
-            raise UsageError(f"{name} {spec!r}: expected N or HxW, e.g. 64 or 64x48") from None
+            raise UsageError(f"{what}{spec!r}: expected N or HxW, e.g. 64 or 64x48", option=option) from None
         if len(vals) == 1:
             h = w = vals[0]
         elif len(vals) == 2:
             h, w = vals
         else:
-            raise UsageError(f"{name} {spec!r}: expected N or HxW, e.g. 64 or 64x48")
+            raise UsageError(f"{what}{spec!r}: expected N or HxW, e.g. 64 or 64x48", option=option)
     if h < 2 or w < 2:
-        raise UsageError(f"{name} {spec!r}: matrix sizes must be >= 2")
+        raise UsageError(f"{what}{spec!r}: matrix sizes must be >= 2", option=option)
     return int(h), int(w)
 
 
@@ -138,11 +150,11 @@ def plan_resolution(input_hw: tuple[int, int], from_hw: tuple[int, int], to_hw: 
     fh, fw = from_hw
     th, tw = to_hw
     if fh > th or fw > tw or (fh, fw) == (th, tw):
-        raise UsageError(f"--from {fh}x{fw} must be smaller than --to {th}x{tw} (per axis, not equal)")
+        raise UsageError(f"{fh}x{fw} must be smaller than `to_hw` {th}x{tw} (per axis, not equal)", option="from_hw")
     if (ih, iw) == (fh, fw):
         return ResolutionPlan("acquisition", (ih, iw), (fh, fw), (th, tw), (th / ih, tw / iw), None)
     if ih < fh or iw < fw:
-        raise UsageError(f"input matrix {ih}x{iw} is smaller than --from {fh}x{fw}")
+        raise UsageError(f"input matrix {ih}x{iw} is smaller than `from_hw` {fh}x{fw}")
     if (ih, iw) == (th, tw):
         ref = "input"
     elif ih >= th and iw >= tw:
@@ -268,7 +280,7 @@ def _sample_chunk(model: VDM, yc: torch.Tensor, A: SuperResOp, opts: SuperresOpt
     """K samples of each measurement in yc (n, h, w) (A's units, normalised) → (K * n, 1, H, W), sample-major."""
     n = yc.shape[0]
     H, W = A.out_hw
-    steps = opts.steps  # set by _validate (superres_slices)
+    steps = opts.steps  # resolved when the options were built
     assert steps is not None
     den = VDMDenoiser(model, opts.batch_size)
     if opts.sampler == "vdm":
@@ -300,7 +312,6 @@ def superres_slices(
     sample k of slice s draws from its own generator (seed, k, s), so batching does not change the result; vdm:
     chunk c uses one generator seeded with ``seed + 1_000_003 * first_slice``.
     """
-    _validate(opts)
     dev = next(model.parameters()).device
     S, h, w = y.shape
     H, W = to_hw
@@ -337,25 +348,28 @@ def superres_slices(
     return mean, var_all, samples
 
 
-def _validate(opts: SuperresOptions) -> None:
-    if opts.samples < 1:
-        raise UsageError("--samples must be >= 1")
-    if opts.sampler not in SR_SAMPLERS:
-        raise UsageError(f"unknown super-resolution sampler {opts.sampler!r} (choose from {', '.join(SR_SAMPLERS)})")
-    if opts.steps is None:
-        opts.steps = DEFAULT_STEPS[opts.sampler]
-    if opts.steps < 1:
-        raise UsageError("--steps must be >= 1")
-    if not 0.0 <= opts.guidance <= 1.0:
-        raise UsageError(f"--guidance {opts.guidance}: lambda must be in [0, 1]")
-    if opts.consistency not in CONSISTENCY:
-        raise UsageError(f"unknown consistency {opts.consistency!r} (choose from {', '.join(CONSISTENCY)})")
+def _check_options(opts: SuperresOptions) -> None:
+    """UsageError, naming the parameter, for options out of range (SuperresOptions.__post_init__)."""
+    def need(ok: bool, option: str, text: str) -> None:
+        if not ok:
+            raise UsageError(text, option=option)
+
+    need(opts.sampler in SR_SAMPLERS, "sampler",
+         f"unknown super-resolution sampler {opts.sampler!r} (choose from {', '.join(SR_SAMPLERS)})")
+    need(opts.steps is None or opts.steps >= 1, "steps", f"must be >= 1, got {opts.steps}")
+    need(0.0 <= opts.guidance <= 1.0, "guidance", f"lambda must be in [0, 1], got {opts.guidance}")
+    need(opts.noise in ("auto", "none") or (isinstance(opts.noise, (int, float)) and opts.noise >= 0), "noise",
+         f"expected 'auto', 'none' or a number >= 0, got {opts.noise!r}")
+    need(opts.consistency in CONSISTENCY, "consistency",
+         f"unknown consistency {opts.consistency!r} (choose from {', '.join(CONSISTENCY)})")
+    need(opts.samples >= 1, "samples", f"must be >= 1, got {opts.samples}")
+    need(opts.seed >= 0, "seed", f"must be >= 0, got {opts.seed}")
+    need(opts.batch_size >= 1, "batch_size", f"must be >= 1, got {opts.batch_size}")
 
 
 def prepare_superres(job: SuperresJob) -> None:
-    """Everything that can fail before the model loads: the options, the input's existence, the outputs (new or
-    --overwrite, folders writable)."""
-    _validate(job.options)
+    """Everything that can fail before the model loads (the options were checked when built): the input's
+    existence, the outputs (new or overwritten when asked, folders writable)."""
     if not Path(job.input).exists():
         raise InputError(f"{job.input}: file not found")
     _outputs(job)
@@ -374,7 +388,6 @@ def run_superres(job: SuperresJob, model: VDM, model_info: dict[str, Any], progr
     """Run one super-resolution job; write the outputs; return the summary (what ``--json`` prints)."""
     emit = progress or (lambda e: None)
     opts = job.options
-    _validate(opts)
     outputs = _outputs(job)
     src = Path(job.input)
     vol_np, geom, input_kind = load_superres_input(src)
@@ -409,7 +422,7 @@ def run_superres(job: SuperresJob, model: VDM, model_info: dict[str, Any], progr
 def _summary(job: SuperresJob, model: VDM, model_info: dict[str, Any], plan: ResolutionPlan, geom: Geometry, geom_out: Geometry,
              idx: list[int], input_kind: str, elapsed: float) -> dict[str, Any]:
     opts = job.options
-    assert opts.steps is not None  # set by _validate
+    assert opts.steps is not None  # resolved when the options were built
     return {
         "mrdiff_version": __version__, "input": str(job.input), "input_kind": input_kind, "output": {},
         "mode": plan.mode, "input_matrix": list(plan.input_hw), "from": list(plan.from_hw), "to": list(plan.to_hw),
