@@ -239,8 +239,8 @@ class Scan:
 
 @dataclass(frozen=True)
 class SliceSpec:
-    """A ``--slices`` selection: ``3`` (one slice), ``3:7`` / ``3:`` / ``:7`` / ``0:9:2`` (Python slice, end
-    exclusive, negative indices count from the end) or ``1,4,6`` (a list). Parse with :meth:`parse`, resolve
+    """A slice selection (``mrdiff --slices``): ``3`` (one slice), ``3:7`` / ``3:`` / ``:7`` / ``0:9:2`` (Python
+    slice, end exclusive, negative indices count from the end) or ``1,4,6`` (a list). Parse with :meth:`parse`, resolve
     against a volume with :meth:`indices`."""
 
     text: str
@@ -267,8 +267,8 @@ class SliceSpec:
                 return cls(t, "range", vals)
             return cls(t, "one", (int(t),))
         except ValueError:
-            raise UsageError(f"--slices {text!r}: expected an index (3), a range (3:7, end exclusive) "
-                             "or a list (1,4,6)") from None
+            raise UsageError(f"{text!r}: expected an index (3), a range (3:7, end exclusive) or a list (1,4,6)",
+                             option="slices") from None
 
     def indices(self, n: int) -> list[int]:
         """Ascending slice indices of a volume with ``n`` slices (UsageError when out of range or empty)."""
@@ -281,9 +281,9 @@ class SliceSpec:
             for v in self.values:
                 i = int(v) + n if int(v) < 0 else int(v)  # type: ignore[arg-type]
                 if not 0 <= i < n:
-                    raise UsageError(f"--slices {self.text}: slice {v} is outside 0..{n - 1} ({n} slices)")
+                    raise UsageError(f"{self.text}: slice {v} is outside 0..{n - 1} ({n} slices)", option="slices")
                 idx.append(i)
             idx = sorted(set(idx))
         if not idx:
-            raise UsageError(f"--slices {self.text} selects no slice of {n}")
+            raise UsageError(f"{self.text} selects no slice of {n}", option="slices")
         return idx

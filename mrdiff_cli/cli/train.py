@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ..errors import InputError, ModelError, NotAvailableError, OutputError, UsageError
+from ..errors import InputError, NotAvailableError, OutputError, UsageError
 from .common import console, handle_errors, print_json, say
 from .options import JsonOpt, OfflineOpt
 
@@ -236,10 +236,7 @@ def _train_config(task: str, kw: dict[str, Any], mults: list[int], attn: list[in
     # bf16 default: where the device runs it natively (measured on a 2-core x86 CPU with AVX512-BF16/AMX: 3x
     # faster steps for the default UNet)
     bf16 = kw["bf16"] if kw["bf16"] is not None else native_bf16(dev) is not None
-    try:
-        init_from = resolve_init_from(kw["init_from"], offline=kw["offline"] or None) if kw["init_from"] else None
-    except ModelError as exc:  # the model resolver names --model; here the option is --init-from
-        raise ModelError(str(exc).replace("--model", "--init-from")) from None
+    init_from = resolve_init_from(kw["init_from"], offline=kw["offline"] or None) if kw["init_from"] else None
     return TrainConfig(
         task=task,
         inputs=[str(p) for p in train_paths],

@@ -74,7 +74,7 @@ def coil_maps(coils: int, shape: tuple[int, int]) -> np.ndarray:
     """Analytic birdcage-like sensitivities (coils, H, W) complex64 with Σ|S|² = 1 at every pixel."""
     h, w = int(shape[0]), int(shape[1])
     if coils < 1:
-        raise UsageError(f"--coils must be at least 1, got {coils}")
+        raise UsageError(f"must be at least 1, got {coils}", option="coils")
     if coils == 1:
         return np.ones((1, h, w), dtype=np.complex64)
     u = (np.arange(h) - (h - 1) / 2.0) / (h / 2.0)
@@ -218,10 +218,10 @@ def parse_slices(spec: str | None, n: int) -> slice:
         else:
             raise ValueError
     except ValueError:
-        raise UsageError(f"--slices '{spec}': expected a:b (python slice) or one index") from None
+        raise UsageError(f"'{spec}': expected a:b (python slice) or one index", option="slices") from None
     idx = range(n)[sl]
     if len(idx) == 0:
-        raise UsageError(f"--slices '{spec}' selects no slice of {n}")
+        raise UsageError(f"'{spec}' selects no slice of {n}", option="slices")
     return slice(idx.start, idx.stop, idx.step)
 
 
@@ -232,7 +232,7 @@ def reslice(volume: np.ndarray, geometry: Geometry, axis: int, slices: str | Non
     and the origin / slice step follow the ``slices`` selection.
     """
     if axis not in (0, 1, 2):
-        raise UsageError(f"--axis must be 0, 1 or 2, got {axis}")
+        raise UsageError(f"must be 0, 1 or 2, got {axis}", option="axis")
     nifti_order = np.transpose(volume, (1, 2, 0))  # (i, j, k)
     inplane = [a for a in (0, 1, 2) if a != axis]
     data = np.transpose(nifti_order, (axis, inplane[0], inplane[1]))  # (S, H, W)
@@ -278,7 +278,7 @@ def simulate_volume(volume: np.ndarray, geometry: Geometry | None = None, *, mat
     if not np.all(np.isfinite(vol)):
         raise InputError("image contains NaN or Inf values")
     if coils < 1:
-        raise UsageError(f"--coils must be at least 1, got {coils}")
+        raise UsageError(f"must be at least 1, got {coils}", option="coils")
     geometry = geometry or Geometry()
     if geometry.affine is None:
         geometry = Geometry(voxel_size=geometry.voxel_size,
@@ -286,7 +286,7 @@ def simulate_volume(volume: np.ndarray, geometry: Geometry | None = None, *, mat
                             known=geometry.known, source=geometry.source)
     if matrix is not None:
         if int(matrix) < 4:
-            raise UsageError(f"--matrix must be at least 4, got {matrix}")
+            raise UsageError(f"must be at least 4, got {matrix}", option="matrix")
         n_in = max(vol.shape[1], vol.shape[2])
         vol, scale, pad = resample_slices(vol, int(matrix))
         geometry = _resampled_geometry(geometry, scale, pad, n_in, int(matrix))
@@ -299,12 +299,12 @@ def simulate_volume(volume: np.ndarray, geometry: Geometry | None = None, *, mat
         try:
             res = make_mask(str(mask_kind).lower(), (h, w), float(accel if accel is not None else 4.0), acs, seed)
         except ValueError as exc:
-            raise UsageError(f"mask: {exc}") from None
+            raise UsageError(str(exc), option="mask_kind") from None
         mask = res.mask
         mask_info = {"kind": res.kind, "target_accel": res.target_accel, "achieved_accel": res.achieved_accel,
                      "acs": res.acs}
     elif accel is not None:
-        raise UsageError("--accel needs --mask KIND")
+        raise UsageError("needs a mask kind (`mask_kind`)", option="accel")
     info = {"coils": coils, "snr_db": snr_db, "seed": seed, "matrix": [h, w], "slices": s_n, "mask": mask_info}
     if coil_model != "ring" or phase_model != "poly" or noise_corr > 0:
         from .acquisition import COIL_FAMILIES, PHASE_FAMILIES, Acquisition, simulate_acquisition_full
@@ -313,7 +313,7 @@ def simulate_volume(volume: np.ndarray, geometry: Geometry | None = None, *, mat
             raise UsageError(f"coil model {coil_model!r} / phase model {phase_model!r}: choose from "
                              f"{', '.join(COIL_FAMILIES)} / {', '.join(PHASE_FAMILIES)}")
         if not 0.0 <= noise_corr < 1.0:
-            raise UsageError(f"--noise-corr {noise_corr}: must be in [0, 1)")
+            raise UsageError(f"must be in [0, 1), got {noise_corr}", option="noise_corr")
         acq = Acquisition(coil_model, coils, phase_model, phase_std,
                           snr_db=float(snr_db) if snr_db is not None else float("inf"), noise_rho=noise_corr)
         k, reference, maps, phase = simulate_acquisition_full(vol, acq, seed)
@@ -349,7 +349,7 @@ def write_simulated(sim: SimulatedScan, out_path: str | os.PathLike, fmt: str = 
     """Write a SimulatedScan as a fastMRI-style HDF5 file or an ISMRMRD dataset (atomic)."""
     fmt = fmt.lower()
     if fmt not in SIM_FORMATS:
-        raise UsageError(f"unknown simulate format '{fmt}' (choose from {', '.join(SIM_FORMATS)})")
+        raise UsageError(f"unknown simulate format '{fmt}' (choose from {', '.join(SIM_FORMATS)})", option="fmt")
     s_n, c_n, h, w = sim.kspace.shape
     if fmt == "fastmri":
         from ..io.fastmri import write_fastmri
@@ -393,10 +393,10 @@ def simulate_file(image_path: str | os.PathLike, out_path: str | os.PathLike, *,
     from ..io.detect import load_image
 
     if fmt.lower() not in SIM_FORMATS:
-        raise UsageError(f"unknown simulate format '{fmt}' (choose from {', '.join(SIM_FORMATS)})")
+        raise UsageError(f"unknown simulate format '{fmt}' (choose from {', '.join(SIM_FORMATS)})", option="fmt")
     if fmt.lower() == "ismrmrd" and mask_kind is not None and str(mask_kind).lower() in ("poisson", "gaussian2d"):
-        raise UsageError(f"--mask {mask_kind} is 2D; ISMRMRD output needs a 1D mask kind "
-                         "(gaussian1d, uniform1d, equispaced)")
+        raise UsageError(f"{mask_kind} is 2D; ISMRMRD output needs a 1D mask kind (gaussian1d, uniform1d, "
+                         "equispaced)", option="mask_kind")
     check_output_path(out_path, overwrite, parents=True)  # fail before the work, not after it
     vol, geom = load_image(image_path)
     is_npy = Path(image_path).suffix.lower() == ".npy" or geom.source.startswith("default (npy")
@@ -404,7 +404,7 @@ def simulate_file(image_path: str | os.PathLike, out_path: str | os.PathLike, *,
     nifti_axis = 2 if axis is None else int(axis)
     if is_npy and axis is not None:
         if int(axis) not in (0, 1, 2):
-            raise UsageError(f"--axis must be 0, 1 or 2, got {axis}")
+            raise UsageError(f"must be 0, 1 or 2, got {axis}", option="axis")
         nifti_axis = {0: 2, 1: 0, 2: 1}[int(axis)]
     vol_s, geom_s = reslice(vol, geom, nifti_axis, slices)
     sim = simulate_volume(vol_s, geom_s, matrix=matrix, coils=coils, snr_db=snr_db, seed=seed,

@@ -134,15 +134,17 @@ def build_model_and_config(cfg: TrainConfig) -> tuple[Prior, dict[str, Any]]:
             src = read_config(cfg.init_from)
             src_arch = src.get("architecture") or {}
             if src_arch.get("type") not in ("edm-unet", "vdm-unet"):
-                raise UsageError(f"init_from {cfg.init_from}: unknown architecture {src_arch.get('type')!r}")
+                raise UsageError(f"{cfg.init_from}: unknown architecture {src_arch.get('type')!r}", option="init_from")
             ucfg = UNetConfig.from_dict(src_arch["unet"])
             ecfg = EDMConfig(**src_arch.get("edm", {}))
             if list(src.get("resolution") or []) not in ([], [cfg.matrix, cfg.matrix]):
-                raise UsageError(f"init_from {cfg.init_from} was trained at {src['resolution']}; matrix is {cfg.matrix}")
+                raise UsageError(f"{cfg.init_from} was trained at {src['resolution']}; `matrix` is {cfg.matrix}",
+                                 option="init_from")
             if src_arch.get("type") == "edm-unet" or "score" in (src.get("tasks") or []):
                 tasks = ["vdm", "score"]  # the network is a trained VE denoiser: the bundle also serves reconstruct
         elif cfg.freeze_net:
-            raise UsageError("freeze_net needs init_from (a trained score or VDM bundle): it trains gamma only")
+            raise UsageError("needs `init_from` (a trained score or VDM bundle): it trains gamma only",
+                             option="freeze_net")
         model = VDM(ucfg, vcfg, ecfg)
         if cfg.freeze_net:
             model.score.requires_grad_(False)
@@ -150,7 +152,7 @@ def build_model_and_config(cfg: TrainConfig) -> tuple[Prior, dict[str, Any]]:
     else:
         raise UsageError(f"unknown training task {cfg.task!r} (use 'score' or 'vdm')")
     if cfg.freeze_net and cfg.task != "vdm":
-        raise UsageError("freeze_net is for task 'vdm' (train the noise schedule of a trained network)")
+        raise UsageError("is for task 'vdm' (train the noise schedule of a trained network)", option="freeze_net")
     config = {
         "mrdiff_bundle_version": 1,
         "task": cfg.task,
@@ -436,5 +438,10 @@ def train(cfg: TrainConfig, resume: bool = False, callback: Callable[[dict], Non
 
 
 def resolve_init_from(spec: str, offline: bool | None = None) -> str:
-    """The local folder of the bundle that ``init_from`` names (a folder, bundled:NAME or a Hub repo id)."""
-    return str(resolve_model(spec, None, offline=offline).path)
+    """The local folder of the bundle that ``init_from`` names (a folder, bundled:NAME or a Hub repo id). Its
+    ModelErrors name ``init_from``, not the resolver's ``model``."""
+    try:
+        return str(resolve_model(spec, None, offline=offline).path)
+    except ModelError as exc:
+        raise ModelError(exc.message.replace("`model`", "`init_from`"),
+                         option="init_from" if exc.option == "model" else exc.option) from None

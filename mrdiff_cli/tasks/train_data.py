@@ -36,16 +36,17 @@ def expand_inputs(items: list[str]) -> list[Path]:
     return list(dict.fromkeys(out))  # a file named twice (folder + file) counts once
 
 
-def split_volumes(paths: list[Path], fraction: float) -> tuple[list[Path], list[Path]]:
-    """Hold out whole volumes for validation: ``round(fraction * n)`` (at least 1) of them, evenly spread over
+def split_volumes(paths: list[Path], val_fraction: float) -> tuple[list[Path], list[Path]]:
+    """Hold out whole volumes for validation: ``round(val_fraction * n)`` (at least 1) of them, evenly spread over
     the sorted list, so the split is deterministic and no slice of a held-out volume is ever trained on."""
-    if not 0.0 < fraction < 1.0:
-        raise InputError(f"validation fraction {fraction:g} must be between 0 and 1")
+    if not 0.0 < val_fraction < 1.0:
+        raise InputError(f"must be between 0 and 1, got {val_fraction:g}", option="val_fraction")
     paths = sorted(paths)
     n = len(paths)
-    n_val = max(1, int(round(fraction * n)))
+    n_val = max(1, int(round(val_fraction * n)))
     if n - n_val < 1:
-        raise InputError(f"cannot hold out {n_val} of {n} volume(s) for validation and still train; add volumes or use --val")
+        raise InputError(f"cannot hold out {n_val} of {n} volume(s) for validation and still train; add volumes "
+                         "or name the validation volumes (`val_inputs`)", option="val_fraction")
     picked = {int((i + 0.5) * n / n_val) for i in range(n_val)}
     return [p for i, p in enumerate(paths) if i not in picked], [p for i, p in enumerate(paths) if i in picked]
 
