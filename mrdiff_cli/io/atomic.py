@@ -43,7 +43,7 @@ def check_output_path(path: str | os.PathLike, overwrite: bool = False, *, kind:
         raise OutputError(f"{p}: cannot write output, directory '{parent}' is not writable")
     if p.exists() or p.is_symlink():
         if not overwrite:
-            raise OutputError(f"{p}: output exists (use --overwrite to replace it)")
+            raise OutputError(f"{p}: output exists (use `overwrite` to replace it)")
         if kind == "file" and p.is_dir():
             raise OutputError(f"{p}: output exists and is a directory, expected a file")
         if kind == "dir" and not p.is_dir():

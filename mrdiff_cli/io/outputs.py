@@ -57,7 +57,7 @@ def output_format(path: str | os.PathLike, fmt: str | None = None) -> str:
         from ..errors import UsageError
 
         raise UsageError(f"{path}: cannot tell the output format from the name; use .nii/.nii.gz, a folder for "
-                         "DICOM (no extension, or a trailing /), or pass --format")
+                         "DICOM (no extension, or a trailing /), or pass `fmt`")
     return infer_format(path)
 
 
@@ -145,7 +145,7 @@ class Outputs:
     def check(self, suffixes: Sequence[str] = (), sidecars: Sequence[str] = ()) -> None:
         """Fail before any work when an output exists (without overwrite), or its folder cannot be written (tried
         for real: a temporary file is created and deleted), or a DICOM series would replace a folder that is not
-        one. An existing empty folder is taken as the DICOM series folder without --overwrite."""
+        one. An existing empty folder is taken as the DICOM series folder without overwrite."""
         kind = "dir" if self.fmt == "dicom" else "file"
         paths = [self.volume_path(suffix) for suffix in ("", *suffixes)]
         for path in paths:
@@ -156,7 +156,7 @@ class Outputs:
                     f.suffix.lower() != ".dcm" and f.name not in SIDECARS.values())), None)
                 if stray is not None:
                     raise OutputError(f"{path}: folder exists and holds '{stray}', so it is not a DICOM series to "
-                                      "replace; give a new folder for the series, or --format nifti to write the "
+                                      "replace; give a new folder for the series, or `fmt` nifti to write the "
                                       "image inside this one")
             check_output_path(path, self.overwrite, kind=kind, parents=True)
         if self.fmt != "dicom":  # DICOM sidecars live inside the (new or replaced) series folder

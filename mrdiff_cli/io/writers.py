@@ -35,7 +35,7 @@ def infer_format(out_path: str | os.PathLike) -> str:
         return "dicom"
     raise UsageError(
         f"{out_path}: cannot tell the output format from the name; use .nii/.nii.gz, .h5, a folder for DICOM, "
-        "or pass --format"
+        "or pass `fmt`"
     )
 
 

@@ -46,5 +46,5 @@ def default_bundle(task: str | None, wdir: str | os.PathLike | None = None) -> s
             return name
     raise ModelError(
         f"no bundled default model for task '{task}' (expected {root / preferred}); "
-        "pass --model with a bundle folder or a Hub repo (org/name)"
+        "give a `model` spec: a bundle folder or a Hub repo (org/name)"
     )

@@ -39,10 +39,11 @@ def hf_frozen_offline() -> bool:
 
 
 def offline_reason(offline: bool | None) -> str:
-    """The switches that put mrdiff offline, for error messages ('--offline, HF_HUB_OFFLINE=1')."""
+    """The switches that put mrdiff offline, for error messages ('`offline`, HF_HUB_OFFLINE=1': the parameter in
+    backticks, rendered as its flag by the CLI)."""
     reasons = []
     if offline:
-        reasons.append("--offline")
+        reasons.append("`offline`")
     if _env_true("HF_HUB_OFFLINE") or hf_frozen_offline():
         reasons.append("HF_HUB_OFFLINE=1")
     if _env_true("MRDIFF_OFFLINE"):

@@ -27,7 +27,7 @@ def is_network_error(exc: BaseException) -> bool:
 def unreachable_error(ms: ModelSpec, endpoint: str, cache: Path) -> ModelError:
     return ModelError(
         f"cannot reach the Hugging Face Hub at {endpoint} to fetch '{ms.label}' and it is not in the "
-        f"local cache ({cache}); check the network/proxy, or set HF_HUB_OFFLINE=1 (or pass --offline) "
+        f"local cache ({cache}); check the network/proxy, or set HF_HUB_OFFLINE=1 (or pass `offline`) "
         "to use cached models only"
     )
 
@@ -39,12 +39,12 @@ def not_cached_error(ms: ModelSpec, cache: Path, why: str) -> ModelError:
         return ModelError(
             f"revision '{ms.revision}' of '{repo}' is not in the local cache ({cache}; cached: "
             f"{', '.join(cached) or 'none'}) and offline mode is on ({why}); fetch it once with network access "
-            "or drop --offline / HF_HUB_OFFLINE"
+            "or drop `offline` / HF_HUB_OFFLINE"
         )
     return ModelError(
         f"model '{ms.label}' is not in the local cache ({cache}) and offline mode is on ({why}); "
         f"run `mrdiff models download {ms.raw or repo}` with network access first, "
-        "or drop --offline / HF_HUB_OFFLINE"
+        "or drop `offline` / HF_HUB_OFFLINE"
     )
 
 

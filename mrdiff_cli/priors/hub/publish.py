@@ -101,9 +101,9 @@ def push_model(
     """
     src = Path(folder).expanduser()
     config = check_bundle(src, None, None, label=str(folder))
-    repo_id = check_repo_id(repo_id, repo_id)
+    repo_id = check_repo_id(repo_id, repo_id, option=None)
     if revision is not None:
-        revision = check_revision(revision, f"{repo_id}@{revision}")
+        revision = check_revision(revision, f"{repo_id}@{revision}", option="revision")
     plan = plan_push(src, config, repo_id, revision=revision, private=private, dry_run=dry_run)
     if dry_run:
         return plan

@@ -1,5 +1,6 @@
-"""Parse a ``--model`` value: the bundled default, ``bundled:NAME``, a local folder, ``org/name[@revision]`` or
-``hf://[models/]org/name[@revision][/subfolder]``. Pure apart from one ``is_dir`` check; never touches the network.
+"""Parse a model spec (``mrdiff --model``): the bundled default, ``bundled:NAME``, a local folder,
+``org/name[@revision]`` or ``hf://[models/]org/name[@revision][/subfolder]``. Pure apart from one ``is_dir`` check;
+never touches the network.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ _HF_URI_RE = re.compile(r"^(?P<org>[^/@]+)/(?P<name>[^/@]+)(?:@(?P<rest>.*)|/(?P
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A parsed ``--model`` value. ``kind`` is 'default', 'bundled', 'local' or 'hub'."""
+    """A parsed model spec. ``kind`` is 'default', 'bundled', 'local' or 'hub'."""
 
     kind: str
     raw: str | None = None
@@ -42,8 +43,9 @@ class ModelSpec:
         return label
 
 
-def check_repo_id(repo_id: str, raw: str) -> str:
-    """``repo_id`` if it is a valid Hub model id of the form org/name (huggingface_hub's rules), else ModelError."""
+def check_repo_id(repo_id: str, raw: str, option: str | None = "model") -> str:
+    """``repo_id`` if it is a valid Hub model id of the form org/name (huggingface_hub's rules), else ModelError
+    (naming ``option``: the parameter ``raw`` came from, None for a bare repo id)."""
     from huggingface_hub.utils import HFValidationError, validate_repo_id
 
     try:
@@ -52,15 +54,16 @@ def check_repo_id(repo_id: str, raw: str) -> str:
     except HFValidationError:
         valid = False
     if not valid:
-        raise ModelError(f"invalid Hub repo id '{repo_id}' in --model '{raw}': expected org/name")
+        where = f" in '{raw}'" if raw != repo_id else ""
+        raise ModelError(f"invalid Hub repo id '{repo_id}'{where}: expected org/name", option=option)
     return repo_id
 
 
-def check_revision(rev: str, raw: str) -> str:
+def check_revision(rev: str, raw: str, option: str | None = "model") -> str:
     if not rev or rev.startswith("/") or rev.endswith("/") or any(s in ("", ".", "..") for s in rev.split("/")):
-        raise ModelError(f"invalid revision '{rev}' in --model '{raw}'")
+        raise ModelError(f"invalid revision '{rev}' in '{raw}'", option=option)
     if any(c.isspace() for c in rev):
-        raise ModelError(f"invalid revision '{rev}' in --model '{raw}' (contains whitespace)")
+        raise ModelError(f"invalid revision '{rev}' in '{raw}' (contains whitespace)", option=option)
     return rev
 
 
@@ -69,7 +72,7 @@ def _check_subfolder(sub: str, raw: str) -> str | None:
     if not sub:
         return None
     if any(s in ("", ".", "..") for s in sub.split("/")):
-        raise ModelError(f"invalid subfolder '{sub}' in --model '{raw}'")
+        raise ModelError(f"invalid subfolder '{sub}' in '{raw}'", option="model")
     return sub
 
 
@@ -83,7 +86,7 @@ def _looks_like_path(spec: str) -> bool:
 
 
 def parse_model_spec(spec: str | None) -> ModelSpec:
-    """Parse a ``--model`` value.
+    """Parse a model spec (``mrdiff --model``); a bad one is a ModelError with ``option="model"``.
 
     * ``None``, ``""``, ``"default"`` -> the bundled default for the task
     * ``bundled:NAME`` (or a bare ``NAME`` that is not a folder) -> ``mrdiff_cli/weights/NAME``
@@ -98,12 +101,12 @@ def parse_model_spec(spec: str | None) -> ModelSpec:
     if spec.startswith("bundled:"):
         name = spec[len("bundled:") :]
         if not _BARE_NAME_RE.match(name):
-            raise ModelError(f"invalid bundled model name in --model '{raw}'")
+            raise ModelError(f"invalid bundled model name in '{raw}'", option="model")
         return ModelSpec(kind="bundled", raw=raw, name=name)
     if spec.startswith("hf://"):
         return _parse_hf_uri(spec, raw)
     if "://" in spec:
-        raise ModelError(f"unsupported --model '{raw}': expected {SPEC_FORMS}")
+        raise ModelError(f"unsupported model spec '{raw}': expected {SPEC_FORMS}", option="model")
     local = _parse_local(spec, raw)
     return local if local is not None else _parse_repo_id(spec, raw)
 
@@ -115,12 +118,12 @@ def _parse_local(spec: str, raw: str) -> ModelSpec | None:
         return ModelSpec(kind="local", raw=raw, path=path)
     if path.is_file():
         if path.suffix.lower() in PICKLE_SUFFIXES:
-            raise ModelError(f"--model '{raw}' is a pickled checkpoint; mrdiff never loads pickled weights")
+            raise ModelError(f"'{raw}' is a pickled checkpoint; mrdiff never loads pickled weights", option="model")
         raise ModelError(
-            f"--model '{raw}' is a file; pass the bundle folder that holds {CONFIG_FILE} and {WEIGHTS_FILE}"
+            f"'{raw}' is a file; pass the bundle folder that holds {CONFIG_FILE} and {WEIGHTS_FILE}", option="model"
         )
     if _looks_like_path(spec):
-        raise ModelError(f"model folder '{raw}' does not exist")
+        raise ModelError(f"model folder '{raw}' does not exist", option="model")
     return None
 
 
@@ -130,11 +133,11 @@ def _parse_repo_id(spec: str, raw: str) -> ModelSpec:
     if "/" not in repo_part:
         if not at and _BARE_NAME_RE.match(spec):
             return ModelSpec(kind="bundled", raw=raw, name=spec)
-        raise ModelError(f"cannot interpret --model '{raw}': expected {SPEC_FORMS}")
+        raise ModelError(f"cannot interpret '{raw}': expected {SPEC_FORMS}", option="model")
     if repo_part.count("/") != 1:
         raise ModelError(
-            f"cannot interpret --model '{raw}': not an existing folder nor a Hub repo id (org/name); "
-            "for a subfolder of a repo use hf://org/name@revision/subfolder"
+            f"cannot interpret '{raw}': not an existing folder nor a Hub repo id (org/name); "
+            "for a subfolder of a repo use hf://org/name@revision/subfolder", option="model"
         )
     repo_id = check_repo_id(repo_part, raw)
     revision = check_revision(rev, raw) if at else None
@@ -145,12 +148,12 @@ def _parse_hf_uri(spec: str, raw: str) -> ModelSpec:
     body = spec[len("hf://") :]
     for prefix in ("datasets/", "spaces/", "buckets/", "kernels/"):
         if body.startswith(prefix):
-            raise ModelError(f"--model '{raw}': mrdiff bundles live in model repos, not {prefix[:-1]}")
+            raise ModelError(f"'{raw}': mrdiff bundles live in model repos, not {prefix[:-1]}", option="model")
     if body.startswith("models/"):
         body = body[len("models/") :]
     m = _HF_URI_RE.match(body)
     if not m:
-        raise ModelError(f"cannot interpret --model '{raw}': expected hf://org/name[@revision][/subfolder]")
+        raise ModelError(f"cannot interpret '{raw}': expected hf://org/name[@revision][/subfolder]", option="model")
     repo_id = check_repo_id(f"{m['org']}/{m['name']}", raw)
     revision, sub = None, m["path"] or ""
     if m["rest"] is not None:
