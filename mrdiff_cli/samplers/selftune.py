@@ -202,15 +202,17 @@ class HoldoutSpread:
     n_values: int
     samples: int
 
-    def mean_err2(self) -> float:
-        return max(0.0, self.err2 - self.noise2 - self.spread2 / self.samples)
+    def mean_err2(self, remove_noise: bool = True) -> float:
+        """The squared error of the posterior mean at the hidden values; ``remove_noise=False``: against the noisy
+        hidden data (the noise counted as error, as against a reference image from noisy fully sampled data)."""
+        return max(0.0, self.err2 - (self.noise2 if remove_noise else 0.0) - self.spread2 / self.samples)
 
-    def ratio2(self, k_final: int) -> float:
+    def ratio2(self, k_final: int, remove_noise: bool = True) -> float:
         """(expected squared error of the mean of ``k_final`` samples) / (per-sample spread^2) at the hidden values:
         mean_err2 / spread2 + 1 / k_final. Infinite when the samples do not spread at all."""
         if self.spread2 <= 0:
             return math.inf
-        return self.mean_err2() / self.spread2 + 1.0 / max(1, int(k_final))
+        return self.mean_err2(remove_noise) / self.spread2 + 1.0 / max(1, int(k_final))
 
     def __add__(self, other: HoldoutSpread) -> HoldoutSpread:
         return HoldoutSpread(self.err2 + other.err2, self.spread2 + other.spread2, self.noise2 + other.noise2,

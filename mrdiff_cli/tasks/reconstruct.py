@@ -17,7 +17,8 @@ import torch
 from ..errors import UsageError
 from ..ops.fft import fft2c, ifft2c, rss
 from ..ops.operators import CoilwiseOp, LinearOperator, SenseOp
-from ..samplers.noise import running_mean_var, sample_generator
+from ..samplers.dc import cg_dc
+from ..samplers.noise import randn_like, running_mean_var, sample_generator
 from ..samplers.selftune import (
     CG_CANDIDATES,
     LastEstimate,
@@ -450,9 +451,12 @@ class Reconstructor:
         samples = torch.stack(self._kept) if keep_samples and self._kept else None
         mean_np = mean.cpu().numpy()
         raw = var.cpu().numpy() if K > 1 else None
+        noise_var = None
+        if raw is not None and self._holdout_calibration() is not None and self.spread is not None and maps is not None:
+            noise_var = self.noise_variance_map(y, m, maps, self.spread.noise_std, ids)
         return BatchResult(
             mean_np,
-            self.calibrated_variance(mean_np, raw, int(k.shape[1])) if raw is not None else None,
+            self.calibrated_variance(mean_np, raw, int(k.shape[1]), noise_var) if raw is not None else None,
             samples.cpu().numpy() if samples is not None else None,
             zf.cpu().numpy(),
             raw_variance=raw,
@@ -492,12 +496,34 @@ class Reconstructor:
         c = self.opts.calibration
         return Calibration.from_dict(c).block_for(n_coils) if isinstance(c, dict) else "main"
 
-    def calibrated_variance(self, mean: np.ndarray, raw_var: np.ndarray, n_coils: int) -> np.ndarray:
+    def noise_variance_map(self, y: torch.Tensor, m: torch.Tensor, maps: torch.Tensor, sigma: float,
+                           slice_ids: Sequence[int], draws: int = 2) -> np.ndarray:
+        """(B, H, W) variance of the magnitude that measurement noise of std ``sigma`` (complex, per k-space value)
+        puts into the image through the consistency step: ``draws`` seeded noise-only k-spaces on the measured
+        locations, each through the run's CG count from zero (SENSE), |x|^2 / 2 averaged. The shape of the noise
+        part of the error (the g-factor pattern) that the samples' spread does not carry (they all reproduce the
+        same noisy data)."""
+        B = y.shape[0]
+        if sigma <= 0:
+            return np.zeros((B, *y.shape[-2:]), np.float32)
+        A = SenseOp(m, maps)
+        support = (maps.abs().sum(dim=-3) > 0).to(torch.float32)
+        acc = torch.zeros(B, *y.shape[-2:], device=y.device)
+        for r in range(draws):
+            gen = [sample_generator(self.opts.seed, PILOT_SAMPLE - 2 - r, s) for s in slice_ids]
+            n = m * (sigma / math.sqrt(2.0)) * randn_like(y, gen)
+            x = cg_dc(torch.zeros(y.shape[0], *y.shape[-2:], dtype=y.dtype, device=y.device), n, A, 0.0, self.n_cg())
+            acc += (x * support).abs().square() / 2.0
+        return (acc / draws).cpu().numpy()
+
+    def calibrated_variance(self, mean: np.ndarray, raw_var: np.ndarray, n_coils: int,
+                            noise_var: np.ndarray | None = None) -> np.ndarray:
         """The variance map of K > 1 samples: per scan from the hold-out run where it ran
-        (:mod:`.scan_calibration`), else from the fixed calibration map, else the raw sample variance."""
+        (:mod:`.scan_calibration`; ``noise_var``: :meth:`noise_variance_map`), else from the fixed calibration
+        map, else the raw sample variance."""
         hc = self._holdout_calibration()
         if hc is not None and self.spread is not None and self.spread.usable():
-            return hc.std(raw_var, self.spread, int(self.opts.samples)) ** 2
+            return hc.std(raw_var, self.spread, int(self.opts.samples), noise_var) ** 2
         cal = self._calibration(n_coils)
         return cal.std(mean, raw_var) ** 2 if cal is not None else raw_var
 

@@ -49,8 +49,8 @@ class ScanSpread:
     slices: list[int]
     ratio2_per_slice: list[float] = field(default_factory=list)
 
-    def ratio2(self, k_final: int) -> float:
-        return self.total.ratio2(k_final)
+    def ratio2(self, k_final: int, remove_noise: bool = True) -> float:
+        return self.total.ratio2(k_final, remove_noise)
 
     def usable(self) -> bool:
         """The samples spread at the hidden locations (else the ratio is undefined)."""
@@ -78,6 +78,9 @@ class HoldoutCalibration:
     factor: float = 1.0
     pool: int = 5
     noise_weight: float = 1.0
+    # subtract the estimated measurement noise from the hold-out residual (True) or count it as error (False: the
+    # ratio then also carries the noise, as a reference image from noisy fully sampled data does)
+    remove_noise: bool = True
     level: float = 0.95
     z: float = 1.96
     fitted_on: list[str] = field(default_factory=list)
@@ -89,16 +92,21 @@ class HoldoutCalibration:
         if bad or self.factor <= 0 or int(self.pool) < 1:
             raise ValueError(f"holdout calibration needs factor > 0, noise_weight >= 0, pool >= 1 (bad: {bad or ['factor/pool']})")
 
-    def std(self, var: np.ndarray, spread: ScanSpread, k_final: int) -> np.ndarray:
-        """Calibrated std map (float32, the shape of ``var``) from the raw sample variance of the full run."""
+    def std(self, var: np.ndarray, spread: ScanSpread, k_final: int, noise_var: np.ndarray | None = None) -> np.ndarray:
+        """Calibrated std map (float32, the shape of ``var``) from the raw sample variance of the full run and
+        ``noise_var``, the measurement noise's variance map in the image (``Reconstructor.noise_variance_map``;
+        None: the fully sampled value sigma_n^2 / 2 everywhere)."""
         from .calibration import pool_variance
 
         v = pool_variance(np.maximum(np.asarray(var, dtype=np.float32), 0.0), int(self.pool)).astype(np.float64)
-        out = self.factor * np.sqrt(spread.ratio2(k_final) * v + self.noise_weight * spread.noise_std ** 2 / 2.0)
+        nv = (spread.noise_std ** 2 / 2.0 if noise_var is None
+              else pool_variance(np.asarray(noise_var, dtype=np.float32), int(self.pool)).astype(np.float64))
+        out = self.factor * np.sqrt(spread.ratio2(k_final, self.remove_noise) * v + self.noise_weight * nv)
         return out.astype(np.float32)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"factor": self.factor, "pool": int(self.pool), "noise_weight": self.noise_weight, "level": self.level,
+        return {"factor": self.factor, "pool": int(self.pool), "noise_weight": self.noise_weight,
+                "remove_noise": self.remove_noise, "level": self.level,
                 "z": self.z, "fitted_on": list(self.fitted_on), **({"info": self.info} if self.info else {})}
 
     @classmethod
@@ -106,5 +114,6 @@ class HoldoutCalibration:
         if not isinstance(d, dict) or "factor" not in d:
             raise ValueError("calibration 'holdout' must be an object with 'factor'")
         return cls(factor=float(d["factor"]), pool=int(d.get("pool", 5)), noise_weight=float(d.get("noise_weight", 1.0)),
+                   remove_noise=bool(d.get("remove_noise", True)),
                    level=float(d.get("level", 0.95)), z=float(d.get("z", 1.96)),
                    fitted_on=[str(v) for v in d.get("fitted_on", [])], info=dict(d.get("info") or {}))
