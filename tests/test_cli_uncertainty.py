@@ -420,3 +420,28 @@ def test_recon_only_defaults_match_the_declared_ones():
 
     declared = {p.name: p.default for p in _uncertainty_command().params}
     assert {name: declared[name] for name in RECON_ONLY} == RECON_ONLY
+
+
+def test_per_scan_holdout_calibration_and_fixed_fallback_choice(tiny_fastmri_file, model_dir, tmp_path, monkeypatch):
+    """A bundle with a 'holdout' block: the default scales the std per scan (the JSON says so and carries the
+    hold-out evidence, the table says 'per scan'); --calibration fixed applies only the fixed map."""
+    monkeypatch.setenv("COLUMNS", "400")
+    mdir = _model_with_calibration(model_dir, tmp_path, {
+        "method": "factor", "params": {"factor": 2.0, "pool": 1}, "fitted_on": ["test"],
+        "holdout": {"factor": 1.5, "pool": 3, "noise_weight": 1.0, "remove_noise": False}})
+    common = [tiny_fastmri_file, "--model", mdir, "--mask", "poisson", "--accel", "2", "--steps", 3, "-K", 3,
+              "--seed", 4, "--cg-iters", 2, "--phase-resid", 0.005]
+    res = ok(unc(*common, "-o", tmp_path / "scan.nii.gz", "--json"))
+    u = json.loads(res.stdout)["results"][0]["uncertainty"]
+    assert u["calibration_applied"] == "holdout", u
+    assert u["holdout"]["samples"] == 3 and u["holdout"]["ratio"] > 0 and u["holdout"]["hidden_values"] > 0
+    assert "per scan" in " ".join(ok(unc(*common, "-o", tmp_path / "scan2.nii.gz")).output.split())
+    res_fixed = ok(unc(*common, "-o", tmp_path / "fixed.nii.gz", "--calibration", "fixed", "--json"))
+    uf = json.loads(res_fixed.stdout)["results"][0]["uncertainty"]
+    assert uf["calibration_applied"] == "main" and "holdout" not in uf and "holdout" not in uf["calibration"]
+    ok(unc(*common, "-o", tmp_path / "raw.nii.gz", "--calibration", "none", "-q"))
+    std_scan, std_fixed, std_raw = (read_nifti(tmp_path / f"{n}_std.nii.gz")[0] for n in ("scan", "fixed", "raw"))
+    np.testing.assert_allclose(std_fixed, 2.0 * std_raw, rtol=1e-5, atol=1e-9)
+    assert not np.allclose(std_scan, std_fixed)
+    # the mean image does not depend on the calibration
+    np.testing.assert_array_equal(read_nifti(tmp_path / "scan.nii.gz")[0], read_nifti(tmp_path / "fixed.nii.gz")[0])

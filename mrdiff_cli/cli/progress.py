@@ -1,7 +1,8 @@
 """Progress of long runs on stderr: a rich bar on a terminal, plain lines for pipelines and cluster logs.
 
 Tasks emit events ``{"type": "progress" | "slices", "input", "slices_done", "slices", "step", "steps", "batch"}``,
-and ``{"type": "tuning", "input", "slices_done": 0, "slices", "pilot"}`` while the self-tuning pilots run.
+and ``{"type": "tuning", "input", "slices_done": 0, "slices", "pilot"}`` while the self-tuning pilots run (``pilot``:
+1, 2, ... or "calibration" for the uncertainty hold-out run).
 When stderr is not a terminal, a line like ``mrdiff: scan.h5 slice 3/16, step 12/20, elapsed 0:01:23, ETA 0:05:10``
 is written at most every ``MRDIFF_PROGRESS_INTERVAL`` seconds (default 10), plus one line when an input is done.
 ``--quiet`` silences both; stdout (``--json``) is never touched.
@@ -71,8 +72,7 @@ class PlainProgress:
         if e.get("type") == "slices" and e.get("slices_done") == n:
             return f"mrdiff: {name} done, {n} slice(s), elapsed {clock_text(elapsed)}"
         if e.get("type") == "tuning":
-            return (f"mrdiff: {name} choosing the consistency strength (hold-out pilot {e.get('pilot')}), "
-                    f"elapsed {clock_text(elapsed)}")
+            return f"mrdiff: {name} {_tuning_text(e)}, elapsed {clock_text(elapsed)}"
         slice_no = min(n, int(e.get("slices_done") or 0) + 1)
         step = f", step {e['step']}/{e['steps']}" if e.get("type") == "progress" and e.get("steps") else ""
         run = elapsed if running is None else running
@@ -110,7 +110,7 @@ class Reporter:
             name = Path(str(e["input"])).name
             if name not in tasks:
                 tasks[name] = bar.add_task(name, total=1.0, where="")
-            where = (f"choosing consistency (pilot {e['pilot']})" if e.get("type") == "tuning"
+            where = (_tuning_text(e) if e.get("type") == "tuning"
                      else f"slice {min(e['slices'], e['slices_done'] + 1)}/{e['slices']}")
             bar.update(tasks[name], completed=fraction(e), where=where)
 
@@ -119,3 +119,9 @@ class Reporter:
     def __exit__(self, *exc: Any) -> None:
         if self._bar is not None:
             self._bar.__exit__(*exc)
+
+
+def _tuning_text(e: dict[str, Any]) -> str:
+    if e.get("pilot") == "calibration":
+        return "calibrating the uncertainty (hold-out samples)"
+    return f"choosing the consistency strength (hold-out pilot {e.get('pilot')})"

@@ -4,8 +4,9 @@ report against a reference).
 Reconstruction (default) takes the diffusion options of `reconstruct` (not `--method`: zero-filled and SENSE have
 no posterior samples; the shared declarations are in ``recon_options`` and ``options``); `--task superres --from N
 --to M` draws the samples with the k-space-guided VDM instead (the `superres` command with K samples).
-`--calibration model` (default) applies the model bundle's calibration block (tasks.calibration); `--calibration
-none` writes the raw sample spread.
+`--calibration model` (default) scales the std per scan by the k-space hold-out run (tasks.scan_calibration, with
+the bundle's constants), falling back to the bundle's fixed map where no hold-out is possible; `--calibration fixed`
+applies only the fixed map (tasks.calibration); `--calibration none` writes the raw sample spread.
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ class Task(str, Enum):
 
 class CalibrationChoice(str, Enum):
     model = "model"
+    fixed = "fixed"
     none = "none"
 
 
@@ -148,7 +150,7 @@ def uncertainty(
     to: Annotated[str | None, typer.Option("--to", help="superres: target matrix N or HxW.", rich_help_panel=TASK, show_default=False)] = None,
     guidance: Annotated[float, typer.Option("--guidance", help="superres: k-space guidance weight lambda in [0, 1].", rich_help_panel=TASK)] = 1.0,
     noise_consistency: Annotated[NoiseConsistency, typer.Option("--noise-consistency", help="Measurement noise in the consistency step (sigma_n estimated from >= 4 coils): none (data exact), prox (weight sigma_n^2/sigma_i^2), perturb (each sample re-draws the noise) or both. The model's calibration was fitted with none.", rich_help_panel=SAMPLER)] = NoiseConsistency.none,
-    calibration: Annotated[CalibrationChoice, typer.Option("--calibration", help="model: apply the model's calibration (config.json 'calibration', fitted on its tune set) to the std; none: the raw sample spread.", rich_help_panel=SAMPLER)] = CalibrationChoice.model,
+    calibration: Annotated[CalibrationChoice, typer.Option("--calibration", help="model: the std scaled per scan by a k-space hold-out run (part of the measured samples hidden, a few samples drawn without them, their miss compared with their spread; the model's constants, fitted on its tune suite), the model's fixed map where no hold-out is possible; fixed: the fixed map only (no hold-out run); none: the raw sample spread.", rich_help_panel=SAMPLER)] = CalibrationChoice.model,
 ) -> None:
     """Draw K posterior samples (batched); write the posterior mean, calibrated std and variance, and 95 % interval
     maps (mean ± 1.96 std)."""
@@ -181,9 +183,22 @@ def uncertainty(
     }
     job = recon_job_from_cli(options)
     job.options = replace(job.options, noise_dc=NoiseConsistency(noise_consistency).value,
-                          calibration="none" if CalibrationChoice(calibration) == CalibrationChoice.none else "model")
+                          calibration=CalibrationChoice(calibration).value)
     run_recon(job, quiet=quiet, json_out=json_out, device=device, precision=precision, title=TITLE,
               after=print_calibration_table)
+
+
+def _applied(unc: dict) -> str:
+    """The table's calibration cell: per scan (hold-out ratio), the fixed map's method, or none."""
+    how = unc.get("calibration_applied", "none")
+    if how == "holdout":
+        ratio = (unc.get("holdout") or {}).get("ratio")
+        return f"per scan (x{ratio:.2f})" if isinstance(ratio, (int, float)) else "per scan"
+    cal = unc.get("calibration")
+    if how == "none" or not isinstance(cal, dict):
+        return "none"
+    block = cal.get("single_coil", cal) if how == "single_coil" else cal
+    return f"fixed {block.get('method')}" + (" (1 coil)" if how == "single_coil" else "")
 
 
 def _fmt(v, spec: str = ".3f") -> str:
@@ -199,8 +214,7 @@ def print_calibration_table(summary: dict) -> None:
         if r.get("error") or not r.get("slices"):
             continue  # failed (named on stderr) or a shard without slices (one line above)
         unc = r.get("uncertainty") or {}
-        cal_block = unc.get("calibration")
-        applied = cal_block.get("method") if isinstance(cal_block, dict) else "none"
+        applied = _applied(unc)
         rep = r.get("calibration")
         if not rep:
             rows.append([Path(r["input"]).name, applied, "no reference", "-", "-", "-", "-", "-"])
