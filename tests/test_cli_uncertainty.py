@@ -361,7 +361,8 @@ def test_calibration_table_columns(capsys):
     mean, std, ref = _synthetic(calibrated=True)
     rep = calibration_report(mean, std, ref)
     print_calibration_table({"results": [
-        {"input": "/data/a.h5", "slices": [0, 1, 2], "uncertainty": {"calibration": {"method": "factor"}},
+        {"input": "/data/a.h5", "slices": [0, 1, 2],
+         "uncertainty": {"calibration": {"method": "factor"}, "calibration_applied": "main"},
          "calibration": rep, "output": {"calibration_png": "a_calibration.png"}},
         {"input": "/data/b.h5", "slices": [0], "uncertainty": {"calibration": "none (--calibration none)"}},
     ]})
@@ -372,7 +373,7 @@ def test_calibration_table_columns(capsys):
         "input", "calibration", "Spearman |err|", "Spearman local 5x5", "cov 68%", "cov 90%", "cov 95%", "AUSE"]
     row = next(line for line in lines if line.startswith("a.h5")).split()
     local = np.mean([p["spearman_local"] for p in rep["per_slice"]])
-    assert row[1] == "factor" and row[3] == f"{local:.3f}" and row[-1] == f"{rep['overall']['ause']:.3f}"
+    assert row[1:3] == ["fixed", "factor"] and row[4] == f"{local:.3f}" and row[-1] == f"{rep['overall']['ause']:.3f}"
     assert next(line for line in lines if line.startswith("b.h5")).split()[1:3] == ["none", "no"]
     assert "ceiling" not in err.lower()
     text = " ".join(err.split())
