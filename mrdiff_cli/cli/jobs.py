@@ -251,7 +251,8 @@ def superres_job_from_options(kw: dict[str, Any]):
     check_device(kw.get("device", "auto"))
     options = SuperresOptions(sampler=_value(kw.get("sampler", "fast")), steps=kw.get("steps"), guidance=kw["guidance"],
                               noise=parse_noise(kw.get("noise", "auto")), samples=kw["samples"], seed=kw["seed"],
-                              batch_size=kw["batch_size"], consistency=_value(kw.get("consistency", "auto")))
+                              batch_size=kw["batch_size"], consistency=_value(kw.get("consistency", "auto")),
+                              calibration=_value(kw.get("calibration", "model")))
     return SuperresJob(
         input=str(kw["input"]), output=str(resolve_output(kw["output"], _value(kw["fmt"]), kw["input"])),
         from_hw=parse_matrix(kw["from_"], "from_hw"), to_hw=parse_matrix(kw["to"], "to_hw"), fmt=_value(kw["fmt"]),

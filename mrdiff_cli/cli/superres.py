@@ -28,6 +28,11 @@ class Consistency(str, Enum):
     linear = "linear"
 
 
+class Calibration(str, Enum):
+    model = "model"
+    none = "none"
+
+
 class OutFormat(str, Enum):
     nifti = "nifti"
     dicom = "dicom"
@@ -49,6 +54,7 @@ def superres(
     consistency: Annotated[Consistency, typer.Option(help="fast: what the low-resolution image is. magnitude: |low-res image| (consistency with its magnitude, the sign from the estimate); linear: the low-res image itself; auto: magnitude for a magnitude/RSS input, linear for a retrospective degradation.", rich_help_panel=SAMPLER)] = Consistency.auto,
     samples: Annotated[int, typer.Option("--samples", "-K", help="Samples per slice; >1 writes the mean plus variance/std maps.", rich_help_panel=SAMPLER)] = 1,
     save_samples: Annotated[bool, typer.Option(help="Also write every sample.", rich_help_panel=OUTPUT)] = False,
+    calibration: Annotated[Calibration, typer.Option("--calibration", help="K > 1: model scales the sample spread per volume by the extrapolation-ring hold-out (samples drawn from the inner 85 % of the measured k-space block must predict the rest; the model's fitted constants, or defaults); none writes the raw sample spread.", rich_help_panel=SAMPLER)] = Calibration.model,
     seed: Annotated[int, typer.Option(help="Random seed (same seed and batch size → same output).", rich_help_panel=RUN)] = 0,
     device: Annotated[str, typer.Option(metavar="DEVICE", help="auto, cpu, cuda or cuda:N.", rich_help_panel=RUN)] = "auto",
     batch_size: Annotated[int, typer.Option(help="Images per network batch (slices × samples).", rich_help_panel=RUN)] = 16,
@@ -65,7 +71,8 @@ def superres(
 
     kw: dict[str, Any] = dict(
         input=input, from_=from_, to=to, output=output, model=model, offline=offline, sampler=sampler, steps=steps,
-        noise=noise, consistency=consistency, samples=samples, save_samples=save_samples, seed=seed, device=device,
+        noise=noise, consistency=consistency, samples=samples, save_samples=save_samples, calibration=calibration,
+        seed=seed, device=device,
         batch_size=batch_size, fmt=fmt, overwrite=overwrite, preview=preview, metrics=metrics, slices=slices,
         quiet=quiet, json_out=json_out,
         guidance=guidance if lambda_ is None else lambda_,  # --lambda: the seed's name of --guidance

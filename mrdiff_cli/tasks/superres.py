@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -57,6 +57,14 @@ from ..samplers.noise import running_mean_var, sample_generator
 from ..samplers.schedules import karras_sigmas, vdm_sigmas
 from ..types import Geometry, SliceSpec
 from .calibration import calibration_report
+from .superres_calibration import (
+    CALIBRATIONS,
+    calibrate_variance,
+    calibration_from_bundle,
+    calibration_slices,
+    measure_ring_spread,
+    uncertainty_block,
+)
 
 DEFAULT_STEPS = {"fast": 20, "vdm": 100}
 SR_SAMPLERS = TASK_SAMPLERS["superres"]
@@ -86,6 +94,9 @@ class SuperresOptions:
     seed: int = 0
     batch_size: int = 16
     device: str = "cpu"
+    # K > 1: "model" scales the spread per volume by the extrapolation-ring hold-out (tasks.superres_calibration,
+    # the bundle's constants or the defaults); "none" keeps the raw sample spread
+    calibration: str = "model"
 
     def __post_init__(self) -> None:
         _check_options(self)
@@ -310,33 +321,19 @@ def superres_slices(
     sampler is ``opts.sampler`` through the common sampler contract. Each slice is normalised by the 99th
     percentile of its sinc estimate. Slices go in chunks of max(1, batch_size // K) slices x K samples. fast:
     sample k of slice s draws from its own generator (seed, k, s), so batching does not change the result; vdm:
-    chunk c uses one generator seeded with ``seed + 1_000_003 * first_slice``.
+    chunk c uses one generator seeded with ``seed + 1_000_003 * first_slice``. The variance is the raw sample
+    variance (:mod:`.superres_calibration` calibrates it).
     """
-    dev = next(model.parameters()).device
-    S, h, w = y.shape
-    H, W = to_hw
-    A = SuperResOp((H, W), (h, w), dev)
     K = max(1, int(opts.samples))
-    chunk = max(1, opts.batch_size // K)
     noise = lowres_noise_sigma(y, opts.noise)
-    magnitude = opts.sampler == "fast" and resolve_consistency(opts.consistency, y) == "magnitude"  # vdm: unused
-    means, vars_, kept = [], [], []
-    for c0 in range(0, S, chunk):
-        yc = y[c0 : c0 + chunk].to(dev)
-        n = yc.shape[0]
-        q = quantile_scale(zero_pad_upsample(yc, (H, W)))
-        ys = A.from_lowres(yc) / q.reshape(-1, 1, 1).to(dev)
-        noise_k = None if noise is None else (noise[c0 : c0 + n].to(dev) / q.to(dev)) * A.scale
+
+    def gens_for(c0: int, n: int) -> list[torch.Generator]:
         if opts.sampler == "vdm":
-            gens = [torch.Generator().manual_seed(int(opts.seed) + 1_000_003 * c0)]
-        else:
-            gens = [sample_generator(opts.seed, k, c0 + j) for k in range(K) for j in range(n)]
-        cb = None
-        if progress is not None:
-            cb = lambda i, T, c0=c0: progress(c0, S, i, T)  # noqa: E731
-        x = _sample_chunk(model, ys, A, opts, K, gens, noise_k, cb, magnitude=magnitude)
-        x = x[:, 0].reshape(K, n, H, W) * q.reshape(1, -1, 1, 1).to(x.device)
-        x = x.clamp_min(0) if opts.nonneg else x
+            return [torch.Generator().manual_seed(int(opts.seed) + 1_000_003 * c0)]
+        return [sample_generator(opts.seed, k, c0 + j) for k in range(K) for j in range(n)]
+
+    means, vars_, kept = [], [], []
+    for _, x in sample_chunks(model, y, to_hw, opts, K, noise, gens_for, progress):
         mean, var, _ = running_mean_var(iter(x))
         means.append(mean.cpu())
         vars_.append(var.cpu())
@@ -346,6 +343,40 @@ def superres_slices(
     var_all = torch.cat(vars_) if K > 1 else None
     samples = torch.cat(kept, dim=1) if keep_samples else None
     return mean, var_all, samples
+
+
+def sample_chunks(
+    model: VDM,
+    y: torch.Tensor,
+    to_hw: tuple[int, int],
+    opts: SuperresOptions,
+    K: int,
+    noise: torch.Tensor | None,
+    gens_for: Callable[[int, int], list[torch.Generator]],
+    progress: Callable[[int, int, int, int], None] | None = None,
+) -> Iterator[tuple[int, torch.Tensor]]:
+    """The samples of :func:`superres_slices`, chunk by chunk: (first slice c0, (K, n, H, W) in the input's
+    intensity units, clipped at 0 with ``opts.nonneg``). ``noise``: the low-resolution images' noise std (S,)
+    (:func:`lowres_noise_sigma`; None: hard consistency); ``gens_for(c0, n)``: the generators of a chunk (fast:
+    K * n, sample-major; vdm: one). The ring hold-out (:mod:`.superres_calibration`) runs through here too."""
+    dev = next(model.parameters()).device
+    S, h, w = y.shape
+    H, W = to_hw
+    A = SuperResOp((H, W), (h, w), dev)
+    chunk = max(1, opts.batch_size // K)
+    magnitude = opts.sampler == "fast" and resolve_consistency(opts.consistency, y) == "magnitude"  # vdm: unused
+    for c0 in range(0, S, chunk):
+        yc = y[c0 : c0 + chunk].to(dev)
+        n = yc.shape[0]
+        q = quantile_scale(zero_pad_upsample(yc, (H, W)))
+        ys = A.from_lowres(yc) / q.reshape(-1, 1, 1).to(dev)
+        noise_k = None if noise is None else (noise[c0 : c0 + n].to(dev) / q.to(dev)) * A.scale
+        cb = None
+        if progress is not None:
+            cb = lambda i, T, c0=c0: progress(c0, S, i, T)  # noqa: E731
+        x = _sample_chunk(model, ys, A, opts, K, gens_for(c0, n), noise_k, cb, magnitude=magnitude)
+        x = x[:, 0].reshape(K, n, H, W) * q.reshape(1, -1, 1, 1).to(x.device)
+        yield c0, (x.clamp_min(0) if opts.nonneg else x)
 
 
 def _check_options(opts: SuperresOptions) -> None:
@@ -365,6 +396,8 @@ def _check_options(opts: SuperresOptions) -> None:
     need(opts.samples >= 1, "samples", f"must be >= 1, got {opts.samples}")
     need(opts.seed >= 0, "seed", f"must be >= 0, got {opts.seed}")
     need(opts.batch_size >= 1, "batch_size", f"must be >= 1, got {opts.batch_size}")
+    need(opts.calibration in CALIBRATIONS, "calibration",
+         f"unknown calibration {opts.calibration!r} (choose from {', '.join(CALIBRATIONS)})")
 
 
 def prepare_superres(job: SuperresJob) -> None:
@@ -407,11 +440,23 @@ def run_superres(job: SuperresJob, model: VDM, model_info: dict[str, Any], progr
         emit({"type": "progress", "input": str(src), "slices_done": done_slices, "slices": n, "step": i, "steps": steps,
               "batch": batch})
 
+    cal, source, spread = None, None, None
+    if opts.samples > 1 and opts.calibration == "model":  # the ring hold-out first (its own noise streams)
+        cal, source = calibration_from_bundle(model_info.get("path"))
+        emit({"type": "tuning", "input": str(src), "slices_done": 0, "slices": len(idx), "pilot": "calibration"})
+        pos = calibration_slices(len(idx))
+        spread = measure_ring_spread(model, y, plan.to_hw, opts, pos, slice_ids=[idx[p] for p in pos],
+                                     inner=cal.inner, samples=cal.samples)
     mean, var, samples = superres_slices(model, y, plan.to_hw, opts, on_step, keep_samples=job.save_samples)
+    applied = "none (raw sample spread)"
+    if var is not None and cal is not None:
+        var, applied = calibrate_variance(var, y, opts, cal, spread)
     elapsed = time.time() - t0
     emit({"type": "slices", "input": str(src), "slices_done": len(idx), "slices": len(idx)})
     geom_out = geom.for_slices(idx, (vol_np.shape[1], vol_np.shape[2], n_all)).scaled(*plan.factors)
     summary = _summary(job, model, model_info, plan, geom, geom_out, idx, input_kind, elapsed)
+    if var is not None:
+        summary["uncertainty"] = uncertainty_block(opts, cal, source, spread, applied)
     arrays = {"mean": mean.numpy().astype(np.float32), "var": None if var is None else var.numpy().astype(np.float32),
               "samples": None if samples is None else samples.numpy(), "baselines": baselines(y, plan.to_hw)}
     arrays["ref"] = _compare(summary, plan, vol, arrays)
