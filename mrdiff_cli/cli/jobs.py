@@ -288,3 +288,13 @@ def print_superres_table(s: dict) -> None:
     (fh, fw), (th, tw) = s["from"], s["to"]
     say(f"{Path(s['input']).name}: {s['mode']} {fh}x{fw} → {th}x{tw}, {len(s['slices'])} slice(s), "
         f"{s['sampler']} sampler, {s['steps']} steps, {s['seconds_per_slice']:.2f} s/slice → {s['output']['image']}")
+    unc = s.get("uncertainty")
+    if unc:
+        ho = unc.get("holdout") or {}
+        if unc.get("calibration_applied") == "ring" and ho.get("ratio") is not None:
+            cal = unc["calibration"]
+            say(f"std: calibrated by the extrapolation ring ({ho['ring']['inner'][0]}x{ho['ring']['inner'][1]} of "
+                f"{ho['ring']['measured'][0]}x{ho['ring']['measured'][1]} predicts the rest): ratio {ho['ratio']:.2f}, "
+                f"factor {cal['factor']:.2f}")
+        else:
+            say(f"std: {unc.get('calibration_applied')}")
