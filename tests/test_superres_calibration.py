@@ -208,3 +208,12 @@ def test_library_superres_slices_is_unchanged_by_the_refactor(score32):
     a = superres_slices(model, y, (32, 32), o)
     b = superres_slices(model, y, (32, 32), SuperresOptions(samples=2, steps=2, seed=1, batch_size=4))
     assert torch.equal(a[0], b[0]) and a[1] is not None and b[1] is not None and torch.equal(a[1], b[1])
+
+
+def test_ring_run_with_the_vdm_sampler(score32):
+    model = vdm_from_score(load_prior(str(score32), "score")[0])
+    y = measure_lowres(torch.from_numpy(_head(1, 32)), (16, 16))
+    opts = SuperresOptions(sampler="vdm", samples=2, steps=2, seed=0)
+    a = measure_ring_spread(model, y, (32, 32), opts, [0])
+    b = measure_ring_spread(model, y, (32, 32), opts, [0])
+    assert a is not None and b is not None and a.total == b.total and a.usable()
