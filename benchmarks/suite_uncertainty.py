@@ -241,6 +241,44 @@ def fit(path: Path, out: Path | None) -> dict:
     return choice
 
 
+def write_bundle(choice: dict, rows_path: Path, bundle: Path) -> None:
+    """Store the chosen constants as the bundle's ``calibration.holdout`` block (with what they were fitted on)."""
+    import datetime
+
+    rows = load_rows(rows_path)
+    cfg_path = bundle / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cal = HoldoutCalibration(float(choice["factor"]), int(choice["pool"]), float(choice["noise_weight"]),
+                             bool(choice["remove_noise"]), fitted_on=sorted({r["volume"] for r in rows}),
+                             info={"conditions": sorted({r["condition"] for r in rows}), "rows": len(rows),
+                                   "samples": rows[0]["samples"], "holdout_samples": rows[0]["spread"]["samples"],
+                                   "rule": "factor: 95 % coverage range over rows and both reference kinds (noise-free, "
+                                           "noisy fully sampled) centred in 88-98 %; then the best worst-case Spearman",
+                                   "cov95_range_tune": [choice["cov95_min"], choice["cov95_max"]],
+                                   "command": f"python benchmarks/suite_uncertainty.py --fit {rows_path} --write-bundle {bundle}",
+                                   "machine": rows[0].get("machine"), "fitted": datetime.date.today().isoformat()})
+    cfg["calibration"]["holdout"] = cal.to_dict()
+    cfg_path.write_text(json.dumps(cfg, indent=2) + "\n")
+    print("wrote", cfg_path)
+
+
+def figures(rows: list[dict], cal: HoldoutCalibration, out: Path, match: str) -> None:
+    """Calibration curve and sparsification plot (``io.calibration_png``) of each matching row, against the truth."""
+    from mrdiff_cli.io.calibration_png import write_calibration_png
+    from mrdiff_cli.tasks.calibration import calibration_report
+
+    out.mkdir(parents=True, exist_ok=True)
+    for row in rows:
+        std = calibrated(row, cal)
+        if std is None or match not in row["condition"]:
+            continue
+        d = arrays(row["key"])
+        rep = calibration_report(d["mean"], std, d["truth"])
+        path = out / f"{row['key'].replace('|', '__')}.png"
+        write_calibration_png(path, rep, overwrite=True)
+        print("figure:", path)
+
+
 def table(evals: list[dict], rows: list[dict]) -> None:
     by = {(r["condition"], r["volume"]): r for r in rows}
     print("| condition | volume | ratio | cov 68/90/95 (truth) | cov 68/90/95 (noisy ref) | Spearman local | AUSE | mean dB | CS dB |")
@@ -272,11 +310,16 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--fit", default=None, help="fit the constants on a results file and exit")
     ap.add_argument("--fit-out", default=None)
+    ap.add_argument("--write-bundle", default=None, help="with --fit: store the constants in this bundle's config.json")
     ap.add_argument("--evaluate", default=None, help="print the table of a results file and exit")
+    ap.add_argument("--figures", default=None, help="with --evaluate: write calibration + sparsification PNGs here")
+    ap.add_argument("--figure-match", default="", help="with --figures: only rows whose condition contains this")
     ap.add_argument("--calibration", default=None, help="with --evaluate: a HoldoutCalibration JSON (default: the bundle's)")
     a = ap.parse_args()
     if a.fit:
-        fit(Path(a.fit), Path(a.fit_out) if a.fit_out else None)
+        choice = fit(Path(a.fit), Path(a.fit_out) if a.fit_out else None)
+        if a.write_bundle:
+            write_bundle(choice, Path(a.fit), Path(a.write_bundle))
         return
     if a.evaluate:
         rows = load_rows(Path(a.evaluate))
@@ -292,6 +335,8 @@ def main() -> None:
 
             cal = HoldoutCalibration.from_dict(resolve_calibration(str(bundled_path("score")))["holdout"])
         table(evaluate(rows, cal), rows)
+        if a.figures:
+            figures(rows, cal, Path(a.figures), a.figure_match)
         return
     torch.set_num_threads(a.threads)
     prior, _ = load_prior(None, "score", offline=True)
