@@ -280,16 +280,31 @@ def figures(rows: list[dict], cal: HoldoutCalibration, out: Path, match: str) ->
         print("figure:", path)
 
 
+def fixed_map_coverage(row: dict) -> tuple[float, float]:
+    """95 % coverage (truth) of the bundle's fixed calibration map and of the raw spread, for comparison."""
+    from mrdiff_cli.tasks.calibration import Calibration
+    from mrdiff_cli.tasks.recon_job import resolve_calibration
+
+    bundle = load_prior(None, "score", offline=True)[1]["path"]
+    cal = Calibration.from_dict(resolve_calibration(bundle))
+    d = arrays(row["key"])
+    e = np.abs(d["mean"] - d["truth"])[d["support"]]
+    std = cal.std(d["mean"], d["var"])[d["support"]]
+    return float(np.mean(e <= 1.96 * std)), float(np.mean(e <= 1.96 * np.sqrt(d["var"][d["support"]])))
+
+
 def table(evals: list[dict], rows: list[dict]) -> None:
     by = {(r["condition"], r["volume"]): r for r in rows}
-    print("| condition | volume | ratio | cov 68/90/95 (truth) | cov 68/90/95 (noisy ref) | Spearman local | AUSE | mean dB | CS dB |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| condition | volume | ratio | cov 68/90/95 (truth) | cov 68/90/95 (noisy ref) | Spearman local | AUSE | "
+          "cov 95 fixed map / raw | mean dB | CS dB |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for e in evals:
         r = by[(e["condition"], e["volume"])]
         ct, cn = e["truth"]["coverage"], e["noisy"]["coverage"]
+        fx, raw = fixed_map_coverage(r)
         print(f"| {e['condition']} | {e['volume']} | {e['ratio']:.2f} | {ct['68']:.2f}/{ct['90']:.2f}/{ct['95']:.2f} | "
               f"{cn['68']:.2f}/{cn['90']:.2f}/{cn['95']:.2f} | {e['truth']['spearman_local']:.2f} | "
-              f"{e['truth']['ause']:.3f} | {r['psnr_mean']:.2f} | {r.get('psnr_cs', float('nan')):.2f} |")
+              f"{e['truth']['ause']:.3f} | {fx:.2f} / {raw:.2f} | {r['psnr_mean']:.2f} | {r.get('psnr_cs', float('nan')):.2f} |")
     for t in ("truth", "noisy"):
         for lvl in LEVELS:
             c = [e[t]["coverage"][lvl] for e in evals]
@@ -331,10 +346,10 @@ def main() -> None:
             cal = HoldoutCalibration(float(c["factor"]), int(c["pool"]), float(c["noise_weight"]),
                                      bool(c.get("remove_noise", True)))
         else:
-            from mrdiff_cli.priors.loading import bundled_path
             from mrdiff_cli.tasks.recon_job import resolve_calibration
 
-            cal = HoldoutCalibration.from_dict(resolve_calibration(str(bundled_path("score")))["holdout"])
+            bundle = load_prior(None, "score", offline=True)[1]["path"]
+            cal = HoldoutCalibration.from_dict(resolve_calibration(bundle)["holdout"])
         table(evaluate(rows, cal), rows)
         if a.figures:
             figures(rows, cal, Path(a.figures), a.figure_match)
