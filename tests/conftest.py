@@ -132,3 +132,21 @@ def model_dir(tmp_path_factory) -> Path:
         torch.manual_seed(0)
         model, config = build_model_and_config(TrainConfig(base_channels=8, channel_mults=[1, 2], matrix=32))
     return save_bundle(tmp_path_factory.mktemp("model") / "tiny-score", model, config)
+
+
+@pytest.fixture(scope="session")
+def bundled_prior():
+    """The bundled default score model (real weights: for tests whose point is quality)."""
+    from mrdiff_cli.priors.loading import load_prior
+
+    return load_prior(None, "score", offline=True)[0]
+
+
+@pytest.fixture(scope="session")
+def example_slice():
+    """The middle slice (1, H, W) of the bundled example volume."""
+    from mrdiff_cli.cli.simulate import example_image
+    from mrdiff_cli.io.detect import load_image
+
+    vol, _ = load_image(example_image())
+    return vol[vol.shape[0] // 2: vol.shape[0] // 2 + 1]

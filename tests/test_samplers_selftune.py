@@ -4,7 +4,6 @@ on real simulated scans with the bundled prior."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 
 from mrdiff_cli.ops.masks import acs_shape, make_mask
@@ -67,22 +66,6 @@ def test_holdout_error_is_zero_for_the_truth_and_grows_with_the_error():
     e1 = float(holdout_error(x + 0.01 * torch.randn_like(x), maps, hold, y_hold))
     e2 = float(holdout_error(x + 0.1 * torch.randn_like(x), maps, hold, y_hold))
     assert 0 < e1 < e2
-
-
-@pytest.fixture(scope="module")
-def bundled_prior():
-    from mrdiff_cli.priors.loading import load_prior
-
-    return load_prior(None, "score", offline=True)[0]
-
-
-@pytest.fixture(scope="module")
-def example_slice():
-    from mrdiff_cli.cli.simulate import example_image
-    from mrdiff_cli.io.detect import load_image
-
-    vol, _ = load_image(example_image())
-    return vol[vol.shape[0] // 2: vol.shape[0] // 2 + 1]
 
 
 def _tuned(prior, image, snr, seed=0):

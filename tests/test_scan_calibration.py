@@ -83,22 +83,6 @@ def test_holdout_calibration_roundtrip_and_validation():
 # ------------------------------------------------------------------------------------ real scans, bundled prior
 
 
-@pytest.fixture(scope="module")
-def bundled_prior():
-    from mrdiff_cli.priors.loading import load_prior
-
-    return load_prior(None, "score", offline=True)[0]
-
-
-@pytest.fixture(scope="module")
-def example_slice():
-    from mrdiff_cli.cli.simulate import example_image
-    from mrdiff_cli.io.detect import load_image
-
-    vol, _ = load_image(example_image())
-    return vol[vol.shape[0] // 2: vol.shape[0] // 2 + 1]
-
-
 def _uncertainty(prior, image, snr, seed=0):
     from mrdiff_cli.tasks.reconstruct import ReconOptions, Reconstructor
     from mrdiff_cli.tasks.simulate import simulate_volume
