@@ -44,7 +44,13 @@ from mrdiff_cli.ops.fft import fft2c
 from mrdiff_cli.ops.superres import centre_mask
 from mrdiff_cli.samplers.selftune import HoldoutSpread
 from mrdiff_cli.tasks.calibration import LEVELS, calibration_report, pool_variance
-from mrdiff_cli.tasks.superres import SuperresOptions, load_superres_model, lowres_noise_sigma, superres_slices
+from mrdiff_cli.tasks.superres import (
+    SuperresOptions,
+    load_superres_model,
+    lowres_noise_sigma,
+    renoise_zeta,
+    superres_slices,
+)
 from mrdiff_cli.tasks.superres_calibration import (
     BUNDLE_KEY,
     RingCalibration,
@@ -66,8 +72,15 @@ def machine() -> str:
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared), torch {torch.__version__}, 1 thread"
 
 
+def options(args) -> SuperresOptions:
+    zeta = None if args.zeta == "default" else (args.zeta if args.zeta == "ancestral" else float(args.zeta))
+    return SuperresOptions(samples=args.samples, steps=args.steps, seed=args.seed, batch_size=args.batch_size,
+                           zeta=zeta, consistency="magnitude")
+
+
 def cache_path(args, vol: str, lo: int, snr: float) -> Path:
-    key = f"{args.split}_{vol}_{lo}_{snr:g}_K{args.samples}_z{args.zeta}_s{args.steps}_seed{args.seed}_n{args.per_volume}"
+    zeta = renoise_zeta(options(args))  # "default" is whatever the library does
+    key = f"{args.split}_{vol}_{lo}_{snr:g}_K{args.samples}_z{zeta}_s{args.steps}_seed{args.seed}_n{args.per_volume}"
     return CACHE / f"{key}.npz"
 
 
@@ -78,9 +91,7 @@ def run_one(model, ref: torch.Tensor, vol: str, lo: int, snr: float, args) -> di
         z = np.load(path, allow_pickle=False)
         return {k: z[k] for k in z.files}
     y = degrade(ref, (lo, lo), snr, seed=zlib.crc32(f"{vol}:{lo}:{HI}".encode()))  # benchmarks/superres.py's data
-    zeta = None if args.zeta == "default" else (args.zeta if args.zeta == "ancestral" else float(args.zeta))
-    opts = SuperresOptions(samples=args.samples, steps=args.steps, seed=args.seed, batch_size=args.batch_size,
-                           zeta=zeta, consistency="magnitude")
+    opts = options(args)
     t0 = time.time()
     pos = calibration_slices(len(ref))
     spread = measure_ring_spread(model, y, (HI, HI), opts, pos)
@@ -108,6 +119,19 @@ def run_one(model, ref: torch.Tensor, vol: str, lo: int, snr: float, args) -> di
     return out
 
 
+def psnr_one_sample(model, ref: torch.Tensor, vol: str, lo: int, snr: float, args) -> float:
+    """PSNR of one zeta = 1 sample (what ``superres`` writes for K = 1), cached: the K > 1 mean's baseline."""
+    path = cache_path(args, vol, lo, snr).with_suffix(".k1.json")
+    if path.exists():
+        return float(json.loads(path.read_text())["psnr"])
+    y = degrade(ref, (lo, lo), snr, seed=zlib.crc32(f"{vol}:{lo}:{HI}".encode()))
+    o = SuperresOptions(samples=1, steps=args.steps, seed=args.seed, batch_size=args.batch_size, consistency="magnitude")
+    mean, _, _ = superres_slices(model, y, (HI, HI), o)
+    v = float(np.mean(masked_psnr(mean, ref, head_mask(ref))))
+    path.write_text(json.dumps({"psnr": v}))
+    return v
+
+
 def spread_of(row: dict) -> RingSpread:
     e, s, n2, n, k = (float(v) for v in row["ring"])
     return RingSpread(HoldoutSpread(e, s, n2, int(n), int(k)), float(np.mean(row["noise"])), {}, [])
@@ -129,6 +153,8 @@ def collect(args) -> dict[str, list[tuple[str, dict]]]:
             for vol, ref in data.items():
                 t0 = time.time()
                 row = run_one(model, ref, vol, lo, snr, args)
+                if args.k1:
+                    row = {**row, "psnr_k1": np.array(psnr_one_sample(model, ref, vol, lo, snr, args))}
                 conds.setdefault(name, []).append((vol, row))
                 print(f"{name} {vol}: {len(ref)} slices, PSNR {float(np.mean(row['psnr'])):.2f}, "
                       f"ring ratio {math.sqrt(spread_of(row).ratio2(args.samples)):.3f} ({time.time() - t0:.0f} s)",
@@ -222,6 +248,9 @@ def evaluate(conds: dict, cal: RingCalibration, k_final: int, fixed: dict | None
     for c, rows in conds.items():
         r = {"condition": c, "volumes": {v: len(x["ref"]) for v, x in rows},
              "psnr": float(np.mean(np.concatenate([x["psnr"] for _, x in rows]))),
+             "psnr_per_volume": {v: float(np.mean(x["psnr"])) for v, x in rows},
+             **({"psnr_one_sample_per_volume": {v: float(x["psnr_k1"]) for v, x in rows}}
+                if all("psnr_k1" in x for _, x in rows) else {}),
              "ring_ratio": {v: math.sqrt(spread_of(x).ratio2(k_final, cal.remove_noise)) for v, x in rows},
              "ring": {v: [int(i) for i in x["inner"]] for v, x in rows},
              "ring_calibrated": metrics(rows, lambda x: calibrated_std(x, cal, k_final)),
@@ -271,7 +300,7 @@ def write_config(bundle: Path, cal: RingCalibration, fit_res: dict, args, fitted
             "data": f"corpus tune split ({', '.join(fitted_on)}), {args.per_volume} axial slices per volume at 2 mm / "
                     f"128^2; low-resolution magnitude images at {', '.join(f'{lo}->{HI}' for lo in args.factors)}, SNR "
                     f"{', '.join('noise-free' if not math.isfinite(s) else f'{s:g} dB' for s in args.snr)}",
-            "samples": args.samples, "steps": args.steps, "zeta": args.zeta,
+            "samples": args.samples, "steps": args.steps, "zeta": str(renoise_zeta(options(args))),
             "worst_case_coverage_95": [min(fit_res["chosen"]["coverage_95"].values()), max(fit_res["chosen"]["coverage_95"].values())],
             "worst_case_spearman_local": fit_res["chosen"]["worst_spearman_local"],
             "machine": machine(), "fitted": datetime.date.today().isoformat()}
@@ -291,13 +320,14 @@ def main() -> None:
     ap.add_argument("--per-volume", type=int, default=4)
     ap.add_argument("--samples", "-K", type=int, default=8)
     ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--zeta", default="default", help="default (the sampler's: ancestral for K > 1), ancestral or a number")
+    ap.add_argument("--zeta", default="default", help="default (tasks.superres.renoise_zeta), ancestral or a number")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--calibration", help="report: a JSON file with the constants (default: the model bundle's)")
     ap.add_argument("--tune-json", help="report: the tune run's JSON, for the fixed-factor comparison")
     ap.add_argument("--write-config", type=Path, help="tune: write the fitted constants into this bundle's config.json")
+    ap.add_argument("--k1", action="store_true", help="also the PSNR of one zeta = 1 sample (K = 1) per volume")
     ap.add_argument("--json")
     a = ap.parse_args()
     a.factors = [int(v) for v in str(a.factors).split(",")]
@@ -305,7 +335,7 @@ def main() -> None:
     conds = collect(a)
     model_path = conds.pop("_model")[0][0]
     out: dict = {"split": a.split, "machine": machine(), "model": model_path, "samples": a.samples, "steps": a.steps,
-                 "zeta": a.zeta, "per_volume": a.per_volume, "command": " ".join(sys.argv)}
+                 "zeta": str(renoise_zeta(options(a))), "per_volume": a.per_volume, "command": " ".join(sys.argv)}
     if a.split == "tune":
         res = fit(conds, a.samples)
         ch = res["chosen"]
