@@ -84,9 +84,9 @@ def parse_shard(spec: str | None) -> tuple[int, int]:
     try:
         i, n = (int(v) for v in spec.split("/"))
     except ValueError:
-        raise UsageError(f"--shard {spec!r}: expected I/N, e.g. 0/4") from None
+        raise UsageError(f"{spec!r}: expected I/N, e.g. 0/4", option="shard") from None
     if n < 1 or not 0 <= i < n:
-        raise UsageError(f"--shard {spec!r}: need 0 <= I < N")
+        raise UsageError(f"{spec!r}: need 0 <= I < N", option="shard")
     return (i, n)
 
 
@@ -216,26 +216,26 @@ def resolve_sampling(reader, job: ReconJob) -> tuple[np.ndarray, dict[str, Any]]
     file_mask = reader.mask if reader.undersampled else None
     if not job.mask:
         if file_mask is None:
-            raise UsageError(f"{reader.path}: k-space is fully sampled; pass --mask KIND --accel R to undersample "
+            raise UsageError(f"{reader.path}: k-space is fully sampled; pass `mask` KIND `accel` R to undersample "
                              "it retrospectively")
         return _described(file_mask, {"kind": "from-file", "source": reader.info.sampling.source,
                                       "stated_acceleration": reader.info.sampling.stated_acceleration})
     if job.accel is None:
-        raise UsageError("--mask needs --accel R")
+        raise UsageError("needs `accel` R", option="mask")
     try:
         res = make_mask(job.mask, shape_hw, job.accel, acs=job.acs, seed=job.options.seed)
     except ValueError as exc:
-        raise UsageError(f"--mask {job.mask} --accel {job.accel:g} on the {shape_hw[0]}x{shape_hw[1]} k-space of "
-                         f"{reader.path.name}: {exc}") from None
+        raise UsageError(f"{job.mask} `accel` {job.accel:g} on the {shape_hw[0]}x{shape_hw[1]} k-space of "
+                         f"{reader.path.name}: {exc}", option="mask") from None
     info = {"kind": res.kind, "target_accel": res.target_accel, "acs": res.acs, "seed": res.seed}
     mask = res.mask
     if file_mask is not None:
-        warnings.warn(f"{reader.path.name} is already undersampled; --mask {job.mask} is applied on top of its own "
+        warnings.warn(f"{reader.path.name} is already undersampled; `mask` {job.mask} is applied on top of its own "
                       "pattern", stacklevel=2)
         mask = mask * file_mask
         if res.acs and min(acs_shape(mask)) < res.acs:
-            raise UsageError(f"--mask {job.mask} on top of the file's own pattern leaves no fully sampled centre of "
-                             f"{res.acs} lines (ACS {min(acs_shape(mask))}); use the file's mask alone")
+            raise UsageError(f"{job.mask} on top of the file's own pattern leaves no fully sampled centre of "
+                             f"{res.acs} lines (ACS {min(acs_shape(mask))}); use the file's mask alone", option="mask")
     return _described(mask, info)
 
 
@@ -250,10 +250,10 @@ def plan_sampling(reader, job: ReconJob) -> SamplingPlan:
     mask, info = resolve_sampling(reader, job)
     mode = choose_coil_mode(opts.coil_mode, reader.n_coils)
     if opts.method != "diffusion" and opts.samples > 1:
-        raise UsageError("--samples > 1 needs --method diffusion")
+        raise UsageError("more than one sample needs `method` diffusion", option="samples")
     chosen = job.slices.indices(reader.n_slices) if job.slices else list(range(reader.n_slices))
     if job.slices and len(set(np.diff(chosen))) > 1:
-        warnings.warn(f"--slices {job.slices.text} are not equally spaced: the output stacks them at the file's slice "
+        warnings.warn(f"`slices` {job.slices.text} are not equally spaced: the output stacks them at the file's slice "
                       "spacing (their positions after the first are not the scanner's)", stacklevel=2)
     return SamplingPlan(mask, info, mode, [chosen[i] for i in shard_items(len(chosen), job.shard)])
 
@@ -318,7 +318,7 @@ def check_nonzero(reader, k: np.ndarray, sel: list[int]) -> None:
     peak = np.abs(k).reshape(k.shape[0], -1).max(axis=1)
     zero = [s for s, m in zip(sel, peak, strict=True) if m == 0]
     if zero:
-        raise InputError(f"{reader.path}: k-space of slice {zero[0]} is all zeros (choose other slices with --slices)")
+        raise InputError(f"{reader.path}: k-space of slice {zero[0]} is all zeros (choose other slices with `slices`)")
 
 
 def _batches(idx: list[int], size: int) -> list[list[int]]:

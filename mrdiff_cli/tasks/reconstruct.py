@@ -116,19 +116,19 @@ def resolve_device(spec: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(spec)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"--device {spec}: CUDA is not available on this machine")
+        raise UsageError(f"{spec}: CUDA is not available on this machine", option="device")
     return dev
 
 
 def choose_coil_mode(requested: str, n_coils: int, kspace_is_real_image: bool = False) -> str:
     if requested not in COIL_MODES:
-        raise UsageError(f"unknown coil mode {requested!r} (choose from {', '.join(COIL_MODES)})")
+        raise UsageError(f"unknown coil mode {requested!r} (choose from {', '.join(COIL_MODES)})", option="coil_mode")
     if requested == "auto":
         return "sense" if n_coils > 1 else ("real" if kspace_is_real_image else "single")
     if requested in ("sense", "ssos", "hybrid") and n_coils == 1:
-        raise UsageError(f"--coil-mode {requested} needs multi-coil data (this scan has 1 coil)")
+        raise UsageError(f"{requested} needs multi-coil data (this scan has 1 coil)", option="coil_mode")
     if requested in ("single", "real") and n_coils > 1:
-        raise UsageError(f"--coil-mode {requested} needs single-coil data (this scan has {n_coils} coils)")
+        raise UsageError(f"{requested} needs single-coil data (this scan has {n_coils} coils)", option="coil_mode")
     return requested
 
 
@@ -180,9 +180,9 @@ class Reconstructor:
 
     def __init__(self, prior, opts: ReconOptions):
         if opts.method not in METHODS:
-            raise UsageError(f"unknown method {opts.method!r} (choose from {', '.join(METHODS)})")
+            raise UsageError(f"unknown method {opts.method!r} (choose from {', '.join(METHODS)})", option="method")
         if opts.sampler not in SAMPLERS:
-            raise UsageError(f"unknown sampler {opts.sampler!r} (choose from {', '.join(SAMPLERS)})")
+            raise UsageError(f"unknown sampler {opts.sampler!r} (choose from {', '.join(SAMPLERS)})", option="sampler")
         self.prior = prior
         self.opts = opts
         self.device = resolve_device(opts.device)
@@ -438,7 +438,8 @@ class Reconstructor:
         if len(ids) != y.shape[0]:
             raise ValueError(f"{len(ids)} slice_ids for {y.shape[0]} slices")
         if self.opts.noise_dc not in NOISE_DC:
-            raise UsageError(f"unknown noise consistency {self.opts.noise_dc!r} (choose from {', '.join(NOISE_DC)})")
+            raise UsageError(f"unknown noise consistency {self.opts.noise_dc!r} (choose from {', '.join(NOISE_DC)})",
+                             option="noise_dc")
         noise = self._noise_sigma(y, m) if self.opts.noise_dc != "none" else None
         mid = y.shape[0] // 2  # no tune() / measure_spread() beforehand: the batch's middle slice is the pilot
         if self.self_tuning(mode) and self.tuning is None:
