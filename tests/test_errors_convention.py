@@ -200,6 +200,22 @@ def test_reconstruction_errors_name_the_parameter(tiny_fastmri_file, tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+def test_reconstruction_options_name_the_parameter():
+    from mrdiff_cli.tasks.reconstruct import ReconOptions, resolve_device
+
+    for field in ("method", "sampler", "coil_mode", "complex_mode", "noise_dc"):
+        with pytest.raises(UsageError) as info:
+            ReconOptions(**{field: "nope"})
+        library_error(info.value, field)
+    assert cli_text(str(UsageError("x", option="noise_dc"))) == "--noise-consistency: x"
+    import torch
+
+    if not torch.cuda.is_available():
+        with pytest.raises(UsageError) as info:
+            resolve_device("cuda")
+        assert library_error(info.value, "device") == "`device`: cuda: CUDA is not available on this machine"
+
+
 def test_recon_warnings_show_flags(tiny_fastmri_undersampled_file, tmp_path):
     """Library warnings name parameters in backticks too; the CLI shows them as flags."""
     res = cli("reconstruct", tiny_fastmri_undersampled_file, "-o", tmp_path / "r.nii.gz", "--method", "zero-filled",
