@@ -2,6 +2,11 @@
 
 No printing and no argument parsing: options come in a :class:`ReconOptions`, progress goes out through
 ``callback(done, total)``. Slices are streamed in batches so memory is bounded by the batch size.
+
+This module orchestrates: options, batching, per-(sample, slice) seeds, coil maps and compression, the noise
+schedule and the denoiser, the self-tuning pilot and the hold-out calibration. What runs per batch and per step
+(operator, start, normalisation, consistency step and projections, final step, magnitude, for each coil mode) is
+:mod:`mrdiff_cli.samplers.posterior`.
 """
 
 from __future__ import annotations
