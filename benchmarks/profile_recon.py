@@ -111,11 +111,13 @@ class PhaseTimer:
 def phase_timer() -> PhaseTimer:
     import mrdiff_cli.samplers.adapters as adapters
     import mrdiff_cli.samplers.dc as dc
+    import mrdiff_cli.samplers.posterior as posterior
     import mrdiff_cli.tasks.reconstruct as rec
 
     pt = PhaseTimer()
     pt.wrap(rec.Reconstructor, "estimate_maps", "coil maps (ESPIRiT)")
-    pt.wrap(rec, "cg_sense", "initial CG-SENSE")
+    pt.wrap(posterior, "cg_sense", "initial CG-SENSE")  # the SENSE start (samplers.posterior.SenseProblem)
+    pt.wrap(rec, "cg_sense", "initial CG-SENSE")  # the --method sense baseline
     pt.wrap(adapters, "batched_real_denoise", "network (incl. chunking)")
     pt.wrap(dc.ProximalDC, "__call__", "data consistency (CG)")
     return pt

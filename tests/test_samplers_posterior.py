@@ -263,7 +263,7 @@ def scans():
 
 @pytest.mark.parametrize("sampler", ["pc", "fast"])
 def test_reconstructor_single_coil_dc_exact_after_last_step(tiny_prior, scans, sampler, monkeypatch):
-    from mrdiff_cli.tasks import reconstruct as rec_mod
+    from mrdiff_cli.samplers import posterior as rec_mod  # the final step and the RSS run there
     from mrdiff_cli.tasks.reconstruct import ReconOptions, Reconstructor
 
     seen = []

@@ -36,6 +36,7 @@ def debug_enabled() -> bool:
 FLAG_NAMES = {
     "from_": "--from", "from_hw": "--from", "to_hw": "--to", "lambda_": "--lambda", "fmt": "--format",
     "json_out": "--json", "mask_kind": "--mask", "snr_db": "--snr", "n_cg": "--cg-iters", "val_inputs": "--val",
+    "noise_dc": "--noise-consistency", "compress_coils": "--coils",
 }
 _PARAM_RE = re.compile(r"`([a-z][a-z0-9_]*)`")
 
@@ -234,7 +235,7 @@ def print_warnings(caught: list, quiet: bool) -> None:
     """Show warnings recorded during a run as one yellow line each on stderr (none with --quiet)."""
     for w in caught:
         if not quiet and not issubclass(w.category, (DeprecationWarning, FutureWarning)):
-            console.print(f"[yellow]warning:[/] {one_line(str(w.message))}", soft_wrap=True, highlight=False)
+            console.print(f"[yellow]warning:[/] {one_line(cli_text(str(w.message)))}", soft_wrap=True, highlight=False)
 
 
 def print_json(obj: Any) -> None:

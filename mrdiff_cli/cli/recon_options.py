@@ -10,16 +10,15 @@ from typing import Annotated
 
 import typer
 
+# the library's choices (torch-free): the CLI offers exactly these
+from ..samplers.modes import CoilMode, ComplexMode, Method, NoiseConsistency
+
+__all__ = ["CoilMode", "ComplexMode", "Method", "NoiseConsistency", "Sampler"]
+
 SAMPLING = "Undersampling"
 SAMPLER = "Sampler"
 OUTPUT = "Output"
 RUN = "Execution"
-
-
-class Method(str, Enum):
-    diffusion = "diffusion"
-    zero_filled = "zero-filled"
-    sense = "sense"
 
 
 class MaskKind(str, Enum):
@@ -31,22 +30,11 @@ class MaskKind(str, Enum):
 
 
 class Sampler(str, Enum):
+    """The samplers `reconstruct` offers (a subset of the registry, samplers.TASK_SAMPLERS["reconstruct"]: Typer needs
+    the enum spelled out; tests/test_samplers_registry.py checks they match)."""
+
     fast = "fast"
     pc = "pc"
-
-
-class CoilMode(str, Enum):
-    auto = "auto"
-    single = "single"
-    real = "real"
-    sense = "sense"
-    ssos = "ssos"
-    hybrid = "hybrid"
-
-
-class ComplexMode(str, Enum):
-    phase = "phase"
-    realimag = "realimag"
 
 
 class OutFormat(str, Enum):

@@ -56,6 +56,7 @@ from .recon_options import (
     MaskOpt,
     Method,
     MetricsOpt,
+    NoiseConsistency,
     OutputOpt,
     PhaseResidOpt,
     PrecisionOpt,
@@ -84,13 +85,6 @@ class CalibrationChoice(str, Enum):
     model = "model"
     fixed = "fixed"
     none = "none"
-
-
-class NoiseConsistency(str, Enum):
-    none = "none"
-    prox = "prox"
-    perturb = "perturb"
-    both = "both"
 
 
 TITLE = "mrdiff uncertainty"

@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from enum import Enum
 from typing import TYPE_CHECKING
+
+from .modes import Choice
 
 if TYPE_CHECKING:
     import torch
 
 
-class SamplerName(str, Enum):
-    """The registered samplers (equal to their names as strings)."""
+class SamplerName(Choice):
+    """The registered samplers (equal to their names as strings, and printed as them)."""
 
     fast = "fast"
     pc = "pc"

@@ -272,7 +272,7 @@ class ProximalDC:
     """argmin_x ||A x - y||^2 + mu ||x - x_d||^2 by ``n_cg`` CG iterations (mu may be a function of sigma:
     DiffPIR's mu_i = lam sigma_n^2 / sigma_i^2); ``n_cg = 0`` leaves x unchanged."""
 
-    def __init__(self, n_cg: int = 5, mu: float | Callable[[float], float] = 0.0):
+    def __init__(self, n_cg: int = 5, mu: float | Callable[[float], float | torch.Tensor] = 0.0):
         self.n_cg, self.mu = int(n_cg), mu
         # (A, y, (UnshiftedSense, A^H y)): reused while A and y are the same
         self._cache: tuple[LinearOperator, torch.Tensor, tuple[UnshiftedSense, torch.Tensor] | None] | None = None

@@ -21,6 +21,8 @@ import numpy as np
 
 from .. import __version__
 from ..errors import InputError, MrdiffError, UsageError
+from ..samplers.modes import CoilMode, Method, NoiseConsistency
+from ..samplers.posterior import mode_spec
 from ..types import SliceSpec
 from .reconstruct import ReconOptions, Reconstructor, choose_coil_mode, nfe
 
@@ -51,7 +53,7 @@ class ReconJob:
 class SamplingPlan:
     mask: np.ndarray  # (H, W) float32 on the k-space grid the reader returns
     info: dict[str, Any]
-    mode: str
+    mode: CoilMode  # resolved (not auto)
     slices: list[int]
 
 
@@ -84,9 +86,9 @@ def parse_shard(spec: str | None) -> tuple[int, int]:
     try:
         i, n = (int(v) for v in spec.split("/"))
     except ValueError:
-        raise UsageError(f"--shard {spec!r}: expected I/N, e.g. 0/4") from None
+        raise UsageError(f"{spec!r}: expected I/N, e.g. 0/4", option="shard") from None
     if n < 1 or not 0 <= i < n:
-        raise UsageError(f"--shard {spec!r}: need 0 <= I < N")
+        raise UsageError(f"{spec!r}: need 0 <= I < N", option="shard")
     return (i, n)
 
 
@@ -125,7 +127,7 @@ def load_model(job: ReconJob, device: str = "auto", precision: str = "auto") -> 
 
         changes["batch_size"] = auto_batch_size(dev)
     prior, info = None, {"name": None}
-    if opts.method == "diffusion":
+    if opts.method == Method.diffusion:
         from ..priors.loading import load_prior
 
         prior, info = load_prior(job.model, "score", offline=job.offline, device=str(dev))
@@ -216,26 +218,26 @@ def resolve_sampling(reader, job: ReconJob) -> tuple[np.ndarray, dict[str, Any]]
     file_mask = reader.mask if reader.undersampled else None
     if not job.mask:
         if file_mask is None:
-            raise UsageError(f"{reader.path}: k-space is fully sampled; pass --mask KIND --accel R to undersample "
+            raise UsageError(f"{reader.path}: k-space is fully sampled; pass `mask` KIND `accel` R to undersample "
                              "it retrospectively")
         return _described(file_mask, {"kind": "from-file", "source": reader.info.sampling.source,
                                       "stated_acceleration": reader.info.sampling.stated_acceleration})
     if job.accel is None:
-        raise UsageError("--mask needs --accel R")
+        raise UsageError("needs `accel` R", option="mask")
     try:
         res = make_mask(job.mask, shape_hw, job.accel, acs=job.acs, seed=job.options.seed)
     except ValueError as exc:
-        raise UsageError(f"--mask {job.mask} --accel {job.accel:g} on the {shape_hw[0]}x{shape_hw[1]} k-space of "
-                         f"{reader.path.name}: {exc}") from None
+        raise UsageError(f"{job.mask} `accel` {job.accel:g} on the {shape_hw[0]}x{shape_hw[1]} k-space of "
+                         f"{reader.path.name}: {exc}", option="mask") from None
     info = {"kind": res.kind, "target_accel": res.target_accel, "acs": res.acs, "seed": res.seed}
     mask = res.mask
     if file_mask is not None:
-        warnings.warn(f"{reader.path.name} is already undersampled; --mask {job.mask} is applied on top of its own "
+        warnings.warn(f"{reader.path.name} is already undersampled; `mask` {job.mask} is applied on top of its own "
                       "pattern", stacklevel=2)
         mask = mask * file_mask
         if res.acs and min(acs_shape(mask)) < res.acs:
-            raise UsageError(f"--mask {job.mask} on top of the file's own pattern leaves no fully sampled centre of "
-                             f"{res.acs} lines (ACS {min(acs_shape(mask))}); use the file's mask alone")
+            raise UsageError(f"{job.mask} on top of the file's own pattern leaves no fully sampled centre of "
+                             f"{res.acs} lines (ACS {min(acs_shape(mask))}); use the file's mask alone", option="mask")
     return _described(mask, info)
 
 
@@ -249,11 +251,11 @@ def plan_sampling(reader, job: ReconJob) -> SamplingPlan:
     opts = job.options
     mask, info = resolve_sampling(reader, job)
     mode = choose_coil_mode(opts.coil_mode, reader.n_coils)
-    if opts.method != "diffusion" and opts.samples > 1:
-        raise UsageError("--samples > 1 needs --method diffusion")
+    if opts.method != Method.diffusion and opts.samples > 1:
+        raise UsageError("more than one sample needs `method` diffusion", option="samples")
     chosen = job.slices.indices(reader.n_slices) if job.slices else list(range(reader.n_slices))
     if job.slices and len(set(np.diff(chosen))) > 1:
-        warnings.warn(f"--slices {job.slices.text} are not equally spaced: the output stacks them at the file's slice "
+        warnings.warn(f"`slices` {job.slices.text} are not equally spaced: the output stacks them at the file's slice "
                       "spacing (their positions after the first are not the scanner's)", stacklevel=2)
     return SamplingPlan(mask, info, mode, [chosen[i] for i in shard_items(len(chosen), job.shard)])
 
@@ -318,7 +320,7 @@ def check_nonzero(reader, k: np.ndarray, sel: list[int]) -> None:
     peak = np.abs(k).reshape(k.shape[0], -1).max(axis=1)
     zero = [s for s, m in zip(sel, peak, strict=True) if m == 0]
     if zero:
-        raise InputError(f"{reader.path}: k-space of slice {zero[0]} is all zeros (choose other slices with --slices)")
+        raise InputError(f"{reader.path}: k-space of slice {zero[0]} is all zeros (choose other slices with `slices`)")
 
 
 def _batches(idx: list[int], size: int) -> list[list[int]]:
@@ -367,12 +369,12 @@ def pilot_slices(reader) -> tuple[list[int], np.ndarray]:
 
 def reconstruct_slices(job: ReconJob, reader, plan: SamplingPlan, recon: Reconstructor, emit) -> ReconArrays:
     opts = job.options
-    per_item = reader.n_coils if plan.mode in ("ssos", "hybrid") else 1
+    per_item = mode_spec(plan.mode).images(reader.n_coils)
     parts: dict[str, list] = {"images": [], "zf": [], "var": [], "samples": [], "ref": []}
     src, total, done = str(reader.path), len(plan.slices), 0
     t0 = time.time()
     consistency = None
-    if opts.method == "diffusion":  # one choice per file, from its own slices, whatever shard or selection
+    if opts.method == Method.diffusion:  # one choice per file, from its own slices, whatever shard or selection
         ids, kp = pilot_slices(reader)
         recon.tune(kp, plan.mask, plan.mode, slice_ids=ids,
                    callback=lambda k: emit({"type": "tuning", "input": src, "slices_done": 0, "slices": total, "pilot": k}))
@@ -403,7 +405,7 @@ def reconstruct_slices(job: ReconJob, reader, plan: SamplingPlan, recon: Reconst
         samples=crop(np.concatenate(parts["samples"], axis=1)) if parts["samples"] else None,
         reference=np.concatenate(ref_blocks).astype(np.float32) if ref_blocks else None,
         reference_info=_reference_info(reader), seconds=time.time() - t0, consistency=consistency,
-        uncertainty=_uncertainty_block(recon, reader.n_coils) if opts.samples > 1 and opts.method == "diffusion" else None,
+        uncertainty=_uncertainty_block(recon, reader.n_coils) if opts.samples > 1 and opts.method == Method.diffusion else None,
     )
 
 
@@ -415,8 +417,8 @@ def _uncertainty_block(recon: Reconstructor, n_coils: int) -> dict[str, Any]:
     out: dict[str, Any] = {
         "calibration_applied": applied,
         "calibration": cal or "none (raw sample spread)",
-        "noise_consistency": opts.noise_dc,
-        "measurement_noise": "not used (data treated as exact)" if opts.noise_dc == "none"
+        "noise_consistency": str(opts.noise_dc),
+        "measurement_noise": "not used (data treated as exact)" if opts.noise_dc == NoiseConsistency.none
         else "estimated (calibration-matrix tail, >= 4 coils; else none)" if opts.noise is None
         else f"{opts.noise:g} (given)",
         "interval_z": 1.96,
@@ -472,9 +474,9 @@ def summarize(job: ReconJob, reader, plan: SamplingPlan, arrays: ReconArrays, mo
     opts = job.options
     summary: dict[str, Any] = {
         "input": str(reader.path), "output": {}, "slices": plan.slices, "shard": f"{job.shard[0]}/{job.shard[1]}",
-        "method": opts.method, "sampler": opts.sampler if opts.method == "diffusion" else None,
-        "coil_mode": plan.mode, "coils": reader.n_coils, "samples": opts.samples,
-        "nfe": nfe(opts, plan.mode) if opts.method == "diffusion" else 0, "mask": plan.info,
+        "method": str(opts.method), "sampler": str(opts.sampler) if opts.method == Method.diffusion else None,
+        "coil_mode": str(plan.mode), "coils": reader.n_coils, "samples": opts.samples,
+        "nfe": nfe(opts, plan.mode) if opts.method == Method.diffusion else 0, "mask": plan.info,
         "matrix": {"kspace": list(reader.shape[2:]), "image": list(reader.info.image_shape),
                    "readout_oversampling_removed": reader.info.readout_oversampling},
         "seconds_total": arrays.seconds, "seconds_per_slice": arrays.seconds / len(plan.slices),
@@ -512,7 +514,7 @@ def _common_crop(*arrays: np.ndarray) -> list[np.ndarray]:
 
 def describe(job: ReconJob, plan: SamplingPlan, model_info: dict[str, Any]) -> str:
     opts = job.options
-    model = f" {opts.sampler} {model_info.get('name', 'model')}" if opts.method == "diffusion" else ""
+    model = f" {opts.sampler} {model_info.get('name', 'model')}" if opts.method == Method.diffusion else ""
     return f"mrdiff {__version__} {opts.method}{model} R{plan.info['achieved_accel']:.1f}"
 
 

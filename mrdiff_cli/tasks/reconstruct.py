@@ -2,6 +2,11 @@
 
 No printing and no argument parsing: options come in a :class:`ReconOptions`, progress goes out through
 ``callback(done, total)``. Slices are streamed in batches so memory is bounded by the batch size.
+
+This module orchestrates: options, batching, per-(sample, slice) seeds, coil maps and compression, the noise
+schedule and the denoiser, the self-tuning pilot and the hold-out calibration. What runs per batch and per step
+(operator, start, normalisation, consistency step and projections, final step, magnitude, for each coil mode) is
+:mod:`mrdiff_cli.samplers.posterior`.
 """
 
 from __future__ import annotations
@@ -15,10 +20,21 @@ import numpy as np
 import torch
 
 from ..errors import UsageError
-from ..ops.fft import fft2c, ifft2c, rss
-from ..ops.operators import CoilwiseOp, LinearOperator, SenseOp
+from ..ops.fft import fft2c
+from ..ops.operators import SenseOp
+from ..samplers import TASK_SAMPLERS, SamplerName
 from ..samplers.dc import cg_dc
+from ..samplers.modes import CoilMode, ComplexMode, Method, NoiseConsistency
 from ..samplers.noise import randn_like, running_mean_var, sample_generator
+from ..samplers.posterior import (
+    PosteriorOptions,
+    cg_sense,
+    coil_support,
+    mode_spec,
+    perturb_data,
+    sample_posterior,
+    zero_filled,
+)
 from ..samplers.selftune import (
     CG_CANDIDATES,
     LastEstimate,
@@ -32,18 +48,19 @@ from ..samplers.selftune import (
 from .calibration import estimate_kspace_noise
 from .scan_calibration import HoldoutCalibration, ScanSpread
 
-METHODS = ("diffusion", "zero-filled", "sense")
-SAMPLERS = ("fast", "pc")
-COIL_MODES = ("auto", "single", "real", "sense", "ssos", "hybrid")
-NOISE_DC = ("none", "prox", "perturb", "both")
+SAMPLERS = TASK_SAMPLERS["reconstruct"]  # the samplers `reconstruct` offers (the registry's names)
+__all__ = ["ReconOptions", "Reconstructor", "choose_coil_mode", "cg_sense", "nfe", "resolve_device", "zero_filled"]
 
 
 @dataclass(frozen=True)
 class ReconOptions:
-    method: str = "diffusion"
-    sampler: str = "fast"
-    coil_mode: str = "auto"
-    complex_mode: str = "phase"  # phase | realimag (the seed's split; poor with a magnitude-only prior, see docs)
+    """The options of one reconstruction run. The choices are enums (samplers.modes); strings are accepted and
+    turned into them when the options are built (UsageError naming the option for an unknown one)."""
+
+    method: Method = Method.diffusion
+    sampler: SamplerName = SamplerName.fast  # one of SAMPLERS
+    coil_mode: CoilMode = CoilMode.auto
+    complex_mode: ComplexMode = ComplexMode.phase  # realimag: the seed's split; poor with a magnitude-only prior
     # phase mode: std of the Gaussian prior on Im(x e^{-i phi}) (the phase detail finer than the low-resolution
     # phase estimate), normalised units. None (default): chosen per scan with the CG count by the hold-out pilot
     # from PHASE_RESID_CANDIDATES (0.005 suits smooth phase: +1.6 dB on the old simulator; 0.05 keeps phase detail:
@@ -95,13 +112,29 @@ class ReconOptions:
     # of mean PSNR on the tune split), "prox" (mu_i = sigma_n^2 / sigma_i^2), "perturb" (each sample sees y plus
     # its own noise draw) or "both"; sigma_n: ``noise`` in k-space units, or None = estimated from the coils'
     # redundancy in the calibration centre (tasks.calibration.estimate_kspace_noise); 0 = none
-    noise_dc: str = "none"
+    noise_dc: NoiseConsistency = NoiseConsistency.none
     noise: float | None = None
     # applied to the K > 1 spread: a tasks.calibration.Calibration or its config.json dict; "model": the loaded
     # bundle's "calibration" block (resolved by tasks.recon_job.load_model; raw when the bundle has none): with a
     # "holdout" block the std is scaled per scan by the hold-out run (tasks.scan_calibration), the fixed map being
     # the fallback; "fixed": the bundle's block without its per-scan part; None / "none": the raw sample spread
     calibration: Any = "model"
+
+    def __post_init__(self) -> None:
+        for name, kind, what, allowed in (
+            ("method", Method, "method", None), ("sampler", SamplerName, "sampler", SAMPLERS),
+            ("coil_mode", CoilMode, "coil mode", None), ("complex_mode", ComplexMode, "complex mode", None),
+            ("noise_dc", NoiseConsistency, "noise consistency", None),
+        ):
+            object.__setattr__(self, name, _choice(getattr(self, name), kind, what, name, allowed))
+
+
+def _choice(value: Any, kind: type[Any], what: str, option: str, allowed: tuple[str, ...] | None = None) -> Any:
+    """``value`` as a member of the enum ``kind`` (restricted to ``allowed``); UsageError naming ``option``."""
+    names = allowed if allowed is not None else tuple(m.value for m in kind)
+    if value in names:
+        return kind(value)
+    raise UsageError(f"unknown {what} {value!r} (choose from {', '.join(names)})", option=option)
 
 
 FAST_DEFAULTS = {"steps": 20, "sigma_max": 1.0}
@@ -116,53 +149,34 @@ def resolve_device(spec: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(spec)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"--device {spec}: CUDA is not available on this machine")
+        raise UsageError(f"{spec}: CUDA is not available on this machine", option="device")
     return dev
 
 
-def choose_coil_mode(requested: str, n_coils: int, kspace_is_real_image: bool = False) -> str:
-    if requested not in COIL_MODES:
-        raise UsageError(f"unknown coil mode {requested!r} (choose from {', '.join(COIL_MODES)})")
-    if requested == "auto":
-        return "sense" if n_coils > 1 else ("real" if kspace_is_real_image else "single")
-    if requested in ("sense", "ssos", "hybrid") and n_coils == 1:
-        raise UsageError(f"--coil-mode {requested} needs multi-coil data (this scan has 1 coil)")
-    if requested in ("single", "real") and n_coils > 1:
-        raise UsageError(f"--coil-mode {requested} needs single-coil data (this scan has {n_coils} coils)")
-    return requested
-
-
-def _quantile_scale(img: torch.Tensor, q: float = 0.99) -> torch.Tensor:
-    """Per-batch-element q-quantile of |img| over the last two axes (the prior's normalisation)."""
-    flat = img.abs().reshape(img.shape[0], -1).float()
-    s = torch.quantile(flat, q, dim=1)
-    return torch.where(s > 0, s, torch.ones_like(s))
-
-
-def zero_filled(y: torch.Tensor) -> torch.Tensor:
-    """RSS of the zero-filled coil images, (B, C, H, W) → (B, H, W)."""
-    return rss(ifft2c(y), dim=1)
-
-
-def cg_sense(y: torch.Tensor, A: SenseOp, n_iter: int) -> torch.Tensor:
-    """Least-squares SENSE image by CG on A^H A x = A^H y, started at the adjoint (cg_dc with mu = 0 from
-    x0 = A^H y is exactly that, on the shift-free grid)."""
-    from ..samplers.dc import cg_dc
-
-    return cg_dc(A.adjoint(y), y, A, 0.0, n_iter)
+def choose_coil_mode(requested: str, n_coils: int, kspace_is_real_image: bool = False) -> CoilMode:
+    """The coil mode for a scan of ``n_coils`` coils: ``auto`` resolved (sense for multi-coil data, single or real
+    for one coil), a given one checked against the data (UsageError naming ``coil_mode``)."""
+    mode = _choice(requested, CoilMode, "coil mode", "coil_mode")
+    if mode == CoilMode.auto:
+        return CoilMode.sense if n_coils > 1 else (CoilMode.real if kspace_is_real_image else CoilMode.single)
+    if not mode_spec(mode).single_coil and n_coils == 1:
+        raise UsageError(f"{mode} needs multi-coil data (this scan has 1 coil)", option="coil_mode")
+    if mode_spec(mode).single_coil and n_coils > 1:
+        raise UsageError(f"{mode} needs single-coil data (this scan has {n_coils} coils)", option="coil_mode")
+    return mode
 
 
 def default_steps(opts: ReconOptions, mode: str) -> int:
     if opts.steps is not None:
         return opts.steps
-    if opts.sampler == "fast":
+    if opts.sampler == SamplerName.fast:
         return int(FAST_DEFAULTS["steps"])
-    return 2000 if mode in ("single", "real") else 500
+    return 2000 if mode_spec(mode).single_coil else 500
 
 
 def nfe(opts: ReconOptions, mode: str) -> int:
     n = default_steps(opts, mode)
-    return n + 1 if opts.sampler == "fast" else 2 * n - 1
+    return n + 1 if opts.sampler == SamplerName.fast else 2 * n - 1
 
 
 @dataclass
@@ -179,14 +193,10 @@ class Reconstructor:
     """Reconstructs batches of slices with one prior, one set of options, on one device."""
 
     def __init__(self, prior, opts: ReconOptions):
-        if opts.method not in METHODS:
-            raise UsageError(f"unknown method {opts.method!r} (choose from {', '.join(METHODS)})")
-        if opts.sampler not in SAMPLERS:
-            raise UsageError(f"unknown sampler {opts.sampler!r} (choose from {', '.join(SAMPLERS)})")
         self.prior = prior
         self.opts = opts
         self.device = resolve_device(opts.device)
-        if prior is not None and opts.method == "diffusion":
+        if prior is not None and opts.method == Method.diffusion:
             from .resources import prepare_prior
 
             prepare_prior(prior, self.device, opts.channels_last)  # NHWC on the CPU (measured faster)
@@ -201,8 +211,8 @@ class Reconstructor:
         """The complex-image denoiser for ``mode``; phase mode demodulates the low-resolution phase of x_init."""
         from ..samplers.adapters import lowres_phase, make_denoiser
 
-        cm = "real" if mode == "real" else self.opts.complex_mode
-        phase = lowres_phase(x_init) if cm == "phase" else None
+        cm = "real" if mode_spec(mode).real else self.opts.complex_mode
+        phase = lowres_phase(x_init) if cm == ComplexMode.phase else None
         return make_denoiser(self.prior, cm, phase=phase, resid_std=self.phase_resid() if resid is None else resid,
                              batch_size=batch_size,
                              autocast=self.autocast, refine_below=self.opts.phase_refine_sigma,
@@ -212,7 +222,7 @@ class Reconstructor:
         from ..samplers.schedules import geometric_sigmas, karras_sigmas
 
         n = default_steps(self.opts, mode) if steps is None else int(steps)
-        if self.opts.sampler == "fast":
+        if self.opts.sampler == SamplerName.fast:
             smax = self.opts.sigma_max if self.opts.sigma_max is not None else FAST_DEFAULTS["sigma_max"]
             return karras_sigmas(n, self.opts.sigma_min, smax)
         smax = self.opts.sigma_max if self.opts.sigma_max is not None else float(self.prior.edm.sigma_max)
@@ -221,9 +231,14 @@ class Reconstructor:
     # ---------------------------------------------------------------- self-tuning
     def self_tuning(self, mode: str) -> bool:
         """Whether this run chooses its CG counts by hold-out cross-validation (see ReconOptions.n_cg)."""
-        auto = self.opts.n_cg is None or (self.opts.phase_resid is None and self.opts.complex_mode == "phase")
-        return (auto and self.opts.method == "diffusion" and self.opts.sampler == "fast" and mode == "sense"
-                and self.tuning_note is None)
+        auto = self.opts.n_cg is None or (self.opts.phase_resid is None and self.opts.complex_mode == ComplexMode.phase)
+        return auto and self._holdout_applies(mode) and self.tuning_note is None
+
+    def _holdout_applies(self, mode: str) -> bool:
+        """Whether hold-out runs (the CG-count pilot, the uncertainty calibration) can run: a diffusion run with the
+        fast sampler in a mode whose prior sees one SENSE image per slice."""
+        return (self.opts.method == Method.diffusion and self.opts.sampler == SamplerName.fast
+                and mode_spec(mode).sense_image)
 
     def tune(self, kspace, mask, mode: str, maps: torch.Tensor | None = None, slice_ids: Sequence[int] = (0,),
              *, compressed: bool = False, callback: Callable[[int], None] | None = None) -> None:
@@ -252,7 +267,7 @@ class Reconstructor:
         opts = self.opts
         counts = CG_CANDIDATES if opts.n_cg is None else (int(opts.n_cg),)
         start = opts.cg_start if opts.n_cg is None else int(opts.n_cg)
-        resids = (PHASE_RESID_CANDIDATES if opts.phase_resid is None and opts.complex_mode == "phase"
+        resids = (PHASE_RESID_CANDIDATES if opts.phase_resid is None and opts.complex_mode == ComplexMode.phase
                   else (self.phase_resid(),))
         # the phase prior first, at the search's first count; then the count, with that phase prior
         at_start = {r: evaluate(start, r) for r in resids}
@@ -330,7 +345,7 @@ class Reconstructor:
         sampler, K = 1, or nothing to hide). ``callback(k)``: called once as the run starts."""
         self.spread, self.spread_note = None, None
         opts = self.opts
-        if opts.method != "diffusion" or opts.sampler != "fast" or mode != "sense" or opts.samples < 2:
+        if not self._holdout_applies(mode) or opts.samples < 2:
             self.spread_note = (f"the hold-out calibration needs SENSE mode with the fast sampler and K >= 2 "
                                 f"(this run: {mode}, {opts.sampler}, K = {opts.samples})")
             return
@@ -361,18 +376,18 @@ class Reconstructor:
         """How strongly this run enforced the data and why (the metrics JSON's ``consistency`` block): the CG
         count, who chose it (--cg-iters, the hold-out pilot, or the fallback) with the pilot's evidence, and the
         k-space noise std estimated from ``y`` (P, C, H, W) / ``mask`` when given (calibration-matrix tail)."""
-        if self.opts.method != "diffusion":
+        if self.opts.method != Method.diffusion:
             return None
         if self.opts.n_cg is not None:
             how = "fixed (--cg-iters)"
         elif self.tuning is not None:
             how = "k-space hold-out cross-validation"
-        elif mode != "sense" or self.opts.sampler != "fast":
+        elif not mode_spec(mode).sense_image or self.opts.sampler != SamplerName.fast:
             how = f"fixed: self-tuning applies to SENSE mode with the fast sampler (this run: {mode}, {self.opts.sampler})"
         else:
             how = f"fixed: {self.tuning_note}" if self.tuning_note else "fixed"
         rep: dict[str, Any] = {"cg_iters": self.n_cg(), "chosen_by": how}
-        if self.opts.complex_mode == "phase":
+        if self.opts.complex_mode == ComplexMode.phase:
             rep["phase_resid"] = self.phase_resid()
             rep["phase_resid_chosen_by"] = (
                 "fixed (--phase-resid)" if self.opts.phase_resid is not None
@@ -423,23 +438,21 @@ class Reconstructor:
         m = torch.as_tensor(np.asarray(mask, dtype=np.float32)).to(dev)
         y = k * m
         zf = zero_filled(y)
-        if self.opts.method == "zero-filled":
+        if self.opts.method == Method.zero_filled:
             return BatchResult(zf.cpu().numpy(), None, None, zf.cpu().numpy())
         y, maps = self._compress(y, maps, mode)
-        if mode in ("sense", "hybrid") or self.opts.method == "sense":
+        if self.opts.method == Method.sense or mode_spec(mode).needs_maps:
             if maps is None:
                 maps = self.estimate_maps(y, m)
             maps = maps.to(dev)
-        if self.opts.method == "sense":
+        if self.opts.method == Method.sense:
             x = cg_sense(y, SenseOp(m, maps), max(self.opts.cg_init_iters, 20))
             return BatchResult(x.abs().cpu().numpy(), None, None, zf.cpu().numpy())
         K = max(1, int(self.opts.samples))
         ids = list(range(y.shape[0])) if slice_ids is None else [int(i) for i in slice_ids]
         if len(ids) != y.shape[0]:
             raise ValueError(f"{len(ids)} slice_ids for {y.shape[0]} slices")
-        if self.opts.noise_dc not in NOISE_DC:
-            raise UsageError(f"unknown noise consistency {self.opts.noise_dc!r} (choose from {', '.join(NOISE_DC)})")
-        noise = self._noise_sigma(y, m) if self.opts.noise_dc != "none" else None
+        noise = self._noise_sigma(y, m) if self.opts.noise_dc != NoiseConsistency.none else None
         mid = y.shape[0] // 2  # no tune() / measure_spread() beforehand: the batch's middle slice is the pilot
         if self.self_tuning(mode) and self.tuning is None:
             self.tune(y[mid:mid + 1], m, mode, maps[mid:mid + 1], [ids[mid]], compressed=True)
@@ -481,7 +494,7 @@ class Reconstructor:
     def wants_spread(self) -> bool:
         """Whether the K > 1 std is calibrated per scan by the hold-out run (the calibration has a ``holdout``
         block and K >= 2)."""
-        return self.opts.method == "diffusion" and self.opts.samples > 1 and self._holdout_calibration() is not None
+        return self.opts.method == Method.diffusion and self.opts.samples > 1 and self._holdout_calibration() is not None
 
     def calibration_applied(self, n_coils: int) -> str:
         """Which calibration the std of this run got: "holdout" (per scan), the fixed map's block ("main" /
@@ -507,7 +520,7 @@ class Reconstructor:
         if sigma <= 0:
             return np.zeros((B, *y.shape[-2:]), np.float32)
         A = SenseOp(m, maps)
-        support = (maps.abs().sum(dim=-3) > 0).to(torch.float32)
+        support = coil_support(maps, torch.float32)
         acc = torch.zeros(B, *y.shape[-2:], device=y.device)
         for r in range(draws):
             gen = [sample_generator(self.opts.seed, PILOT_SAMPLE - 2 - r, s) for s in slice_ids]
@@ -542,7 +555,7 @@ class Reconstructor:
 
         C = y.shape[1]
         req = self.opts.compress_coils
-        sense = mode == "sense" or self.opts.method == "sense"
+        sense = self.opts.method == Method.sense or mode_spec(mode).sense_image
         n = C if C < 2 or (req is None and not sense) else resolve_virtual_coils(req, C)
         self.compression = {"coils": C, "virtual_coils": n, "retained_min": 1.0}
         if n >= C:
@@ -564,7 +577,7 @@ class Reconstructor:
         by what the noise leaves undetermined, and their mean averages the extra draws out)."""
         self._kept = []
         B = y.shape[0]
-        per_sample_items = B * (y.shape[1] if mode in ("ssos", "hybrid") else 1) * (2 if self._is_realimag(mode) else 1)
+        per_sample_items = B * mode_spec(mode).images(y.shape[1]) * (2 if self._is_realimag(mode) else 1)
         group = max(1, min(K, self.opts.batch_size // max(1, per_sample_items)))
         total_steps = default_steps(self.opts, mode) * math.ceil(K / group)
         done = [0]
@@ -581,10 +594,8 @@ class Reconstructor:
             gen = [sample_generator(self.opts.seed, seed_offset + k0 + j, s) for j in range(g) for s in slice_ids]
             yy = y.repeat(g, 1, 1, 1)
             nn = noise.repeat(g) if noise is not None else None
-            if nn is not None and self.opts.noise_dc in ("perturb", "both"):
-                from ..samplers.noise import randn_like
-
-                yy = yy + m * (nn.reshape(-1, 1, 1, 1) / math.sqrt(2.0)) * randn_like(yy, gen)
+            if nn is not None and self.opts.noise_dc.perturbed:
+                yy = perturb_data(yy, m, nn, gen)
             mm = maps.repeat(g, 1, 1, 1) if maps is not None else None
             out = self._sample(yy, m, mode, mm, gen, cb, nn)  # (g*B, H, W)
             for j in range(g):
@@ -603,113 +614,29 @@ class Reconstructor:
         return self.opts.zeta if self.opts.zeta is not None else 1.0
 
     def _is_realimag(self, mode: str) -> bool:
-        cm = self.opts.complex_mode
-        return cm == "realimag" and mode != "real"
+        """The prior sees real and imaginary parts separately (two network images per image)."""
+        return self.opts.complex_mode == ComplexMode.realimag and not mode_spec(mode).real
 
-    def _prox_mu(self, noise, scale):
-        """mu (float or callable of sigma_i) for ProximalDC: DiffPIR's sigma_n^2 / sigma_i^2 (normalised units)
-        with noise_dc prox/both, else the fixed ``opts.mu``."""
-        if noise is None or self.opts.noise_dc not in ("prox", "both"):
-            return self.opts.mu
-        sn2 = (noise.reshape(-1).float() / scale.reshape(noise.shape[0], -1)[:, 0].float()) ** 2
-
-        def mu(sigma: float) -> torch.Tensor:
-            return sn2 / max(float(sigma) ** 2, 1e-12)
-
-        return mu
+    def posterior_options(self) -> PosteriorOptions:
+        """What the per-step algorithm (samplers.posterior) takes from this run: the sampler, the CG count in use
+        (forced, tuned or the fallback), the consistency and sampler settings."""
+        o = self.opts
+        return PosteriorOptions(sampler=o.sampler, n_cg=self.n_cg(), mu=o.mu, cg_init_iters=o.cg_init_iters,
+                                sense_every=o.sense_every, object_support=o.support, zeta=self._zeta(), snr=o.snr)
 
     def _sample(self, y, m, mode, maps, gen, cb, noise=None, inner=None, sigmas=None, resid=None) -> torch.Tensor:
-        """One batch of posterior samples (B, H, W) magnitude: build A, x_init, the denoiser and the DC step,
-        then dispatch to the registered sampler. ``inner(scale, support)``: the SENSE consistency step to use
-        instead of the run's own (the self-tuning pilot's); ``sigmas``: another noise schedule (the pilot's)."""
-        from ..samplers import get_sampler
-        from ..samplers.dc import HybridSenseDC, Projected, ProximalDC, SoftDC
-
-        opts = self.opts
-        sample = get_sampler(opts.sampler)
+        """One batch of posterior samples (B, H, W) magnitude: the coil mode's problem (samplers.posterior.MODES)
+        through :func:`~mrdiff_cli.samplers.posterior.sample_posterior`. ``noise`` (B,): the measurement noise std
+        (used by the proximal weight with noise_dc prox/both); ``inner(scale, support)``: the SENSE consistency step
+        to use instead of the run's own (the self-tuning pilot's); ``sigmas``: another noise schedule (the
+        pilot's); ``resid``: another phase prior (the pilot's)."""
         sig = self._sigmas(mode) if sigmas is None else sigmas
-        extra = {"zeta": self._zeta()} if opts.sampler == "fast" else {"snr": opts.snr}
-        A: LinearOperator
-        dc: Callable[..., torch.Tensor]
-        if mode == "sense":
-            sop = SenseOp(m, maps)
-            A, x_init = sop, cg_sense(y, sop, opts.cg_init_iters)
-            scale = _quantile_scale(x_init).reshape(-1, 1, 1)
-            ys, x_init = y / scale[:, None], x_init / scale
-            # SENSE sees no signal where no coil is sensitive (ESPIRiT support): keep the image zero there,
-            # as CG-SENSE does; otherwise the prior alone fills that region with sampler noise.
-            support = (maps.abs().sum(dim=-3) > 0).to(x_init.dtype)
-            if inner is not None:
-                step = inner(scale.reshape(-1), support)
-            else:
-                step = ProximalDC(self.n_cg(), self._prox_mu(noise, scale)) if opts.sampler == "fast" else SoftDC(1.0)
-            dc = Projected(step, lambda v: v * support)
-            x = sample(self._denoiser(mode, x_init, opts.batch_size, resid), ys, A, sig, x_init, dc=dc, generator=gen,
-                       callback=cb, **extra)
-            if opts.sampler == "pc":
-                x = ProximalDC(self.n_cg())(x, ys, A) * support
-            return (x * scale).abs()
-        # coil-by-coil operators: single-coil, real, SSOS, hybrid — x has the shape of y (B, C, H, W)
-        A = CoilwiseOp(m)
-        x_init = ifft2c(y)
-        scale = _quantile_scale(x_init.reshape(-1, *x_init.shape[-2:])).reshape(*x_init.shape[:2], 1, 1)
-        ys, x_init = y / scale, x_init / scale
-        if mode == "real":
-            x_init = x_init.real.to(torch.complex64)
-        dc = ProximalDC(max(1, self.n_cg()), self._prox_mu(noise, scale)) if opts.sampler == "fast" else SoftDC(1.0)
-        project = self._coilwise_projection(mode, x_init)
-        if project is not None:
-            dc = Projected(dc, project)
-        if mode == "hybrid":
-            dc = HybridSenseDC(dc, maps, y, m, scale, opts.sense_every)
-        x = sample(self._denoiser(mode, x_init, opts.batch_size), ys, A, sig, x_init, dc=dc, generator=gen, callback=cb, **extra)
-        if opts.sampler == "pc":
-            x = dc(x, ys, A, step=len(sig) - 1, n_steps=len(sig), sigma=float(sig[-1]))
-        elif mode != "hybrid":
-            x = SoftDC(1.0)(x, ys, A)  # hard projection: measured k-space reproduced exactly by the output
-        x = x * scale
-        if mode == "hybrid":
-            return sense_magnitude(x, maps)
-        return rss(x, dim=1)
-
-    def _coilwise_projection(self, mode: str, x_init: torch.Tensor):
-        """Real mode: keep the real part. Single coil with the fast sampler: keep the image inside an object
-        support estimated from the alias-free low-resolution image (calibration centre) — with no coil
-        sensitivities to lean on, the prior alone would fill the background with sampler noise."""
-        real = mode == "real"
-        supp = None
-        if mode in ("single", "real") and self.opts.sampler == "fast" and self.opts.support:
-            supp = lowres_support(x_init)
-        if not real and supp is None:
-            return None
-
-        def project(v: torch.Tensor) -> torch.Tensor:
-            v = v.real.to(torch.complex64) if real else v
-            return v * supp if supp is not None else v
-
-        return project
-
+        popts = self.posterior_options()
+        problem = mode_spec(mode).build(y, m, maps, popts)
+        return sample_posterior(problem, lambda x0: self._denoiser(mode, x0, self.opts.batch_size, resid), sig, popts,
+                                noise=noise if self.opts.noise_dc.weighted else None, inner=inner, generator=gen,
+                                callback=cb)
 
 
 def _split_info(split, frac: float) -> dict[str, Any]:
     return {"fraction": frac, "kind": split.kind, "hidden": split.n_hold, "of_measured_outside_centre": split.n_candidates}
-
-
-def lowres_support(x: torch.Tensor, width: int = 24, thresh: float = 0.06, dilate: int = 9) -> torch.Tensor:
-    """Object support from the Hann-windowed central k-space (alias-free when the centre is fully sampled):
-    |low-res image| > thresh × its max, dilated by ``dilate`` pixels (max-pool), per image."""
-    from ..samplers.adapters import lowres_image
-
-    H, W = x.shape[-2:]
-    mag = lowres_image(x, width).abs()
-    flat = mag.reshape(-1, H, W)
-    peak = flat.reshape(flat.shape[0], -1).max(dim=1).values.reshape(-1, 1, 1)
-    supp = (flat > thresh * peak).float()[:, None]
-    supp = torch.nn.functional.max_pool2d(supp, dilate, stride=1, padding=dilate // 2)[:, 0]
-    return supp.reshape(mag.shape).to(torch.complex64)
-
-
-def sense_magnitude(coil_images: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
-    from ..ops.operators import sense_combine
-
-    return sense_combine(coil_images, maps).abs()

@@ -1,0 +1,86 @@
+"""The choices of a k-space reconstruction, one enum per concept (no torch, no numpy: the CLI's options use them).
+
+=====================  =================================================================================
+``Method``             diffusion (the posterior sampler) or a baseline: zero-filled, sense (CG-SENSE)
+``CoilMode``           how the coils enter the prior: sense, ssos, hybrid (multi-coil), single, real
+                       (single-coil); auto picks one from the data (``tasks.reconstruct.choose_coil_mode``)
+``ComplexMode``        how a magnitude prior sees complex images (``samplers.adapters.make_denoiser``)
+``NoiseConsistency``   measurement noise in the consistency step of K > 1 samples
+=====================  =================================================================================
+
+The sampler names are the registry's (:class:`mrdiff_cli.samplers.SamplerName`, ``TASK_SAMPLERS``). What each coil
+mode builds per batch (operator, start, normalisation, consistency, magnitude) is one row of
+:data:`mrdiff_cli.samplers.posterior.MODES`.
+
+They are ``str`` enums: a member equals its value (``CoilMode.sense == "sense"``), prints as it (``str``, f-strings)
+and goes to JSON as it, so options given as strings keep working and outputs do not change.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class Choice(str, Enum):
+    """A str enum that prints as its value (``f"{CoilMode.sense}"`` is ``sense``, not ``CoilMode.sense``)."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
+    @classmethod
+    def names(cls) -> str:
+        """The values, comma-separated (for messages)."""
+        return ", ".join(m.value for m in cls)
+
+
+class Method(Choice):
+    """The reconstruction: the diffusion posterior, or a baseline without a prior."""
+
+    diffusion = "diffusion"
+    zero_filled = "zero-filled"
+    sense = "sense"
+
+
+class CoilMode(Choice):
+    """How the coils enter the prior: one image per slice through coil maps (sense), each coil image on its own
+    (ssos; hybrid adds a SENSE sweep every few steps), or single-coil data (single; real keeps the real part).
+    ``auto``: chosen from the data."""
+
+    auto = "auto"
+    single = "single"
+    real = "real"
+    sense = "sense"
+    ssos = "ssos"
+    hybrid = "hybrid"
+
+
+class ComplexMode(Choice):
+    """How a magnitude prior sees complex images: ``phase`` (demodulated real part, Gaussian prior on the residual
+    imaginary part) or ``realimag`` (real and imaginary parts separately, the seed's split). A real image (coil mode
+    real) passes its real part alone."""
+
+    phase = "phase"
+    realimag = "realimag"
+
+
+class NoiseConsistency(Choice):
+    """Measurement noise in the consistency step of K > 1 samples: ``none`` (data exact), ``prox`` (weight
+    mu_i = sigma_n^2 / sigma_i^2), ``perturb`` (each sample sees the data plus its own noise draw) or ``both``."""
+
+    none = "none"
+    prox = "prox"
+    perturb = "perturb"
+    both = "both"
+
+    @property
+    def weighted(self) -> bool:
+        """The proximal weight follows the noise (prox, both)."""
+        return self in (NoiseConsistency.prox, NoiseConsistency.both)
+
+    @property
+    def perturbed(self) -> bool:
+        """Each sample sees its own noise draw on the data (perturb, both)."""
+        return self in (NoiseConsistency.perturb, NoiseConsistency.both)
