@@ -161,7 +161,8 @@ def uncertainty(
         _superres(inputs, output, from_, to, guidance, recon_only, steps=steps, samples=samples,
                   save_samples=save_samples, seed=seed, batch_size=batch_size, device=device, fmt=fmt,
                   overwrite=overwrite, preview=preview, metrics=metrics, slices=slices, model=model, offline=offline,
-                  quiet=quiet, json_out=json_out)
+                  quiet=quiet, json_out=json_out,
+                  calibration="none" if CalibrationChoice(calibration) == CalibrationChoice.none else "model")
         return
     if from_ or to:
         raise UsageError("--from/--to need --task superres")
@@ -243,7 +244,8 @@ def _slice_mean(rep: dict, key: str) -> float | None:
 def _superres(inputs: list[Path], output: Path, from_: str | None, to: str | None, guidance: float,
               recon_only: dict[str, Any], *, steps: int | None, samples: int, save_samples: bool, seed: int,
               batch_size: str | None, device: str, fmt: Any, overwrite: bool, preview: bool, metrics: bool,
-              slices: str | None, model: str | None, offline: bool, quiet: bool, json_out: bool) -> None:
+              slices: str | None, model: str | None, offline: bool, quiet: bool, json_out: bool,
+              calibration: str = "model") -> None:
     if not from_ or not to:
         raise UsageError("--task superres needs --from N and --to M")
     if len(inputs) != 1:
@@ -256,6 +258,6 @@ def _superres(inputs: list[Path], output: Path, from_: str | None, to: str | Non
         "input": inputs[0], "from_": from_, "to": to, "output": output, "steps": steps, "guidance": guidance,
         "samples": samples, "save_samples": save_samples, "seed": seed,
         "batch_size": parse_batch_size(batch_size) or 16, "device": device, "fmt": fmt, "overwrite": overwrite,
-        "preview": preview, "metrics": metrics, "slices": slices,
+        "preview": preview, "metrics": metrics, "slices": slices, "calibration": calibration,
     })
     run_superres_job(job, model=model, offline=offline, device=device, quiet=quiet, json_out=json_out)
