@@ -424,7 +424,8 @@ def _uncertainty_block(recon: Reconstructor, n_coils: int) -> dict[str, Any]:
         "interval_z": 1.96,
     }
     if recon.spread is not None:
-        out["holdout"] = recon.spread.summary(opts.samples)
+        hc = recon._holdout_calibration()
+        out["holdout"] = recon.spread.summary(opts.samples, hc.remove_noise if hc is not None else True)
     elif recon.wants_spread() and recon.spread_note:
         out["holdout"] = f"not run: {recon.spread_note} (fixed map used)"
     return out

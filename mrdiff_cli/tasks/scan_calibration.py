@@ -56,7 +56,8 @@ class ScanSpread:
         """The samples spread at the hidden locations (else the ratio is undefined)."""
         return self.total.spread2 > 0 and math.isfinite(self.total.spread2)
 
-    def summary(self, k_final: int) -> dict[str, Any]:
+    def summary(self, k_final: int, remove_noise: bool = True) -> dict[str, Any]:
+        """JSON-ready evidence; ``remove_noise`` as the calibration applied it (the ratio reported is the one used)."""
         t = self.total
         return {
             "method": "k-space hold-out (posterior samples drawn without the hidden samples)",
@@ -64,9 +65,9 @@ class ScanSpread:
             "hidden_values": t.n_values,
             "rms_error": math.sqrt(t.err2 / max(1, t.n_values)),
             "rms_spread": math.sqrt(t.spread2 / max(1, t.n_values)),
-            "rms_error_of_posterior_mean": math.sqrt(t.mean_err2() / max(1, t.n_values)),
+            "rms_error_of_posterior_mean": math.sqrt(t.mean_err2(remove_noise) / max(1, t.n_values)),
             "kspace_noise_std": self.noise_std,
-            "ratio": math.sqrt(self.ratio2(k_final)) if self.usable() else None,
+            "ratio": math.sqrt(self.ratio2(k_final, remove_noise)) if self.usable() else None,
             "ratio_per_slice": [round(math.sqrt(r), 4) if math.isfinite(r) else None for r in self.ratio2_per_slice],
         }
 
