@@ -142,7 +142,9 @@ def load_model(job: ReconJob, device: str = "auto", precision: str = "auto") -> 
 
 def resolve_calibration(bundle_path: str | None) -> dict[str, Any] | None:
     """The validated ``"calibration"`` block of a bundle's config.json (None when absent): the fixed map
-    (tasks.calibration) and, when present, its per-scan ``holdout`` constants (tasks.scan_calibration)."""
+    (tasks.calibration) and, when present, its per-scan ``holdout`` constants (tasks.scan_calibration). A block
+    holding only super-resolution's constants (``superres``, read by tasks.superres_calibration) carries nothing
+    for reconstruction: None, as when absent."""
     from ..errors import ModelError
     from ..priors.bundle import read_config
     from .calibration import Calibration
@@ -151,7 +153,7 @@ def resolve_calibration(bundle_path: str | None) -> dict[str, Any] | None:
     if not bundle_path:
         return None
     block = read_config(bundle_path).get("calibration")
-    if block is None:
+    if block is None or (isinstance(block, dict) and set(block) == {"superres"}):
         return None
     try:
         out = Calibration.from_dict(block).to_dict()

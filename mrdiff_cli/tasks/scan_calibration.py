@@ -26,55 +26,91 @@ coil-combined image (orthonormal FFT, normalised coil maps); ``w`` is the fracti
 (the noise the samples all share: it is in the data every sample reproduces, so it is not in their spread).
 ``factor``, ``pool`` and ``w`` are the only constants; they are fitted over the acquisition-diverse tune suite
 (``benchmarks/suite_uncertainty.py``) and stored in the model's config.json (``calibration.holdout``).
+
+Super-resolution's extrapolation-ring hold-out (:mod:`.superres_calibration`) is the same calibration with another
+hold-out and noise term: :class:`HoldoutRecord` (what a hold-out run measured) and :class:`HoldoutConstants` (the
+constants, their validation, ``std`` and config.json form) are shared; :class:`ScanSpread` /
+:class:`HoldoutCalibration` here and ``RingSpread`` / ``RingCalibration`` there are the two kinds.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import KW_ONLY, MISSING, dataclass, field, fields
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
 from ..samplers.selftune import HoldoutSpread
 
+C = TypeVar("C", bound="HoldoutConstants")
+
+
+def finite_number(v: Any) -> bool:
+    """A finite int or float (the numeric constants' first check)."""
+    return isinstance(v, (int, float)) and math.isfinite(float(v))
+
 
 @dataclass(frozen=True)
-class ScanSpread:
-    """What the hold-out run measured on one scan (``Reconstructor.spread``)."""
+class HoldoutRecord:
+    """What a hold-out run measured on one scan or volume: the base of :class:`ScanSpread` (k-space hold-out) and
+    ``superres_calibration.RingSpread`` (extrapolation ring), which differ only in the wording of :meth:`summary`
+    (the class constants below)."""
 
     total: HoldoutSpread  # summed over the slices it ran on
-    noise_std: float  # k-space noise std used (calibration-matrix tail estimate; 0 when not estimable)
-    holdout: dict[str, Any]  # the split (fraction, kind, hidden, of_measured_outside_centre)
+    noise_std: float  # the measurement noise std the hold-out accounted for (0: none / not estimable)
+    held_out: dict[str, Any]  # which data were held out
     slices: list[int]
     ratio2_per_slice: list[float] = field(default_factory=list)
+
+    METHOD: ClassVar[str] = "hold-out"  # the summary's wording and keys, per kind
+    HELD_OUT_KEY: ClassVar[str] = "holdout"
+    VALUES_KEY: ClassVar[str] = "hidden_values"
+    NOISE_KEY: ClassVar[str] = "noise_std"
 
     def ratio2(self, k_final: int, remove_noise: bool = True) -> float:
         return self.total.ratio2(k_final, remove_noise)
 
     def usable(self) -> bool:
-        """The samples spread at the hidden locations (else the ratio is undefined)."""
+        """The samples spread at the held-out data (else the ratio is undefined)."""
         return self.total.spread2 > 0 and math.isfinite(self.total.spread2)
 
     def summary(self, k_final: int, remove_noise: bool = True) -> dict[str, Any]:
         """JSON-ready evidence; ``remove_noise`` as the calibration applied it (the ratio reported is the one used)."""
         t = self.total
+        n = max(1, t.n_values)
         return {
-            "method": "k-space hold-out (posterior samples drawn without the hidden samples)",
-            "samples": t.samples, "slices": self.slices, "holdout": self.holdout,
-            "hidden_values": t.n_values,
-            "rms_error": math.sqrt(t.err2 / max(1, t.n_values)),
-            "rms_spread": math.sqrt(t.spread2 / max(1, t.n_values)),
-            "rms_error_of_posterior_mean": math.sqrt(t.mean_err2(remove_noise) / max(1, t.n_values)),
-            "kspace_noise_std": self.noise_std,
+            "method": self.METHOD,
+            "samples": t.samples, "slices": self.slices, self.HELD_OUT_KEY: self.held_out, self.VALUES_KEY: t.n_values,
+            "rms_error": math.sqrt(t.err2 / n), "rms_spread": math.sqrt(t.spread2 / n),
+            "rms_error_of_posterior_mean": math.sqrt(t.mean_err2(remove_noise) / n),
+            self.NOISE_KEY: self.noise_std,
             "ratio": math.sqrt(self.ratio2(k_final, remove_noise)) if self.usable() else None,
             "ratio_per_slice": [round(math.sqrt(r), 4) if math.isfinite(r) else None for r in self.ratio2_per_slice],
         }
 
 
 @dataclass(frozen=True)
-class HoldoutCalibration:
-    """The constants of the per-scan calibration (config.json ``calibration.holdout``)."""
+class ScanSpread(HoldoutRecord):
+    """What the k-space hold-out measured on one scan (``Reconstructor.spread``); ``noise_std``: the k-space noise
+    std used (calibration-matrix tail estimate; 0 when not estimable)."""
+
+    METHOD = "k-space hold-out (posterior samples drawn without the hidden samples)"
+    HELD_OUT_KEY = "holdout"
+    VALUES_KEY = "hidden_values"
+    NOISE_KEY = "kspace_noise_std"
+
+    @property
+    def holdout(self) -> dict[str, Any]:
+        """The split (fraction, kind, hidden, of_measured_outside_centre)."""
+        return self.held_out
+
+
+@dataclass(frozen=True)
+class HoldoutConstants:
+    """The constants of a hold-out calibration, std = factor * sqrt(ratio^2 * pool(v) + noise_weight * noise
+    variance): the base of :class:`HoldoutCalibration` and ``superres_calibration.RingCalibration``, which differ in
+    the noise term (:meth:`_noise_variance`), a default and extra constants (:meth:`_extra_dict`)."""
 
     factor: float = 1.0
     pool: int = 5
@@ -82,39 +118,72 @@ class HoldoutCalibration:
     # subtract the estimated measurement noise from the hold-out residual (True) or count it as error (False: the
     # ratio then also carries the noise, as a reference image from noisy fully sampled data does)
     remove_noise: bool = True
+    _: KW_ONLY  # the rest by name only: a kind's extra constants follow remove_noise in the positional order
     level: float = 0.95
     z: float = 1.96
     fitted_on: list[str] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        vals = {"factor": self.factor, "noise_weight": self.noise_weight}
-        bad = [k for k, v in vals.items() if not isinstance(v, (int, float)) or not math.isfinite(float(v)) or v < 0]
-        if bad or self.factor <= 0 or int(self.pool) < 1:
-            raise ValueError(f"holdout calibration needs factor > 0, noise_weight >= 0, pool >= 1 (bad: {bad or ['factor/pool']})")
+    LABEL: ClassVar[str] = "hold-out calibration"  # error messages: the constants' name, their ranges, their block
+    RANGES: ClassVar[str] = "factor > 0, noise_weight >= 0, pool >= 1"
+    BLOCK: ClassVar[str] = "hold-out calibration"
 
-    def std(self, var: np.ndarray, spread: ScanSpread, k_final: int, noise_var: np.ndarray | None = None) -> np.ndarray:
-        """Calibrated std map (float32, the shape of ``var``) from the raw sample variance of the full run and
-        ``noise_var``, the measurement noise's variance map in the image (``Reconstructor.noise_variance_map``;
-        None: the fully sampled value sigma_n^2 / 2 everywhere)."""
+    def __post_init__(self) -> None:
+        bad = self._out_of_range()
+        if bad:
+            raise ValueError(f"{self.LABEL} needs {self.RANGES} (bad: {bad})")
+
+    def _out_of_range(self) -> list[str]:
+        """The names of the constants outside their ranges (empty: all valid)."""
+        ok = {"factor": finite_number(self.factor) and self.factor > 0,
+              "noise_weight": finite_number(self.noise_weight) and self.noise_weight >= 0, "pool": int(self.pool) >= 1}
+        return [k for k, v in ok.items() if not v]
+
+    def _noise_variance(self, spread: HoldoutRecord, noise: np.ndarray | None) -> float | np.ndarray:
+        """The measurement noise's variance in the image (a scalar or an array that broadcasts against ``var``)."""
+        raise NotImplementedError
+
+    def _extra_dict(self) -> dict[str, Any]:
+        """The constants of a kind beyond the common ones (config.json: between ``remove_noise`` and ``level``)."""
+        return {}
+
+    def std(self, var: np.ndarray, spread: HoldoutRecord, k_final: int, noise: np.ndarray | None = None) -> np.ndarray:
+        """Calibrated std map (float32, the shape of ``var``) from the raw sample variance ``var`` of the full run
+        (``k_final`` samples), what the hold-out measured and ``noise`` (see :meth:`_noise_variance`)."""
         from .calibration import pool_variance
 
         v = pool_variance(np.maximum(np.asarray(var, dtype=np.float32), 0.0), int(self.pool)).astype(np.float64)
-        nv = (spread.noise_std ** 2 / 2.0 if noise_var is None
-              else pool_variance(np.asarray(noise_var, dtype=np.float32), int(self.pool)).astype(np.float64))
+        nv = self._noise_variance(spread, noise)
         out = self.factor * np.sqrt(spread.ratio2(k_final, self.remove_noise) * v + self.noise_weight * nv)
         return out.astype(np.float32)
 
     def to_dict(self) -> dict[str, Any]:
         return {"factor": self.factor, "pool": int(self.pool), "noise_weight": self.noise_weight,
-                "remove_noise": self.remove_noise, "level": self.level,
+                "remove_noise": self.remove_noise, **self._extra_dict(), "level": self.level,
                 "z": self.z, "fitted_on": list(self.fitted_on), **({"info": self.info} if self.info else {})}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> HoldoutCalibration:
+    def from_dict(cls: type[C], d: dict[str, Any]) -> C:
+        """The constants of a config.json block; those it lacks keep their defaults. ValueError when invalid."""
         if not isinstance(d, dict) or "factor" not in d:
-            raise ValueError("calibration 'holdout' must be an object with 'factor'")
-        return cls(factor=float(d["factor"]), pool=int(d.get("pool", 5)), noise_weight=float(d.get("noise_weight", 1.0)),
-                   remove_noise=bool(d.get("remove_noise", True)),
-                   level=float(d.get("level", 0.95)), z=float(d.get("z", 1.96)),
-                   fitted_on=[str(v) for v in d.get("fitted_on", [])], info=dict(d.get("info") or {}))
+            raise ValueError(f"{cls.BLOCK} must be an object with 'factor'")
+        # the scalars converted to the type of their default (float, int, bool); the list and the dict by hand
+        scalars = {f.name: type(f.default)(d.get(f.name, f.default)) for f in fields(cls) if f.default is not MISSING}
+        return cls(**scalars, fitted_on=[str(v) for v in d.get("fitted_on", [])], info=dict(d.get("info") or {}))
+
+
+@dataclass(frozen=True)
+class HoldoutCalibration(HoldoutConstants):
+    """The constants of the per-scan calibration (config.json ``calibration.holdout``)."""
+
+    LABEL = "holdout calibration"
+    BLOCK = "calibration 'holdout'"
+
+    def _noise_variance(self, spread: HoldoutRecord, noise: np.ndarray | None) -> float | np.ndarray:
+        """``noise``: the measurement noise's variance map in the image (``Reconstructor.noise_variance_map``),
+        pooled like the variance; None: the fully sampled value sigma_n^2 / 2 everywhere."""
+        from .calibration import pool_variance
+
+        if noise is None:
+            return spread.noise_std ** 2 / 2.0
+        return pool_variance(np.asarray(noise, dtype=np.float32), int(self.pool)).astype(np.float64)

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +47,8 @@ from ..errors import ModelError
 from ..ops.operators import crop_kspace
 from ..ops.superres import SuperResOp, centre_mask
 from ..samplers.noise import sample_generator
-from ..samplers.selftune import HoldoutSpread, holdout_spread
+from ..samplers.selftune import holdout_spread
+from .scan_calibration import HoldoutConstants, HoldoutRecord, finite_number
 
 RING_INNER = 0.85  # the hold-out run sees the inner 0.85 h x 0.85 w of the measured block
 RING_SAMPLES = 4  # K_cal = min(RING_SAMPLES, K)
@@ -78,83 +79,44 @@ def calibration_slices(n: int) -> list[int]:
 
 
 @dataclass(frozen=True)
-class RingSpread:
-    """What the ring hold-out measured on one volume (:func:`measure_ring_spread`)."""
+class RingSpread(HoldoutRecord):
+    """What the ring hold-out measured on one volume (:func:`measure_ring_spread`); ``noise_std``: the
+    low-resolution images' noise std (image units, mean over those slices; 0: none)."""
 
-    total: HoldoutSpread  # summed over the slices it ran on
-    noise_std: float  # the low-resolution images' noise std (image units, mean over those slices; 0: none)
-    ring: dict[str, Any]  # measured block, inner block, ring values
-    slices: list[int]
-    ratio2_per_slice: list[float] = field(default_factory=list)
+    METHOD = "extrapolation ring hold-out (samples drawn from the inner k-space block only)"
+    HELD_OUT_KEY = "ring"
+    VALUES_KEY = "ring_values"
+    NOISE_KEY = "image_noise_std"
 
-    def ratio2(self, k_final: int, remove_noise: bool = True) -> float:
-        return self.total.ratio2(k_final, remove_noise)
-
-    def usable(self) -> bool:
-        """The samples spread in the ring (else the ratio is undefined)."""
-        return self.total.spread2 > 0 and math.isfinite(self.total.spread2)
-
-    def summary(self, k_final: int, remove_noise: bool = True) -> dict[str, Any]:
-        t = self.total
-        n = max(1, t.n_values)
-        return {
-            "method": "extrapolation ring hold-out (samples drawn from the inner k-space block only)",
-            "samples": t.samples, "slices": self.slices, "ring": self.ring, "ring_values": t.n_values,
-            "rms_error": math.sqrt(t.err2 / n), "rms_spread": math.sqrt(t.spread2 / n),
-            "rms_error_of_posterior_mean": math.sqrt(t.mean_err2(remove_noise) / n),
-            "image_noise_std": self.noise_std,
-            "ratio": math.sqrt(self.ratio2(k_final, remove_noise)) if self.usable() else None,
-            "ratio_per_slice": [round(math.sqrt(r), 4) if math.isfinite(r) else None for r in self.ratio2_per_slice],
-        }
+    @property
+    def ring(self) -> dict[str, Any]:
+        """The measured block, the inner block and its fraction."""
+        return self.held_out
 
 
 @dataclass(frozen=True)
-class RingCalibration:
-    """The constants of the ring calibration (config.json ``superres_calibration``; defaults: no bundle block)."""
+class RingCalibration(HoldoutConstants):
+    """The constants of the ring calibration (config.json ``superres_calibration``; defaults: no bundle block);
+    ``inner`` and ``samples``: the hold-out run's inner block fraction and sample count."""
 
-    factor: float = 1.0
-    pool: int = 5
     noise_weight: float = 0.0
-    remove_noise: bool = True  # subtract the estimated noise from the ring residual
     inner: float = RING_INNER
     samples: int = RING_SAMPLES
-    level: float = 0.95
-    z: float = 1.96
-    fitted_on: list[str] = field(default_factory=list)
-    info: dict[str, Any] = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        ok = all(isinstance(v, (int, float)) and math.isfinite(float(v)) for v in (self.factor, self.noise_weight, self.inner))
-        if not ok or self.factor <= 0 or self.noise_weight < 0 or not 0 < self.inner < 1 or int(self.pool) < 1 \
-                or int(self.samples) < 2:
-            raise ValueError("superres calibration needs factor > 0, noise_weight >= 0, 0 < inner < 1, pool >= 1, "
-                             "samples >= 2")
+    LABEL = "superres calibration"
+    RANGES = "factor > 0, noise_weight >= 0, 0 < inner < 1, pool >= 1, samples >= 2"
+    BLOCK = "superres calibration"
 
-    def std(self, var: np.ndarray, spread: RingSpread, k_final: int, noise_std: np.ndarray | None = None) -> np.ndarray:
-        """Calibrated std map (float32, the shape of ``var`` (S, H, W)) from the raw sample variance of the full run;
-        ``noise_std`` (S,): each slice's low-resolution noise std (image units; None: no noise term)."""
-        from .calibration import pool_variance
+    def _out_of_range(self) -> list[str]:
+        ok = {"inner": finite_number(self.inner) and 0 < self.inner < 1, "samples": int(self.samples) >= 2}
+        return super()._out_of_range() + [k for k, v in ok.items() if not v]
 
-        v = pool_variance(np.maximum(np.asarray(var, dtype=np.float32), 0.0), int(self.pool)).astype(np.float64)
-        nv = 0.0 if noise_std is None else np.asarray(noise_std, dtype=np.float64).reshape(-1, 1, 1) ** 2
-        out = self.factor * np.sqrt(spread.ratio2(k_final, self.remove_noise) * v + self.noise_weight * nv)
-        return out.astype(np.float32)
+    def _noise_variance(self, spread: HoldoutRecord, noise: np.ndarray | None) -> float | np.ndarray:
+        """``noise`` (S,): each slice's low-resolution noise std (image units); None: no noise term."""
+        return 0.0 if noise is None else np.asarray(noise, dtype=np.float64).reshape(-1, 1, 1) ** 2
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"factor": self.factor, "pool": int(self.pool), "noise_weight": self.noise_weight,
-                "remove_noise": self.remove_noise, "inner": self.inner, "samples": int(self.samples),
-                "level": self.level, "z": self.z, "fitted_on": list(self.fitted_on),
-                **({"info": self.info} if self.info else {})}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> RingCalibration:
-        if not isinstance(d, dict) or "factor" not in d:
-            raise ValueError("superres calibration must be an object with 'factor'")
-        return cls(factor=float(d["factor"]), pool=int(d.get("pool", 5)), noise_weight=float(d.get("noise_weight", 0.0)),
-                   remove_noise=bool(d.get("remove_noise", True)), inner=float(d.get("inner", RING_INNER)),
-                   samples=int(d.get("samples", RING_SAMPLES)), level=float(d.get("level", 0.95)),
-                   z=float(d.get("z", 1.96)), fitted_on=[str(v) for v in d.get("fitted_on", [])],
-                   info=dict(d.get("info") or {}))
+    def _extra_dict(self) -> dict[str, Any]:
+        return {"inner": self.inner, "samples": int(self.samples)}
 
 
 def calibration_from_bundle(bundle_path: str | Path | None) -> tuple[RingCalibration, str]:
