@@ -100,7 +100,7 @@ def run_condition(prior, vol: str, ref: torch.Tensor, cond, args, lambdas: dict)
     acs = max(8, int(round(0.08 * matrix))) if kind == "equispaced" else None
     mask = make_mask(kind, (matrix, matrix), R, acs=acs, seed=11).mask
     y = k * mask
-    row: dict = {"condition": cond_name(acq, matrix, kind, R), "volume": vol, "slices": len(ref),
+    row: dict = {"condition": cond_name(acq, matrix, kind, R), "volume": vol, "slices": len(ref), "steps": args.steps,
                  "coil_family": acq.coil, "phase_family": acq.phase, "achieved_R": float(mask.size / mask.sum())}
     base = Reconstructor(prior, ReconOptions(method="sense"))
     zf = Reconstructor(prior, ReconOptions(method="zero-filled")).reconstruct(k, mask, "sense").images
@@ -125,7 +125,7 @@ def run_condition(prior, vol: str, ref: torch.Tensor, cond, args, lambdas: dict)
     # the self-tuned variants first: the fixed counts then run at the phase prior the first one chose
     resid = 0.005
     for spec in filter(None, args.variants.split(";")):
-        rec = Reconstructor(prior, ReconOptions(seed=0, **parse_opts(spec)))
+        rec = Reconstructor(prior, ReconOptions(seed=0, **{"steps": args.steps, **parse_opts(spec)}))
         t = time.time()
         img = rec.reconstruct(k, mask, "sense").images
         row[f"self:{spec}"] = {**score(img, truth), "s_per_slice": round((time.time() - t) / len(ref), 2),
@@ -135,14 +135,16 @@ def run_condition(prior, vol: str, ref: torch.Tensor, cond, args, lambdas: dict)
     row["fixed_phase_resid"] = resid
     for n in () if args.variants_only else FIXED if args.split == "tune" else ORACLE:
         t = time.time()
-        img = Reconstructor(prior, ReconOptions(n_cg=n, phase_resid=resid, seed=0)).reconstruct(k, mask, "sense").images
+        img = Reconstructor(prior, ReconOptions(n_cg=n, phase_resid=resid, seed=0, steps=args.steps)
+                            ).reconstruct(k, mask, "sense").images
         row[f"cg{n}"] = {**score(img, truth), "s_per_slice": round((time.time() - t) / len(ref), 2)}
     if not args.variants_only:  # the previous defaults: 7 CG iterations, phase prior 0.005
         row["old_default"] = row["cg7"] if resid == 0.005 else score(
-            Reconstructor(prior, ReconOptions(n_cg=7, phase_resid=0.005, seed=0)).reconstruct(k, mask, "sense").images, truth)
+            Reconstructor(prior, ReconOptions(n_cg=7, phase_resid=0.005, seed=0, steps=args.steps)
+                          ).reconstruct(k, mask, "sense").images, truth)
     # the pilot's hold-out error for every count and pilot length (selection rules are then compared offline:
     # the self-tuned run with count n is the fixed-count run with n, same seed)
-    probe = Reconstructor(prior, ReconOptions(seed=0, phase_resid=resid))
+    probe = Reconstructor(prior, ReconOptions(seed=0, phase_resid=resid, steps=args.steps))
     row["pilot_errors"] = {}
     for ps in [int(v) for v in args.pilot_steps.split(",") if v and not args.variants_only]:
         pilot = probe.pilot(k, mask, "sense", None, [0], steps=ps)
@@ -281,6 +283,7 @@ def main() -> None:
     ap.add_argument("--cs-lambdas", default="benchmarks/results/cs_lambdas_suite.json")
     ap.add_argument("--tune-cs", action="store_true", help="tune split: run the CS lambda grid and store the best per mask kind")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=None, help="sampler steps of every diffusion run (default: the release's)")
     ap.add_argument("--report", default=None, help="print the docs table of a results file and exit")
     ap.add_argument("--second", default=None, help="with --report: the --variants-only results (CS timing, actual self-tuned runs)")
     ap.add_argument("--rule-steps", type=int, default=6, help="with --report: the pilot length of the lookup")

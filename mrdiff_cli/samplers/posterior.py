@@ -8,6 +8,9 @@ For a batch of measured k-space ``y`` (B, C, H, W) with mask ``m`` the coil mode
         x_init     the start: CG-SENSE (sense) or the zero-filled coil images (coil-wise modes)
         scale      the prior's normalisation: the 99th percentile of |x_init| per image (per coil image coil-wise);
                    the sampler works on y / scale and x_init / scale
+        phase_ref  the image whose low-resolution phase a phase-mode denoiser demodulates: x_init, or (sense with
+                   ``phase_cs_lambda`` > 0) an L1-wavelet SENSE reconstruction (ops.sparse), low-passed to
+                   ``phase_frac`` of the matrix
     dc = problem.consistency(noise, inner)
                    the consistency step of every sampler step (samplers.dc): proximal CG (fast sampler, mu fixed or
                    DiffPIR's sigma_n^2 / sigma_i^2 with measurement noise) or the seed's hard projection (pc), then the
@@ -21,8 +24,9 @@ For a batch of measured k-space ``y`` (B, C, H, W) with mask ``m`` the coil mode
                    SENSE combination (hybrid)
 
 A new coil mode is a row of :data:`MODES` (and a member of :class:`~mrdiff_cli.samplers.modes.CoilMode`), with a
-new :class:`Problem` class where it is a new family. The denoiser comes from the caller (``denoiser_for(x_init)``:
-the phase adapter demodulates the start's phase), so this module needs no prior. Also here: the baselines
+new :class:`Problem` class where it is a new family. The denoiser comes from the caller
+(``denoiser_for(phase_ref, phase_width)``: the phase adapter demodulates that image's phase), so this module needs
+no prior. Also here: the baselines
 (:func:`zero_filled`, :func:`cg_sense`) and the K > 1 data perturbation (:func:`perturb_data`).
 """
 
@@ -38,6 +42,7 @@ import torch
 
 from ..ops.fft import ifft2c, rss
 from ..ops.operators import CoilwiseOp, LinearOperator, SenseOp, sense_combine
+from ..ops.sparse import l1_wavelet_sense
 from . import SamplerName, get_sampler
 from .dc import HybridSenseDC, Projected, ProximalDC, SoftDC, cg_dc
 from .modes import CoilMode
@@ -60,6 +65,11 @@ class PosteriorOptions:
     object_support: bool = True  # single-coil modes, fast sampler: keep the image inside a low-resolution support
     zeta: float | str = 1.0  # fast sampler: renoise mix
     snr: float = 0.16  # pc sampler: Langevin corrector SNR
+    # sense: the phase a magnitude prior demodulates comes from an L1-wavelet SENSE reconstruction (ops.sparse) with
+    # this threshold (units of the normalised image; 0 = the low-resolution phase of the CG-SENSE start) ...
+    phase_cs_lambda: float = 0.0
+    phase_cs_iters: int = 40
+    phase_frac: float = 0.5  # ... low-passed to a centre block of this fraction of the matrix
 
     @property
     def fast(self) -> bool:
@@ -144,6 +154,10 @@ class Problem:
     y: torch.Tensor  # the measured data / scale
     x_init: torch.Tensor  # the start / scale
     scale: torch.Tensor  # broadcastable to x_init
+    # the image whose low-resolution phase a phase-mode denoiser demodulates (x_init unless the mode has a better
+    # one), and the width of that low-resolution block in pixels (None: the adapter's default)
+    phase_ref: torch.Tensor
+    phase_width: int | None = None
     opts: PosteriorOptions
 
     def consistency(self, noise: torch.Tensor | None = None, inner: InnerStep | None = None) -> DCStep:
@@ -159,7 +173,9 @@ class SenseProblem(Problem):
     """SENSE (y = P F S x): one complex image per slice (B, H, W), started at CG-SENSE, normalised by its 99th
     percentile, kept zero where no coil is sensitive."""
 
-    def __init__(self, y: torch.Tensor, m: torch.Tensor, maps: torch.Tensor, opts: PosteriorOptions) -> None:
+    def __init__(self, y: torch.Tensor, m: torch.Tensor, maps: torch.Tensor, opts: PosteriorOptions,
+                 phase_ref: torch.Tensor | None = None) -> None:
+        """``phase_ref``: the phase reference of an earlier problem on the same data (the pilots reuse it)."""
         self.opts = opts
         self.A = SenseOp(m, maps)
         x_init = cg_sense(y, self.A, opts.cg_init_iters)
@@ -168,6 +184,11 @@ class SenseProblem(Problem):
         # SENSE sees no signal where no coil is sensitive (ESPIRiT support): keep the image zero there, as CG-SENSE
         # does; otherwise the prior alone fills that region with sampler noise.
         self.support = coil_support(maps, self.x_init.dtype)
+        self.phase_ref, self.phase_width = self.x_init, None
+        if opts.phase_cs_lambda > 0:  # the phase of an L1-wavelet reconstruction: finer phase detail than the centre
+            self.phase_ref = phase_ref if phase_ref is not None else l1_wavelet_sense(
+                self.y, self.A, opts.phase_cs_lambda, opts.phase_cs_iters, x0=self.x_init) * self.support
+            self.phase_width = max(1, int(round(opts.phase_frac * min(self.x_init.shape[-2:]))))
 
     def _project(self, v: torch.Tensor) -> torch.Tensor:
         return v * self.support
@@ -202,7 +223,8 @@ class CoilwiseProblem(Problem):
         self.y, x_init = y / self.scale, x_init / self.scale
         if real:
             x_init = x_init.real.to(torch.complex64)
-        self.x_init = x_init
+        self.x_init = self.phase_ref = x_init
+        self.phase_width = None
         self.support = lowres_support(x_init) if object_support and opts.fast and opts.object_support else None
 
     def _project(self, v: torch.Tensor) -> torch.Tensor:
@@ -287,15 +309,16 @@ def mode_spec(mode: str) -> ModeSpec:
 # ------------------------------------------------------------------------------------------------ the sample
 
 
-def sample_posterior(problem: Problem, denoiser_for: Callable[[torch.Tensor], Denoiser], sigmas: torch.Tensor,
+def sample_posterior(problem: Problem, denoiser_for: Callable[[torch.Tensor, int | None], Denoiser], sigmas: torch.Tensor,
                      opts: PosteriorOptions, *, noise: torch.Tensor | None = None, inner: InnerStep | None = None,
                      generator: Generators = None, callback: Callable[[int, int], None] | None = None) -> torch.Tensor:
     """One batch of posterior samples, magnitude (B, H, W) in the data's units: the registered sampler
-    ``opts.sampler`` over ``sigmas`` with ``problem``'s consistency step and the denoiser ``denoiser_for(x_init)``,
+    ``opts.sampler`` over ``sigmas`` with ``problem``'s consistency step and the denoiser
+    ``denoiser_for(phase_ref, phase_width)`` (the image whose low-resolution phase a phase-mode adapter demodulates),
     then ``problem.finish``. ``noise`` (B,): the measurement noise std for the proximal weight (None: ``opts.mu``);
     ``inner``: the SENSE consistency step to use instead of the run's own (the self-tuning pilot's)."""
     sample = get_sampler(opts.sampler)
     dc = problem.consistency(noise, inner)
-    x = sample(denoiser_for(problem.x_init), problem.y, problem.A, sigmas, problem.x_init, dc=dc,
+    x = sample(denoiser_for(problem.phase_ref, problem.phase_width), problem.y, problem.A, sigmas, problem.x_init, dc=dc,
                generator=generator, callback=callback, **opts.sampler_options())
     return problem.finish(x, dc, sigmas)

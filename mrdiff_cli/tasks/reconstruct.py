@@ -69,9 +69,18 @@ class ReconOptions:
     # phase mode: below this sigma the demodulation phase is re-estimated from the iterate (centre block of
     # phase_refine_frac x the matrix); tune split, 8 coils 128²: with fine phase detail (0.5 rad at 4 px) +1.7 dB,
     # with the simulator's smooth phase -0.14 dB (16 coils 256²: +4.7 / -0.49 dB; docs/reconstruct.md);
-    # 0 = keep the initial phase throughout
-    phase_refine_sigma: float = 0.05
+    # 0 = keep the initial phase throughout. None (default): 0.05 with the start's centre phase, 0 with the
+    # L1-wavelet phase (phase_cs_lambda > 0; re-estimating it from the noisy iterate cost 0.2-1.3 dB on tune rows)
+    phase_refine_sigma: float | None = None
     phase_refine_frac: float = 0.5
+    # phase mode, SENSE: > 0 demodulates the phase of an L1-wavelet SENSE reconstruction (ops.sparse; FISTA,
+    # phase_cs_iters iterations, threshold phase_cs_lambda in units of the normalised image, 1e-3 was the tune
+    # suite's choice) low-passed to phase_frac x the matrix, instead of the CG-SENSE start's 24-pixel centre (0, the
+    # default). Tune suite: -0.4 to +3.3 dB (mean +0.8) at equal settings; report suite: +0.7/+1.5 dB on Gaussian-1D
+    # off-resonance rows, -0.1 to -0.2 dB on the others, and one failed pilot choice: opt-in (docs/benchmarks.md)
+    phase_cs_lambda: float = 0.0
+    phase_cs_iters: int = 40
+    phase_frac: float = 0.5
     steps: int | None = None  # fast: 20; pc: 500 multi-coil, 2000 single-coil
     sigma_max: float | None = None  # fast: start level; pc: 80 (prior's sigma_max)
     sigma_min: float = 0.01
@@ -207,15 +216,21 @@ class Reconstructor:
         self.spread_note: str | None = None  # why it did not run, when it did not
 
     # ---------------------------------------------------------------- helpers
-    def _denoiser(self, mode: str, x_init: torch.Tensor, batch_size: int, resid: float | None = None):
-        """The complex-image denoiser for ``mode``; phase mode demodulates the low-resolution phase of x_init."""
+    def _denoiser(self, mode: str, phase_ref: torch.Tensor, batch_size: int, resid: float | None = None,
+                  phase_width: int | None = None):
+        """The complex-image denoiser for ``mode``; phase mode demodulates the low-resolution phase of ``phase_ref``
+        (the problem's: the start, or its L1-wavelet reconstruction) over ``phase_width`` pixels (None: 24)."""
         from ..samplers.adapters import lowres_phase, make_denoiser
 
         cm = "real" if mode_spec(mode).real else self.opts.complex_mode
-        phase = lowres_phase(x_init) if cm == ComplexMode.phase else None
+        phase = (lowres_phase(phase_ref, phase_width) if phase_width else lowres_phase(phase_ref)
+                 ) if cm == ComplexMode.phase else None
+        refine = self.opts.phase_refine_sigma
+        if refine is None:
+            refine = 0.0 if phase_width else 0.05
         return make_denoiser(self.prior, cm, phase=phase, resid_std=self.phase_resid() if resid is None else resid,
                              batch_size=batch_size,
-                             autocast=self.autocast, refine_below=self.opts.phase_refine_sigma,
+                             autocast=self.autocast, refine_below=refine,
                              refine_frac=self.opts.phase_refine_frac)
 
     def _sigmas(self, mode: str, steps: int | None = None) -> torch.Tensor:
@@ -295,10 +310,11 @@ class Reconstructor:
         y, maps, split, fit, hold = prepared
         ids = [int(i) for i in slice_ids]
         sig = self._sigmas(mode, opts.pilot_steps if steps is None else steps)
+        cache: dict[str, Any] = {}  # every pilot runs on the same kept samples: one phase reference
 
         def evaluate(n: int, resid: float | None = None) -> float:
             gen = [sample_generator(opts.seed, PILOT_SAMPLE, s) for s in ids]  # the same noise for every n
-            x = self._holdout_run(y, fit, mode, maps, gen, n, resid, sig)
+            x = self._holdout_run(y, fit, mode, maps, gen, n, resid, sig, cache)
             return float(holdout_error(x, maps, hold, y * hold).sum())
 
         return evaluate, _split_info(split, opts.holdout_frac)
@@ -322,16 +338,17 @@ class Reconstructor:
         return y, maps.to(dev), split, fit, hold
 
     def _holdout_run(self, y: torch.Tensor, fit: torch.Tensor, mode: str, maps: torch.Tensor, gen, n: int,
-                     resid: float | None, sigmas: torch.Tensor) -> torch.Tensor:
+                     resid: float | None, sigmas: torch.Tensor, cache: dict[str, Any] | None = None) -> torch.Tensor:
         """The sampler's final complex estimates (B, H, W) from the kept samples ``y * fit`` with ``n`` CG iterations
-        per step and phase prior ``resid``, in the units of y (SENSE mode)."""
+        per step and phase prior ``resid``, in the units of y (SENSE mode); ``cache``: see :meth:`_sample`."""
         rec: dict[str, Any] = {}
 
         def inner(scale: torch.Tensor, support: torch.Tensor) -> LastEstimate:
             rec.update(dc=LastEstimate(n), scale=scale.reshape(-1, 1, 1), support=support)
             return rec["dc"]
 
-        self._sample(y * fit, fit, mode, maps, gen, lambda i, k: None, inner=inner, sigmas=sigmas, resid=resid)
+        self._sample(y * fit, fit, mode, maps, gen, lambda i, k: None, inner=inner, sigmas=sigmas, resid=resid,
+                     cache=cache)
         return rec["dc"].last * rec["support"] * rec["scale"]
 
     def measure_spread(self, kspace, mask, mode: str, maps: torch.Tensor | None = None,
@@ -621,19 +638,27 @@ class Reconstructor:
         """What the per-step algorithm (samplers.posterior) takes from this run: the sampler, the CG count in use
         (forced, tuned or the fallback), the consistency and sampler settings."""
         o = self.opts
+        cs = o.phase_cs_lambda if o.complex_mode == ComplexMode.phase else 0.0
         return PosteriorOptions(sampler=o.sampler, n_cg=self.n_cg(), mu=o.mu, cg_init_iters=o.cg_init_iters,
-                                sense_every=o.sense_every, object_support=o.support, zeta=self._zeta(), snr=o.snr)
+                                sense_every=o.sense_every, object_support=o.support, zeta=self._zeta(), snr=o.snr,
+                                phase_cs_lambda=cs, phase_cs_iters=o.phase_cs_iters, phase_frac=o.phase_frac)
 
-    def _sample(self, y, m, mode, maps, gen, cb, noise=None, inner=None, sigmas=None, resid=None) -> torch.Tensor:
+    def _sample(self, y, m, mode, maps, gen, cb, noise=None, inner=None, sigmas=None, resid=None,
+                cache: dict[str, Any] | None = None) -> torch.Tensor:
         """One batch of posterior samples (B, H, W) magnitude: the coil mode's problem (samplers.posterior.MODES)
         through :func:`~mrdiff_cli.samplers.posterior.sample_posterior`. ``noise`` (B,): the measurement noise std
         (used by the proximal weight with noise_dc prox/both); ``inner(scale, support)``: the SENSE consistency step
         to use instead of the run's own (the self-tuning pilot's); ``sigmas``: another noise schedule (the
-        pilot's); ``resid``: another phase prior (the pilot's)."""
+        pilot's); ``resid``: another phase prior (the pilot's); ``cache``: kept between calls on the same data (the
+        pilots): the SENSE problem's phase reference is computed once."""
         sig = self._sigmas(mode) if sigmas is None else sigmas
         popts = self.posterior_options()
-        problem = mode_spec(mode).build(y, m, maps, popts)
-        return sample_posterior(problem, lambda x0: self._denoiser(mode, x0, self.opts.batch_size, resid), sig, popts,
+        reuse = {"phase_ref": cache["phase_ref"]} if cache and "phase_ref" in cache else {}
+        problem = mode_spec(mode).build(y, m, maps, popts, **reuse)
+        if cache is not None and mode_spec(mode).sense_image:
+            cache["phase_ref"] = problem.phase_ref
+        return sample_posterior(problem, lambda ref, width: self._denoiser(mode, ref, self.opts.batch_size, resid, width),
+                                sig, popts,
                                 noise=noise if self.opts.noise_dc.weighted else None, inner=inner, generator=gen,
                                 callback=cb)
 
