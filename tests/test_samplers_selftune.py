@@ -122,3 +122,26 @@ def test_phase_prior_follows_the_phase_structure(bundled_prior, example_slice):
         chosen[phase] = rec.phase_resid()
         assert rec.tuning.n_cg == 5  # --cg-iters forces the count; the phase prior is still chosen
     assert chosen == {"poly": 0.005, "offres": 0.05}, chosen
+
+
+def test_l1_phase_reference_is_opt_in_and_computed_once_for_the_pilots(bundled_prior, example_slice, monkeypatch):
+    """ReconOptions.phase_cs_lambda > 0: the L1-wavelet phase reference runs once for all hold-out pilots (they share
+    the kept samples) and once for the full run; 0 (the default): never."""
+    import mrdiff_cli.samplers.posterior as posterior
+    from mrdiff_cli.tasks.reconstruct import ReconOptions, Reconstructor
+    from mrdiff_cli.tasks.simulate import simulate_volume
+
+    calls = []
+    real = posterior.l1_wavelet_sense
+    monkeypatch.setattr(posterior, "l1_wavelet_sense", lambda *a, **k: calls.append(1) or real(*a, **k))
+    sim = simulate_volume(example_slice, None, matrix=32, coils=4, snr_db=30, seed=1)
+    mask = make_mask("poisson", (32, 32), 3, seed=2).mask
+    images = []
+    for lam in (0.0, 1e-3):
+        calls.clear()
+        rec = Reconstructor(bundled_prior, ReconOptions(steps=2, pilot_steps=2, seed=0, phase_cs_lambda=lam))
+        images.append(rec.reconstruct(sim.kspace, mask, "sense").images)
+        pilots = len(rec.tuning.errors) + len(rec.tuning.extra["phase_resid_holdout_error"]) - 1
+        assert pilots >= 3
+        assert len(calls) == (2 if lam else 0), (lam, len(calls), pilots)
+    assert np.isfinite(images[1]).all() and not np.array_equal(images[0], images[1])
