@@ -1,0 +1,190 @@
+"""How reliable is the self-tuning pilot's choice, and which selection rule is most robust? (offline study)
+
+Per (condition, volume) of ``benchmarks/suite.py``'s split: the full run (the release's 20 steps) at every fixed
+(CG count, phase prior) in {1, 2, 3, 5, 7} x {0.005, 0.05} (PSNR in the head mask), and the hold-out pilot's error
+for every pair on two independent hold-out folds (streams 0 and 2) at 10 pilot steps and on fold 0 at 20 steps,
+kept per hidden group (a line for 1D masks, a sample otherwise), so that selection rules, their paired standard
+errors and fold averages are compared offline (``--rules``), and the worst case against the best fixed pair is what
+decides.
+
+    python benchmarks/pilot_study.py --split tune --out benchmarks/results/pilot_study_tune.jsonl
+    python benchmarks/pilot_study.py --rules benchmarks/results/pilot_study_tune.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from corpus import head_mask, load_split, masked_psnr
+from suite import CONDITIONS, cond_name
+
+from mrdiff_cli.ops.fft import fft2c
+from mrdiff_cli.ops.masks import make_mask
+from mrdiff_cli.priors.loading import load_prior
+from mrdiff_cli.samplers.noise import sample_generator
+from mrdiff_cli.tasks.acquisition import simulate_acquisition
+from mrdiff_cli.tasks.reconstruct import PILOT_SAMPLE, ReconOptions, Reconstructor
+
+COUNTS = (1, 2, 3, 5, 7)
+PRIORS = (0.005, 0.05)
+FOLDS = ((0, 10), (2, 10), (0, 20))  # (hold-out stream, pilot steps)
+
+
+def group_errors(rec: Reconstructor, k, mask, stream: int, steps: int) -> dict[str, list[float]] | None:
+    """{"n/prior": per-group squared residual at the hidden samples, ..., "_y2": per-group |y|^2}."""
+    prepared = rec._holdout_data(k, mask, "sense", None, compressed=False, stream=stream)
+    if prepared is None:
+        return None
+    y, maps, split, fit, hold = prepared
+    sig = rec._sigmas("sense", steps)
+    lines = split.kind == "lines"
+    h = hold.bool()
+    if lines:  # group = one hidden line (columns when the mask is made of columns)
+        col = bool(h.all(dim=0).any())
+        idx = torch.nonzero(h.all(dim=0) if col else h.all(dim=1)).flatten()
+
+    def per_group(v: torch.Tensor) -> list[float]:  # v (C, H, W) real, zero outside hold
+        if lines:
+            s = v.sum(dim=(0, 1)) if col else v.sum(dim=(0, 2))
+            return [float(s[i]) for i in idx]
+        return [float(t) for t in v.sum(dim=0)[h]]
+
+    out: dict[str, list[float]] = {"_y2": per_group((y[0] * hold).abs().square())}
+    cache: dict = {}
+    for n, r in itertools.product(COUNTS, PRIORS):
+        gen = [sample_generator(rec.opts.seed, PILOT_SAMPLE, 0)]
+        x = rec._holdout_run(y, fit, "sense", maps, gen, n, r, sig, cache)
+        pred = hold * fft2c(maps * x.unsqueeze(-3))
+        out[f"{n}/{r}"] = per_group((pred - y * hold)[0].abs().square())
+    out["_kind"] = split.kind  # type: ignore[assignment]
+    return out
+
+
+def run_row(prior, vol, ref, cond) -> dict:
+    acq, matrix, kind, R = cond
+    k, truth_np = simulate_acquisition(ref.numpy(), acq, seed=5)
+    truth = torch.as_tensor(truth_np)
+    acs = max(8, int(round(0.08 * matrix))) if kind == "equispaced" else None
+    mask = make_mask(kind, (matrix, matrix), R, acs=acs, seed=11).mask
+    row: dict = {"condition": cond_name(acq, matrix, kind, R), "volume": vol, "psnr": {}, "pilots": {}}
+    t = time.time()
+    for n, r in itertools.product(COUNTS, PRIORS):
+        img = Reconstructor(prior, ReconOptions(n_cg=n, phase_resid=r, seed=0)).reconstruct(k, mask, "sense").images
+        x = torch.as_tensor(np.asarray(img), dtype=torch.float32)
+        row["psnr"][f"{n}/{r}"] = round(float(np.mean(masked_psnr(x, truth, head_mask(truth)))), 3)
+    row["s_full"] = round(time.time() - t, 1)
+    rec = Reconstructor(prior, ReconOptions(seed=0))
+    for stream, steps in FOLDS:
+        row["pilots"][f"{stream}/{steps}"] = group_errors(rec, k, mask, stream, steps)
+    row["s_total"] = round(time.time() - t, 1)
+    return row
+
+
+# ------------------------------------------------------------------------------------------------ rules
+
+
+def rel(p: dict, key: str) -> float:
+    return float(np.sum(p[key]) / max(np.sum(p["_y2"]), 1e-30))
+
+
+def current_rule(p: dict) -> str:
+    """The release: the prior with the lower error at 3 CG, then the count with the least error at that prior."""
+    r = min(PRIORS, key=lambda r: rel(p, f"3/{r}"))
+    n = min(COUNTS, key=lambda n: rel(p, f"{n}/{r}"))
+    return f"{n}/{r}"
+
+
+def joint_rule(p: dict) -> str:
+    return min((f"{n}/{r}" for n, r in itertools.product(COUNTS, PRIORS)), key=lambda k: rel(p, k))
+
+
+def averaged(ps: list[dict]) -> dict:
+    """Two folds pooled: errors and |y|^2 concatenated (the pooled relative error)."""
+    out = {k: sum((list(p[k]) for p in ps), []) for k in ps[0] if not k.startswith("_kind")}
+    return out
+
+
+def se_rule(p: dict, z: float, prefer: str) -> str:
+    """The least-error pair, unless a safer pair is within z paired standard errors of it: ``prefer`` 'more'
+    (more CG, then the looser prior) or 'fewer' (fewer CG, tighter prior)."""
+    keys = [f"{n}/{r}" for n, r in itertools.product(COUNTS, PRIORS)]
+    best = min(keys, key=lambda k: rel(p, k))
+    y2 = max(np.sum(p["_y2"]), 1e-30)
+
+    def order(k: str) -> tuple[float, float]:
+        n, r = k.split("/")
+        return (int(n), float(r)) if prefer == "more" else (-int(n), -float(r))
+
+    ok = []
+    for k in keys:
+        d = (np.asarray(p[k]) - np.asarray(p[best])) / y2
+        se = float(np.sqrt(len(d) * np.var(d))) if len(d) > 1 else 0.0
+        if float(d.sum()) <= z * se:
+            ok.append(k)
+    return max(ok, key=order)
+
+
+def rules(path: Path) -> None:
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    cands = {
+        "release (fold 0, 10 steps)": lambda r: current_rule(r["pilots"]["0/10"]),
+        "joint argmin (fold 0)": lambda r: joint_rule(r["pilots"]["0/10"]),
+        "release, 20-step pilots": lambda r: current_rule(r["pilots"]["0/20"]),
+        "release, 2 folds pooled": lambda r: current_rule(averaged([r["pilots"]["0/10"], r["pilots"]["2/10"]])),
+        "joint, 2 folds pooled": lambda r: joint_rule(averaged([r["pilots"]["0/10"], r["pilots"]["2/10"]])),
+    }
+    for z in (0.5, 1.0):
+        for pref in ("more", "fewer"):
+            cands[f"SE rule z={z} prefer {pref} (fold 0)"] = lambda r, z=z, pref=pref: se_rule(r["pilots"]["0/10"], z, pref)
+            cands[f"SE rule z={z} prefer {pref} (2 folds)"] = lambda r, z=z, pref=pref: se_rule(
+                averaged([r["pilots"]["0/10"], r["pilots"]["2/10"]]), z, pref)
+    cands["fixed 7/0.05"] = lambda r: "7/0.05"
+    cands["fixed 5/0.05"] = lambda r: "5/0.05"
+    print(f"{len(rows)} rows: {path}")
+    print("| rule | worst Δ best fixed pair (dB) | mean Δ | rows within 0.3 dB |")
+    print("|---|---|---|---|")
+    for name, f in cands.items():
+        d = []
+        for r in rows:
+            if any(v is None for v in r["pilots"].values()):
+                continue
+            best = max(r["psnr"].values())
+            d.append(r["psnr"][f(r)] - best)
+        d = np.asarray(d)
+        print(f"| {name} | {d.min():+.2f} | {d.mean():+.2f} | {int((d >= -0.3).sum())}/{len(d)} |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--split", choices=["tune", "report"], default="tune")
+    ap.add_argument("--conditions", default=None)
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--rules", default=None)
+    a = ap.parse_args()
+    if a.rules:
+        rules(Path(a.rules))
+        return
+    torch.set_num_threads(1)
+    prior, _ = load_prior(None, "score", offline=True)
+    out = Path(a.out or f"benchmarks/results/pilot_study_{a.split}.jsonl")
+    done = {(r["condition"], r["volume"]) for r in map(json.loads, out.read_text().splitlines())} if out.exists() else set()
+    conds = CONDITIONS[a.split]
+    for i in [int(c) for c in a.conditions.split(",")] if a.conditions else range(len(conds)):
+        cond = conds[i]
+        for vol, ref in load_split(a.split, cond[1], 256.0 / cond[1], 1).items():
+            if (cond_name(cond[0], *cond[1:]), vol) in done:
+                continue
+            row = run_row(prior, vol, ref, cond)
+            with out.open("a") as fh:
+                fh.write(json.dumps(row) + "\n")
+            print(row["condition"], vol, row["psnr"], row["s_total"], flush=True)
+
+
+if __name__ == "__main__":
+    main()
