@@ -482,7 +482,10 @@ class Reconstructor:
         mean_np = mean.cpu().numpy()
         raw = var.cpu().numpy() if K > 1 else None
         noise_var = None
-        if raw is not None and self._holdout_calibration() is not None and self.spread is not None and maps is not None:
+        hc = self._holdout_calibration()
+        # the noise map (two CG solves per slice) only where the per-scan calibration will use it
+        if (raw is not None and hc is not None and hc.noise_weight > 0 and self.spread is not None
+                and self.spread.usable() and maps is not None):
             noise_var = self.noise_variance_map(y, m, maps, self.spread.noise_std, ids)
         return BatchResult(
             mean_np,
