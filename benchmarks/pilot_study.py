@@ -66,12 +66,17 @@ def group_errors(rec: Reconstructor, k, mask, stream: int, steps: int) -> dict[s
     return out
 
 
-def run_row(prior, vol, ref, cond) -> dict:
+def scan(ref, cond):
+    """The simulated k-space, reference and mask of a (condition, volume), as benchmarks/suite.py makes them."""
     acq, matrix, kind, R = cond
     k, truth_np = simulate_acquisition(ref.numpy(), acq, seed=5)
-    truth = torch.as_tensor(truth_np)
     acs = max(8, int(round(0.08 * matrix))) if kind == "equispaced" else None
-    mask = make_mask(kind, (matrix, matrix), R, acs=acs, seed=11).mask
+    return k, torch.as_tensor(truth_np), make_mask(kind, (matrix, matrix), R, acs=acs, seed=11).mask
+
+
+def run_row(prior, vol, ref, cond) -> dict:
+    acq, matrix, kind, R = cond
+    k, truth, mask = scan(ref, cond)
     row: dict = {"condition": cond_name(acq, matrix, kind, R), "volume": vol, "psnr": {}, "pilots": {}}
     t = time.time()
     for n, r in itertools.product(COUNTS, PRIORS):
@@ -136,6 +141,8 @@ def rules(path: Path) -> None:
         "release (fold 0, 10 steps)": lambda r: current_rule(r["pilots"]["0/10"]),
         "joint argmin (fold 0)": lambda r: joint_rule(r["pilots"]["0/10"]),
         "release, 20-step pilots": lambda r: current_rule(r["pilots"]["0/20"]),
+        "release, 6-step pilots": lambda r: current_rule(r["pilots"]["0/6"]) if "0/6" in r["pilots"] else None,
+        "joint argmin, 6-step pilots": lambda r: joint_rule(r["pilots"]["0/6"]) if "0/6" in r["pilots"] else None,
         "release, 2 folds pooled": lambda r: current_rule(averaged([r["pilots"]["0/10"], r["pilots"]["2/10"]])),
         "joint, 2 folds pooled": lambda r: joint_rule(averaged([r["pilots"]["0/10"], r["pilots"]["2/10"]])),
     }
@@ -155,7 +162,11 @@ def rules(path: Path) -> None:
             if any(v is None for v in r["pilots"].values()):
                 continue
             best = max(r["psnr"].values())
-            d.append(r["psnr"][f(r)] - best)
+            pick = f(r)
+            if pick is not None:
+                d.append(r["psnr"][pick] - best)
+        if not d:
+            continue
         d = np.asarray(d)
         print(f"| {name} | {d.min():+.2f} | {d.mean():+.2f} | {int((d >= -0.3).sum())}/{len(d)} |")
 
@@ -166,6 +177,7 @@ def main() -> None:
     ap.add_argument("--conditions", default=None)
     ap.add_argument("--out", default=None)
     ap.add_argument("--rules", default=None)
+    ap.add_argument("--add-fold", default=None, help="STREAM/STEPS: add that pilot fold to every row of --out")
     a = ap.parse_args()
     if a.rules:
         rules(Path(a.rules))
@@ -173,6 +185,21 @@ def main() -> None:
     torch.set_num_threads(1)
     prior, _ = load_prior(None, "score", offline=True)
     out = Path(a.out or f"benchmarks/results/pilot_study_{a.split}.jsonl")
+    if a.add_fold:
+        stream, steps = (int(v) for v in a.add_fold.split("/"))
+        refs = {}
+        for cond in CONDITIONS[a.split]:
+            for vol, ref in load_split(a.split, cond[1], 256.0 / cond[1], 1).items():
+                refs[(cond_name(cond[0], *cond[1:]), vol)] = (ref, cond)
+        rows = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
+        rec = Reconstructor(prior, ReconOptions(seed=0))
+        for row in rows:
+            ref, cond = refs[(row["condition"], row["volume"])]
+            k, _, mask = scan(ref, cond)
+            row["pilots"][a.add_fold] = group_errors(rec, k, mask, stream, steps)
+            print(row["condition"], row["volume"], flush=True)
+        out.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return
     done = {(r["condition"], r["volume"]) for r in map(json.loads, out.read_text().splitlines())} if out.exists() else set()
     conds = CONDITIONS[a.split]
     for i in [int(c) for c in a.conditions.split(",")] if a.conditions else range(len(conds)):
