@@ -1,1 +1,1 @@
-"""Forward models: FFTs, masks, SENSE operators, coil sensitivities, resolution change."""
+"""Forward models: FFTs, masks, SENSE operators, coil sensitivities, resolution change; L1-wavelet SENSE."""
