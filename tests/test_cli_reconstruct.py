@@ -315,9 +315,25 @@ def test_consistency_is_self_tuned_by_default_and_fixed_by_cg_iters(files, model
     c = metrics(out)["consistency"]
     assert (c["cg_iters"], c["chosen_by"], c["phase_resid"], c["phase_resid_chosen_by"]) == (
         2, "fixed (--cg-iters)", 0.02, "fixed (--phase-resid)") and "evidence" not in c
+    assert c["phase_reference"].startswith("centre")
     from mrdiff_cli.cli.jobs import cg_label
 
     assert cg_label({"consistency": {"cg_iters": 5, "chosen_by": "k-space hold-out cross-validation"}}) == "5 auto"
     assert cg_label({"consistency": {"cg_iters": 5, "chosen_by": "fixed (--cg-iters)", "evidence": {}}}) == "5"
     assert cg_label({"consistency": {"cg_iters": 2, "chosen_by": "fixed (--cg-iters)"}}) == "2"
     assert cg_label({"method": "sense"}) == "-"
+
+
+def test_phase_ref_l1_is_recorded_and_changes_the_image(files, model_dir, tmp_path):
+    """--phase-ref l1: the L1-wavelet phase reference (recorded in the metrics JSON); another image than the default
+    centre phase with the same seed and settings; an unknown value is a usage error (exit 2)."""
+    common = ["--model", model_dir, *MASK, "--steps", 3, "-q", "--seed", 2, "--cg-iters", 2, "--phase-resid", 0.005]
+    imgs = {}
+    for ref in ("centre", "l1"):
+        out = tmp_path / f"{ref}.nii.gz"
+        ok(run(files["multi"], "-o", out, *common, "--phase-ref", ref))
+        assert metrics(out)["consistency"]["phase_reference"].startswith("centre" if ref == "centre" else "l1-wavelet")
+        imgs[ref] = read_nifti(out)[0]
+    assert imgs["centre"].shape == imgs["l1"].shape and not np.array_equal(imgs["centre"], imgs["l1"])
+    r = run(files["multi"], "-o", tmp_path / "bad.nii.gz", *common, "--phase-ref", "fine")
+    assert r.exit_code == 2 and not (tmp_path / "bad.nii.gz").exists()

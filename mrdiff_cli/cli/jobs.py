@@ -76,12 +76,13 @@ def recon_job_from_options(kw: dict[str, Any]):
     check_recon_numbers(kw)  # before torch is imported: a usage error is instant
     zeta = parse_zeta(kw["zeta"])
     from ..tasks.recon_job import ReconJob, parse_shard
-    from ..tasks.reconstruct import ReconOptions
+    from ..tasks.reconstruct import L1_PHASE_LAMBDA, ReconOptions
 
     opts = ReconOptions(
         method=_value(kw["method"]), sampler=_value(kw["sampler"]), coil_mode=_value(kw["coil_mode"]),
         complex_mode=_value(kw["complex_mode"]), steps=kw["steps"], sigma_max=kw["sigma_max"], n_cg=kw["cg_iters"],
         zeta=zeta, snr=kw["snr"], phase_resid=kw.get("phase_resid", ReconOptions.phase_resid),
+        phase_cs_lambda=L1_PHASE_LAMBDA if _value(kw.get("phase_ref")) == "l1" else 0.0,
         sense_every=kw["sense_every"], samples=kw["samples"],
         batch_size=kw["batch_size"] or 0,  # 0: chosen for the device when the model is loaded
         seed=kw["seed"], autocast=None if kw["precision"] in ("fp32", "auto") else kw["precision"],

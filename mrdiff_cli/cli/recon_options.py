@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 # the library's choices (torch-free): the CLI offers exactly these
-from ..samplers.modes import CoilMode, ComplexMode, Method, NoiseConsistency
+from ..samplers.modes import CoilMode, ComplexMode, Method, NoiseConsistency, PhaseRef
 
 __all__ = ["CoilMode", "ComplexMode", "Method", "NoiseConsistency", "Sampler"]
 
@@ -53,6 +53,7 @@ class InFormat(str, Enum):
 SAMPLER_DEFAULT = Sampler.fast
 COIL_MODE_DEFAULT = CoilMode.auto
 COMPLEX_MODE_DEFAULT = ComplexMode.phase
+PHASE_REF_DEFAULT = PhaseRef.centre
 SENSE_EVERY_DEFAULT = 10
 SNR_DEFAULT = 0.16
 SEED_DEFAULT = 0
@@ -80,6 +81,7 @@ StepsOpt = Annotated[int | None, typer.Option(help="Sampler steps, >= 1 (fast: 2
 CoilModeOpt = Annotated[CoilMode, typer.Option(help="How coils enter the prior: sense (coil maps combine them into one image), ssos (each coil image separately, combined by the square root of the sum of squares), hybrid (ssos with a SENSE sweep every --sense-every steps), single/real (single-coil data); auto: sense for multi-coil, single for single-coil.", rich_help_panel=SAMPLER)]
 ComplexModeOpt = Annotated[ComplexMode | None, typer.Option(help="How the magnitude prior sees complex images: phase (demodulated real part) or realimag (the seed's split).", rich_help_panel=SAMPLER)]
 PhaseResidOpt = Annotated[float | None, typer.Option(help="Phase mode: prior std of the imaginary part left after removing the smooth phase (normalised units; 0 = phase assumed smooth). Default: chosen per scan with the CG count by the hold-out pilot, 0.005 (smooth phase) or 0.05 (fine phase structure, e.g. off-resonance); 0.005 where no pilot runs.", rich_help_panel=SAMPLER, show_default=False)]
+PhaseRefOpt = Annotated[PhaseRef, typer.Option("--phase-ref", help="Phase mode, SENSE: the phase the magnitude prior removes. centre: the CG-SENSE start's low-resolution (24-pixel) phase, refined at the last steps; l1: the phase of an L1-wavelet SENSE reconstruction at half resolution (finer phase detail; about 0.3 s per slice at 128²; better on some acquisitions, worse on others: docs/reconstruct.md).", rich_help_panel=SAMPLER)]
 SenseEveryOpt = Annotated[int, typer.Option(help="Hybrid mode: a SENSE consistency sweep (Kaczmarz: one projection onto the data per coil in turn) every m steps.", rich_help_panel=SAMPLER)]
 SnrOpt = Annotated[float, typer.Option(help="PC sampler: Langevin corrector SNR.", rich_help_panel=SAMPLER)]
 SigmaMaxOpt = Annotated[float | None, typer.Option(help="Starting noise level, > 0 (fast: 1.0; pc: the prior's sigma_max).", rich_help_panel=SAMPLER)]

@@ -5,6 +5,7 @@
 ``CoilMode``           how the coils enter the prior: sense, ssos, hybrid (multi-coil), single, real
                        (single-coil); auto picks one from the data (``tasks.reconstruct.choose_coil_mode``)
 ``ComplexMode``        how a magnitude prior sees complex images (``samplers.adapters.make_denoiser``)
+``PhaseRef``           where phase mode takes the phase it demodulates (SENSE)
 ``NoiseConsistency``   measurement noise in the consistency step of K > 1 samples
 =====================  =================================================================================
 
@@ -64,6 +65,15 @@ class ComplexMode(Choice):
 
     phase = "phase"
     realimag = "realimag"
+
+
+class PhaseRef(Choice):
+    """Where a phase-mode SENSE reconstruction takes the phase it demodulates: ``centre`` (the CG-SENSE start's
+    24-pixel k-space centre, re-estimated from the iterate at the last steps; the default) or ``l1`` (an L1-wavelet
+    SENSE reconstruction at half resolution, ``ops.sparse``)."""
+
+    centre = "centre"
+    l1 = "l1"
 
 
 class NoiseConsistency(Choice):

@@ -150,6 +150,7 @@ FAST_DEFAULTS = {"steps": 20, "sigma_max": 1.0}
 FALLBACK_CG = 7  # fixed count where self-tuning does not apply (coil-wise modes, no hold-out possible)
 FALLBACK_PHASE_RESID = 0.005
 PHASE_RESID_CANDIDATES = (0.005, 0.05)
+L1_PHASE_LAMBDA = 1e-3  # --phase-ref l1: the L1-wavelet threshold chosen on the tune suite (benchmarks/phase_headroom.py)
 PILOT_SAMPLE = 2**31 - 1  # the self-tuning pilot's sample index: its own noise stream, apart from samples 0..K-1
 
 
@@ -405,6 +406,10 @@ class Reconstructor:
             how = f"fixed: {self.tuning_note}" if self.tuning_note else "fixed"
         rep: dict[str, Any] = {"cg_iters": self.n_cg(), "chosen_by": how}
         if self.opts.complex_mode == ComplexMode.phase:
+            rep["phase_reference"] = (f"l1-wavelet SENSE (lambda {self.opts.phase_cs_lambda:g}, "
+                                      f"{self.opts.phase_cs_iters} iterations, {self.opts.phase_frac:g} of the matrix)"
+                                      if self.opts.phase_cs_lambda > 0 and mode_spec(mode).sense_image
+                                      else "centre (24-pixel low-resolution phase of the start)")
             rep["phase_resid"] = self.phase_resid()
             rep["phase_resid_chosen_by"] = (
                 "fixed (--phase-resid)" if self.opts.phase_resid is not None
