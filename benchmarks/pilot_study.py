@@ -36,9 +36,20 @@ PRIORS = (0.005, 0.05)
 FOLDS = ((0, 10), (2, 10), (0, 20))  # (hold-out stream, pilot steps)
 
 
-def group_errors(rec: Reconstructor, k, mask, stream: int, steps: int) -> dict[str, list[float]] | None:
-    """{"n/prior": per-group squared residual at the hidden samples, ..., "_y2": per-group |y|^2}."""
-    prepared = rec._holdout_data(k, mask, "sense", None, compressed=False, stream=stream)
+def group_errors(rec: Reconstructor, k, mask, stream: int, steps: int, variant: str = "") -> dict[str, list[float]] | None:
+    """{"n/prior": per-group squared residual at the hidden samples, ..., "_y2": per-group |y|^2}. ``variant``:
+    another hold-out scheme — "f0.3" hides 30 % instead of 15 %, "points" hides single samples of 1D masks too."""
+    import mrdiff_cli.samplers.selftune as selftune
+
+    lines_of = selftune._sampled_lines
+    if variant == "points":
+        selftune._sampled_lines = lambda m: None  # type: ignore[assignment]
+    if variant.startswith("f"):
+        rec = Reconstructor(rec.prior, ReconOptions(seed=0, holdout_frac=float(variant[1:])))
+    try:
+        prepared = rec._holdout_data(k, mask, "sense", None, compressed=False, stream=stream)
+    finally:
+        selftune._sampled_lines = lines_of
     if prepared is None:
         return None
     y, maps, split, fit, hold = prepared
@@ -143,6 +154,9 @@ def rules(path: Path) -> None:
         "release, 20-step pilots": lambda r: current_rule(r["pilots"]["0/20"]),
         "release, 6-step pilots": lambda r: current_rule(r["pilots"]["0/6"]) if "0/6" in r["pilots"] else None,
         "joint argmin, 6-step pilots": lambda r: joint_rule(r["pilots"]["0/6"]) if "0/6" in r["pilots"] else None,
+        "release, 30 % hidden": lambda r: current_rule(r["pilots"]["0/10/f0.3"]) if "0/10/f0.3" in r["pilots"] else None,
+        "release, 1D masks: points": (lambda r: current_rule(r["pilots"]["0/10/points"])
+                                      if "0/10/points" in r["pilots"] else None),
         "release, 2 folds pooled": lambda r: current_rule(averaged([r["pilots"]["0/10"], r["pilots"]["2/10"]])),
         "joint, 2 folds pooled": lambda r: joint_rule(averaged([r["pilots"]["0/10"], r["pilots"]["2/10"]])),
     }
@@ -186,7 +200,8 @@ def main() -> None:
     prior, _ = load_prior(None, "score", offline=True)
     out = Path(a.out or f"benchmarks/results/pilot_study_{a.split}.jsonl")
     if a.add_fold:
-        stream, steps = (int(v) for v in a.add_fold.split("/"))
+        stream, steps = (int(v) for v in a.add_fold.split("/")[:2])
+        variant = a.add_fold.split("/")[2] if a.add_fold.count("/") == 2 else ""
         refs = {}
         for cond in CONDITIONS[a.split]:
             for vol, ref in load_split(a.split, cond[1], 256.0 / cond[1], 1).items():
@@ -196,7 +211,7 @@ def main() -> None:
         for row in rows:
             ref, cond = refs[(row["condition"], row["volume"])]
             k, _, mask = scan(ref, cond)
-            row["pilots"][a.add_fold] = group_errors(rec, k, mask, stream, steps)
+            row["pilots"][a.add_fold] = group_errors(rec, k, mask, stream, steps, variant)
             print(row["condition"], row["volume"], flush=True)
         out.write_text("".join(json.dumps(r) + "\n" for r in rows))
         return
