@@ -8,9 +8,10 @@ approximation band is not thresholded) and cycle spinning: every iteration shift
 2^levels x 2^levels offsets before the transform (a deterministic sequence), which removes the Haar transform's
 block artefacts at no extra cost per iteration.
 
-mrdiff uses it for the phase a magnitude prior demodulates (``ReconOptions.phase_init``): the phase of an L1-wavelet
-reconstruction resolves phase detail that the low-resolution centre misses, and unlike the sampler's own output it
-is not pulled towards a phase estimate (docs/science.md, "Phase").
+mrdiff uses it, opt-in, for the phase a magnitude prior demodulates (``--phase-ref l1``,
+``ReconOptions.phase_cs_lambda``): the phase of an L1-wavelet reconstruction resolves phase detail that the
+low-resolution centre misses, and unlike the sampler's own output it is not pulled towards a phase estimate
+(docs/science.md, "Why the phase reference matters").
 """
 
 from __future__ import annotations
@@ -55,13 +56,13 @@ def ihaar2(coeffs: list[torch.Tensor]) -> torch.Tensor:
     return a
 
 
-def soft_threshold(z: torch.Tensor, lam: float | torch.Tensor) -> torch.Tensor:
+def soft_threshold(z: torch.Tensor, lam: float) -> torch.Tensor:
     """Complex soft threshold z max(0, 1 - lam / |z|)."""
     mag = z.abs()
     return z * torch.clamp(1.0 - lam / mag.clamp_min(1e-12), min=0.0)
 
 
-def wavelet_shrink(x: torch.Tensor, lam: float | torch.Tensor, levels: int, shift: tuple[int, int] = (0, 0)) -> torch.Tensor:
+def wavelet_shrink(x: torch.Tensor, lam: float, levels: int, shift: tuple[int, int] = (0, 0)) -> torch.Tensor:
     """prox of lam ||W x||_1 for the Haar transform of ``x`` shifted by ``shift`` (cycle spinning); (..., H, W) any
     size (zero-padded to a multiple of 2^levels inside)."""
     xp, (H, W) = _pad_to(x, 2**levels)
@@ -74,10 +75,10 @@ def wavelet_shrink(x: torch.Tensor, lam: float | torch.Tensor, levels: int, shif
     return out[..., :H, :W]
 
 
-def l1_wavelet_sense(y: torch.Tensor, A: SenseOp, lam: float | torch.Tensor, iters: int = 40, levels: int = 4,
+def l1_wavelet_sense(y: torch.Tensor, A: SenseOp, lam: float, iters: int = 40, levels: int = 4,
                      x0: torch.Tensor | None = None) -> torch.Tensor:
     """FISTA for min_x 1/2 ||A x - y||^2 + lam ||W x||_1 (module docstring); y (B, C, H, W), returns (B, H, W)
-    complex. ``lam``: a float or a (B, 1, 1) tensor (per slice); ``x0``: the start (default A^H y). Deterministic."""
+    complex. ``lam``: the threshold (units of the image); ``x0``: the start (default A^H y). Deterministic."""
     x = A.adjoint(y) if x0 is None else x0
     z, t = x, 1.0
     n = 2**levels
