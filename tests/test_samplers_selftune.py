@@ -146,3 +146,9 @@ def test_l1_phase_reference_is_opt_in_and_computed_once_for_the_pilots(bundled_p
         assert pilots >= 3
         assert len(calls) == (2 if lam else 0), (lam, len(calls), pilots)
     assert np.isfinite(images[1]).all() and not np.array_equal(images[0], images[1])
+    # K > 1: one L1 solve per slice for all samples (the pilot's slice, then the run's), not one per sample
+    sizes = []
+    monkeypatch.setattr(posterior, "l1_wavelet_sense", lambda y, *a, **k: sizes.append(y.shape[0]) or real(y, *a, **k))
+    rec = Reconstructor(bundled_prior, ReconOptions(steps=2, pilot_steps=2, seed=0, phase_cs_lambda=1e-3, samples=3))
+    out = rec.reconstruct(sim.kspace, mask, "sense")
+    assert sizes == [1, 1] and out.variance is not None and np.isfinite(out.variance).all()

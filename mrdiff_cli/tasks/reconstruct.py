@@ -378,8 +378,10 @@ class Reconstructor:
         ids = [int(i) for i in slice_ids]
         P = y.shape[0]
         gen = [sample_generator(opts.seed, PILOT_SAMPLE - 1 - j, s) for j in range(K) for s in ids]
+        shared = self._shared_phase_ref(y * fit, fit, mode, maps)
         x = self._holdout_run(y.repeat(K, 1, 1, 1), fit, mode, maps.repeat(K, 1, 1, 1), gen, self.n_cg(),
-                              None, self._sigmas(mode))
+                              None, self._sigmas(mode),
+                              {"phase_ref": shared.repeat(K, 1, 1)} if shared is not None else None)
         preds = hold * fft2c(maps.repeat(K, 1, 1, 1) * x.unsqueeze(-3))
 
         noise = estimate_kspace_noise(y, np.asarray(mask, dtype=np.float32))
@@ -612,6 +614,9 @@ class Reconstructor:
                 done[0] += 1
                 callback(done[0], total_steps)
 
+        # every sample of a slice sees the same data: its L1-wavelet phase reference is computed once, not per sample
+        perturbed = noise is not None and self.opts.noise_dc.perturbed
+        shared = self._shared_phase_ref(y, m, mode, maps) if K > 1 and not perturbed else None
         k0 = 0
         while k0 < K:
             g = min(group, K - k0)
@@ -622,13 +627,22 @@ class Reconstructor:
             if nn is not None and self.opts.noise_dc.perturbed:
                 yy = perturb_data(yy, m, nn, gen)
             mm = maps.repeat(g, 1, 1, 1) if maps is not None else None
-            out = self._sample(yy, m, mode, mm, gen, cb, nn)  # (g*B, H, W)
+            cache = {"phase_ref": shared.repeat(g, 1, 1)} if shared is not None else None
+            out = self._sample(yy, m, mode, mm, gen, cb, nn, cache=cache)  # (g*B, H, W)
             for j in range(g):
                 s = out[j * B : (j + 1) * B]
                 if keep:
                     self._kept.append(s.cpu())
                 yield s
             k0 += g
+
+    def _shared_phase_ref(self, y: torch.Tensor, m: torch.Tensor, mode: str, maps: torch.Tensor | None) -> torch.Tensor | None:
+        """The SENSE problem's L1-wavelet phase reference of the slices ``y`` (B, ...), for all their samples; None
+        where the run has none (not SENSE, or the centre phase)."""
+        popts = self.posterior_options()
+        if popts.phase_cs_lambda <= 0 or not mode_spec(mode).sense_image or maps is None:
+            return None
+        return mode_spec(mode).build(y, m, maps, popts).phase_ref
 
     def _zeta(self) -> float | str:
         """Fresh noise each step (zeta = 1) for point estimates and, by default, for K > 1 samples too.
