@@ -85,18 +85,21 @@ def scan(ref, cond):
     return k, torch.as_tensor(truth_np), make_mask(kind, (matrix, matrix), R, acs=acs, seed=11).mask
 
 
-def run_row(prior, vol, ref, cond) -> dict:
+def run_row(prior, vol, ref, cond, extra: dict | None = None, folds=FOLDS) -> dict:
+    """``extra``: ReconOptions overrides for every run and pilot (e.g. phase_cs_lambda)."""
     acq, matrix, kind, R = cond
+    extra = extra or {}
     k, truth, mask = scan(ref, cond)
-    row: dict = {"condition": cond_name(acq, matrix, kind, R), "volume": vol, "psnr": {}, "pilots": {}}
+    row: dict = {"condition": cond_name(acq, matrix, kind, R), "volume": vol, "psnr": {}, "pilots": {},
+                 "options": extra}
     t = time.time()
     for n, r in itertools.product(COUNTS, PRIORS):
-        img = Reconstructor(prior, ReconOptions(n_cg=n, phase_resid=r, seed=0)).reconstruct(k, mask, "sense").images
+        img = Reconstructor(prior, ReconOptions(n_cg=n, phase_resid=r, seed=0, **extra)).reconstruct(k, mask, "sense").images
         x = torch.as_tensor(np.asarray(img), dtype=torch.float32)
         row["psnr"][f"{n}/{r}"] = round(float(np.mean(masked_psnr(x, truth, head_mask(truth)))), 3)
     row["s_full"] = round(time.time() - t, 1)
-    rec = Reconstructor(prior, ReconOptions(seed=0))
-    for stream, steps in FOLDS:
+    rec = Reconstructor(prior, ReconOptions(seed=0, **extra))
+    for stream, steps in folds:
         row["pilots"][f"{stream}/{steps}"] = group_errors(rec, k, mask, stream, steps)
     row["s_total"] = round(time.time() - t, 1)
     return row
@@ -176,7 +179,10 @@ def rules(path: Path) -> None:
             if any(v is None for v in r["pilots"].values()):
                 continue
             best = max(r["psnr"].values())
-            pick = f(r)
+            try:
+                pick = f(r)
+            except KeyError:  # a fold this file did not record
+                pick = None
             if pick is not None:
                 d.append(r["psnr"][pick] - best)
         if not d:
@@ -191,6 +197,8 @@ def main() -> None:
     ap.add_argument("--conditions", default=None)
     ap.add_argument("--out", default=None)
     ap.add_argument("--rules", default=None)
+    ap.add_argument("--folds", default="0/10,2/10,0/20", help="pilot folds STREAM/STEPS of new rows")
+    ap.add_argument("--opts", default="", help="ReconOptions overrides for every run, e.g. phase_cs_lambda=1e-3")
     ap.add_argument("--add-fold", default=None, help="STREAM/STEPS: add that pilot fold to every row of --out")
     a = ap.parse_args()
     if a.rules:
@@ -222,7 +230,9 @@ def main() -> None:
         for vol, ref in load_split(a.split, cond[1], 256.0 / cond[1], 1).items():
             if (cond_name(cond[0], *cond[1:]), vol) in done:
                 continue
-            row = run_row(prior, vol, ref, cond)
+            extra = {kv.split("=")[0]: float(kv.split("=")[1]) for kv in filter(None, a.opts.split(","))}
+            folds = [tuple(int(v) for v in f.split("/")) for f in a.folds.split(",")]
+            row = run_row(prior, vol, ref, cond, extra, folds)
             with out.open("a") as fh:
                 fh.write(json.dumps(row) + "\n")
             print(row["condition"], vol, row["psnr"], row["s_total"], flush=True)
