@@ -70,7 +70,7 @@ class ReconOptions:
     # phase_refine_frac x the matrix); tune split, 8 coils 128²: with fine phase detail (0.5 rad at 4 px) +1.7 dB,
     # with the simulator's smooth phase -0.14 dB (16 coils 256²: +4.7 / -0.49 dB; docs/reconstruct.md);
     # 0 = keep the initial phase throughout. None (default): 0.05 with the start's centre phase, 0 with the
-    # L1-wavelet phase (phase_cs_lambda > 0; re-estimating it from the noisy iterate cost 0.2-1.3 dB on tune rows)
+    # L1-wavelet phase (phase_cs_lambda > 0; re-estimating it from the noisy iterate cost 0.3-1.3 dB on 4 tune rows)
     phase_refine_sigma: float | None = None
     phase_refine_frac: float = 0.5
     # phase mode, SENSE: > 0 demodulates the phase of an L1-wavelet SENSE reconstruction (ops.sparse; FISTA,
