@@ -489,10 +489,9 @@ class Reconstructor:
         mean_np = mean.cpu().numpy()
         raw = var.cpu().numpy() if K > 1 else None
         noise_var = None
-        hc = self._holdout_calibration()
+        hc = self._applied_holdout()
         # the noise map (two CG solves per slice) only where the per-scan calibration will use it
-        if (raw is not None and hc is not None and hc.noise_weight > 0 and self.spread is not None
-                and self.spread.usable() and maps is not None):
+        if raw is not None and hc is not None and hc.noise_weight > 0 and self.spread is not None and maps is not None:
             noise_var = self.noise_variance_map(y, m, maps, self.spread.noise_std, ids)
         return BatchResult(
             mean_np,
@@ -518,6 +517,11 @@ class Reconstructor:
         block = c.get("holdout") if isinstance(c, dict) else None
         return HoldoutCalibration.from_dict(block) if block is not None else None
 
+    def _applied_holdout(self) -> HoldoutCalibration | None:
+        """The per-scan calibration's constants where the hold-out run gave a usable spread, else None."""
+        hc = self._holdout_calibration()
+        return hc if hc is not None and self.spread is not None and self.spread.usable() else None
+
     def wants_spread(self) -> bool:
         """Whether the K > 1 std is calibrated per scan by the hold-out run (the calibration has a ``holdout``
         block and K >= 2)."""
@@ -526,7 +530,7 @@ class Reconstructor:
     def calibration_applied(self, n_coils: int) -> str:
         """Which calibration the std of this run got: "holdout" (per scan), the fixed map's block ("main" /
         "single_coil"), or "none" (the raw sample spread)."""
-        if self.wants_spread() and self.spread is not None and self.spread.usable():
+        if self.wants_spread() and self._applied_holdout() is not None:
             return "holdout"
         cal = self._calibration(n_coils)
         if cal is None:
@@ -561,8 +565,8 @@ class Reconstructor:
         """The variance map of K > 1 samples: per scan from the hold-out run where it ran
         (:mod:`.scan_calibration`; ``noise_var``: :meth:`noise_variance_map`), else from the fixed calibration
         map, else the raw sample variance."""
-        hc = self._holdout_calibration()
-        if hc is not None and self.spread is not None and self.spread.usable():
+        hc = self._applied_holdout()
+        if hc is not None and self.spread is not None:
             return hc.std(raw_var, self.spread, int(self.opts.samples), noise_var) ** 2
         cal = self._calibration(n_coils)
         return cal.std(mean, raw_var) ** 2 if cal is not None else raw_var
@@ -677,7 +681,7 @@ class Reconstructor:
         popts = self.posterior_options()
         reuse = {"phase_ref": cache["phase_ref"]} if cache and "phase_ref" in cache else {}
         problem = mode_spec(mode).build(y, m, maps, popts, **reuse)
-        if cache is not None and mode_spec(mode).sense_image:
+        if cache is not None and problem.phase_width is not None:  # an L1-wavelet reference: worth keeping
             cache["phase_ref"] = problem.phase_ref
         return sample_posterior(problem, lambda ref, width: self._denoiser(mode, ref, self.opts.batch_size, resid, width),
                                 sig, popts,
