@@ -76,7 +76,8 @@ def _make_command(task: str) -> Callable[..., None]:
         channel_mults: Annotated[str, typer.Option(help="UNet channel multipliers per level, comma separated.", rich_help_panel=MODEL)] = "1,2,2,4",
         res_blocks: Annotated[int, typer.Option(help="Residual blocks per UNet level.", rich_help_panel=MODEL)] = 1,
         attn_resolutions: Annotated[str, typer.Option(help="Feature-map sizes with self-attention, comma separated ('' = none).", rich_help_panel=MODEL)] = "16",
-        init_from: Annotated[str | None, typer.Option(help="Start from the weights of this bundle (folder, bundled:NAME or Hub repo); tensors with matching names and shapes are copied.", show_default=False, rich_help_panel=MODEL)] = None,
+        init_from: Annotated[str | None, typer.Option(help="Start from the weights of this bundle (folder, bundled:NAME or Hub repo); tensors with matching names and shapes are copied (a magnitude prior's one-channel layers seed the real channel of a --complex prior).", show_default=False, rich_help_panel=MODEL)] = None,
+        complex_: Annotated[bool, typer.Option("--complex", help="Score training: a complex-valued prior (real and imaginary channels) trained on the slices with random phase (global, polynomial, random fields); reconstruct and uncertainty then need no phase estimate.", rich_help_panel=MODEL)] = False,
         offline: OfflineOpt = False,
         freeze_net: Annotated[bool, typer.Option("--freeze-net", help="Keep the --init-from network fixed and train only the noise schedule gamma.", rich_help_panel=VDM)] = False,
         vdm_timesteps: Annotated[int, typer.Option(help="VLB diffusion loss: 0 = continuous time, T > 0 = the discrete T-step loss.", rich_help_panel=VDM)] = 0,
@@ -95,7 +96,7 @@ def _make_command(task: str) -> Callable[..., None]:
             val_fraction=val_fraction, matrix=matrix, voxel=voxel, axes=axes, voxels=voxels, elastic=elastic,
             aniso_scale=aniso_scale, p_mean=p_mean, p_std=p_std, base_channels=base_channels,
             channel_mults=channel_mults, res_blocks=res_blocks, attn_resolutions=attn_resolutions,
-            init_from=init_from, offline=offline, freeze_net=freeze_net, vdm_timesteps=vdm_timesteps,
+            init_from=init_from, offline=offline, freeze_net=freeze_net, complex=complex_, vdm_timesteps=vdm_timesteps,
             gamma_min=gamma_min, gamma_max=gamma_max, bf16=bf16, device=device, sample_grid=sample_grid,
             overwrite=overwrite, quiet=quiet, json_out=json_out,
         )
@@ -154,6 +155,8 @@ def _check_options(task: str, kw: dict[str, Any]) -> tuple[list[int], list[int]]
         raise UsageError(f"--matrix {kw['matrix']}: must be >= 8 and divisible by {down} ({len(mults)} UNet levels)")
     if kw["val"] and kw["val_fraction"] is not None:
         raise UsageError("use either --val or --val-fraction, not both")
+    if task != "score" and kw["complex"]:
+        raise UsageError("--complex: only for 'mrdiff train score' (super-resolution works on magnitudes)")
     if task == "score":
         vdm_only = {"freeze_net": False, "vdm_timesteps": 0, "gamma_min": -13.3, "gamma_max": 5.0}
         used = [f"--{k.replace('_', '-')}" for k, v in vdm_only.items() if kw[k] != v]
@@ -222,7 +225,7 @@ def _split_data(kw: dict[str, Any], quiet: bool) -> tuple[list[Path], list[Path]
 # options passed to TrainConfig unchanged (same name, same value)
 _SAME_FIELDS = ("steps", "batch_size", "lr", "warmup", "ema_decay", "seed", "matrix", "voxel", "checkpoint_every",
                 "val_every", "base_channels", "sample_grid", "freeze_net", "vdm_timesteps", "gamma_min", "gamma_max",
-                "voxels", "elastic", "aniso_scale", "p_mean", "p_std")
+                "voxels", "elastic", "aniso_scale", "p_mean", "p_std", "complex")
 
 
 def _train_config(task: str, kw: dict[str, Any], mults: list[int], attn: list[int], quiet: bool) -> Any:

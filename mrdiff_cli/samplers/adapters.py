@@ -11,6 +11,8 @@ images x of shape (..., H, W), batched through the network in chunks of ``batch_
                 (MMSE: v s^2 / (s^2 + sigma^2)); re-modulate. mrdiff's default for SENSE / single-coil data.
                 At the last noise levels (sigma < ``refine_below``) phi is re-estimated from the iterate at a
                 finer resolution.
+- ``complex``:  a complex-valued prior (two channels: real and imaginary, ``mrdiff train score --complex``)
+                denoises the complex image itself; no phase estimate. Chosen automatically for such a prior.
 """
 
 from __future__ import annotations
@@ -46,10 +48,23 @@ def padded_denoise(prior: ScorePrior, x: torch.Tensor, sigma: torch.Tensor) -> t
     return on_padded(prior.denoise, size_multiple(prior), x, sigma)
 
 
-def batched_real_denoise(prior: ScorePrior, x: torch.Tensor, sigma: float, batch_size: int, autocast: torch.dtype | None = None) -> torch.Tensor:
-    """Denoise a stack of real images (..., H, W) through the prior in chunks."""
+def prior_channels(prior: ScorePrior) -> int:
+    """Image channels the prior denoises: 1 (magnitude prior) or 2 (complex prior: real, imaginary)."""
+    cfg = getattr(prior, "unet_cfg", None)
+    return int(getattr(cfg, "in_channels", 1)) if cfg is not None and not getattr(cfg, "fourier_features", False) else 1
+
+
+def is_complex_prior(prior: ScorePrior | None) -> bool:
+    """Whether ``prior`` is a complex-valued (two-channel) score prior."""
+    return prior is not None and prior_channels(prior) == 2
+
+
+def batched_real_denoise(prior: ScorePrior, x: torch.Tensor, sigma: float, batch_size: int, autocast: torch.dtype | None = None,
+                         channels: int = 1) -> torch.Tensor:
+    """Denoise a stack of real images (..., H, W) through the prior in chunks; ``channels`` = 2: the stack is
+    (..., 2, H, W), each pair one two-channel image of a complex prior."""
     shape = x.shape
-    flat = x.reshape(-1, 1, shape[-2], shape[-1]).float()
+    flat = x.reshape(-1, channels, shape[-2], shape[-1]).float()
     outs = []
     for i in range(0, flat.shape[0], batch_size):
         chunk = flat[i : i + batch_size]
@@ -75,6 +90,19 @@ def make_denoiser(
     ``refine_below``; below it the phase of the current input itself, low-passed to a centre block of
     ``refine_frac`` x the matrix (:func:`lowres_phase`), so phase detail that the initial estimate misses leaves the
     imaginary residual once the iterate has resolved it (0 = off)."""
+
+    def joint(x: torch.Tensor, sigma: float) -> torch.Tensor:
+        d = batched_real_denoise(prior, torch.stack([x.real, x.imag], dim=-3), sigma, batch_size, autocast, channels=2)
+        return torch.complex(d[..., 0, :, :], d[..., 1, :, :])
+
+    if is_complex_prior(prior):
+        if mode == "realimag":
+            raise ValueError("complex mode 'realimag' needs a magnitude prior; this prior is complex-valued")
+        if mode == "real":  # a real image: the complex prior sees it with zero imaginary part
+            return lambda x, sigma: joint(torch.complex(x.real, torch.zeros_like(x.real)), sigma).real.to(torch.complex64)
+        return joint
+    if mode == "complex":
+        raise ValueError("complex mode 'complex' needs a complex-valued prior (mrdiff train score --complex)")
 
     def real(x: torch.Tensor, sigma: float) -> torch.Tensor:
         return batched_real_denoise(prior, x.real, sigma, batch_size, autocast).to(torch.complex64)

@@ -61,10 +61,12 @@ class CoilMode(Choice):
 class ComplexMode(Choice):
     """How a magnitude prior sees complex images: ``phase`` (demodulated real part, Gaussian prior on the residual
     imaginary part) or ``realimag`` (real and imaginary parts separately, the seed's split). A real image (coil mode
-    real) passes its real part alone."""
+    real) passes its real part alone. ``complex``: the prior itself is complex-valued (two channels); it is the
+    only mode such a prior takes, and the one used whenever the model is one."""
 
     phase = "phase"
     realimag = "realimag"
+    complex = "complex"
 
 
 class PhaseRef(Choice):

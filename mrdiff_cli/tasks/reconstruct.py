@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -204,7 +204,7 @@ class Reconstructor:
 
     def __init__(self, prior, opts: ReconOptions):
         self.prior = prior
-        self.opts = opts
+        self.opts = _complex_mode_for(prior, opts)
         self.device = resolve_device(opts.device)
         if prior is not None and opts.method == Method.diffusion:
             from .resources import prepare_prior
@@ -292,10 +292,11 @@ class Reconstructor:
         resid = min(r for r in resids if at_start[r] <= least * (1.0 + opts.phase_tolerance))
         _, errors = unimodal_search(lambda n: at_start[resid] if n == start else evaluate(n, resid), counts, start)
         best = choose_count(errors, opts.cv_tolerance)
+        phase = ({"phase_resid": resid, "phase_tolerance": opts.phase_tolerance,
+                  "phase_resid_holdout_error": {str(r): round(e, 6) for r, e in at_start.items()},
+                  "phase_resid_at_cg": start} if opts.complex_mode == ComplexMode.phase else {})
         self.tuning = Tuning(best, errors, info, [int(i) for i in slice_ids], opts.pilot_steps,
-                             {"tolerance": opts.cv_tolerance, "phase_resid": resid, "phase_tolerance": opts.phase_tolerance,
-                              "phase_resid_holdout_error": {str(r): round(e, 6) for r, e in at_start.items()},
-                              "phase_resid_at_cg": start})
+                             {"tolerance": opts.cv_tolerance, **phase})
 
     def pilot(self, kspace, mask, mode: str, maps: torch.Tensor | None = None, slice_ids: Sequence[int] = (0,), *,
               compressed: bool = False, steps: int | None = None):
@@ -407,6 +408,8 @@ class Reconstructor:
         else:
             how = f"fixed: {self.tuning_note}" if self.tuning_note else "fixed"
         rep: dict[str, Any] = {"cg_iters": self.n_cg(), "chosen_by": how}
+        if self.opts.complex_mode == ComplexMode.complex:
+            rep["phase_reference"] = "none (complex-valued prior)"
         if self.opts.complex_mode == ComplexMode.phase:
             rep["phase_reference"] = (f"l1-wavelet SENSE (lambda {self.opts.phase_cs_lambda:g}, "
                                       f"{self.opts.phase_cs_iters} iterations, {self.opts.phase_frac:g} of the matrix)"
@@ -687,6 +690,22 @@ class Reconstructor:
                                 sig, popts,
                                 noise=noise if self.opts.noise_dc.weighted else None, inner=inner, generator=gen,
                                 callback=cb)
+
+
+def _complex_mode_for(prior, opts: ReconOptions) -> ReconOptions:
+    """The options with the complex mode the prior takes: a complex-valued prior always runs in ``complex`` mode
+    (no phase estimate: the default ``phase`` is replaced), a magnitude prior never does."""
+    from ..samplers.adapters import is_complex_prior
+
+    if prior is None or opts.method != Method.diffusion:
+        return opts
+    if is_complex_prior(prior):
+        if opts.complex_mode == ComplexMode.realimag:
+            raise UsageError("--complex-mode realimag needs a magnitude prior; this model is complex-valued")
+        return replace(opts, complex_mode=ComplexMode.complex) if opts.complex_mode != ComplexMode.complex else opts
+    if opts.complex_mode == ComplexMode.complex:
+        raise UsageError("--complex-mode complex needs a complex-valued model (mrdiff train score --complex)")
+    return opts
 
 
 def _split_info(split, frac: float) -> dict[str, Any]:

@@ -37,7 +37,7 @@ from .train_checkpoint import (
     read_checkpoint_meta,
     save_checkpoint,
 )
-from .train_data import AugmentConfig, TrainingSet, expand_inputs, extract_slices
+from .train_data import AugmentConfig, PhaseAugment, TrainingSet, complexify, expand_inputs, extract_slices
 
 Prior = EDMPrior | VDM  # the networks this module trains
 
@@ -84,6 +84,9 @@ class TrainConfig:
     voxels: list[float] = field(default_factory=list)
     elastic: float = 0.0
     aniso_scale: float = 0.0
+    # task "score" only: a complex-valued prior (two channels, real and imaginary) trained on the magnitude slices
+    # with random phase (train_data.PhaseAugment); reconstruction then needs no phase estimate
+    complex: bool = False
 
     def augment_config(self) -> AugmentConfig:
         return AugmentConfig(elastic=self.elastic, aniso_scale=self.aniso_scale)
@@ -112,7 +115,11 @@ def _dist_info() -> tuple[int, int, int]:
 
 
 def build_model_and_config(cfg: TrainConfig) -> tuple[Prior, dict[str, Any]]:
+    if cfg.complex and cfg.task != "score":
+        raise UsageError("is for task 'score' (a complex-valued score prior)", option="complex")
     ucfg = UNetConfig(
+        in_channels=2 if cfg.complex else 1,
+        out_channels=2 if cfg.complex else 1,
         base_channels=cfg.base_channels,
         channel_mults=list(cfg.channel_mults),
         num_res_blocks=cfg.num_res_blocks,
@@ -124,7 +131,7 @@ def build_model_and_config(cfg: TrainConfig) -> tuple[Prior, dict[str, Any]]:
         ecfg = EDMConfig(sigma_data=cfg.sigma_data, p_mean=cfg.p_mean, p_std=cfg.p_std)
         model: Prior = EDMPrior(ucfg, ecfg)
         arch = {"type": "edm-unet", "unet": ucfg.to_dict(), "edm": ecfg.to_dict()}
-        tasks = ["score", "vdm"]
+        tasks = ["score"] if cfg.complex else ["score", "vdm"]  # superres works on magnitudes
     elif cfg.task == "vdm":
         vcfg = VDMConfig(gamma_min=cfg.gamma_min, gamma_max=cfg.gamma_max, n_timesteps_train=cfg.vdm_timesteps)
         ecfg = EDMConfig(sigma_data=cfg.sigma_data, p_mean=cfg.p_mean, p_std=cfg.p_std)
@@ -162,6 +169,7 @@ def build_model_and_config(cfg: TrainConfig) -> tuple[Prior, dict[str, Any]]:
         **({"voxel_sizes_mm": list(cfg.voxels), "fully_convolutional": True} if cfg.voxels else {}),
         "architecture": arch,
         "normalization": NORMALIZATION,
+        **({"image": "complex"} if cfg.complex else {}),
         "parameters": sum(p.numel() for p in model.parameters()),
     }
     return model, config
@@ -240,6 +248,21 @@ def _param_digest(model: torch.nn.Module) -> str:
     return h.hexdigest()[:16]
 
 
+def _embed_channels(src: torch.Tensor, like: torch.Tensor) -> torch.Tensor | None:
+    """``src`` placed into the first channel of a zero tensor shaped like ``like`` when the two differ only in one
+    channel axis (0: a layer's outputs, 1: its inputs) where ``src`` has one channel; else None. A magnitude
+    prior's stem and output layers then act on (and produce) the real part of a complex prior's two channels:
+    at zero phase the complex prior starts as the magnitude prior."""
+    if src.dim() != like.dim() or src.dim() == 0:
+        return None
+    diff = [d for d in range(src.dim()) if src.shape[d] != like.shape[d]]
+    if len(diff) != 1 or diff[0] > 1 or src.shape[diff[0]] != 1:
+        return None
+    out = torch.zeros_like(like)
+    out.narrow(diff[0], 0, 1).copy_(src)
+    return out
+
+
 def _init_from_bundle(model: torch.nn.Module, bundle: str) -> dict[str, int]:
     """Copy every tensor of ``bundle`` whose name and shape match (a score bundle can seed a VDM's UNet)."""
     src, _ = load_bundle(bundle)
@@ -248,6 +271,9 @@ def _init_from_bundle(model: torch.nn.Module, bundle: str) -> dict[str, int]:
     if hasattr(model, "gamma") and hasattr(model, "score") and not any(k.startswith("score.") for k in src_state):
         src_state = {f"score.{k}": v for k, v in src_state.items()}  # a score bundle → the VDM's inner prior
     take = {k: v for k, v in src_state.items() if k in own and own[k].shape == v.shape}
+    for k, v in src_state.items():  # a magnitude prior seeding a complex one: its channel becomes the real one
+        if k in own and k not in take and (embedded := _embed_channels(v, own[k])) is not None:
+            take[k] = embedded
     if not take:
         raise ModelError(f"{bundle}: no tensor of this bundle fits the model being trained")
     model.load_state_dict(take, strict=False)
@@ -256,8 +282,9 @@ def _init_from_bundle(model: torch.nn.Module, bundle: str) -> dict[str, int]:
 
 def sample_grid_png(model: Prior, task: str, path: Path, n: int = 8, seed: int = 0, steps: int = 32) -> None:
     """Unconditional prior samples (a quick look at what the prior believes) → PNG grid."""
-    x = unconditional_sample(model, (n, 1, model.unet_cfg.resolution, model.unet_cfg.resolution), steps=steps, seed=seed)
-    save_grid(path, x[:, 0].cpu().numpy())
+    c = model.unet_cfg.in_channels  # 2: a complex prior (real, imaginary); the grid shows the magnitude
+    x = unconditional_sample(model, (n, c, model.unet_cfg.resolution, model.unet_cfg.resolution), steps=steps, seed=seed)
+    save_grid(path, x.square().sum(dim=1).sqrt().cpu().numpy())
 
 
 def _write_bundle(out: Path, ema, config: dict, cfg: TrainConfig, paths: list[Path], step: int, world: int, val: dict) -> None:
@@ -326,6 +353,8 @@ def _setup_run(cfg: TrainConfig, world: int, rank: int, device: torch.device, re
     torch.manual_seed(cfg.seed)
     data = TrainingSet.load(expand_inputs(cfg.inputs), cfg.matrix, cfg.voxel, cfg.axes, list(cfg.voxels))
     val = extract_slices(expand_inputs(cfg.val_inputs), cfg.matrix, cfg.voxel, "axial")[0] if cfg.val_inputs else None
+    if val is not None and cfg.complex:  # the same random phase at every validation
+        val = complexify(val, PhaseAugment(), torch.Generator().manual_seed(4321))
     model, config = build_model_and_config(cfg)
     init_info = _init_from_bundle(model, cfg.init_from) if cfg.init_from else None
     model.to(device)
@@ -347,7 +376,10 @@ def _setup_run(cfg: TrainConfig, world: int, rank: int, device: torch.device, re
 def _train_step(run: _Run, aug: AugmentConfig) -> tuple[float, float]:
     """One optimiser step (warm-up learning rate, bf16 autocast, per-group clipping, EMA); returns (loss, lr)."""
     cfg, step, opt = run.cfg, run.step, run.opt
-    x0 = run.data.batch(cfg.batch_size, cfg.matrix, aug, run.g).to(run.device)
+    x0 = run.data.batch(cfg.batch_size, cfg.matrix, aug, run.g)
+    if cfg.complex:
+        x0 = complexify(x0, PhaseAugment(), run.g)
+    x0 = x0.to(run.device)
     lr = cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup))
     for pg in opt.param_groups:
         pg["lr"] = lr

@@ -299,6 +299,54 @@ def augment(x: torch.Tensor, cfg: AugmentConfig, g: torch.Generator) -> torch.Te
 
 
 @dataclass
+class PhaseAugment:
+    """Random image phase for a complex-valued (two-channel: real, imaginary) prior.
+
+    Every slice gets a uniform global phase; with probability ``poly_p`` a random 2nd-order polynomial (coefficients
+    N(0, ``poly_std``) rad at the field-of-view edge, like ``tasks.simulate.smooth_phase``); with probability
+    ``field_p`` a Gaussian random field (``tasks.simulate.gaussian_random_field``'s definition) of correlation
+    length log-uniform in ``length_px`` and standard deviation uniform in ``std_rad``. The magnitude prior never
+    sees phase; the complex prior learns which phase is plausible from these families alone (the air-tissue
+    off-resonance family of ``tasks.acquisition`` is kept out: it is a report family)."""
+
+    poly_p: float = 0.7
+    poly_std: float = 0.8
+    field_p: float = 0.7
+    length_px: tuple[float, float] = (2.0, 24.0)
+    std_rad: tuple[float, float] = (0.1, 2.0)
+
+
+def random_phase_fields(b: int, h: int, w: int, cfg: PhaseAugment, g: torch.Generator) -> torch.Tensor:
+    """(b, 1, h, w) random phase maps in radians (:class:`PhaseAugment`), all randomness from ``g``."""
+    u = torch.linspace(-1.0, 1.0, h).reshape(1, h, 1)
+    v = torch.linspace(-1.0, 1.0, w).reshape(1, 1, w)
+    phase = _u(b, -math.pi, math.pi, g).reshape(b, 1, 1) + torch.zeros(b, h, w)
+    a = torch.randn(b, 5, generator=g) * cfg.poly_std * (torch.rand(b, 1, generator=g) < cfg.poly_p)
+    a = a.reshape(b, 5, 1, 1)
+    phase = phase + a[:, 0] * u + a[:, 1] * v + a[:, 2] * u**2 + a[:, 3] * v**2 + a[:, 4] * u * v
+    lo, hi = math.log(cfg.length_px[0]), math.log(cfg.length_px[1])
+    px = torch.exp(_u(b, lo, hi, g)).reshape(b, 1, 1)
+    fy = torch.fft.fftfreq(h).reshape(1, h, 1)
+    fx = torch.fft.fftfreq(w).reshape(1, 1, w)
+    kernel = torch.exp(-2.0 * (math.pi * px) ** 2 * (fy**2 + fx**2))
+    field_ = torch.fft.ifft2(torch.fft.fft2(torch.randn(b, h, w, generator=g)) * kernel).real
+    field_ = field_ / field_.reshape(b, -1).std(dim=1).clamp_min(1e-12).reshape(b, 1, 1)
+    amp = _u(b, *cfg.std_rad, g) * (torch.rand(b, generator=g) < cfg.field_p)
+    return (phase + amp.reshape(b, 1, 1) * field_).unsqueeze(1)
+
+
+def to_complex_channels(mag: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
+    """(B, 1, H, W) magnitude and phase -> (B, 2, H, W) real and imaginary channels of mag * exp(i phase)."""
+    return torch.cat([mag * torch.cos(phase), mag * torch.sin(phase)], dim=1)
+
+
+def complexify(mag: torch.Tensor, cfg: PhaseAugment, g: torch.Generator) -> torch.Tensor:
+    """A batch of magnitude slices (B, 1, H, W) as complex two-channel images with random phase."""
+    b, _, h, w = mag.shape
+    return to_complex_channels(mag, random_phase_fields(b, h, w, cfg, g).to(mag.device))
+
+
+@dataclass
 class TrainingSet:
     """The training images of a run: whole slices at one voxel size (``slices``), or, for an any-resolution
     prior, one slice group per voxel size (``groups``) from which patches are drawn."""

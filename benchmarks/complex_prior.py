@@ -1,0 +1,129 @@
+"""A complex-valued prior (``mrdiff train score --complex``) against the bundled magnitude prior on the
+acquisition-diverse suite (``benchmarks/suite.py``'s conditions and volumes, one middle slice per volume).
+
+Per (condition, volume): PSNR in the head mask of
+* the magnitude prior: the self-tuned default and every fixed (CG count, phase prior) pair;
+* the complex prior: the self-tuned default and every fixed CG count (it has no phase prior: no phase estimate);
+* L1-wavelet CS (sigpy, the lambdas chosen on tune, ``benchmarks/results/cs_lambdas_report.json``) when sigpy is
+  installed.
+Both priors run in the same process on the same device, same seeds.
+
+    python benchmarks/complex_prior.py --split tune --model runs/complex/bundle --out OUT.jsonl [--device cuda]
+    python benchmarks/complex_prior.py --table OUT.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from corpus import load_split
+from pilot_study import COUNTS, PRIORS, scan
+from suite import CONDITIONS, cond_name, score
+
+from mrdiff_cli.priors.loading import load_prior
+from mrdiff_cli.tasks.reconstruct import ReconOptions, Reconstructor
+
+
+def run(prior, k, mask, truth, **opts) -> tuple[float, float, Reconstructor]:
+    rec = Reconstructor(prior, ReconOptions(seed=0, **opts))
+    t = time.time()
+    img = rec.reconstruct(k, mask, "sense").images
+    return score(img, truth)["psnr"], time.time() - t, rec
+
+
+def run_row(mag, cplx, vol: str, ref: torch.Tensor, cond, device: str, lambdas: dict) -> dict:
+    acq, matrix, kind, R = cond
+    k, truth, mask = scan(ref, cond)
+    row: dict = {"condition": cond_name(acq, matrix, kind, R), "volume": vol, "device": device,
+                 "magnitude": {"fixed": {}}, "complex": {"fixed": {}}}
+    for name, prior in (("magnitude", mag), ("complex", cplx)):
+        p, s, rec = run(prior, k, mask, truth, device=device)
+        row[name]["self"] = {"psnr": p, "s": round(s, 2), "cg_iters": rec.n_cg(),
+                             "phase_resid": rec.phase_resid() if name == "magnitude" else None}
+        pairs = itertools.product(COUNTS, PRIORS) if name == "magnitude" else ((n, None) for n in COUNTS)
+        for n, r in pairs:
+            key = f"{n}/{r}" if r is not None else str(n)
+            row[name]["fixed"][key] = run(prior, k, mask, truth, device=device, n_cg=n,
+                                          **({"phase_resid": r} if r is not None else {}))[0]
+    lam = lambdas.get(kind)
+    try:
+        from baselines import cs_l1wavelet
+    except ImportError:  # sigpy missing
+        cs_l1wavelet = None
+    if lam is not None and cs_l1wavelet is not None:
+        base = Reconstructor(mag, ReconOptions(method="sense"))
+        yc, _ = base._compress(torch.as_tensor(k * mask), None, "sense")
+        maps = base.estimate_maps(yc, torch.as_tensor(mask))
+        zf = Reconstructor(mag, ReconOptions(method="zero-filled")).reconstruct(k, mask, "sense").images
+        scale = float(np.percentile(zf, 99))
+        row["cs"] = score(cs_l1wavelet(yc.numpy(), maps.numpy(), mask, lam * scale), truth)["psnr"]
+    return row
+
+
+def table(path: Path) -> None:
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    print("| condition | volume | CS | magnitude: self-tuned (count, prior) | magnitude: best fixed pair | "
+          "complex: self-tuned (count) | complex: best fixed count | complex − magnitude (self) | complex − CS |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    d_self, d_cs, d_best = [], [], []
+    for r in rows:
+        m, c = r["magnitude"], r["complex"]
+        mb = max(m["fixed"], key=m["fixed"].get)
+        cb = max(c["fixed"], key=c["fixed"].get)
+        cs = r.get("cs")
+        d_self.append(c["self"]["psnr"] - m["self"]["psnr"])
+        d_best.append(c["fixed"][cb] - m["fixed"][mb])
+        if cs is not None:
+            d_cs.append(c["self"]["psnr"] - cs)
+        print(f"| {r['condition']} | {r['volume']} | {cs if cs is not None else '–'} | "
+              f"{m['self']['psnr']:.2f} ({m['self']['cg_iters']}, {m['self']['phase_resid']}) | "
+              f"{m['fixed'][mb]:.2f} ({mb}) | {c['self']['psnr']:.2f} ({c['self']['cg_iters']}) | "
+              f"{c['fixed'][cb]:.2f} ({cb}) | {d_self[-1]:+.2f} | "
+              f"{(c['self']['psnr'] - cs) if cs is not None else float('nan'):+.2f} |")
+    print(f"\ncomplex - magnitude, self-tuned: worst {min(d_self):+.2f}, mean {np.mean(d_self):+.2f} dB; "
+          f"best fixed against best fixed: worst {min(d_best):+.2f}, mean {np.mean(d_best):+.2f} dB")
+    if d_cs:
+        print(f"complex self-tuned - CS: worst {min(d_cs):+.2f}, mean {np.mean(d_cs):+.2f} dB")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--split", choices=["tune", "report"], default="tune")
+    ap.add_argument("--model", help="the complex-valued bundle (folder)")
+    ap.add_argument("--conditions", default=None, help="comma list of condition indices (default: every 128² one)")
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--cs-lambdas", default="benchmarks/results/cs_lambdas_report.json")
+    ap.add_argument("--table", default=None, help="print the markdown table of a results file and exit")
+    a = ap.parse_args()
+    if a.table:
+        table(Path(a.table))
+        return
+    torch.set_num_threads(a.threads)
+    mag, _ = load_prior(None, "score", offline=True)
+    cplx, _ = load_prior(a.model, "score", offline=True)
+    lambdas = json.loads(Path(a.cs_lambdas).read_text()) if Path(a.cs_lambdas).exists() else {}
+    out = Path(a.out or f"benchmarks/results/complex_prior_{a.split}.jsonl")
+    done = {(r["condition"], r["volume"]) for r in map(json.loads, out.read_text().splitlines())} if out.exists() else set()
+    conds = CONDITIONS[a.split]
+    idx = [int(c) for c in a.conditions.split(",")] if a.conditions else [i for i, c in enumerate(conds) if c[1] == 128]
+    for i in idx:
+        cond = conds[i]
+        for vol, ref in load_split(a.split, cond[1], 256.0 / cond[1], 1).items():
+            if (cond_name(cond[0], *cond[1:]), vol) in done:
+                continue
+            row = run_row(mag, cplx, vol, ref, cond, a.device, lambdas)
+            with out.open("a") as fh:
+                fh.write(json.dumps(row) + "\n")
+            print(row["condition"], vol, row["magnitude"]["self"], row["complex"]["self"], row.get("cs"), flush=True)
+
+
+if __name__ == "__main__":
+    main()

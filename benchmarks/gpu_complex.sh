@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Complex-valued prior in one GPU call (sized for one 10-minute device call on one large GPU):
+#   1. fine-tune the bundled magnitude prior (32 channels, 2 mm, 128²) into a complex prior (real and imaginary
+#      channels, random-phase augmentation: `mrdiff train score --complex`) for TRAIN_S seconds (default 330; it
+#      checkpoints and writes RUN/bundle every 250 steps, so a cut run still has one);
+#   2. compare it with the bundled magnitude prior on the TUNE suite for EVAL_S seconds (default 180;
+#      benchmarks/complex_prior.py writes one JSON line per row, so a cut run keeps its rows): the random-phase
+#      conditions first (1, 3, 4, 6), then the polynomial ones (0, 2, 5);
+#   3. copy back the log, the rows, the table and the weights (fp16, in parts under 15 MiB; reassemble with
+#      cat model.fp16.safetensors.part-* > model.safetensors).
+# Prepare first with benchmarks/gpu_prepare.sh (corpus + wheels), then
+#     run(command="bash benchmarks/gpu_complex.sh", carry=["data/corpus", ".whl"], timeout_s=600)
+# Environment: OUT (the device tool's $OUT, else ./gpu_out), TRAIN_S, EVAL_S, STEPS (4000), BATCH (128), LR (1e-4),
+# CONDITIONS, DEVICE (cuda), RUN (runs/complex_gpu). Tested on the CPU with tiny settings (tests/test_bench_gpu_complex.py).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-gpu_out}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    && export PYTHONPATH=/tmp/site:${PYTHONPATH:-}
+fi
+export PYTHONPATH=$PWD:${PYTHONPATH:-}
+export MRDIFF_CORPUS=${MRDIFF_CORPUS:-$PWD/data/corpus}
+RUN=${RUN:-runs/complex_gpu}
+DEVICE=${DEVICE:-cuda}
+(nvidia-smi || true) > "$OUT/machine.txt" 2>&1
+python3 -c "import torch, platform; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), platform.processor())" >> "$OUT/machine.txt" 2>&1
+# 1. fine-tune (2 mm whole slices, the default's data and augmentation plus random phase)
+timeout "${TRAIN_S:-330}" python3 -m mrdiff_cli.cli.main train score "$MRDIFF_CORPUS/train" --val "$MRDIFF_CORPUS/tune" \
+  --out "$RUN" --complex --init-from mrdiff_cli/weights/score-brain-128 --base-channels 32 \
+  --steps "${STEPS:-4000}" --batch-size "${BATCH:-128}" --lr "${LR:-1e-4}" --warmup 100 --checkpoint-every 250 \
+  --val-every 1000 --device "$DEVICE" --resume --no-sample-grid ${EXTRA:-} --json > "$OUT/train.jsonl" 2> "$OUT/train.err"
+echo "training exit $? (124 = cut at TRAIN_S)" >> "$OUT/machine.txt"
+if [ ! -f "$RUN/bundle/model.safetensors" ]; then
+  echo "no bundle was written" >> "$OUT/machine.txt"
+  exit 1
+fi
+cp "$RUN/bundle/config.json" "$OUT/candidate_config.json"
+# 2. the candidate against the bundled magnitude prior, tune suite, same device
+timeout "${EVAL_S:-180}" python3 benchmarks/complex_prior.py --split tune --model "$RUN/bundle" --device "$DEVICE" \
+  --conditions "${CONDITIONS:-1,3,4,6,0,2,5}" --out "$OUT/complex_prior_tune.jsonl" > "$OUT/eval.log" 2>&1
+echo "evaluation exit $? (124 = cut at EVAL_S)" >> "$OUT/machine.txt"
+if [ -s "$OUT/complex_prior_tune.jsonl" ]; then
+  python3 benchmarks/complex_prior.py --table "$OUT/complex_prior_tune.jsonl" > "$OUT/complex_prior_tune.md" 2>&1
+fi
+# 3. the candidate's weights as fp16, in parts the device tool can return
+python3 - "$RUN/bundle/model.safetensors" "$OUT/model.fp16.safetensors" <<'PY'
+import sys
+from safetensors.torch import load_file, save_file
+t = load_file(sys.argv[1])
+save_file({k: (v.half() if v.is_floating_point() else v) for k, v in t.items()}, sys.argv[2])
+PY
+split -b 15m -d "$OUT/model.fp16.safetensors" "$OUT/model.fp16.safetensors.part-" && rm "$OUT/model.fp16.safetensors"
+ls -la "$OUT"
