@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from corpus import head_mask, load_split, masked_psnr
-from suite import CONDITIONS, cond_name
+from suite import CONDITIONS, TUNE_MORE, cond_name
 
 from mrdiff_cli.ops.fft import fft2c
 from mrdiff_cli.ops.masks import make_mask
@@ -200,6 +200,7 @@ def main() -> None:
     ap.add_argument("--folds", default="0/10,2/10,0/20", help="pilot folds STREAM/STEPS of new rows")
     ap.add_argument("--opts", default="", help="ReconOptions overrides for every run, e.g. phase_cs_lambda=1e-3")
     ap.add_argument("--add-fold", default=None, help="STREAM/STEPS: add that pilot fold to every row of --out")
+    ap.add_argument("--more", action="store_true", help="tune split: the extra conditions (suite.TUNE_MORE) instead")
     a = ap.parse_args()
     if a.rules:
         rules(Path(a.rules))
@@ -224,7 +225,7 @@ def main() -> None:
         out.write_text("".join(json.dumps(r) + "\n" for r in rows))
         return
     done = {(r["condition"], r["volume"]) for r in map(json.loads, out.read_text().splitlines())} if out.exists() else set()
-    conds = CONDITIONS[a.split]
+    conds = TUNE_MORE if a.more and a.split == "tune" else CONDITIONS[a.split]
     for i in [int(c) for c in a.conditions.split(",")] if a.conditions else range(len(conds)):
         cond = conds[i]
         for vol, ref in load_split(a.split, cond[1], 256.0 / cond[1], 1).items():

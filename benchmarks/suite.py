@@ -66,6 +66,18 @@ CONDITIONS = {
         (A("loops", 12, "random", 1.0, 16, snr_db=35), 320, "poisson", 8),
     ],
 }
+# more tune rows (tune families only: ring/wires coils, poly/random phase), weighted towards what the pilot
+# misses — equispaced masks (few hidden lines) and low SNR — for the pilot study (benchmarks/pilot_study.py --more)
+TUNE_MORE = [
+    (A("ring", 8, "poly", snr_db=30), 128, "equispaced", 3.3),
+    (A("wires", 8, "poly", snr_db=25), 128, "equispaced", 3.3),
+    (A("ring", 12, "random", 1.0, 5, snr_db=30), 128, "equispaced", 4),
+    (A("wires", 12, "random", 0.5, 12, snr_db=40), 128, "equispaced", 2.5),
+    (A("ring", 4, "random", 1.0, 8, snr_db=30), 128, "equispaced", 3),
+    (A("ring", 8, "random", 1.5, 4, snr_db=30), 128, "poisson", 6),
+    (A("wires", 8, "poly", snr_db=45), 128, "gaussian1d", 6),
+    (A("wires", 16, "poly", snr_db=35), 128, "poisson", 10),
+]
 FIXED = (1, 2, 3, 5, 7, 10)
 ORACLE = (1, 2, 3, 5, 7)  # the best-fixed-count set; the report runs only these
 LAMBDA_GRID = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
