@@ -15,18 +15,12 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-gpu_out}
-mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1
-if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-    && export PYTHONPATH=/tmp/site:${PYTHONPATH:-}
-fi
-export PYTHONPATH=$PWD:${PYTHONPATH:-}
+# shellcheck source=benchmarks/gpu_common.sh
+source benchmarks/gpu_common.sh
+gpu_setup
 export MRDIFF_CORPUS=${MRDIFF_CORPUS:-$PWD/data/corpus}
 RUN=${RUN:-runs/complex_gpu}
 DEVICE=${DEVICE:-cuda}
-(nvidia-smi || true) > "$OUT/machine.txt" 2>&1
-python3 -c "import torch, platform; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), platform.processor())" >> "$OUT/machine.txt" 2>&1
 # 1. fine-tune (2 mm whole slices, the default's data and augmentation plus random phase)
 timeout "${TRAIN_S:-330}" python3 -m mrdiff_cli.cli.main train score "$MRDIFF_CORPUS/train" --val "$MRDIFF_CORPUS/tune" \
   --out "$RUN" --complex --init-from mrdiff_cli/weights/score-brain-128 --base-channels 32 \
@@ -46,11 +40,5 @@ if [ -s "$OUT/complex_prior_tune.jsonl" ]; then
   python3 benchmarks/complex_prior.py --table "$OUT/complex_prior_tune.jsonl" > "$OUT/complex_prior_tune.md" 2>&1
 fi
 # 3. the candidate's weights as fp16, in parts the device tool can return
-python3 - "$RUN/bundle/model.safetensors" "$OUT/model.fp16.safetensors" <<'PY'
-import sys
-from safetensors.torch import load_file, save_file
-t = load_file(sys.argv[1])
-save_file({k: (v.half() if v.is_floating_point() else v) for k, v in t.items()}, sys.argv[2])
-PY
-split -b 15m -d "$OUT/model.fp16.safetensors" "$OUT/model.fp16.safetensors.part-" && rm "$OUT/model.fp16.safetensors"
+gpu_return_fp16 "$RUN/bundle"
 ls -la "$OUT"

@@ -13,18 +13,12 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-gpu_out}
-mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1
-if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-    && export PYTHONPATH=/tmp/site:${PYTHONPATH:-}
-fi
-export PYTHONPATH=$PWD:${PYTHONPATH:-}
+# shellcheck source=benchmarks/gpu_common.sh
+source benchmarks/gpu_common.sh
+gpu_setup
 export MRDIFF="python3 -m mrdiff_cli.cli.main"
 export MRDIFF_CORPUS=$PWD/data/corpus
 RUN=${RUN:-runs/prior_gpu}
-(nvidia-smi || true) > "$OUT/machine.txt" 2>&1
-python3 -c "import torch, platform; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), platform.processor())" >> "$OUT/machine.txt" 2>&1
 # 1. training, cut at TRAIN_S seconds (the bundle of the last checkpoint stays)
 timeout "${TRAIN_S:-360}" env CORPUS=data/corpus STEPS="${STEPS:-3000}" benchmarks/train_gpu.sh "$RUN" > "$OUT/train.jsonl" 2> "$OUT/train.err"
 echo "training exit $? (124 = cut at TRAIN_S)" >> "$OUT/machine.txt"
@@ -41,11 +35,5 @@ for M in candidate bundled; do
     --per-volume "${PER_VOLUME:-3}" --json "$OUT/tune_$M.json" > "$OUT/tune_$M.md" 2>&1
 done
 # 3. the candidate's weights as fp16, in parts the device tool can return
-python3 - "$RUN/bundle/model.safetensors" "$OUT/model.fp16.safetensors" <<'PY'
-import sys
-from safetensors.torch import load_file, save_file
-t = load_file(sys.argv[1])
-save_file({k: (v.half() if v.is_floating_point() else v) for k, v in t.items()}, sys.argv[2])
-PY
-split -b 15m -d "$OUT/model.fp16.safetensors" "$OUT/model.fp16.safetensors.part-" && rm "$OUT/model.fp16.safetensors"
+gpu_return_fp16 "$RUN/bundle"
 ls -la "$OUT"
