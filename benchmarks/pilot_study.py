@@ -149,8 +149,8 @@ def se_rule(p: dict, z: float, prefer: str) -> str:
     return max(ok, key=order)
 
 
-def rules(path: Path) -> None:
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+def rules(paths: list[Path]) -> None:
+    rows = [json.loads(line) for path in paths for line in path.read_text().splitlines() if line.strip()]
     cands = {
         "release (fold 0, 10 steps)": lambda r: current_rule(r["pilots"]["0/10"]),
         "joint argmin (fold 0)": lambda r: joint_rule(r["pilots"]["0/10"]),
@@ -170,7 +170,7 @@ def rules(path: Path) -> None:
                 averaged([r["pilots"]["0/10"], r["pilots"]["2/10"]]), z, pref)
     cands["fixed 7/0.05"] = lambda r: "7/0.05"
     cands["fixed 5/0.05"] = lambda r: "5/0.05"
-    print(f"{len(rows)} rows: {path}")
+    print(f"{len(rows)} rows: {', '.join(map(str, paths))}")
     print("| rule | worst Δ best fixed pair (dB) | mean Δ | rows within 0.3 dB |")
     print("|---|---|---|---|")
     for name, f in cands.items():
@@ -196,14 +196,14 @@ def main() -> None:
     ap.add_argument("--split", choices=["tune", "report"], default="tune")
     ap.add_argument("--conditions", default=None)
     ap.add_argument("--out", default=None)
-    ap.add_argument("--rules", default=None)
+    ap.add_argument("--rules", default=None, help="replay the selection rules on these results files (comma list)")
     ap.add_argument("--folds", default="0/10,2/10,0/20", help="pilot folds STREAM/STEPS of new rows")
     ap.add_argument("--opts", default="", help="ReconOptions overrides for every run, e.g. phase_cs_lambda=1e-3")
     ap.add_argument("--add-fold", default=None, help="STREAM/STEPS: add that pilot fold to every row of --out")
     ap.add_argument("--more", action="store_true", help="tune split: the extra conditions (suite.TUNE_MORE) instead")
     a = ap.parse_args()
     if a.rules:
-        rules(Path(a.rules))
+        rules([Path(p) for p in a.rules.split(",")])
         return
     torch.set_num_threads(1)
     prior, _ = load_prior(None, "score", offline=True)

@@ -139,3 +139,17 @@ def test_reconstructor_picks_complex_mode_and_refuses_the_others():
         Reconstructor(tiny_complex_prior(), ReconOptions(complex_mode="realimag"))
     with pytest.raises(UsageError):
         Reconstructor(tiny_prior(), ReconOptions(complex_mode="complex"))
+
+
+def test_cli_complex_mode_needs_a_complex_model(tiny_fastmri_file, tmp_path, cli_env):
+    from typer.testing import CliRunner
+
+    from mrdiff_cli.cli.main import app
+
+    out = tmp_path / "x.nii.gz"
+    res = CliRunner().invoke(app, ["reconstruct", str(tiny_fastmri_file), "--output", str(out), "--complex-mode",
+                                   "complex", "--steps", "2", "--mask", "poisson", "--accel", "4"])
+    assert res.exit_code == 2, res.output
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "complex-valued model" in lines[0], res.stderr
+    assert not out.exists()
