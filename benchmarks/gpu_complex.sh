@@ -10,7 +10,7 @@
 #      cat model.fp16.safetensors.part-* > model.safetensors).
 # Prepare first with benchmarks/gpu_prepare.sh (corpus + wheels), then
 #     run(command="bash benchmarks/gpu_complex.sh", carry=["data/corpus", ".whl"], timeout_s=600)
-# Environment: OUT (the device tool's $OUT, else ./gpu_out), TRAIN_S, EVAL_S, STEPS (4000), BATCH (128), LR (1e-4),
+# Environment: OUT (the device tool's $OUT, else ./gpu_out), TRAIN_S, EVAL_S, STEPS (4000), BATCH (128), LR (2e-4),
 # CONDITIONS, DEVICE (cuda), RUN (runs/complex_gpu). Tested on the CPU with tiny settings (tests/test_bench_gpu_complex.py).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +24,7 @@ DEVICE=${DEVICE:-cuda}
 # 1. fine-tune (2 mm whole slices, the default's data and augmentation plus random phase)
 timeout "${TRAIN_S:-330}" python3 -m mrdiff_cli.cli.main train score "$MRDIFF_CORPUS/train" --val "$MRDIFF_CORPUS/tune" \
   --out "$RUN" --complex --init-from mrdiff_cli/weights/score-brain-128 --base-channels 32 \
-  --steps "${STEPS:-4000}" --batch-size "${BATCH:-128}" --lr "${LR:-1e-4}" --warmup 100 --checkpoint-every 250 \
+  --steps "${STEPS:-4000}" --batch-size "${BATCH:-128}" --lr "${LR:-2e-4}" --warmup 100 --checkpoint-every 250 \
   --val-every 1000 --device "$DEVICE" --resume --no-sample-grid ${EXTRA:-} --json > "$OUT/train.jsonl" 2> "$OUT/train.err"
 echo "training exit $? (124 = cut at TRAIN_S)" >> "$OUT/machine.txt"
 if [ ! -f "$RUN/bundle/model.safetensors" ]; then
