@@ -36,7 +36,8 @@ PRIORS = (0.005, 0.05)
 FOLDS = ((0, 10), (2, 10), (0, 20))  # (hold-out stream, pilot steps)
 
 
-def group_errors(rec: Reconstructor, k, mask, stream: int, steps: int, variant: str = "") -> dict[str, list[float]] | None:
+def group_errors(rec: Reconstructor, k, mask, stream: int, steps: int, variant: str = "",
+                 priors: tuple[float, ...] = PRIORS) -> dict[str, list[float]] | None:
     """{"n/prior": per-group squared residual at the hidden samples, ..., "_y2": per-group |y|^2}. ``variant``:
     another hold-out scheme — "f0.3" hides 30 % instead of 15 %, "points" hides single samples of 1D masks too."""
     import mrdiff_cli.samplers.selftune as selftune
@@ -68,7 +69,7 @@ def group_errors(rec: Reconstructor, k, mask, stream: int, steps: int, variant: 
 
     out: dict[str, list[float]] = {"_y2": per_group((y[0] * hold).abs().square())}
     cache: dict = {}
-    for n, r in itertools.product(COUNTS, PRIORS):
+    for n, r in itertools.product(COUNTS, priors):
         gen = [sample_generator(rec.opts.seed, PILOT_SAMPLE, 0)]
         x = rec._holdout_run(y, fit, "sense", maps, gen, n, r, sig, cache)
         pred = hold * fft2c(maps * x.unsqueeze(-3))
@@ -105,6 +106,31 @@ def run_row(prior, vol, ref, cond, extra: dict | None = None, folds=FOLDS) -> di
     return row
 
 
+def add_prior(prior, split: str, out: Path, r: float) -> None:
+    """Every row of ``out`` (its split's conditions and suite.TUNE_MORE): the full runs at phase prior ``r`` for every
+    count, and the pilot errors at ``r`` on fold 0 at 10 steps (the same split and noise as the recorded ones)."""
+    refs = {}
+    for cond in CONDITIONS[split] + (TUNE_MORE if split == "tune" else []):
+        for vol, ref in load_split(split, cond[1], 256.0 / cond[1], 1).items():
+            refs[(cond_name(cond[0], *cond[1:]), vol)] = (ref, cond)
+    rows = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
+    for row in rows:
+        if f"3/{r}" in row["psnr"]:
+            continue
+        ref, cond = refs[(row["condition"], row["volume"])]
+        k, truth, mask = scan(ref, cond)
+        extra = row.get("options") or {}
+        for n in COUNTS:
+            img = Reconstructor(prior, ReconOptions(n_cg=n, phase_resid=r, seed=0, **extra)).reconstruct(k, mask, "sense").images
+            x = torch.as_tensor(np.asarray(img), dtype=torch.float32)
+            row["psnr"][f"{n}/{r}"] = round(float(np.mean(masked_psnr(x, truth, head_mask(truth)))), 3)
+        p = group_errors(Reconstructor(prior, ReconOptions(seed=0, **extra)), k, mask, 0, 10, priors=(r,))
+        if p is not None and row["pilots"].get("0/10") is not None:
+            row["pilots"]["0/10"].update({key: v for key, v in p.items() if not key.startswith("_")})
+        print(row["condition"], row["volume"], {n: row["psnr"][f"{n}/{r}"] for n in COUNTS}, flush=True)
+        out.write_text("".join(json.dumps(x) + "\n" for x in rows))  # after every row: a cut run keeps what it did
+
+
 # ------------------------------------------------------------------------------------------------ rules
 
 
@@ -112,9 +138,10 @@ def rel(p: dict, key: str) -> float:
     return float(np.sum(p[key]) / max(np.sum(p["_y2"]), 1e-30))
 
 
-def current_rule(p: dict) -> str:
-    """The release: the prior with the lower error at 3 CG, then the count with the least error at that prior."""
-    r = min(PRIORS, key=lambda r: rel(p, f"3/{r}"))
+def current_rule(p: dict, priors: tuple[float, ...] = PRIORS) -> str:
+    """The release: the prior with the lower error at 3 CG, then the count with the least error at that prior
+    (``priors``: the phase priors it may choose from)."""
+    r = min(priors, key=lambda r: rel(p, f"3/{r}"))
     n = min(COUNTS, key=lambda n: rel(p, f"{n}/{r}"))
     return f"{n}/{r}"
 
@@ -168,6 +195,9 @@ def rules(paths: list[Path]) -> None:
             cands[f"SE rule z={z} prefer {pref} (fold 0)"] = lambda r, z=z, pref=pref: se_rule(r["pilots"]["0/10"], z, pref)
             cands[f"SE rule z={z} prefer {pref} (2 folds)"] = lambda r, z=z, pref=pref: se_rule(
                 averaged([r["pilots"]["0/10"], r["pilots"]["2/10"]]), z, pref)
+    for ps in ((0.005, 0.02, 0.05), (0.005, 0.02)):  # rows with a third phase prior (--add-prior 0.02)
+        cands[f"release, priors {'/'.join(map(str, ps))}"] = (
+            lambda r, ps=ps: current_rule(r["pilots"]["0/10"], ps) if f"3/{ps[1]}" in r["pilots"]["0/10"] else None)
     cands["fixed 7/0.05"] = lambda r: "7/0.05"
     cands["fixed 5/0.05"] = lambda r: "5/0.05"
     print(f"{len(rows)} rows: {', '.join(map(str, paths))}")
@@ -201,6 +231,8 @@ def main() -> None:
     ap.add_argument("--opts", default="", help="ReconOptions overrides for every run, e.g. phase_cs_lambda=1e-3")
     ap.add_argument("--add-fold", default=None, help="STREAM/STEPS: add that pilot fold to every row of --out")
     ap.add_argument("--more", action="store_true", help="tune split: the extra conditions (suite.TUNE_MORE) instead")
+    ap.add_argument("--add-prior", type=float, default=None,
+                    help="add this phase prior to every row of --out: its full runs and its fold-0 10-step pilot errors")
     a = ap.parse_args()
     if a.rules:
         rules([Path(p) for p in a.rules.split(",")])
@@ -208,6 +240,9 @@ def main() -> None:
     torch.set_num_threads(1)
     prior, _ = load_prior(None, "score", offline=True)
     out = Path(a.out or f"benchmarks/results/pilot_study_{a.split}.jsonl")
+    if a.add_prior is not None:
+        add_prior(prior, a.split, out, a.add_prior)
+        return
     if a.add_fold:
         stream, steps = (int(v) for v in a.add_fold.split("/")[:2])
         variant = a.add_fold.split("/")[2] if a.add_fold.count("/") == 2 else ""
