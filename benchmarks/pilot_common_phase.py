@@ -94,7 +94,7 @@ def rules(path: Path, psnr_paths: list[Path]) -> None:
         d = []
         for r in rows:
             p = psnr[(r["condition"], r["volume"])]
-            d.append(p[f(r["pilot"])] - max(p.values()))
+            d.append(p[f(r["pilot"])] - max(v for k, v in p.items() if float(k.split("/")[1]) in PRIORS))
         d = np.asarray(d)
         print(f"| {name} | {d.min():+.2f} | {d.mean():+.2f} | {int((d >= -0.3).sum())}/{len(d)} |")
 

@@ -176,7 +176,9 @@ def se_rule(p: dict, z: float, prefer: str) -> str:
     return max(ok, key=order)
 
 
-def rules(paths: list[Path]) -> None:
+def rules(paths: list[Path], oracle_priors: tuple[float, ...] = PRIORS) -> None:
+    """Replay the selection rules; each against the best fixed (count, prior) pair over ``oracle_priors`` (the
+    release's two by default, so rows that also carry --add-prior runs give the same tables as before)."""
     rows = [json.loads(line) for path in paths for line in path.read_text().splitlines() if line.strip()]
     cands = {
         "release (fold 0, 10 steps)": lambda r: current_rule(r["pilots"]["0/10"]),
@@ -208,7 +210,7 @@ def rules(paths: list[Path]) -> None:
         for r in rows:
             if any(v is None for v in r["pilots"].values()):
                 continue
-            best = max(r["psnr"].values())
+            best = max(v for k, v in r["psnr"].items() if float(k.split("/")[1]) in oracle_priors)
             try:
                 pick = f(r)
             except KeyError:  # a fold this file did not record
@@ -231,11 +233,13 @@ def main() -> None:
     ap.add_argument("--opts", default="", help="ReconOptions overrides for every run, e.g. phase_cs_lambda=1e-3")
     ap.add_argument("--add-fold", default=None, help="STREAM/STEPS: add that pilot fold to every row of --out")
     ap.add_argument("--more", action="store_true", help="tune split: the extra conditions (suite.TUNE_MORE) instead")
+    ap.add_argument("--oracle-priors", default=",".join(map(str, PRIORS)),
+                    help="with --rules: the phase priors of the best fixed pair (add 0.02 where rows carry it)")
     ap.add_argument("--add-prior", type=float, default=None,
                     help="add this phase prior to every row of --out: its full runs and its fold-0 10-step pilot errors")
     a = ap.parse_args()
     if a.rules:
-        rules([Path(p) for p in a.rules.split(",")])
+        rules([Path(p) for p in a.rules.split(",")], tuple(float(v) for v in a.oracle_priors.split(",")))
         return
     torch.set_num_threads(1)
     prior, _ = load_prior(None, "score", offline=True)
