@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Complex-valued prior in one GPU call (sized for one 10-minute device call on one large GPU):
 #   1. fine-tune the bundled magnitude prior (32 channels, 2 mm, 128²) into a complex prior (real and imaginary
-#      channels, random-phase augmentation: `mrdiff train score --complex`) for TRAIN_S seconds (default 330; it
+#      channels, random-phase augmentation: `mrdiff train score --complex`) for TRAIN_S seconds (default 300; it
 #      checkpoints and writes RUN/bundle every 250 steps, so a cut run still has one);
 #   2. compare it with the bundled magnitude prior on the TUNE suite for EVAL_S seconds (default 180;
 #      benchmarks/complex_prior.py writes one JSON line per row, so a cut run keeps its rows): the random-phase
@@ -22,7 +22,7 @@ export MRDIFF_CORPUS=${MRDIFF_CORPUS:-$PWD/data/corpus}
 RUN=${RUN:-runs/complex_gpu}
 DEVICE=${DEVICE:-cuda}
 # 1. fine-tune (2 mm whole slices, the default's data and augmentation plus random phase)
-timeout "${TRAIN_S:-330}" python3 -m mrdiff_cli.cli.main train score "$MRDIFF_CORPUS/train" --val "$MRDIFF_CORPUS/tune" \
+timeout "${TRAIN_S:-300}" python3 -m mrdiff_cli.cli.main train score "$MRDIFF_CORPUS/train" --val "$MRDIFF_CORPUS/tune" \
   --out "$RUN" --complex --init-from mrdiff_cli/weights/score-brain-128 --base-channels 32 \
   --steps "${STEPS:-4000}" --batch-size "${BATCH:-128}" --lr "${LR:-2e-4}" --warmup 100 --checkpoint-every 250 \
   --val-every 1000 --device "$DEVICE" --resume --no-sample-grid ${EXTRA:-} --json > "$OUT/train.jsonl" 2> "$OUT/train.err"

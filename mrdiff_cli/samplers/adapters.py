@@ -102,7 +102,7 @@ def make_denoiser(
             return lambda x, sigma: joint(torch.complex(x.real, torch.zeros_like(x.real)), sigma).real.to(torch.complex64)
         return joint
     if mode == "complex":
-        raise ValueError("complex mode 'complex' needs a complex-valued prior (mrdiff train score --complex)")
+        raise ValueError("complex mode 'complex' needs a complex-valued prior (two channels)")
 
     def real(x: torch.Tensor, sigma: float) -> torch.Tensor:
         return batched_real_denoise(prior, x.real, sigma, batch_size, autocast).to(torch.complex64)

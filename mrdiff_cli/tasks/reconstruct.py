@@ -701,10 +701,10 @@ def _complex_mode_for(prior, opts: ReconOptions) -> ReconOptions:
         return opts
     if is_complex_prior(prior):
         if opts.complex_mode == ComplexMode.realimag:
-            raise UsageError("--complex-mode realimag needs a magnitude prior; this model is complex-valued")
+            raise UsageError("'realimag' needs a magnitude prior; this model is complex-valued", option="complex_mode")
         return replace(opts, complex_mode=ComplexMode.complex) if opts.complex_mode != ComplexMode.complex else opts
     if opts.complex_mode == ComplexMode.complex:
-        raise UsageError("--complex-mode complex needs a complex-valued model (mrdiff train score --complex)")
+        raise UsageError("'complex' needs a complex-valued model (trained with `complex`)", option="complex_mode")
     return opts
 
 
