@@ -78,6 +78,7 @@ def _make_command(task: str) -> Callable[..., None]:
         attn_resolutions: Annotated[str, typer.Option(help="Feature-map sizes with self-attention, comma separated ('' = none).", rich_help_panel=MODEL)] = "16",
         init_from: Annotated[str | None, typer.Option(help="Start from the weights of this bundle (folder, bundled:NAME or Hub repo); tensors with matching names and shapes are copied (a magnitude prior's one-channel layers seed the real channel of a --complex prior).", show_default=False, rich_help_panel=MODEL)] = None,
         complex_: Annotated[bool, typer.Option("--complex", help="Score training: a complex-valued prior (real and imaginary channels) trained on the slices with random phase (global, polynomial, random fields); reconstruct and uncertainty then need no phase estimate.", rich_help_panel=MODEL)] = False,
+        complex_demod: Annotated[float, typer.Option(help="With --complex: the network sees each image demodulated by the phase of its low-resolution copy (the central FRAC x matrix of k-space, e.g. 0.1875 = 24 of 128 pixels) and models the residual phase only; reconstruction demodulates by the scan's low-resolution phase the same way. 0 = the raw complex image.", rich_help_panel=MODEL)] = 0.0,
         offline: OfflineOpt = False,
         freeze_net: Annotated[bool, typer.Option("--freeze-net", help="Keep the --init-from network fixed and train only the noise schedule gamma.", rich_help_panel=VDM)] = False,
         vdm_timesteps: Annotated[int, typer.Option(help="VLB diffusion loss: 0 = continuous time, T > 0 = the discrete T-step loss.", rich_help_panel=VDM)] = 0,
@@ -96,7 +97,8 @@ def _make_command(task: str) -> Callable[..., None]:
             val_fraction=val_fraction, matrix=matrix, voxel=voxel, axes=axes, voxels=voxels, elastic=elastic,
             aniso_scale=aniso_scale, p_mean=p_mean, p_std=p_std, base_channels=base_channels,
             channel_mults=channel_mults, res_blocks=res_blocks, attn_resolutions=attn_resolutions,
-            init_from=init_from, offline=offline, freeze_net=freeze_net, complex=complex_, vdm_timesteps=vdm_timesteps,
+            init_from=init_from, offline=offline, freeze_net=freeze_net, complex=complex_, complex_demod=complex_demod,
+            vdm_timesteps=vdm_timesteps,
             gamma_min=gamma_min, gamma_max=gamma_max, bf16=bf16, device=device, sample_grid=sample_grid,
             overwrite=overwrite, quiet=quiet, json_out=json_out,
         )
@@ -157,6 +159,10 @@ def _check_options(task: str, kw: dict[str, Any]) -> tuple[list[int], list[int]]
         raise UsageError("use either --val or --val-fraction, not both")
     if task != "score" and kw["complex"]:
         raise UsageError("--complex: only for 'mrdiff train score' (super-resolution works on magnitudes)")
+    if kw["complex_demod"] and not kw["complex"]:
+        raise UsageError("--complex-demod needs --complex")
+    if not 0.0 <= kw["complex_demod"] <= 1.0:
+        raise UsageError(f"--complex-demod must be in [0, 1] (a fraction of the matrix; got {kw['complex_demod']:g})")
     if task == "score":
         vdm_only = {"freeze_net": False, "vdm_timesteps": 0, "gamma_min": -13.3, "gamma_max": 5.0}
         used = [f"--{k.replace('_', '-')}" for k, v in vdm_only.items() if kw[k] != v]
@@ -225,7 +231,7 @@ def _split_data(kw: dict[str, Any], quiet: bool) -> tuple[list[Path], list[Path]
 # options passed to TrainConfig unchanged (same name, same value)
 _SAME_FIELDS = ("steps", "batch_size", "lr", "warmup", "ema_decay", "seed", "matrix", "voxel", "checkpoint_every",
                 "val_every", "base_channels", "sample_grid", "freeze_net", "vdm_timesteps", "gamma_min", "gamma_max",
-                "voxels", "elastic", "aniso_scale", "p_mean", "p_std", "complex")
+                "voxels", "elastic", "aniso_scale", "p_mean", "p_std", "complex", "complex_demod")
 
 
 def _train_config(task: str, kw: dict[str, Any], mults: list[int], attn: list[int], quiet: bool) -> Any:

@@ -25,6 +25,9 @@ class UNetConfig:
     fourier_features: bool = False  # VDM: extra input channels sin/cos(2^n pi x)
     fourier_n: list[int] = field(default_factory=lambda: [6, 7, 8])
     resolution: int = 128
+    # complex prior (in_channels 2) only: its input is demodulated by the phase of a low-resolution copy, the
+    # central demod_frac x matrix of k-space (0: none; the denoiser then sees the residual phase only)
+    demod_frac: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -54,6 +54,13 @@ def prior_channels(prior: ScorePrior) -> int:
     return int(getattr(cfg, "in_channels", 1)) if cfg is not None and not getattr(cfg, "fourier_features", False) else 1
 
 
+def prior_demod_frac(prior: ScorePrior | None) -> float:
+    """A complex prior's input demodulation: the fraction of the matrix whose low-resolution phase is removed before
+    the network (``UNetConfig.demod_frac``; 0: it sees the raw complex image)."""
+    cfg = getattr(prior, "unet_cfg", None)
+    return float(getattr(cfg, "demod_frac", 0.0) or 0.0) if is_complex_prior(prior) else 0.0
+
+
 def is_complex_prior(prior: ScorePrior | None) -> bool:
     """Whether ``prior`` is a complex-valued (two-channel) score prior."""
     return prior is not None and prior_channels(prior) == 2
@@ -100,6 +107,9 @@ def make_denoiser(
             raise ValueError("complex mode 'realimag' needs a magnitude prior; this prior is complex-valued")
         if mode == "real":  # a real image: the complex prior sees it with zero imaginary part
             return lambda x, sigma: joint(torch.complex(x.real, torch.zeros_like(x.real)), sigma).real.to(torch.complex64)
+        if phase is not None:  # a demodulating complex prior (prior_demod_frac): it sees the residual phase only
+            rot = torch.exp(-1j * phase).to(torch.complex64)
+            return lambda x, sigma: joint(x * rot, sigma) * rot.conj()
         return joint
     if mode == "complex":
         raise ValueError("complex mode 'complex' needs a complex-valued prior (two channels)")

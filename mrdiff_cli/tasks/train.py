@@ -37,7 +37,15 @@ from .train_checkpoint import (
     read_checkpoint_meta,
     save_checkpoint,
 )
-from .train_data import AugmentConfig, PhaseAugment, TrainingSet, complexify, expand_inputs, extract_slices
+from .train_data import (
+    AugmentConfig,
+    PhaseAugment,
+    TrainingSet,
+    complexify,
+    demodulate_channels,
+    expand_inputs,
+    extract_slices,
+)
 
 Prior = EDMPrior | VDM  # the networks this module trains
 
@@ -87,6 +95,9 @@ class TrainConfig:
     # task "score" only: a complex-valued prior (two channels, real and imaginary) trained on the magnitude slices
     # with random phase (train_data.PhaseAugment); reconstruction then needs no phase estimate
     complex: bool = False
+    # with complex: the network sees the image demodulated by the phase of its low-resolution copy (this fraction
+    # of the matrix; 0 = the raw complex image), i.e. it models the residual phase only (UNetConfig.demod_frac)
+    complex_demod: float = 0.0
 
     def augment_config(self) -> AugmentConfig:
         return AugmentConfig(elastic=self.elastic, aniso_scale=self.aniso_scale)
@@ -117,6 +128,10 @@ def _dist_info() -> tuple[int, int, int]:
 def build_model_and_config(cfg: TrainConfig) -> tuple[Prior, dict[str, Any]]:
     if cfg.complex and cfg.task != "score":
         raise UsageError("is for task 'score' (a complex-valued score prior)", option="complex")
+    if cfg.complex_demod and not cfg.complex:
+        raise UsageError("needs `complex` (it demodulates a complex prior's input)", option="complex_demod")
+    if not 0.0 <= cfg.complex_demod <= 1.0:
+        raise UsageError(f"must be in [0, 1] (a fraction of the matrix; got {cfg.complex_demod:g})", option="complex_demod")
     ucfg = UNetConfig(
         in_channels=2 if cfg.complex else 1,
         out_channels=2 if cfg.complex else 1,
@@ -126,6 +141,7 @@ def build_model_and_config(cfg: TrainConfig) -> tuple[Prior, dict[str, Any]]:
         attn_resolutions=list(cfg.attn_resolutions),
         resolution=cfg.matrix,
         fourier_features=cfg.task == "vdm",
+        demod_frac=float(cfg.complex_demod) if cfg.complex else 0.0,
     )
     if cfg.task == "score":
         ecfg = EDMConfig(sigma_data=cfg.sigma_data, p_mean=cfg.p_mean, p_std=cfg.p_std)
@@ -355,6 +371,8 @@ def _setup_run(cfg: TrainConfig, world: int, rank: int, device: torch.device, re
     val = extract_slices(expand_inputs(cfg.val_inputs), cfg.matrix, cfg.voxel, "axial")[0] if cfg.val_inputs else None
     if val is not None and cfg.complex:  # the same random phase at every validation
         val = complexify(val, PhaseAugment(), torch.Generator().manual_seed(4321))
+        if cfg.complex_demod:
+            val = demodulate_channels(val, cfg.complex_demod)
     model, config = build_model_and_config(cfg)
     init_info = _init_from_bundle(model, cfg.init_from) if cfg.init_from else None
     model.to(device)
@@ -379,6 +397,8 @@ def _train_step(run: _Run, aug: AugmentConfig) -> tuple[float, float]:
     x0 = run.data.batch(cfg.batch_size, cfg.matrix, aug, run.g)
     if cfg.complex:
         x0 = complexify(x0, PhaseAugment(), run.g)
+        if cfg.complex_demod:
+            x0 = demodulate_channels(x0, cfg.complex_demod)
     x0 = x0.to(run.device)
     lr = cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup))
     for pg in opt.param_groups:

@@ -16,7 +16,7 @@ from ..errors import UsageError
 from ..io.atomic import atomic_write_bytes
 
 # TrainConfig fields that fix the network's tensors: a checkpoint only resumes under the same values
-ARCH_FIELDS = ("task", "matrix", "base_channels", "channel_mults", "num_res_blocks", "attn_resolutions", "complex")
+ARCH_FIELDS = ("task", "matrix", "base_channels", "channel_mults", "num_res_blocks", "attn_resolutions", "complex", "complex_demod")
 
 
 def checkpoint_path(out: str | Path) -> Path:

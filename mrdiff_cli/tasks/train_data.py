@@ -340,6 +340,18 @@ def to_complex_channels(mag: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
     return torch.cat([mag * torch.cos(phase), mag * torch.sin(phase)], dim=1)
 
 
+def demodulate_channels(x: torch.Tensor, frac: float, phase: torch.Tensor | None = None) -> torch.Tensor:
+    """Two-channel complex images (B, 2, H, W) times exp(-i phi): phi = ``phase`` (B, H, W) when given, else the phase of
+    their low-resolution copy (the central ``frac`` x min(H, W) of k-space, Hann-windowed)."""
+    from ..samplers.adapters import lowres_phase
+
+    z = torch.complex(x[:, 0].float(), x[:, 1].float())
+    if phase is None:
+        phase = lowres_phase(z, max(1, int(round(frac * min(z.shape[-2:])))))
+    d = z * torch.exp(-1j * phase)
+    return torch.stack([d.real, d.imag], dim=1).to(x.dtype)
+
+
 def complexify(mag: torch.Tensor, cfg: PhaseAugment, g: torch.Generator) -> torch.Tensor:
     """A batch of magnitude slices (B, 1, H, W) as complex two-channel images with random phase."""
     b, _, h, w = mag.shape
