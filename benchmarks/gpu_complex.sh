@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Complex-valued prior in one GPU call (sized for one 10-minute device call on one large GPU):
 #   1. fine-tune the bundled magnitude prior (32 channels, 2 mm, 128²) into a complex prior (real and imaginary
-#      channels, random-phase augmentation: `mrdiff train score --complex`) for TRAIN_S seconds (default 300; it
+#      channels, random-phase augmentation, input demodulated by its 24-of-128-pixel low-resolution phase:
+#      `mrdiff train score --complex --complex-demod 0.1875`) for TRAIN_S seconds (default 300; it
 #      checkpoints and writes RUN/bundle every 250 steps, so a cut run still has one);
 #   2. compare it with the bundled magnitude prior on the TUNE suite for EVAL_S seconds (default 180;
 #      benchmarks/complex_prior.py writes one JSON line per row, so a cut run keeps its rows): the random-phase
@@ -11,7 +12,7 @@
 # Prepare first with benchmarks/gpu_prepare.sh (corpus + wheels), then
 #     run(command="bash benchmarks/gpu_complex.sh", carry=["data/corpus", ".whl"], timeout_s=600)
 # Environment: OUT (the device tool's $OUT, else ./gpu_out), TRAIN_S, EVAL_S, STEPS (4000), BATCH (128), LR (2e-4),
-# CONDITIONS, DEVICE (cuda), RUN (runs/complex_gpu). Tested on the CPU with tiny settings (tests/test_bench_gpu_complex.py).
+# CONDITIONS, DEVICE (cuda), RUN (runs/complex_gpu), DEMOD (0.1875; 0 = the raw complex image). Tested on the CPU with tiny settings (tests/test_bench_gpu_complex.py).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-gpu_out}
@@ -23,7 +24,7 @@ RUN=${RUN:-runs/complex_gpu}
 DEVICE=${DEVICE:-cuda}
 # 1. fine-tune (2 mm whole slices, the default's data and augmentation plus random phase)
 timeout "${TRAIN_S:-300}" python3 -m mrdiff_cli.cli.main train score "$MRDIFF_CORPUS/train" --val "$MRDIFF_CORPUS/tune" \
-  --out "$RUN" --complex --init-from mrdiff_cli/weights/score-brain-128 --base-channels 32 \
+  --out "$RUN" --complex --complex-demod "${DEMOD:-0.1875}" --init-from mrdiff_cli/weights/score-brain-128 --base-channels 32 \
   --steps "${STEPS:-4000}" --batch-size "${BATCH:-128}" --lr "${LR:-2e-4}" --warmup 100 --checkpoint-every 250 \
   --val-every 1000 --device "$DEVICE" --resume --no-sample-grid ${EXTRA:-} --json > "$OUT/train.jsonl" 2> "$OUT/train.err"
 echo "training exit $? (124 = cut at TRAIN_S)" >> "$OUT/machine.txt"

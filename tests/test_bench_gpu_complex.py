@@ -29,6 +29,7 @@ def test_gpu_complex_script_runs_tiny_on_cpu(tmp_path, corpus):  # noqa: F811
     assert events[0]["init_from"]["copied"] > 0  # seeded from the bundled magnitude prior
     cfg = json.loads((out / "candidate_config.json").read_text())
     assert cfg["image"] == "complex" and cfg["architecture"]["unet"]["in_channels"] == 2
+    assert cfg["architecture"]["unet"]["demod_frac"] == 0.1875
     parts = sorted(out.glob("model.fp16.safetensors.part-*"))
     assert parts
     whole = tmp_path / "model.safetensors"
