@@ -18,10 +18,9 @@ import itertools
 import json
 from pathlib import Path
 
-import numpy as np
 import torch
 from corpus import load_split
-from pilot_study import COUNTS, PRIORS, scan
+from pilot_study import COUNTS, PRIORS, RULE_HEADER, best_fixed, full_runs, rule_row, scan
 from suite import CONDITIONS, TUNE_MORE, cond_name
 
 from mrdiff_cli.ops.fft import fft2c
@@ -79,24 +78,14 @@ RULES = {
 
 
 def rules(path: Path, psnr_paths: list[Path]) -> None:
-    psnr = {}
-    for pp in psnr_paths:
-        for line in pp.read_text().splitlines():
-            if line.strip():
-                r = json.loads(line)
-                psnr[(r["condition"], r["volume"])] = r["psnr"]
+    psnr = full_runs(psnr_paths)
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     rows = [r for r in rows if (r["condition"], r["volume"]) in psnr and r["pilot"] is not None]
     print(f"{len(rows)} rows")
-    print("| rule | worst Δ best fixed pair (dB) | mean Δ | rows within 0.3 dB |")
-    print("|---|---|---|---|")
+    print(RULE_HEADER)
     for name, f in RULES.items():
-        d = []
-        for r in rows:
-            p = psnr[(r["condition"], r["volume"])]
-            d.append(p[f(r["pilot"])] - max(v for k, v in p.items() if float(k.split("/")[1]) in PRIORS))
-        d = np.asarray(d)
-        print(f"| {name} | {d.min():+.2f} | {d.mean():+.2f} | {int((d >= -0.3).sum())}/{len(d)} |")
+        print(rule_row(name, [psnr[(r["condition"], r["volume"])][f(r["pilot"])] - best_fixed(psnr[(r["condition"], r["volume"])])
+                              for r in rows]))
 
 
 def main() -> None:

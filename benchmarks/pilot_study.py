@@ -134,6 +134,31 @@ def add_prior(prior, split: str, out: Path, r: float) -> None:
 # ------------------------------------------------------------------------------------------------ rules
 
 
+def full_runs(paths: list[Path]) -> dict[tuple[str, str], dict[str, float]]:
+    """(condition, volume) -> the recorded full runs' PSNR per "count/prior" in these results files."""
+    out = {}
+    for path in paths:
+        for line in path.read_text().splitlines():
+            if line.strip():
+                r = json.loads(line)
+                out[(r["condition"], r["volume"])] = r["psnr"]
+    return out
+
+
+def best_fixed(psnr: dict[str, float], priors: tuple[float, ...] = PRIORS) -> float:
+    """The best recorded full run over the pairs whose phase prior is in ``priors``."""
+    return max(v for k, v in psnr.items() if float(k.split("/")[1]) in priors)
+
+
+def rule_row(name: str, d: list[float]) -> str:
+    """A markdown row: a rule's worst and mean difference to the best fixed pair, and the rows within 0.3 dB."""
+    a = np.asarray(d)
+    return f"| {name} | {a.min():+.2f} | {a.mean():+.2f} | {int((a >= -0.3).sum())}/{len(a)} |"
+
+
+RULE_HEADER = "| rule | worst Δ best fixed pair (dB) | mean Δ | rows within 0.3 dB |\n|---|---|---|---|"
+
+
 def rel(p: dict, key: str) -> float:
     return float(np.sum(p[key]) / max(np.sum(p["_y2"]), 1e-30))
 
@@ -203,24 +228,21 @@ def rules(paths: list[Path], oracle_priors: tuple[float, ...] = PRIORS) -> None:
     cands["fixed 7/0.05"] = lambda r: "7/0.05"
     cands["fixed 5/0.05"] = lambda r: "5/0.05"
     print(f"{len(rows)} rows: {', '.join(map(str, paths))}")
-    print("| rule | worst Δ best fixed pair (dB) | mean Δ | rows within 0.3 dB |")
-    print("|---|---|---|---|")
+    print(RULE_HEADER)
     for name, f in cands.items():
         d = []
         for r in rows:
             if any(v is None for v in r["pilots"].values()):
                 continue
-            best = max(v for k, v in r["psnr"].items() if float(k.split("/")[1]) in oracle_priors)
+            best = best_fixed(r["psnr"], oracle_priors)
             try:
                 pick = f(r)
             except KeyError:  # a fold this file did not record
                 pick = None
             if pick is not None:
                 d.append(r["psnr"][pick] - best)
-        if not d:
-            continue
-        d = np.asarray(d)
-        print(f"| {name} | {d.min():+.2f} | {d.mean():+.2f} | {int((d >= -0.3).sum())}/{len(d)} |")
+        if d:
+            print(rule_row(name, d))
 
 
 def main() -> None:

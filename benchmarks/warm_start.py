@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from corpus import head_mask, load_split, masked_psnr
-from pilot_study import scan
+from pilot_study import full_runs, scan
 from suite import CONDITIONS, TUNE_MORE, cond_name
 
 import mrdiff_cli.samplers.posterior as posterior
@@ -44,18 +44,8 @@ def _init(self, y, m, maps, opts, phase_ref=None):
 posterior.SenseProblem.__init__ = _init  # type: ignore[method-assign]
 
 
-def best_priors(paths: list[Path]) -> dict:
-    out = {}
-    for p in paths:
-        for line in p.read_text().splitlines():
-            if line.strip():
-                r = json.loads(line)
-                out[(r["condition"], r["volume"])] = r["psnr"]
-    return out
-
-
 def table(path: Path, psnr_paths: list[Path]) -> None:
-    ref = best_priors(psnr_paths)
+    ref = full_runs(psnr_paths)
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     print("| variant | worst Δ default (best of 3/5/7 each) | mean Δ | rows better | mean s/slice |")
     print("|---|---|---|---|---|")
@@ -82,7 +72,7 @@ def main() -> None:
         return
     torch.set_num_threads(1)
     prior, _ = load_prior(None, "score", offline=True)
-    ref = best_priors(paths)
+    ref = full_runs(paths)
     conds = TUNE_MORE if a.more else [c for c in CONDITIONS["tune"] if c[1] == 128]
     for cond in conds:
         for vol, img in load_split("tune", cond[1], 256.0 / cond[1], 1).items():
