@@ -42,7 +42,6 @@ from .train_data import (
     PhaseAugment,
     TrainingSet,
     complexify,
-    demodulate_channels,
     expand_inputs,
     extract_slices,
 )
@@ -298,9 +297,9 @@ def _init_from_bundle(model: torch.nn.Module, bundle: str) -> dict[str, int]:
 
 def sample_grid_png(model: Prior, task: str, path: Path, n: int = 8, seed: int = 0, steps: int = 32) -> None:
     """Unconditional prior samples (a quick look at what the prior believes) → PNG grid."""
-    c = model.unet_cfg.in_channels  # 2: a complex prior (real, imaginary); the grid shows the magnitude
+    c = model.unet_cfg.in_channels  # 2: a complex prior (real, imaginary); its grid shows the magnitude
     x = unconditional_sample(model, (n, c, model.unet_cfg.resolution, model.unet_cfg.resolution), steps=steps, seed=seed)
-    save_grid(path, x.square().sum(dim=1).sqrt().cpu().numpy())
+    save_grid(path, (x[:, 0] if c == 1 else x.square().sum(dim=1).sqrt()).cpu().numpy())
 
 
 def _write_bundle(out: Path, ema, config: dict, cfg: TrainConfig, paths: list[Path], step: int, world: int, val: dict) -> None:
@@ -370,9 +369,7 @@ def _setup_run(cfg: TrainConfig, world: int, rank: int, device: torch.device, re
     data = TrainingSet.load(expand_inputs(cfg.inputs), cfg.matrix, cfg.voxel, cfg.axes, list(cfg.voxels))
     val = extract_slices(expand_inputs(cfg.val_inputs), cfg.matrix, cfg.voxel, "axial")[0] if cfg.val_inputs else None
     if val is not None and cfg.complex:  # the same random phase at every validation
-        val = complexify(val, PhaseAugment(), torch.Generator().manual_seed(4321))
-        if cfg.complex_demod:
-            val = demodulate_channels(val, cfg.complex_demod)
+        val = complexify(val, PhaseAugment(), torch.Generator().manual_seed(4321), cfg.complex_demod)
     model, config = build_model_and_config(cfg)
     init_info = _init_from_bundle(model, cfg.init_from) if cfg.init_from else None
     model.to(device)
@@ -396,9 +393,7 @@ def _train_step(run: _Run, aug: AugmentConfig) -> tuple[float, float]:
     cfg, step, opt = run.cfg, run.step, run.opt
     x0 = run.data.batch(cfg.batch_size, cfg.matrix, aug, run.g)
     if cfg.complex:
-        x0 = complexify(x0, PhaseAugment(), run.g)
-        if cfg.complex_demod:
-            x0 = demodulate_channels(x0, cfg.complex_demod)
+        x0 = complexify(x0, PhaseAugment(), run.g, cfg.complex_demod)
     x0 = x0.to(run.device)
     lr = cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup))
     for pg in opt.param_groups:

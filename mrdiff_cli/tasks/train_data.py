@@ -340,22 +340,23 @@ def to_complex_channels(mag: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
     return torch.cat([mag * torch.cos(phase), mag * torch.sin(phase)], dim=1)
 
 
-def demodulate_channels(x: torch.Tensor, frac: float, phase: torch.Tensor | None = None) -> torch.Tensor:
-    """Two-channel complex images (B, 2, H, W) times exp(-i phi): phi = ``phase`` (B, H, W) when given, else the phase of
-    their low-resolution copy (the central ``frac`` x min(H, W) of k-space, Hann-windowed)."""
+def demodulate_channels(x: torch.Tensor, frac: float) -> torch.Tensor:
+    """Two-channel complex images (B, 2, H, W) times exp(-i phi), phi the phase of their low-resolution copy (the
+    central ``frac`` x min(H, W) of k-space, Hann-windowed)."""
     from ..samplers.adapters import lowres_phase
 
     z = torch.complex(x[:, 0].float(), x[:, 1].float())
-    if phase is None:
-        phase = lowres_phase(z, max(1, int(round(frac * min(z.shape[-2:])))))
+    phase = lowres_phase(z, max(1, int(round(frac * min(z.shape[-2:])))))
     d = z * torch.exp(-1j * phase)
     return torch.stack([d.real, d.imag], dim=1).to(x.dtype)
 
 
-def complexify(mag: torch.Tensor, cfg: PhaseAugment, g: torch.Generator) -> torch.Tensor:
-    """A batch of magnitude slices (B, 1, H, W) as complex two-channel images with random phase."""
+def complexify(mag: torch.Tensor, cfg: PhaseAugment, g: torch.Generator, demod: float = 0.0) -> torch.Tensor:
+    """A batch of magnitude slices (B, 1, H, W) as complex two-channel images with random phase; ``demod`` > 0: then
+    demodulated by their own low-resolution phase (:func:`demodulate_channels`)."""
     b, _, h, w = mag.shape
-    return to_complex_channels(mag, random_phase_fields(b, h, w, cfg, g).to(mag.device))
+    z = to_complex_channels(mag, random_phase_fields(b, h, w, cfg, g).to(mag.device))
+    return demodulate_channels(z, demod) if demod else z
 
 
 @dataclass
