@@ -9,6 +9,7 @@ Per (condition, volume): PSNR in the head mask of
 Both priors run in the same process on the same device, same seeds.
 
     python benchmarks/complex_prior.py --split tune --model runs/complex/bundle --out OUT.jsonl [--device cuda]
+    python benchmarks/complex_prior.py --split tune --model RUN2/bundle --magnitude-from OUT.jsonl --out OUT2.jsonl
     python benchmarks/complex_prior.py --table OUT.jsonl
 """
 
@@ -37,12 +38,20 @@ def run(prior, k, mask, truth, **opts) -> tuple[float, float, Reconstructor]:
     return score(img, truth)["psnr"], time.time() - t, rec
 
 
-def run_row(mag, cplx, vol: str, ref: torch.Tensor, cond, device: str, lambdas: dict) -> dict:
+def run_row(mag, cplx, vol: str, ref: torch.Tensor, cond, device: str, lambdas: dict, old: dict | None = None) -> dict:
+    """``old``: this row from an earlier results file: its magnitude prior and CS entries are reused (the runs
+    are deterministic given the seed on the CPU), so only the complex prior runs."""
     acq, matrix, kind, R = cond
     k, truth, mask = scan(ref, cond)
     row: dict = {"condition": cond_name(acq, matrix, kind, R), "volume": vol, "device": device,
                  "magnitude": {"fixed": {}}, "complex": {"fixed": {}}}
+    if old is not None:
+        row["magnitude"] = old["magnitude"]
+        if "cs" in old:
+            row["cs"] = old["cs"]
     for name, prior in (("magnitude", mag), ("complex", cplx)):
+        if name == "magnitude" and old is not None:
+            continue
         p, s, rec = run(prior, k, mask, truth, device=device)
         row[name]["self"] = {"psnr": p, "s": round(s, 2), "cg_iters": rec.n_cg(),
                              "phase_resid": rec.phase_resid() if name == "magnitude" else None}
@@ -52,6 +61,8 @@ def run_row(mag, cplx, vol: str, ref: torch.Tensor, cond, device: str, lambdas: 
             row[name]["fixed"][key] = run(prior, k, mask, truth, device=device, n_cg=n,
                                           **({"phase_resid": r} if r is not None else {}))[0]
     lam = lambdas.get(kind)
+    if "cs" in row:
+        return row
     try:
         from baselines import cs_l1wavelet
     except ImportError:  # sigpy missing
@@ -102,6 +113,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cs-lambdas", default="benchmarks/results/cs_lambdas_report.json")
     ap.add_argument("--table", default=None, help="print the markdown table of a results file and exit")
+    ap.add_argument("--magnitude-from", default=None,
+                    help="an earlier results file (same split, same device): reuse its magnitude-prior and CS entries")
     a = ap.parse_args()
     if a.table:
         table(Path(a.table))
@@ -112,6 +125,9 @@ def main() -> None:
     lambdas = json.loads(Path(a.cs_lambdas).read_text()) if Path(a.cs_lambdas).exists() else {}
     out = Path(a.out or f"benchmarks/results/complex_prior_{a.split}.jsonl")
     done = {(r["condition"], r["volume"]) for r in map(json.loads, out.read_text().splitlines())} if out.exists() else set()
+    old = {}
+    if a.magnitude_from:
+        old = {(r["condition"], r["volume"]): r for r in map(json.loads, Path(a.magnitude_from).read_text().splitlines())}
     conds = CONDITIONS[a.split]
     idx = [int(c) for c in a.conditions.split(",")] if a.conditions else [i for i, c in enumerate(conds) if c[1] == 128]
     for i in idx:
@@ -119,7 +135,8 @@ def main() -> None:
         for vol, ref in load_split(a.split, cond[1], 256.0 / cond[1], 1).items():
             if (cond_name(cond[0], *cond[1:]), vol) in done:
                 continue
-            row = run_row(mag, cplx, vol, ref, cond, a.device, lambdas)
+            name = cond_name(cond[0], *cond[1:])
+            row = run_row(mag, cplx, vol, ref, cond, a.device, lambdas, old.get((name, vol)))
             with out.open("a") as fh:
                 fh.write(json.dumps(row) + "\n")
             print(row["condition"], vol, row["magnitude"]["self"], row["complex"]["self"], row.get("cs"), flush=True)
