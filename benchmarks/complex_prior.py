@@ -50,7 +50,7 @@ def run_row(mag, cplx, vol: str, ref: torch.Tensor, cond, device: str, lambdas: 
         if "cs" in old:
             row["cs"] = old["cs"]
     for name, prior in (("magnitude", mag), ("complex", cplx)):
-        if name == "magnitude" and old is not None:
+        if (name == "magnitude" and old is not None) or prior is None:
             continue
         p, s, rec = run(prior, k, mask, truth, device=device)
         row[name]["self"] = {"psnr": p, "s": round(s, 2), "cg_iters": rec.n_cg(),
@@ -113,6 +113,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cs-lambdas", default="benchmarks/results/cs_lambdas_report.json")
     ap.add_argument("--table", default=None, help="print the markdown table of a results file and exit")
+    ap.add_argument("--magnitude-only", action="store_true",
+                    help="run only the magnitude prior and CS (a file for a later --magnitude-from; no table)")
     ap.add_argument("--magnitude-from", default=None,
                     help="an earlier results file (same split, same device): reuse its magnitude-prior and CS entries")
     a = ap.parse_args()
@@ -121,7 +123,7 @@ def main() -> None:
         return
     torch.set_num_threads(a.threads)
     mag, _ = load_prior(None, "score", offline=True)
-    cplx, _ = load_prior(a.model, "score", offline=True)
+    cplx = None if a.magnitude_only else load_prior(a.model, "score", offline=True)[0]
     lambdas = json.loads(Path(a.cs_lambdas).read_text()) if Path(a.cs_lambdas).exists() else {}
     out = Path(a.out or f"benchmarks/results/complex_prior_{a.split}.jsonl")
     done = {(r["condition"], r["volume"]) for r in map(json.loads, out.read_text().splitlines())} if out.exists() else set()
@@ -139,7 +141,7 @@ def main() -> None:
             row = run_row(mag, cplx, vol, ref, cond, a.device, lambdas, old.get((name, vol)))
             with out.open("a") as fh:
                 fh.write(json.dumps(row) + "\n")
-            print(row["condition"], vol, row["magnitude"]["self"], row["complex"]["self"], row.get("cs"), flush=True)
+            print(row["condition"], vol, row["magnitude"]["self"], row["complex"].get("self"), row.get("cs"), flush=True)
 
 
 if __name__ == "__main__":
