@@ -60,9 +60,9 @@ def run_row(mag, cplx, vol: str, ref: torch.Tensor, cond, device: str, lambdas: 
             key = f"{n}/{r}" if r is not None else str(n)
             row[name]["fixed"][key] = run(prior, k, mask, truth, device=device, n_cg=n,
                                           **({"phase_resid": r} if r is not None else {}))[0]
-    lam = lambdas.get(kind)
-    if "cs" in row:
+    if "cs" in row:  # reused
         return row
+    lam = lambdas.get(kind)
     try:
         from baselines import cs_l1wavelet
     except ImportError:  # sigpy missing
@@ -135,9 +135,9 @@ def main() -> None:
     for i in idx:
         cond = conds[i]
         for vol, ref in load_split(a.split, cond[1], 256.0 / cond[1], 1).items():
-            if (cond_name(cond[0], *cond[1:]), vol) in done:
-                continue
             name = cond_name(cond[0], *cond[1:])
+            if (name, vol) in done:
+                continue
             row = run_row(mag, cplx, vol, ref, cond, a.device, lambdas, old.get((name, vol)))
             with out.open("a") as fh:
                 fh.write(json.dumps(row) + "\n")
