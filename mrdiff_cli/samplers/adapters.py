@@ -157,6 +157,12 @@ def lowres_phase(x: torch.Tensor, width: int = 24) -> torch.Tensor:
     return torch.angle(lowres_image(x, width))
 
 
+def demod_phase(x: torch.Tensor, frac: float) -> torch.Tensor:
+    """The phase a demodulating complex prior removes (:func:`prior_demod_frac`): :func:`lowres_phase` over the
+    central ``frac`` x min(H, W) of k-space (at least one pixel). Shared by training and reconstruction."""
+    return lowres_phase(x, max(1, int(round(frac * min(x.shape[-2:])))))
+
+
 class VDMLike(ScorePrior, Protocol):
     """What :class:`VDMDenoiser` needs of a model: ``denoise`` and the eps-prediction from log-SNR ``gamma``."""
 

@@ -221,14 +221,14 @@ class Reconstructor:
                   phase_width: int | None = None):
         """The complex-image denoiser for ``mode``; phase mode demodulates the low-resolution phase of ``phase_ref``
         (the problem's: the start, or its L1-wavelet reconstruction) over ``phase_width`` pixels (None: 24)."""
-        from ..samplers.adapters import lowres_phase, make_denoiser, prior_demod_frac
+        from ..samplers.adapters import demod_phase, lowres_phase, make_denoiser, prior_demod_frac
 
         cm = "real" if mode_spec(mode).real else self.opts.complex_mode
         phase = (lowres_phase(phase_ref, phase_width) if phase_width else lowres_phase(phase_ref)
                  ) if cm == ComplexMode.phase else None
         demod = prior_demod_frac(self.prior) if cm == ComplexMode.complex else 0.0
         if demod > 0:  # a complex prior trained on demodulated images: the start's low-resolution phase, same width
-            phase = lowres_phase(phase_ref, max(1, int(round(demod * min(phase_ref.shape[-2:])))))
+            phase = demod_phase(phase_ref, demod)
         refine = self.opts.phase_refine_sigma
         if refine is None:
             refine = 0.0 if phase_width else 0.05

@@ -343,11 +343,10 @@ def to_complex_channels(mag: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
 def demodulate_channels(x: torch.Tensor, frac: float) -> torch.Tensor:
     """Two-channel complex images (B, 2, H, W) times exp(-i phi), phi the phase of their low-resolution copy (the
     central ``frac`` x min(H, W) of k-space, Hann-windowed)."""
-    from ..samplers.adapters import lowres_phase
+    from ..samplers.adapters import demod_phase
 
     z = torch.complex(x[:, 0].float(), x[:, 1].float())
-    phase = lowres_phase(z, max(1, int(round(frac * min(z.shape[-2:])))))
-    d = z * torch.exp(-1j * phase)
+    d = z * torch.exp(-1j * demod_phase(z, frac))
     return torch.stack([d.real, d.imag], dim=1).to(x.dtype)
 
 
