@@ -22,11 +22,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from corpus import head_mask, load_split, masked_psnr
-from suite import CONDITIONS, TUNE_MORE, cond_name
+from suite import CONDITIONS, TUNE_LOW, TUNE_MORE, cond_name
 
 from mrdiff_cli.ops.fft import fft2c
 from mrdiff_cli.ops.masks import make_mask
 from mrdiff_cli.priors.loading import load_prior
+from mrdiff_cli.samplers.adapters import is_complex_prior
 from mrdiff_cli.samplers.noise import sample_generator
 from mrdiff_cli.tasks.acquisition import simulate_acquisition
 from mrdiff_cli.tasks.reconstruct import PILOT_SAMPLE, ReconOptions, Reconstructor
@@ -69,7 +70,11 @@ def group_errors(rec: Reconstructor, k, mask, stream: int, steps: int, variant: 
 
     out: dict[str, list[float]] = {"_y2": per_group((y[0] * hold).abs().square())}
     cache: dict = {}
+    cplx = is_complex_prior(rec.prior)
     for n, r in itertools.product(COUNTS, priors):
+        if cplx and r != priors[0]:  # a complex prior has no phase prior: one run per count, under every key
+            out[f"{n}/{r}"] = out[f"{n}/{priors[0]}"]
+            continue
         gen = [sample_generator(rec.opts.seed, PILOT_SAMPLE, 0)]
         x = rec._holdout_run(y, fit, "sense", maps, gen, n, r, sig, cache)
         pred = hold * fft2c(maps * x.unsqueeze(-3))
@@ -95,6 +100,9 @@ def run_row(prior, vol, ref, cond, extra: dict | None = None, folds=FOLDS) -> di
                  "options": extra}
     t = time.time()
     for n, r in itertools.product(COUNTS, PRIORS):
+        if is_complex_prior(prior) and r != PRIORS[0]:  # no phase prior: the same run under every key
+            row["psnr"][f"{n}/{r}"] = row["psnr"][f"{n}/{PRIORS[0]}"]
+            continue
         img = Reconstructor(prior, ReconOptions(n_cg=n, phase_resid=r, seed=0, **extra)).reconstruct(k, mask, "sense").images
         x = torch.as_tensor(np.asarray(img), dtype=torch.float32)
         row["psnr"][f"{n}/{r}"] = round(float(np.mean(masked_psnr(x, truth, head_mask(truth)))), 3)
@@ -201,6 +209,31 @@ def se_rule(p: dict, z: float, prefer: str) -> str:
     return max(ok, key=order)
 
 
+def paired_within(p: dict, a: str, b: str, z: float) -> bool:
+    """Is pair ``a``'s hold-out error within ``z`` paired standard errors of pair ``b``'s? (per-group differences:
+    their sum against z * sqrt(n) * their std)."""
+    d = (np.asarray(p[a]) - np.asarray(p[b])) / max(np.sum(p["_y2"]), 1e-30)
+    se = float(np.sqrt(len(d) * np.var(d, ddof=1))) if len(d) > 1 else 0.0
+    return float(d.sum()) <= z * se
+
+
+def se_count_rule(p: dict, z: float, walk: bool = True) -> str:
+    """The release's phase prior, then a one-standard-error rule for the count (Breiman's: the fewest iterations
+    whose error is within ``z`` paired standard errors of the least). ``walk``: step down from the argmin one
+    candidate at a time and stop at the first that is not within (never jumps past a clearly worse count);
+    otherwise the smallest count within."""
+    r = min(PRIORS, key=lambda r: rel(p, f"3/{r}"))
+    best = min(COUNTS, key=lambda n: rel(p, f"{n}/{r}"))
+    lower = [n for n in COUNTS if n < best][::-1]
+    pick = best
+    for n in lower:
+        if paired_within(p, f"{n}/{r}", f"{best}/{r}", z):
+            pick = n
+        elif walk:
+            break
+    return f"{pick}/{r}"
+
+
 def rules(paths: list[Path], oracle_priors: tuple[float, ...] = PRIORS) -> None:
     """Replay the selection rules; each against the best fixed (count, prior) pair over ``oracle_priors`` (the
     release's two by default, so rows that also carry --add-prior runs give the same tables as before)."""
@@ -225,6 +258,9 @@ def rules(paths: list[Path], oracle_priors: tuple[float, ...] = PRIORS) -> None:
     for ps in ((0.005, 0.02, 0.05), (0.005, 0.02)):  # rows with a third phase prior (--add-prior 0.02)
         cands[f"release, priors {'/'.join(map(str, ps))}"] = (
             lambda r, ps=ps: current_rule(r["pilots"]["0/10"], ps) if f"3/{ps[1]}" in r["pilots"]["0/10"] else None)
+    for z in (0.5, 1.0, 2.0):
+        cands[f"count 1-SE walk-down z={z} (fold 0)"] = lambda r, z=z: se_count_rule(r["pilots"]["0/10"], z)
+    cands["count 1-SE smallest within z=1.0 (fold 0)"] = lambda r: se_count_rule(r["pilots"]["0/10"], 1.0, walk=False)
     cands["fixed 7/0.05"] = lambda r: "7/0.05"
     cands["fixed 5/0.05"] = lambda r: "5/0.05"
     print(f"{len(rows)} rows: {', '.join(map(str, paths))}")
@@ -255,6 +291,9 @@ def main() -> None:
     ap.add_argument("--opts", default="", help="ReconOptions overrides for every run, e.g. phase_cs_lambda=1e-3")
     ap.add_argument("--add-fold", default=None, help="STREAM/STEPS: add that pilot fold to every row of --out")
     ap.add_argument("--more", action="store_true", help="tune split: the extra conditions (suite.TUNE_MORE) instead")
+    ap.add_argument("--low", action="store_true", help="tune split: the low-SNR conditions (suite.TUNE_LOW) instead")
+    ap.add_argument("--model", default=None,
+                    help="another prior (a complex-valued bundle: its counts only, no phase prior; default: the bundled one)")
     ap.add_argument("--oracle-priors", default=",".join(map(str, PRIORS)),
                     help="with --rules: the phase priors of the best fixed pair (add 0.02 where rows carry it)")
     ap.add_argument("--add-prior", type=float, default=None,
@@ -264,7 +303,7 @@ def main() -> None:
         rules([Path(p) for p in a.rules.split(",")], tuple(float(v) for v in a.oracle_priors.split(",")))
         return
     torch.set_num_threads(1)
-    prior, _ = load_prior(None, "score", offline=True)
+    prior, _ = load_prior(a.model, "score", offline=True)
     out = Path(a.out or f"benchmarks/results/pilot_study_{a.split}.jsonl")
     if a.add_prior is not None:
         add_prior(prior, a.split, out, a.add_prior)
@@ -286,7 +325,7 @@ def main() -> None:
         out.write_text("".join(json.dumps(r) + "\n" for r in rows))
         return
     done = {(r["condition"], r["volume"]) for r in map(json.loads, out.read_text().splitlines())} if out.exists() else set()
-    conds = TUNE_MORE if a.more and a.split == "tune" else CONDITIONS[a.split]
+    conds = (TUNE_MORE if a.more else TUNE_LOW if a.low else CONDITIONS[a.split]) if a.split == "tune" else CONDITIONS[a.split]
     for i in [int(c) for c in a.conditions.split(",")] if a.conditions else range(len(conds)):
         cond = conds[i]
         for vol, ref in load_split(a.split, cond[1], 256.0 / cond[1], 1).items():

@@ -78,6 +78,18 @@ TUNE_MORE = [
     (A("wires", 8, "poly", snr_db=45), 128, "gaussian1d", 6),
     (A("wires", 16, "poly", snr_db=35), 128, "poisson", 10),
 ]
+# low-SNR tune rows (tune families only), where the measured best count is 3 on most (it is 5-7 on every row
+# above): what the report's 25 dB row and the independent files showed and the tune suite did not have
+# (benchmarks/pilot_study.py --low; 2026-12-06)
+TUNE_LOW = [
+    (A("ring", 6, "poly", snr_db=20), 128, "poisson", 8),
+    (A("ring", 8, "poly", snr_db=20), 128, "equispaced", 3),
+    (A("ring", 12, "random", 0.5, 6, snr_db=18), 128, "poisson", 8),
+    (A("wires", 8, "random", 1.0, 8, snr_db=20), 128, "poisson", 6),
+    (A("wires", 8, "poly", snr_db=20), 128, "gaussian1d", 4),
+    (A("ring", 4, "poly", snr_db=22, distance=2.0), 128, "equispaced", 4),
+    (A("wires", 6, "random", 0.5, 12, snr_db=22), 128, "equispaced", 4),
+]
 FIXED = (1, 2, 3, 5, 7, 10)
 ORACLE = (1, 2, 3, 5, 7)  # the best-fixed-count set; the report runs only these
 LAMBDA_GRID = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
