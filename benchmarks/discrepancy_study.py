@@ -17,7 +17,7 @@ Rules are then replayed against the full runs recorded by pilot_study.py (magnit
     python benchmarks/discrepancy_study.py --split tune --out benchmarks/results/discrepancy_tune.jsonl
     python benchmarks/discrepancy_study.py --split tune --more --out benchmarks/results/discrepancy_tune_more.jsonl
     python benchmarks/discrepancy_study.py --split tune --model RUN/bundle --out benchmarks/results/discrepancy_tune_complex.jsonl
-    python benchmarks/discrepancy_study.py --rules benchmarks/results/discrepancy_tune.jsonl \\
+    python benchmarks/discrepancy_study.py --rules benchmarks/results/discrepancy_tune.jsonl,benchmarks/results/discrepancy_tune_more.jsonl \\
         --psnr benchmarks/results/pilot_study_tune.jsonl,benchmarks/results/pilot_study_tune_more.jsonl
 """
 
@@ -104,8 +104,8 @@ def capped_pick(row: dict, tau: float, sigma: str = "sigma_est") -> tuple[int, s
     return (min(within) if within else n), suffix
 
 
-def rules(path: Path, psnr_paths: list[Path], taus: list[float]) -> None:
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+def rules(paths: list[Path], psnr_paths: list[Path], taus: list[float]) -> None:
+    rows = [json.loads(line) for path in paths for line in path.read_text().splitlines() if line.strip()]
     full: dict = {}
     for p in psnr_paths:
         for line in p.read_text().splitlines():
@@ -150,12 +150,12 @@ def main() -> None:
     ap.add_argument("--more", action="store_true", help="tune split: the extra conditions (suite.TUNE_MORE) instead")
     ap.add_argument("--model", default=None, help="a complex-valued bundle (default: the bundled magnitude prior)")
     ap.add_argument("--out", default=None)
-    ap.add_argument("--rules", default=None, help="replay rules on this results file")
+    ap.add_argument("--rules", default=None, help="replay rules on these results files (comma list)")
     ap.add_argument("--psnr", default="", help="with --rules: the full-run files (pilot_study / complex_prior)")
     ap.add_argument("--taus", default="0.8,1,1.25")
     a = ap.parse_args()
     if a.rules:
-        rules(Path(a.rules), [Path(p) for p in a.psnr.split(",") if p], [float(t) for t in a.taus.split(",")])
+        rules([Path(p) for p in a.rules.split(",")], [Path(p) for p in a.psnr.split(",") if p], [float(t) for t in a.taus.split(",")])
         return
     torch.set_num_threads(1)
     prior, _ = load_prior(a.model, "score", offline=True)

@@ -14,6 +14,7 @@ decides.
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 import time
@@ -29,6 +30,7 @@ from mrdiff_cli.ops.masks import make_mask
 from mrdiff_cli.priors.loading import load_prior
 from mrdiff_cli.samplers.adapters import is_complex_prior
 from mrdiff_cli.samplers.noise import sample_generator
+from mrdiff_cli.samplers.selftune import split_holdout
 from mrdiff_cli.tasks.acquisition import simulate_acquisition
 from mrdiff_cli.tasks.reconstruct import PILOT_SAMPLE, ReconOptions, Reconstructor
 
@@ -40,18 +42,22 @@ FOLDS = ((0, 10), (2, 10), (0, 20))  # (hold-out stream, pilot steps)
 def group_errors(rec: Reconstructor, k, mask, stream: int, steps: int, variant: str = "",
                  priors: tuple[float, ...] = PRIORS) -> dict[str, list[float]] | None:
     """{"n/prior": per-group squared residual at the hidden samples, ..., "_y2": per-group |y|^2}. ``variant``:
-    another hold-out scheme — "f0.3" hides 30 % instead of 15 %, "points" hides single samples of 1D masks too."""
+    another hold-out scheme — "f0.3" hides 30 % instead of 15 %, "points" hides single samples of 1D masks too,
+    "lines0.25" whole lines where 15 % of them is fewer than 4 but 4 are at most 25 % (split_holdout's line_cap)."""
     import mrdiff_cli.samplers.selftune as selftune
+    import mrdiff_cli.tasks.reconstruct as recmod
 
-    lines_of = selftune._sampled_lines
+    lines_of, split_of = selftune._sampled_lines, recmod.split_holdout
     if variant == "points":
         selftune._sampled_lines = lambda m: None  # type: ignore[assignment]
+    if variant.startswith("lines"):  # "lines0.25": whole lines where min_hold of them is at most 25 % of the lines
+        recmod.split_holdout = functools.partial(split_of, line_cap=float(variant[5:]))  # type: ignore[assignment]
     if variant.startswith("f"):
         rec = Reconstructor(rec.prior, ReconOptions(seed=0, holdout_frac=float(variant[1:])))
     try:
         prepared = rec._holdout_data(k, mask, "sense", None, compressed=False, stream=stream)
     finally:
-        selftune._sampled_lines = lines_of
+        selftune._sampled_lines, recmod.split_holdout = lines_of, split_of
     if prepared is None:
         return None
     y, maps, split, fit, hold = prepared
@@ -258,6 +264,8 @@ def rules(paths: list[Path], oracle_priors: tuple[float, ...] = PRIORS) -> None:
     for ps in ((0.005, 0.02, 0.05), (0.005, 0.02)):  # rows with a third phase prior (--add-prior 0.02)
         cands[f"release, priors {'/'.join(map(str, ps))}"] = (
             lambda r, ps=ps: current_rule(r["pilots"]["0/10"], ps) if f"3/{ps[1]}" in r["pilots"]["0/10"] else None)
+    cands["release, whole lines (line_cap 0.25)"] = (
+        lambda r: current_rule(r["pilots"]["0/10/lines0.25"]) if "0/10/lines0.25" in r["pilots"] else None)
     for z in (0.5, 1.0, 2.0):
         cands[f"count 1-SE walk-down z={z} (fold 0)"] = lambda r, z=z: se_count_rule(r["pilots"]["0/10"], z)
     cands["count 1-SE smallest within z=1.0 (fold 0)"] = lambda r: se_count_rule(r["pilots"]["0/10"], 1.0, walk=False)
@@ -312,7 +320,7 @@ def main() -> None:
         stream, steps = (int(v) for v in a.add_fold.split("/")[:2])
         variant = a.add_fold.split("/")[2] if a.add_fold.count("/") == 2 else ""
         refs = {}
-        for cond in CONDITIONS[a.split]:
+        for cond in CONDITIONS[a.split] + (TUNE_MORE + TUNE_LOW if a.split == "tune" else []):
             for vol, ref in load_split(a.split, cond[1], 256.0 / cond[1], 1).items():
                 refs[(cond_name(cond[0], *cond[1:]), vol)] = (ref, cond)
         rows = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
@@ -320,6 +328,12 @@ def main() -> None:
         for row in rows:
             ref, cond = refs[(row["condition"], row["volume"])]
             k, _, mask = scan(ref, cond)
+            m = np.asarray(mask, dtype=np.float32)
+            if (variant.startswith("lines") and (stream, steps) == (0, 10) and "0/10" in row["pilots"]
+                    and split_holdout(m, 0.15, 0, line_cap=float(variant[5:])).kind
+                    == split_holdout(m, 0.15, 0).kind):  # the same split as the recorded fold: the same errors
+                row["pilots"][a.add_fold] = row["pilots"]["0/10"]
+                continue
             row["pilots"][a.add_fold] = group_errors(rec, k, mask, stream, steps, variant)
             print(row["condition"], row["volume"], flush=True)
         out.write_text("".join(json.dumps(r) + "\n" for r in rows))

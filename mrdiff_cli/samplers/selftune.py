@@ -68,9 +68,11 @@ def _sampled_lines(m: np.ndarray) -> int | None:
     return None
 
 
-def split_holdout(mask: np.ndarray, frac: float, seed: int, min_hold: int = 4, stream: int = 0) -> HoldoutSplit | None:
+def split_holdout(mask: np.ndarray, frac: float, seed: int, min_hold: int = 4, stream: int = 0,
+                  line_cap: float = 0.0) -> HoldoutSplit | None:
     """Hide ``frac`` of the measured samples outside the calibration centre (whole lines for a 1D mask with at
-    least ``min_hold`` lines to hide, else single samples).
+    least ``min_hold`` lines to hide, else single samples). ``line_cap`` > 0: where ``frac`` of the lines is fewer
+    than ``min_hold``, hide ``min_hold`` whole lines anyway if that is at most ``line_cap`` of them.
 
     Returns None when fewer than ``min_hold`` samples would be hidden (nothing to validate on: the caller falls
     back to a fixed count). Seeded: the same (mask, frac, seed, stream) gives the same split; another ``stream``
@@ -93,6 +95,8 @@ def split_holdout(mask: np.ndarray, frac: float, seed: int, min_hold: int = 4, s
         full = m.all(axis=1 - axis) & ~centre.any(axis=1 - axis)  # measured lines outside the centre
         cand = np.flatnonzero(full)
         n = int(round(frac * cand.size))
+        if n < min_hold <= line_cap * cand.size:
+            n = min_hold
         if n >= min_hold:
             pick = rng.choice(cand, size=n, replace=False)
             if axis == 1:
