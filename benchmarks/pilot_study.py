@@ -14,7 +14,6 @@ decides.
 from __future__ import annotations
 
 import argparse
-import functools
 import itertools
 import json
 import time
@@ -45,19 +44,18 @@ def group_errors(rec: Reconstructor, k, mask, stream: int, steps: int, variant: 
     another hold-out scheme — "f0.3" hides 30 % instead of 15 %, "points" hides single samples of 1D masks too,
     "lines0.25" whole lines where 15 % of them is fewer than 4 but 4 are at most 25 % (split_holdout's line_cap)."""
     import mrdiff_cli.samplers.selftune as selftune
-    import mrdiff_cli.tasks.reconstruct as recmod
 
-    lines_of, split_of = selftune._sampled_lines, recmod.split_holdout
+    lines_of = selftune._sampled_lines
     if variant == "points":
         selftune._sampled_lines = lambda m: None  # type: ignore[assignment]
-    if variant.startswith("lines"):  # "lines0.25": whole lines where min_hold of them is at most 25 % of the lines
-        recmod.split_holdout = functools.partial(split_of, line_cap=float(variant[5:]))  # type: ignore[assignment]
     if variant.startswith("f"):
         rec = Reconstructor(rec.prior, ReconOptions(seed=0, holdout_frac=float(variant[1:])))
+    # the recorded folds are the split before whole lines were kept (line_cap 0); "lines0.25" is the release's now
+    cap = float(variant[5:]) if variant.startswith("lines") else 0.0
     try:
-        prepared = rec._holdout_data(k, mask, "sense", None, compressed=False, stream=stream)
+        prepared = rec._holdout_data(k, mask, "sense", None, compressed=False, stream=stream, line_cap=cap)
     finally:
-        selftune._sampled_lines, recmod.split_holdout = lines_of, split_of
+        selftune._sampled_lines = lines_of
     if prepared is None:
         return None
     y, maps, split, fit, hold = prepared

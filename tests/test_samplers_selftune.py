@@ -34,6 +34,18 @@ def test_split_1d_mask_hides_whole_lines_and_falls_back_to_points():
     assert s2 is not None and s2.kind == "points on lines"
 
 
+def test_split_line_cap_hides_whole_lines_where_few_are_a_small_share():
+    mask = make_mask("equispaced", (128, 128), 4, acs=10, seed=11).mask  # ~21 lines outside the centre
+    plain = split_holdout(mask, 0.15, seed=0)
+    capped = split_holdout(mask, 0.15, seed=0, line_cap=0.25)
+    assert plain.kind == "points on lines"  # 15 % of the lines is fewer than 4
+    assert capped.kind == "lines" and capped.n_hold == 4 <= 0.25 * capped.n_candidates
+    cols = np.flatnonzero(capped.hold.any(axis=0))
+    assert len(cols) == 4 and capped.hold[:, cols].all()
+    few = make_mask("gaussian1d", (128, 128), 8, seed=11).mask  # 4 lines would be more than a quarter of them
+    assert split_holdout(few, 0.15, seed=0, line_cap=0.25).kind == "points on lines"
+
+
 def test_split_is_seeded_and_none_when_nothing_to_hide():
     mask = make_mask("poisson", (48, 48), 4, seed=3).mask
     a, b, c = split_holdout(mask, 0.15, 7), split_holdout(mask, 0.15, 7), split_holdout(mask, 0.15, 8)

@@ -12,7 +12,8 @@ The rule here reads the scan itself:
 
 1. :func:`split_holdout` hides a seeded random fraction of the measured samples outside the fully sampled centre
    (whole phase-encode lines for 1D Cartesian masks, so that the hidden samples must be inferred the way the
-   truly missing ones are; single samples for 2D masks, and for 1D masks with too few lines). The centre is
+   truly missing ones are — at least ``min_hold`` = 4 lines, more than 15 % where that is at most
+   :data:`PILOT_LINE_CAP` of them; single samples for 2D masks, and for 1D masks with fewer lines). The centre is
    kept, so the coil maps do not change.
 2. A short *pilot* (``pilot_steps`` sampler steps on one or two slices) runs on the remaining samples with a
    candidate count; :func:`holdout_error` scores its final estimate by how well ``F S x`` predicts the hidden
@@ -46,6 +47,13 @@ from .dc import ProximalDC, _bnorm2
 # count from -0.77 to -1.73 dB (the hold-out error keeps falling with more CG when the prior smooths away phase the
 # data carry, while the magnitude gets noisier), for +0.8 dB on one row (benchmarks/suite.py --rules)
 CG_CANDIDATES = (1, 2, 3, 5, 7)
+# the count pilot hides 4 whole lines of a 1D mask whose 15 % is fewer than 4 lines, as long as 4 is at most this
+# share of its lines (equispaced x4 / Gaussian 1D x4 at 128²). Single samples on the measured lines, the fallback
+# before, are predicted from the rest of their own line — an easier task than a missing line — and the pilot chose
+# 2-3 CG where 5-7 was best (-0.6 to -2.45 dB on all six such low-SNR tune rows); with whole lines the 44 tune
+# rows' worst case went from -2.45 to -1.32 dB, mean -0.42 to -0.21 (docs/benchmarks.md, "Count selection at low
+# SNR"). The uncertainty calibration's split (another stream) keeps the fallback it was fitted with.
+PILOT_LINE_CAP = 0.25
 
 
 @dataclass

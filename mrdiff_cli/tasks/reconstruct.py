@@ -37,6 +37,7 @@ from ..samplers.posterior import (
 )
 from ..samplers.selftune import (
     CG_CANDIDATES,
+    PILOT_LINE_CAP,
     LastEstimate,
     Tuning,
     choose_count,
@@ -309,7 +310,7 @@ class Reconstructor:
         and returns the relative error of its prediction of the hidden ones (summed over the slices); None when
         the mask leaves nothing to hide. Every ``n`` sees the same sampler noise."""
         opts = self.opts
-        prepared = self._holdout_data(kspace, mask, mode, maps, compressed=compressed)
+        prepared = self._holdout_data(kspace, mask, mode, maps, compressed=compressed, line_cap=PILOT_LINE_CAP)
         if prepared is None:
             return None
         y, maps, split, fit, hold = prepared
@@ -324,14 +325,15 @@ class Reconstructor:
 
         return evaluate, _split_info(split, opts.holdout_frac)
 
-    def _holdout_data(self, kspace, mask, mode: str, maps: torch.Tensor | None, *, compressed: bool, stream: int = 0):
+    def _holdout_data(self, kspace, mask, mode: str, maps: torch.Tensor | None, *, compressed: bool, stream: int = 0,
+                      line_cap: float = 0.0):
         """(y, maps, split, fit, hold) for a hold-out run on ``kspace`` (P, C, H, W): the measured data (coil
         compressed unless ``compressed``), the coil maps (estimated from the centre, which is never hidden) and a
-        seeded split of the measured samples (``stream``: which of the independent splits); None when the mask
-        leaves nothing to hide."""
+        seeded split of the measured samples (``stream``: which of the independent splits; ``line_cap``: see
+        :func:`~mrdiff_cli.samplers.selftune.split_holdout`); None when the mask leaves nothing to hide."""
         dev, opts = self.device, self.opts
         m_np = np.asarray(mask, dtype=np.float32)
-        split = split_holdout(m_np, opts.holdout_frac, opts.seed, stream=stream)
+        split = split_holdout(m_np, opts.holdout_frac, opts.seed, stream=stream, line_cap=line_cap)
         if split is None:
             return None
         y = torch.as_tensor(kspace).to(dev, torch.complex64) * torch.as_tensor(m_np).to(dev)
