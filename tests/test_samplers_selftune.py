@@ -46,6 +46,23 @@ def test_split_line_cap_hides_whole_lines_where_few_are_a_small_share():
     assert split_holdout(few, 0.15, seed=0, line_cap=0.25).kind == "points on lines"
 
 
+def test_count_pilot_hides_whole_lines_where_few_lines_allow_it(bundled_prior):
+    """The CG-count pilot uses the line cap (equispaced x4 at 128²: 4 whole lines of ~21, not single samples);
+    the uncertainty calibration's split (another stream) keeps the fallback it was fitted with."""
+    from mrdiff_cli.samplers.selftune import PILOT_LINE_CAP
+    from mrdiff_cli.tasks.reconstruct import ReconOptions, Reconstructor
+
+    assert 0 < PILOT_LINE_CAP <= 0.5
+    g = torch.Generator().manual_seed(0)
+    k = torch.randn(1, 4, 128, 128, dtype=torch.complex64, generator=g).numpy()
+    mask = make_mask("equispaced", (128, 128), 4, acs=10, seed=11).mask
+    rec = Reconstructor(bundled_prior, ReconOptions(seed=0))
+    _, info = rec.pilot(k, mask, "sense")
+    assert info["kind"] == "lines" and info["hidden"] == 4
+    *_, split, _, _ = rec._holdout_data(k, mask, "sense", None, compressed=False, stream=1)
+    assert split.kind == "points on lines"
+
+
 def test_split_is_seeded_and_none_when_nothing_to_hide():
     mask = make_mask("poisson", (48, 48), 4, seed=3).mask
     a, b, c = split_holdout(mask, 0.15, 7), split_holdout(mask, 0.15, 7), split_holdout(mask, 0.15, 8)
