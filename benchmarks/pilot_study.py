@@ -48,14 +48,22 @@ def group_errors(rec: Reconstructor, k, mask, stream: int, steps: int, variant: 
     lines_of = selftune._sampled_lines
     if variant == "points":
         selftune._sampled_lines = lambda m: None  # type: ignore[assignment]
-    if variant.startswith("f"):
-        rec = Reconstructor(rec.prior, ReconOptions(seed=0, holdout_frac=float(variant[1:])))
+    min_hold = 4
+    if variant.startswith("f"):  # "f0.3": hide 30 %; "f0.075m2": 7.5 %, at least 2 (lines or samples)
+        frac, _, m = variant[1:].partition("m")
+        rec = Reconstructor(rec.prior, ReconOptions(seed=0, holdout_frac=float(frac)))
+        min_hold = int(m) if m else 4
     # the recorded folds are the split before whole lines were kept (line_cap 0); "lines0.25" is the release's now
     cap = float(variant[5:]) if variant.startswith("lines") else 0.0
+    import mrdiff_cli.tasks.reconstruct as recmod
+
+    split_of = recmod.split_holdout
+    if min_hold != 4:
+        recmod.split_holdout = lambda *a, **kw: split_of(*a, min_hold=min_hold, **kw)  # type: ignore[assignment]
     try:
         prepared = rec._holdout_data(k, mask, "sense", None, compressed=False, stream=stream, line_cap=cap)
     finally:
-        selftune._sampled_lines = lines_of
+        selftune._sampled_lines, recmod.split_holdout = lines_of, split_of
     if prepared is None:
         return None
     y, maps, split, fit, hold = prepared
@@ -262,6 +270,9 @@ def rules(paths: list[Path], oracle_priors: tuple[float, ...] = PRIORS) -> None:
     for ps in ((0.005, 0.02, 0.05), (0.005, 0.02)):  # rows with a third phase prior (--add-prior 0.02)
         cands[f"release, priors {'/'.join(map(str, ps))}"] = (
             lambda r, ps=ps: current_rule(r["pilots"]["0/10"], ps) if f"3/{ps[1]}" in r["pilots"]["0/10"] else None)
+    cands["release, 2 lines hidden x 2 folds pooled (f0.075m2)"] = (
+        lambda r: current_rule(averaged([r["pilots"]["0/10/f0.075m2"], r["pilots"]["2/10/f0.075m2"]]))
+        if r["pilots"].get("0/10/f0.075m2") and r["pilots"].get("2/10/f0.075m2") else None)
     cands["release, whole lines (line_cap 0.25)"] = (
         lambda r: current_rule(r["pilots"]["0/10/lines0.25"]) if "0/10/lines0.25" in r["pilots"] else None)
     for z in (0.5, 1.0, 2.0):
@@ -331,6 +342,9 @@ def main() -> None:
                     and split_holdout(m, 0.15, 0, line_cap=float(variant[5:])).kind
                     == split_holdout(m, 0.15, 0).kind):  # the same split as the recorded fold: the same errors
                 row["pilots"][a.add_fold] = row["pilots"]["0/10"]
+                continue
+            if "m" in variant and variant.startswith("f") and split_holdout(m, 0.15, 0, line_cap=0.25).kind != "lines":
+                row["pilots"][a.add_fold] = row["pilots"].get(f"{stream}/{steps}")  # only line masks are probed
                 continue
             row["pilots"][a.add_fold] = group_errors(rec, k, mask, stream, steps, variant)
             print(row["condition"], row["volume"], flush=True)
