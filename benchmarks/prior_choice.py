@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from pilot_study import COUNTS, PRIORS, current_rule, rel
+from pilot_study import COUNTS, PRIORS, averaged, current_rule, rel
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -29,10 +29,18 @@ def load(paths: list[Path]) -> dict[tuple[str, str], dict]:
     return out
 
 
+def pilot(row: dict, fold: str) -> dict:
+    """The row's pilot errors of ``fold`` ("A+B": folds A and B pooled), 0/10 where the row lacks it."""
+    folds = [row["pilots"].get(f) or row["pilots"]["0/10"] for f in fold.split("+")]
+    return folds[0] if len(folds) == 1 else averaged(folds)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--split", choices=["tune", "report"], default="tune")
-    ap.add_argument("--fold", default="0/10/lines0.25", help="the pilot fold (0/10 where a row lacks it)")
+    ap.add_argument("--fold", default="0/10/lines0.25",
+                    help="the pilot fold (0/10 where a row lacks it); A+B pools two folds")
+    ap.add_argument("--release-fold", default="0/10/lines0.25", help="the fold of the release it is compared with")
     a = ap.parse_args()
     sets = ("", "_more", "_low") if a.split == "tune" else ("",)
     mag = load([RESULTS / f"pilot_study_{a.split}{s}.jsonl" for s in sets])
@@ -42,18 +50,18 @@ def main() -> None:
           "release | Δ release | Δ best of all |\n|---|---|---|---|---|---|---|---|")
     for key in sorted(k for k in mag if k in cpx):
         m, c = mag[key], cpx[key]
-        pm, pc = (r["pilots"].get(a.fold) or r["pilots"]["0/10"] for r in (m, c))
+        pm, pc = (pilot(r, a.fold) for r in (m, c))
         if not np.allclose(pm["_y2"], pc["_y2"]):
             raise SystemExit(f"{key}: the two files hid different samples")
         err_m = min(rel(pm, f"3/{r}") for r in PRIORS)
         err_c = rel(pc, f"3/{PRIORS[0]}")  # a complex prior's runs are stored under every prior key
-        release = m["psnr"][current_rule(pm)]
+        release = m["psnr"][current_rule(pilot(m, a.release_fold))]
         if err_c < err_m:
             n = min(COUNTS, key=lambda n: rel(pc, f"{n}/{PRIORS[0]}"))
             psnr, who = c["psnr"][f"{n}/{PRIORS[0]}"], f"complex, {n} CG"
             chosen["complex"] += 1
         else:
-            psnr, who = release, f"magnitude, {current_rule(pm)}"
+            psnr, who = m["psnr"][current_rule(pm)], f"magnitude, {current_rule(pm)}"
             chosen["magnitude"] += 1
         best = max(max(v for k, v in m["psnr"].items() if float(k.split("/")[1]) in PRIORS), max(c["psnr"].values()))
         d.append(psnr - release)
