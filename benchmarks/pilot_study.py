@@ -197,7 +197,8 @@ def joint_rule(p: dict) -> str:
 
 def averaged(ps: list[dict]) -> dict:
     """Two folds pooled: errors and |y|^2 concatenated (the pooled relative error)."""
-    out = {k: sum((list(p[k]) for p in ps), []) for k in ps[0] if not k.startswith("_kind")}
+    keys = [k for k in ps[0] if not k.startswith("_kind") and all(k in p for p in ps)]  # e.g. 0.02 on one fold only
+    out = {k: sum((list(p[k]) for p in ps), []) for k in keys}
     return out
 
 
