@@ -12,9 +12,9 @@ The rule here reads the scan itself:
 
 1. :func:`split_holdout` hides a seeded random fraction of the measured samples outside the fully sampled centre
    (whole phase-encode lines for 1D Cartesian masks, so that the hidden samples must be inferred the way the
-   truly missing ones are — at least ``min_hold`` = 4 lines, more than 15 % where that is at most
-   :data:`PILOT_LINE_CAP` of them; single samples for 2D masks, and for 1D masks with fewer lines). The centre is
-   kept, so the coil maps do not change.
+   truly missing ones are — at least ``min_hold`` = 4 lines; where 15 % of the lines is fewer than 4, still 4
+   if that is at most :data:`PILOT_LINE_CAP` of them; single samples for 2D masks, and for 1D masks with fewer
+   lines). The centre is kept, so the coil maps do not change.
 2. A short *pilot* (``pilot_steps`` sampler steps on one or two slices) runs on the remaining samples with a
    candidate count; :func:`holdout_error` scores its final estimate by how well ``F S x`` predicts the hidden
    samples (relative squared error; the noise on the hidden samples adds the same amount for every
