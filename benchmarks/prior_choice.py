@@ -40,9 +40,10 @@ def main() -> None:
     ap.add_argument("--split", choices=["tune", "report"], default="tune")
     ap.add_argument("--fold", default="0/10/lines0.25",
                     help="the pilot fold (0/10 where a row lacks it); A+B pools two folds")
+    ap.add_argument("--sets", default=",_more,_low", help="tune files: pilot_study_tune{SET}.jsonl (comma list)")
     ap.add_argument("--release-fold", default="0/10/lines0.25", help="the fold of the release it is compared with")
     a = ap.parse_args()
-    sets = ("", "_more", "_low") if a.split == "tune" else ("",)
+    sets = tuple(a.sets.split(",")) if a.split == "tune" else ("",)
     mag = load([RESULTS / f"pilot_study_{a.split}{s}.jsonl" for s in sets])
     cpx = load([RESULTS / f"pilot_study_{a.split}{s}_complex.jsonl" for s in sets])
     d, d_best, chosen = [], [], {"magnitude": 0, "complex": 0}
