@@ -297,6 +297,12 @@ def rules(paths: list[Path], oracle_priors: tuple[float, ...] = PRIORS) -> None:
                 d.append(r["psnr"][pick] - best)
         if d:
             print(rule_row(name, d))
+    pooled = "release, 2 lines hidden x 2 folds pooled (f0.075m2)"
+    vs = [r["psnr"][cands[pooled](r)] - r["psnr"][current_rule(r["pilots"].get("0/10/lines0.25") or r["pilots"]["0/10"])]
+          for r in rows if cands[pooled](r) is not None]
+    if vs:
+        print(f"\n{pooled} against the release (whole-lines split) per row: mean {np.mean(vs):+.2f} dB, worst "
+              f"{min(vs):+.2f}, {sum(v < -0.3 for v in vs)} of {len(vs)} rows more than 0.3 dB below")
 
 
 def main() -> None:
