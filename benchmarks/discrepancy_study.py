@@ -24,39 +24,30 @@ Rules are then replayed against the full runs recorded by pilot_study.py (magnit
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 from pathlib import Path
 
 import numpy as np
 import torch
 from corpus import load_split
-from pilot_study import COUNTS, PRIORS, scan
+from pilot_study import COUNTS, PRIORS, clean_kspace, scan
 from suite import CONDITIONS, TUNE_MORE, cond_name
 
-from mrdiff_cli.ops.compress import apply_compression, compression_matrices
 from mrdiff_cli.ops.fft import fft2c
 from mrdiff_cli.priors.loading import load_prior
 from mrdiff_cli.samplers.noise import sample_generator
-from mrdiff_cli.tasks.acquisition import simulate_acquisition
 from mrdiff_cli.tasks.calibration import estimate_kspace_noise
 from mrdiff_cli.tasks.reconstruct import PILOT_SAMPLE, ReconOptions, Reconstructor
 
 
 def record(prior, ref, cond, complex_prior: bool, steps: int = 10, stream: int = 0) -> dict:
-    acq = cond[0]
     k, _, mask = scan(ref, cond)
-    k_clean, _ = simulate_acquisition(ref.numpy(), dataclasses.replace(acq, snr_db=float("inf")), seed=5)
     rec = Reconstructor(prior, ReconOptions(seed=0))
     prepared = rec._holdout_data(k, mask, "sense", None, compressed=False, stream=stream)
     assert prepared is not None
     y, maps, split, fit, hold = prepared
     m = torch.as_tensor(np.asarray(mask, dtype=np.float32))
-    # the true noise, compressed as the data were (compression_matrices of the noisy data, as _compress does)
-    y_raw = torch.as_tensor(k) * m
-    U, _ = compression_matrices(y_raw, y.shape[1])
-    noise = (apply_compression(y_raw, U) - apply_compression(torch.as_tensor(k_clean) * m, U)) if y.shape[1] < k.shape[1] \
-        else (y_raw - torch.as_tensor(k_clean) * m)
+    noise = y - m * clean_kspace(ref, cond, torch.as_tensor(k) * m, y.shape[1])  # the true noise, compressed likewise
     n_fit = int(fit.sum()) * y.shape[1]
     out: dict = {
         "kind": split.kind, "coils": int(y.shape[1]), "n_fit": n_fit, "n_hold": int(hold.sum()) * y.shape[1],

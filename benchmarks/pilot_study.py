@@ -14,6 +14,7 @@ decides.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import time
@@ -24,12 +25,13 @@ import torch
 from corpus import head_mask, load_split, masked_psnr
 from suite import CONDITIONS, TUNE_LOW, TUNE_MORE, TUNE_REG, cond_name
 
+from mrdiff_cli.ops.compress import apply_compression, compression_matrices
 from mrdiff_cli.ops.fft import fft2c
 from mrdiff_cli.ops.masks import make_mask
 from mrdiff_cli.priors.loading import load_prior
 from mrdiff_cli.samplers.adapters import is_complex_prior
 from mrdiff_cli.samplers.noise import sample_generator
-from mrdiff_cli.samplers.selftune import split_holdout
+from mrdiff_cli.samplers.selftune import PILOT_LINE_CAP, split_holdout
 from mrdiff_cli.tasks.acquisition import simulate_acquisition
 from mrdiff_cli.tasks.reconstruct import PILOT_SAMPLE, ReconOptions, Reconstructor
 
@@ -44,8 +46,9 @@ def group_errors(rec: Reconstructor, k, mask, stream: int, steps: int, variant: 
     another hold-out scheme — "f0.3" hides 30 % instead of 15 %, "points" hides single samples of 1D masks too,
     "lines0.25" whole lines where 15 % of them is fewer than 4 but 4 are at most 25 % (split_holdout's line_cap)."""
     import mrdiff_cli.samplers.selftune as selftune
+    import mrdiff_cli.tasks.reconstruct as recmod
 
-    lines_of = selftune._sampled_lines
+    lines_of, split_of = selftune._sampled_lines, recmod.split_holdout
     if variant == "points":
         selftune._sampled_lines = lambda m: None  # type: ignore[assignment]
     min_hold = 4
@@ -55,9 +58,6 @@ def group_errors(rec: Reconstructor, k, mask, stream: int, steps: int, variant: 
         min_hold = int(m) if m else 4
     # the recorded folds are the split before whole lines were kept (line_cap 0); "lines0.25" is the release's now
     cap = float(variant[5:]) if variant.startswith("lines") else 0.0
-    import mrdiff_cli.tasks.reconstruct as recmod
-
-    split_of = recmod.split_holdout
     if min_hold != 4:
         recmod.split_holdout = lambda *a, **kw: split_of(*a, min_hold=min_hold, **kw)  # type: ignore[assignment]
     try:
@@ -101,6 +101,17 @@ def scan(ref, cond):
     k, truth_np = simulate_acquisition(ref.numpy(), acq, seed=5)
     acs = max(8, int(round(0.08 * matrix))) if kind == "equispaced" else None
     return k, torch.as_tensor(truth_np), make_mask(kind, (matrix, matrix), R, acs=acs, seed=11).mask
+
+
+def clean_kspace(ref, cond, y_raw: torch.Tensor, n_virtual: int) -> torch.Tensor:
+    """The noise-free k-space of :func:`scan`'s acquisition (simulation only), coil-compressed as the measured data
+    ``y_raw`` (S, C, H, W) are when the reconstruction keeps ``n_virtual`` of their coils."""
+    k_clean, _ = simulate_acquisition(ref.numpy(), dataclasses.replace(cond[0], snr_db=float("inf")), seed=5)
+    clean = torch.as_tensor(k_clean)
+    if n_virtual < clean.shape[1]:
+        U, _ = compression_matrices(y_raw, n_virtual)
+        clean = apply_compression(clean, U)
+    return clean
 
 
 def run_row(prior, vol, ref, cond, extra: dict | None = None, folds=FOLDS) -> dict:
@@ -298,8 +309,9 @@ def rules(paths: list[Path], oracle_priors: tuple[float, ...] = PRIORS) -> None:
         if d:
             print(rule_row(name, d))
     pooled = "release, 2 lines hidden x 2 folds pooled (f0.075m2)"
-    vs = [r["psnr"][cands[pooled](r)] - r["psnr"][current_rule(r["pilots"].get("0/10/lines0.25") or r["pilots"]["0/10"])]
-          for r in rows if cands[pooled](r) is not None]
+    picks = [(r, cands[pooled](r)) for r in rows]
+    vs = [r["psnr"][pick] - r["psnr"][current_rule(r["pilots"].get("0/10/lines0.25") or r["pilots"]["0/10"])]
+          for r, pick in picks if pick is not None]
     if vs:
         print(f"\n{pooled} against the release (whole-lines split) per row: mean {np.mean(vs):+.2f} dB, worst "
               f"{min(vs):+.2f}, {sum(v < -0.3 for v in vs)} of {len(vs)} rows more than 0.3 dB below")
@@ -345,13 +357,14 @@ def main() -> None:
         for row in rows:
             ref, cond = refs[(row["condition"], row["volume"])]
             k, _, mask = scan(ref, cond)
-            m = np.asarray(mask, dtype=np.float32)
+            m, frac = np.asarray(mask, dtype=np.float32), rec.opts.holdout_frac
             if (variant.startswith("lines") and (stream, steps) == (0, 10) and "0/10" in row["pilots"]
-                    and split_holdout(m, 0.15, 0, line_cap=float(variant[5:])).kind
-                    == split_holdout(m, 0.15, 0).kind):  # the same split as the recorded fold: the same errors
+                    and split_holdout(m, frac, 0, line_cap=float(variant[5:])).kind
+                    == split_holdout(m, frac, 0).kind):  # the same split as the recorded fold: the same errors
                 row["pilots"][a.add_fold] = row["pilots"]["0/10"]
                 continue
-            if "m" in variant and variant.startswith("f") and split_holdout(m, 0.15, 0, line_cap=0.25).kind != "lines":
+            if ("m" in variant and variant.startswith("f")
+                    and split_holdout(m, frac, 0, line_cap=PILOT_LINE_CAP).kind != "lines"):
                 row["pilots"][a.add_fold] = row["pilots"].get(f"{stream}/{steps}")  # only line masks are probed
                 continue
             row["pilots"][a.add_fold] = group_errors(rec, k, mask, stream, steps, variant)

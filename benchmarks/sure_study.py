@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from corpus import load_split
-from pilot_study import COUNTS, PRIORS, current_rule, rel, scan
+from pilot_study import COUNTS, PRIORS, clean_kspace, current_rule, rel, scan
 from suite import CONDITIONS, TUNE_LOW, TUNE_MORE, cond_name
 
 from mrdiff_cli.ops.fft import fft2c
@@ -71,21 +71,12 @@ def full_errors(prior, ref, cond, resid: float, counts=(3, 5, 7)) -> dict[int, t
     """The full run's own k-space error (all measured samples, 20 steps) at each count, against the noise-free
     k-space (compressed like the data): {n: (error on the measured samples, error on the unmeasured ones)} —
     what the pilot's hidden samples stand in for, measurable only in simulation."""
-    import dataclasses
-
-    from mrdiff_cli.ops.compress import apply_compression, compression_matrices
-    from mrdiff_cli.tasks.acquisition import simulate_acquisition
-
     k, _, mask = scan(ref, cond)
-    k_clean, _ = simulate_acquisition(ref.numpy(), dataclasses.replace(cond[0], snr_db=float("inf")), seed=5)
     rec = Reconstructor(prior, ReconOptions(seed=0))
     m = torch.as_tensor(np.asarray(mask, dtype=np.float32))
     y_raw = torch.as_tensor(k) * m
     y, _ = rec._compress(y_raw, None, "sense")
-    clean = torch.as_tensor(k_clean)
-    if y.shape[1] < k.shape[1]:
-        U, _ = compression_matrices(y_raw, y.shape[1])
-        clean = apply_compression(clean, U)
+    clean = clean_kspace(ref, cond, y_raw, y.shape[1])
     maps = rec.estimate_maps(y, m)
     out = {}
     for n in counts:
