@@ -44,7 +44,10 @@ def group_errors(rec: Reconstructor, k, mask, stream: int, steps: int, variant: 
                  priors: tuple[float, ...] = PRIORS) -> dict[str, list[float]] | None:
     """{"n/prior": per-group squared residual at the hidden samples, ..., "_y2": per-group |y|^2}. ``variant``:
     another hold-out scheme — "f0.3" hides 30 % instead of 15 %, "points" hides single samples of 1D masks too,
-    "lines0.25" whole lines where 15 % of them is fewer than 4 but 4 are at most 25 % (split_holdout's line_cap)."""
+    "lines0.25" whole lines where 15 % of them is fewer than 4 but 4 are at most 25 % (split_holdout's line_cap),
+    "gap" the release's split with the nearest kept measured line on either side of each hidden line hidden too
+    (the gap around each hidden line doubles) and the errors still read on the release's hidden lines only (None
+    where the release's split is not whole lines)."""
     import mrdiff_cli.samplers.selftune as selftune
     import mrdiff_cli.tasks.reconstruct as recmod
 
@@ -57,7 +60,7 @@ def group_errors(rec: Reconstructor, k, mask, stream: int, steps: int, variant: 
         rec = Reconstructor(rec.prior, ReconOptions(seed=0, holdout_frac=float(frac)))
         min_hold = int(m) if m else 4
     # the recorded folds are the split before whole lines were kept (line_cap 0); "lines0.25" is the release's now
-    cap = float(variant[5:]) if variant.startswith("lines") else 0.0
+    cap = float(variant[5:]) if variant.startswith("lines") else PILOT_LINE_CAP if variant == "gap" else 0.0
     if min_hold != 4:
         recmod.split_holdout = lambda *a, **kw: split_of(*a, min_hold=min_hold, **kw)  # type: ignore[assignment]
     try:
@@ -73,6 +76,10 @@ def group_errors(rec: Reconstructor, k, mask, stream: int, steps: int, variant: 
     if lines:  # group = one hidden line (columns when the mask is made of columns)
         col = bool(h.all(dim=0).any())
         idx = torch.nonzero(h.all(dim=0) if col else h.all(dim=1)).flatten()
+    if variant == "gap":
+        if not lines:
+            return None
+        fit = widen_gaps(fit, idx, col)
 
     def per_group(v: torch.Tensor) -> list[float]:  # v (C, H, W) real, zero outside hold
         if lines:
@@ -93,6 +100,22 @@ def group_errors(rec: Reconstructor, k, mask, stream: int, steps: int, variant: 
         out[f"{n}/{r}"] = per_group((pred - y * hold)[0].abs().square())
     out["_kind"] = split.kind  # type: ignore[assignment]
     return out
+
+
+def widen_gaps(fit: torch.Tensor, idx: torch.Tensor, col: bool) -> torch.Tensor:
+    """``fit`` (H, W) with the nearest kept line on either side of each hidden line ``idx`` (columns when ``col``)
+    hidden as well: each hidden line then sits in the middle of a gap twice as wide as the release's pilot gives it
+    (measured lines at distance ~2R instead of ~R on a regular mask)."""
+    f = fit.clone()
+    kept = torch.nonzero(fit.bool().all(dim=0) if col else fit.bool().all(dim=1)).flatten().tolist()
+    for i in idx.tolist():
+        below, above = [j for j in kept if j < i], [j for j in kept if j > i]
+        for j in ([below[-1]] if below else []) + ([above[0]] if above else []):
+            if col:
+                f[:, j] = 0
+            else:
+                f[j, :] = 0
+    return f
 
 
 def scan(ref, cond):
@@ -366,6 +389,9 @@ def main() -> None:
             if ("m" in variant and variant.startswith("f")
                     and split_holdout(m, frac, 0, line_cap=PILOT_LINE_CAP).kind != "lines"):
                 row["pilots"][a.add_fold] = row["pilots"].get(f"{stream}/{steps}")  # only line masks are probed
+                continue
+            if variant == "gap" and split_holdout(m, frac, 0, line_cap=PILOT_LINE_CAP).kind != "lines":
+                row["pilots"][a.add_fold] = False  # only line masks are probed (False: not None, rules keep the row)
                 continue
             row["pilots"][a.add_fold] = group_errors(rec, k, mask, stream, steps, variant)
             print(row["condition"], row["volume"], flush=True)
