@@ -47,7 +47,8 @@ def group_errors(rec: Reconstructor, k, mask, stream: int, steps: int, variant: 
     "lines0.25" whole lines where 15 % of them is fewer than 4 but 4 are at most 25 % (split_holdout's line_cap),
     "gap" the release's split with the nearest kept measured line on either side of each hidden line hidden too
     (the gap around each hidden line doubles) and the errors still read on the release's hidden lines only (None
-    where the release's split is not whole lines)."""
+    where the release's split is not whole lines), "acs" the calibration centre of a regular 1D mask subsampled on
+    the mask's own grid (:func:`acs_split`; None for other masks)."""
     import mrdiff_cli.samplers.selftune as selftune
     import mrdiff_cli.tasks.reconstruct as recmod
 
@@ -80,6 +81,14 @@ def group_errors(rec: Reconstructor, k, mask, stream: int, steps: int, variant: 
         if not lines:
             return None
         fit = widen_gaps(fit, idx, col)
+    if variant == "acs":
+        acs = acs_split(np.asarray(mask, dtype=np.float32))
+        if acs is None:
+            return None
+        fit, hold = (torch.as_tensor(v).to(fit.device) for v in acs[:2])
+        h, lines = hold.bool(), True
+        col = bool(h.all(dim=0).any())
+        idx = torch.nonzero(h.all(dim=0) if col else h.all(dim=1)).flatten()
 
     def per_group(v: torch.Tensor) -> list[float]:  # v (C, H, W) real, zero outside hold
         if lines:
@@ -116,6 +125,46 @@ def widen_gaps(fit: torch.Tensor, idx: torch.Tensor, col: bool) -> torch.Tensor:
             else:
                 f[j, :] = 0
     return f
+
+
+def acs_split(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, float] | None:
+    """(fit, hold, s) for a regular 1D mask (H, W): the calibration centre subsampled on the mask's own grid — every
+    s-th centre line kept (``c + round(k s)``, c the DC line), s the mean spacing of the measured lines outside the
+    centre — and ``hold`` the centre lines dropped, each 1 … s-1 lines from a kept one as every missing line of the
+    scan is. None unless the mask is made of whole lines with outer spacings within one line between their 10th
+    and 90th percentiles (equispaced, not Gaussian 1D) and a centre of at least 3 lines."""
+    from mrdiff_cli.ops.masks import acs_shape
+    from mrdiff_cli.samplers.selftune import _sampled_lines
+
+    m = np.asarray(mask) > 0
+    axis = _sampled_lines(m)
+    if axis is None:
+        return None
+    mm = m if axis == 1 else m.T
+    H, W = mm.shape
+    lines = mm.all(axis=0)
+    aw = acs_shape(mm)[1]
+    if aw < 3:
+        return None
+    c, lo = W // 2, W // 2 - aw // 2
+    centre = np.zeros(W, bool)
+    centre[lo:lo + aw] = True
+    outer = np.flatnonzero(lines & ~centre)
+    sp = np.concatenate([np.diff(outer[outer < lo]), np.diff(outer[outer >= lo + aw])])
+    if sp.size < 4:
+        return None
+    q10, q90 = np.percentile(sp, [10, 90])
+    if q90 - q10 > 1:
+        return None
+    s = float(sp.mean())
+    k = np.arange(-int(W / s) - 1, int(W / s) + 2)
+    grid = c + np.round(k * s).astype(int)
+    keep = np.zeros(W, bool)
+    keep[grid[(grid >= 0) & (grid < W)]] = True
+    hold_l = centre & ~keep
+    fit = np.repeat((lines & ~hold_l)[None], H, 0).astype(np.float32)
+    hold = np.repeat(hold_l[None], H, 0).astype(np.float32)
+    return (fit, hold, s) if axis == 1 else (fit.T.copy(), hold.T.copy(), s)
 
 
 def scan(ref, cond):
@@ -310,6 +359,22 @@ def rules(paths: list[Path], oracle_priors: tuple[float, ...] = PRIORS) -> None:
         if r["pilots"].get("0/10/f0.075m2") and r["pilots"].get("2/10/f0.075m2") else None)
     cands["release, whole lines (line_cap 0.25)"] = (
         lambda r: current_rule(r["pilots"]["0/10/lines0.25"]) if "0/10/lines0.25" in r["pilots"] else None)
+    def release_fold(r: dict) -> dict:
+        return r["pilots"].get("0/10/lines0.25") or r["pilots"]["0/10"]
+
+    def acs_or_release(r: dict, prior_from_release: bool) -> str | None:
+        acs = r["pilots"].get("0/10/acs")
+        if acs is None:
+            return None  # not recorded
+        if acs is False:  # not a regular 1D mask: the release's split
+            return current_rule(release_fold(r))
+        if not prior_from_release:
+            return current_rule(acs)
+        pr = current_rule(release_fold(r)).split("/")[1]
+        return f"{min(COUNTS, key=lambda n: rel(acs, f'{n}/{pr}'))}/{pr}"
+
+    cands["release, regular 1D: ACS-subsampled centre (0/10/acs)"] = lambda r: acs_or_release(r, False)
+    cands["release, regular 1D: release's prior, count on the ACS split"] = lambda r: acs_or_release(r, True)
     for z in (0.5, 1.0, 2.0):
         cands[f"count 1-SE walk-down z={z} (fold 0)"] = lambda r, z=z: se_count_rule(r["pilots"]["0/10"], z)
     cands["count 1-SE smallest within z=1.0 (fold 0)"] = lambda r: se_count_rule(r["pilots"]["0/10"], 1.0, walk=False)
@@ -320,7 +385,7 @@ def rules(paths: list[Path], oracle_priors: tuple[float, ...] = PRIORS) -> None:
     for name, f in cands.items():
         d = []
         for r in rows:
-            if any(v is None for v in r["pilots"].values()):
+            if any(v is None for k, v in r["pilots"].items() if k != "0/10/acs"):
                 continue
             best = best_fixed(r["psnr"], oracle_priors)
             try:
@@ -390,7 +455,8 @@ def main() -> None:
                     and split_holdout(m, frac, 0, line_cap=PILOT_LINE_CAP).kind != "lines"):
                 row["pilots"][a.add_fold] = row["pilots"].get(f"{stream}/{steps}")  # only line masks are probed
                 continue
-            if variant == "gap" and split_holdout(m, frac, 0, line_cap=PILOT_LINE_CAP).kind != "lines":
+            if (variant == "gap" and split_holdout(m, frac, 0, line_cap=PILOT_LINE_CAP).kind != "lines"
+                    or variant == "acs" and acs_split(m) is None):
                 row["pilots"][a.add_fold] = False  # only line masks are probed (False: not None, rules keep the row)
                 continue
             row["pilots"][a.add_fold] = group_errors(rec, k, mask, stream, steps, variant)
