@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from corpus import load_split
-from pilot_study import COUNTS, PRIORS, acs_split, best_fixed, clean_kspace, current_rule, rule_row, scan
+from pilot_study import COUNTS, PRIORS, acs_split, best_fixed, clean_kspace, current_rule, release_fold, rule_row, scan
 from suite import CONDITIONS, TUNE_LOW, TUNE_MORE, TUNE_REG, cond_name
 
 from mrdiff_cli.ops.fft import fft2c
@@ -43,10 +43,6 @@ from mrdiff_cli.tasks.reconstruct import PILOT_SAMPLE, ReconOptions, Reconstruct
 
 RESULTS = Path(__file__).parent / "results"
 SETS = ("", "_more", "_low", "_reg")
-
-
-def release_fold(row: dict) -> dict:
-    return row["pilots"].get("0/10/lines0.25") or row["pilots"]["0/10"]
 
 
 def missing_energy(y: torch.Tensor, m: np.ndarray, sigma2: float) -> float:
@@ -135,9 +131,10 @@ def rules(paths: list[Path]) -> None:
                     d_reg.append(v)
                     if bv["set"] == "_reg":
                         d_fresh.append(v)
-            print(rule_row(f"{name}: all {len(d_all)}", d_all))
-            print(rule_row(f"{name}: regular {len(d_reg)}", d_reg))
-            print(rule_row(f"{name}: fresh regular {len(d_fresh)}", d_fresh))
+            for label, d in ((f"all {len(d_all)}", d_all), (f"regular {len(d_reg)}", d_reg),
+                             (f"fresh regular {len(d_fresh)}", d_fresh)):
+                if d:
+                    print(rule_row(f"{name}: {label}", d))
         print("\nper row: best count at the release's prior | full run's missing-sample error from noise-free data "
               "(bias) / noisy data, per count | V(c) | E_u est / true")
         for r in rows:

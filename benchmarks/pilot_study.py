@@ -274,6 +274,11 @@ def current_rule(p: dict, priors: tuple[float, ...] = PRIORS) -> str:
     return f"{n}/{r}"
 
 
+def release_fold(row: dict) -> dict:
+    """The fold whose split is the release's: the whole-lines split where it was recorded apart, else fold 0."""
+    return row["pilots"].get("0/10/lines0.25") or row["pilots"]["0/10"]
+
+
 def joint_rule(p: dict) -> str:
     return min((f"{n}/{r}" for n, r in itertools.product(COUNTS, PRIORS)), key=lambda k: rel(p, k))
 
@@ -359,9 +364,6 @@ def rules(paths: list[Path], oracle_priors: tuple[float, ...] = PRIORS) -> None:
         if r["pilots"].get("0/10/f0.075m2") and r["pilots"].get("2/10/f0.075m2") else None)
     cands["release, whole lines (line_cap 0.25)"] = (
         lambda r: current_rule(r["pilots"]["0/10/lines0.25"]) if "0/10/lines0.25" in r["pilots"] else None)
-    def release_fold(r: dict) -> dict:
-        return r["pilots"].get("0/10/lines0.25") or r["pilots"]["0/10"]
-
     def acs_or_release(r: dict, prior_from_release: bool) -> str | None:
         acs = r["pilots"].get("0/10/acs")
         if acs is None:
