@@ -98,18 +98,19 @@ def rows_of(suffix: str) -> list[dict]:
             for line in (RESULTS / f"pilot_study_tune{s}{suffix}.jsonl").read_text().splitlines() if line.strip()]
 
 
-def bv_count(row: dict, bv: dict, energy: str) -> str:
-    """The bias-variance criterion's (count, prior) on a regular row: the release's prior."""
+def bias_term(row: dict, bv: dict, energy: str, n: int) -> float:
+    """B(c) * E_u at the release's phase prior: the ACS pilot's noise-removed relative error times the energy."""
     pr = current_rule(release_fold(row)).split("/")[1]
     acs = row["pilots"]["0/10/acs"]
     noise = bv["n_hold"] * bv["sigma"] ** 2
     y_h = max(float(np.sum(acs["_y2"])) - noise, 1e-12)
+    return max(float(np.sum(acs[f"{n}/{pr}"])) - noise, 0.0) / y_h * bv[energy]
 
-    def crit(n: int) -> float:
-        b = max(float(np.sum(acs[f"{n}/{pr}"])) - noise, 0.0) / y_h
-        return b * bv[energy] + bv["V"][str(n)]
 
-    return f"{min(COUNTS, key=crit)}/{pr}"
+def bv_count(row: dict, bv: dict, energy: str) -> str:
+    """The bias-variance criterion's (count, prior) on a regular row: the release's prior."""
+    pr = current_rule(release_fold(row)).split("/")[1]
+    return f"{min(COUNTS, key=lambda n: bias_term(row, bv, energy, n) + bv['V'][str(n)])}/{pr}"
 
 
 def rules(paths: list[Path]) -> None:
@@ -136,7 +137,7 @@ def rules(paths: list[Path]) -> None:
                 if d:
                     print(rule_row(f"{name}: {label}", d))
         print("\nper row: best count at the release's prior | full run's missing-sample error from noise-free data "
-              "(bias) / noisy data, per count | V(c) | E_u est / true")
+              "(bias) / noisy data, per count | B(c) * E_u (estimated) | V(c) | E_u est / true")
         for r in rows:
             bv = bvs.get((r["condition"], r["volume"]))
             if bv is None:
@@ -147,6 +148,7 @@ def rules(paths: list[Path]) -> None:
             print(f"{r['condition']} {r['volume'][:6]} best {best} release {current_rule(release_fold(r))} "
                   f"bv {bv_count(r, b, 'E_u_est')} | "
                   + " ".join(f"{b['full_clean'][str(n)]:.2f}/{b['full_noisy'][str(n)]:.2f}" for n in COUNTS)
+                  + " | " + " ".join(f"{bias_term(r, b, 'E_u_est', n):.2f}" for n in COUNTS)
                   + " | " + " ".join(f"{b['V'][str(n)]:.2f}" for n in COUNTS)
                   + f" | {b['E_u_est']:.1f}/{b['E_u_true']:.1f}")
 

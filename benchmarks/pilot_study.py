@@ -45,7 +45,8 @@ def group_errors(rec: Reconstructor, k, mask, stream: int, steps: int, variant: 
     """{"n/prior": per-group squared residual at the hidden samples, ..., "_y2": per-group |y|^2}. ``variant``:
     another hold-out scheme — "f0.3" hides 30 % instead of 15 %, "points" hides single samples of 1D masks too,
     "lines0.25" whole lines where 15 % of them is fewer than 4 but 4 are at most 25 % (split_holdout's line_cap),
-    "gap" the release's split with the nearest kept measured line on either side of each hidden line hidden too
+    "acs2" the same centre subsampled on a grid twice as coarse, errors read on "acs"'s hidden lines only (each
+    then ~2s lines from a kept one), "gap" the release's split with the nearest kept measured line on either side of each hidden line hidden too
     (the gap around each hidden line doubles) and the errors still read on the release's hidden lines only (None
     where the release's split is not whole lines), "acs" the calibration centre of a regular 1D mask subsampled on
     the mask's own grid (:func:`acs_split`; None for other masks)."""
@@ -81,11 +82,15 @@ def group_errors(rec: Reconstructor, k, mask, stream: int, steps: int, variant: 
         if not lines:
             return None
         fit = widen_gaps(fit, idx, col)
-    if variant == "acs":
+    if variant in ("acs", "acs2"):
         acs = acs_split(np.asarray(mask, dtype=np.float32))
         if acs is None:
             return None
         fit, hold = (torch.as_tensor(v).to(fit.device) for v in acs[:2])
+        if variant == "acs2":
+            coarse = acs_split(np.asarray(mask, dtype=np.float32), coarsen=2)
+            assert coarse is not None
+            fit = torch.as_tensor(coarse[0]).to(fit.device)
         h, lines = hold.bool(), True
         col = bool(h.all(dim=0).any())
         idx = torch.nonzero(h.all(dim=0) if col else h.all(dim=1)).flatten()
@@ -127,12 +132,13 @@ def widen_gaps(fit: torch.Tensor, idx: torch.Tensor, col: bool) -> torch.Tensor:
     return f
 
 
-def acs_split(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, float] | None:
+def acs_split(mask: np.ndarray, coarsen: int = 1) -> tuple[np.ndarray, np.ndarray, float] | None:
     """(fit, hold, s) for a regular 1D mask (H, W): the calibration centre subsampled on the mask's own grid — every
     s-th centre line kept (``c + round(k s)``, c the DC line), s the mean spacing of the measured lines outside the
     centre — and ``hold`` the centre lines dropped, each 1 … s-1 lines from a kept one as every missing line of the
     scan is. None unless the mask is made of whole lines with outer spacings within one line between their 10th
-    and 90th percentiles (equispaced, not Gaussian 1D) and a centre of at least 3 lines."""
+    and 90th percentiles (equispaced, not Gaussian 1D) and a centre of at least 3 lines. ``coarsen``: keep only
+    every ``coarsen``-th line of that grid in the centre (the DC line always)."""
     from mrdiff_cli.ops.masks import acs_shape
     from mrdiff_cli.samplers.selftune import _sampled_lines
 
@@ -158,7 +164,7 @@ def acs_split(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, float] | None:
         return None
     s = float(sp.mean())
     k = np.arange(-int(W / s) - 1, int(W / s) + 2)
-    grid = c + np.round(k * s).astype(int)
+    grid = c + np.round(k[k % coarsen == 0] * s).astype(int)
     keep = np.zeros(W, bool)
     keep[grid[(grid >= 0) & (grid < W)]] = True
     hold_l = centre & ~keep
@@ -375,6 +381,19 @@ def rules(paths: list[Path], oracle_priors: tuple[float, ...] = PRIORS) -> None:
         pr = current_rule(release_fold(r)).split("/")[1]
         return f"{min(COUNTS, key=lambda n: rel(acs, f'{n}/{pr}'))}/{pr}"
 
+    def ratio_rule(r: dict) -> str | None:
+        acs, acs2 = r["pilots"].get("0/10/acs"), r["pilots"].get("0/10/acs2")
+        if acs is None or acs2 is None:
+            return None
+        if acs is False:
+            return current_rule(release_fold(r))
+        rf = release_fold(r)
+        corrected = {"_y2": [1.0]}
+        for key in (k for k in rf if not k.startswith("_")):
+            corrected[key] = [rel(rf, key) * float(np.sum(acs[key])) / max(float(np.sum(acs2[key])), 1e-30)]
+        return current_rule(corrected)
+
+    cands["release, regular 1D: geometry-corrected (release x acs / acs2)"] = ratio_rule
     cands["release, regular 1D: ACS-subsampled centre (0/10/acs)"] = lambda r: acs_or_release(r, False)
     cands["release, regular 1D: release's prior, count on the ACS split"] = lambda r: acs_or_release(r, True)
     for z in (0.5, 1.0, 2.0):
@@ -387,7 +406,7 @@ def rules(paths: list[Path], oracle_priors: tuple[float, ...] = PRIORS) -> None:
     for name, f in cands.items():
         d = []
         for r in rows:
-            if any(v is None for k, v in r["pilots"].items() if k != "0/10/acs"):
+            if any(v is None for k, v in r["pilots"].items() if k not in ("0/10/acs", "0/10/acs2")):
                 continue
             best = best_fixed(r["psnr"], oracle_priors)
             try:
@@ -458,7 +477,7 @@ def main() -> None:
                 row["pilots"][a.add_fold] = row["pilots"].get(f"{stream}/{steps}")  # only line masks are probed
                 continue
             if (variant == "gap" and split_holdout(m, frac, 0, line_cap=PILOT_LINE_CAP).kind != "lines"
-                    or variant == "acs" and acs_split(m) is None):
+                    or variant in ("acs", "acs2") and acs_split(m) is None):
                 row["pilots"][a.add_fold] = False  # only line masks are probed (False: not None, rules keep the row)
                 continue
             row["pilots"][a.add_fold] = group_errors(rec, k, mask, stream, steps, variant)
