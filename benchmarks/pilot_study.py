@@ -389,10 +389,11 @@ def rules(paths: list[Path], oracle_priors: tuple[float, ...] = PRIORS) -> None:
             return current_rule(release_fold(r))
         rf = release_fold(r)
         corrected = {"_y2": [1.0]}
-        for key in (k for k in rf if not k.startswith("_")):
+        for key in (k for k in rf if not k.startswith("_") and k in acs and k in acs2):
             corrected[key] = [rel(rf, key) * float(np.sum(acs[key])) / max(float(np.sum(acs2[key])), 1e-30)]
         return current_rule(corrected)
 
+    cands["release (its split: whole lines where recorded apart, else fold 0)"] = lambda r: current_rule(release_fold(r))
     cands["release, regular 1D: geometry-corrected (release x acs / acs2)"] = ratio_rule
     cands["release, regular 1D: ACS-subsampled centre (0/10/acs)"] = lambda r: acs_or_release(r, False)
     cands["release, regular 1D: release's prior, count on the ACS split"] = lambda r: acs_or_release(r, True)
