@@ -1,0 +1,132 @@
+"""The CG count by a parametric bootstrap of the scan (offline study; docs/benchmarks.md "Count selection at low SNR").
+
+The hold-out pilot cannot see the noise that more CG iterations amplify into the missing lines of a regular mask
+(its hidden lines sit in wider gaps and are bias-dominated). A parametric bootstrap has the scan's own geometry:
+take a reference image from the scan (a full-data run at 5 CG, the pilot's 10 steps), simulate the scan from it
+(the same mask, coil maps and estimated noise level σ̂: y* = M F S x_ref + n*), reconstruct y* at every
+candidate count and keep the count whose result is closest to x_ref (squared error of the coil images over all of
+k-space). Mismatch it cannot remove: x_ref is the prior's own kind of image, so the bias it shows is smaller than
+the scan's.
+
+Per tune row of ``pilot_study_tune{,_more,_low,_reg}.jsonl`` (the release's phase prior of that row) it records the
+error per count; ``--rules`` compares the count it picks with the release's against the recorded full runs.
+
+    python benchmarks/bootstrap_study.py --only 0::2 &  python benchmarks/bootstrap_study.py --only 1::2
+    python benchmarks/bootstrap_study.py --rules
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from corpus import load_split
+from count_schedule import rows_of
+from pilot_study import COUNTS, acs_split, best_fixed, current_rule, release_fold, rule_row, scan
+from suite import CONDITIONS, TUNE_LOW, TUNE_MORE, TUNE_REG, cond_name
+
+from mrdiff_cli.ops.fft import fft2c
+from mrdiff_cli.priors.loading import load_prior
+from mrdiff_cli.samplers.noise import sample_generator
+from mrdiff_cli.tasks.reconstruct import PILOT_SAMPLE, ReconOptions, Reconstructor
+
+RESULTS = Path(__file__).parent / "results"
+REF_COUNT = 5
+
+
+def record(prior, ref, cond, resid: float) -> dict:
+    k, _, mask = scan(ref, cond)
+    rec = Reconstructor(prior, ReconOptions(seed=0))
+    m = torch.as_tensor(np.asarray(mask, dtype=np.float32))
+    y, maps, _s, _f, _h = rec._holdout_data(k, mask, "sense", None, compressed=False, stream=0)
+    sigma = float(rec._noise_sigma(y, m)[0])
+    sig10 = rec._sigmas("sense", 10)
+
+    def run(data: torch.Tensor, n: int) -> torch.Tensor:
+        return rec._holdout_run(data, m, "sense", maps, [sample_generator(0, PILOT_SAMPLE, 0)], n, resid, sig10, {})
+
+    x_ref = run(y, REF_COUNT)
+    k_ref = fft2c(maps * x_ref.unsqueeze(-3))
+    g = torch.Generator().manual_seed(321)
+    noise = (torch.randn(y.shape, generator=g) + 1j * torch.randn(y.shape, generator=g)).to(torch.complex64)
+    y_star = (k_ref + noise / np.sqrt(2) * sigma) * m
+    out = {"sigma": sigma, "err": {}, "err_missing": {}}
+    for n in COUNTS:
+        d = (fft2c(maps * run(y_star, n).unsqueeze(-3)) - k_ref).abs().square()
+        out["err"][str(n)] = float(d.sum())
+        out["err_missing"][str(n)] = float(((1 - m) * d).sum())
+    return out
+
+
+def rules(path: Path) -> None:
+    got = {(r["condition"], r["volume"]): r["boot"] for r in map(json.loads, path.read_text().splitlines())}
+    rows = [r for r in rows_of() if (r["condition"], r["volume"]) in got]
+    print(f"{len(rows)} tune rows (magnitude prior), against the best fixed pair")
+    print("| rule | worst Δ best fixed pair (dB) | mean Δ | rows within 0.3 dB |\n|---|---|---|---|")
+    groups = {"all": lambda r: True, "regular 1D": lambda r: acs_split(np.asarray(scan_mask(r))) is not None,
+              "fresh regular": lambda r: r["set"] == "_reg"}
+    for label, keep in groups.items():
+        sel = [r for r in rows if keep(r)]
+        rel = [r["psnr"][current_rule(release_fold(r))] - best_fixed(r["psnr"]) for r in sel]
+        print(rule_row(f"release, {label} ({len(sel)})", rel))
+        for key in ("err", "err_missing"):
+            d = []
+            for r in sel:
+                pr = current_rule(release_fold(r)).split("/")[1]
+                b = got[(r["condition"], r["volume"])][key]
+                d.append(r["psnr"][f"{min(COUNTS, key=lambda n: b[str(n)])}/{pr}"] - best_fixed(r["psnr"]))
+            print(rule_row(f"bootstrap ({key}), {label} ({len(sel)})", d))
+    print("\nper row: release pick, best count at its prior, bootstrap pick (all k-space / missing samples)")
+    for r in rows:
+        pr = current_rule(release_fold(r)).split("/")[1]
+        b = got[(r["condition"], r["volume"])]
+        print(f"{r['condition']} {r['volume'][:6]} release {current_rule(release_fold(r))} best "
+              f"{max(COUNTS, key=lambda n: r['psnr'][f'{n}/{pr}'])} boot {min(COUNTS, key=lambda n: b['err'][str(n)])}/"
+              f"{min(COUNTS, key=lambda n: b['err_missing'][str(n)])} | "
+              + " ".join(f"{b['err'][str(n)]:.3g}" for n in COUNTS))
+
+
+_CONDS = {cond_name(c[0], *c[1:]): c for c in CONDITIONS["tune"] + TUNE_MORE + TUNE_LOW + TUNE_REG}
+
+
+def scan_mask(row: dict):
+    from mrdiff_cli.ops.masks import make_mask
+
+    _acq, matrix, kind, R = _CONDS[row["condition"]]
+    acs = max(8, int(round(0.08 * matrix))) if kind == "equispaced" else None
+    return make_mask(kind, (matrix, matrix), R, acs=acs, seed=11).mask
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default=str(RESULTS / "bootstrap_study_tune.jsonl"))
+    ap.add_argument("--only", default=None, help="a slice START::STEP of the tune rows (two processes)")
+    ap.add_argument("--rules", action="store_true")
+    a = ap.parse_args()
+    out = Path(a.out)
+    if a.rules:
+        rules(out)
+        return
+    torch.set_num_threads(1)
+    prior, _ = load_prior(None, "score", offline=True)
+    rows = rows_of()
+    if a.only:
+        start, _, step = a.only.partition("::")
+        rows = rows[int(start)::int(step or 1)]
+    for row in rows:
+        done = {(r["condition"], r["volume"]) for r in map(json.loads, out.read_text().splitlines())} if out.exists() else set()
+        if (row["condition"], row["volume"]) in done:
+            continue
+        cond = _CONDS[row["condition"]]
+        ref = load_split("tune", cond[1], 256.0 / cond[1], 1)[row["volume"]]
+        boot = record(prior, ref, cond, float(current_rule(release_fold(row)).split("/")[1]))
+        with out.open("a") as fh:
+            fh.write(json.dumps({"condition": row["condition"], "volume": row["volume"], "boot": boot}) + "\n")
+        print(row["condition"], row["volume"], flush=True)
+
+
+if __name__ == "__main__":
+    main()
