@@ -26,7 +26,7 @@ import torch
 from corpus import load_split
 from count_schedule import rows_of
 from pilot_study import COUNTS, acs_split, best_fixed, current_rule, release_fold, rule_row, scan
-from suite import CONDITIONS, TUNE_LOW, TUNE_MORE, TUNE_REG, cond_name
+from suite import CONDITIONS, TUNE_LOW, TUNE_MORE, TUNE_REG, TUNE_REG2, cond_name
 
 from mrdiff_cli.ops.fft import fft2c
 from mrdiff_cli.priors.loading import load_prior
@@ -34,6 +34,7 @@ from mrdiff_cli.samplers.noise import sample_generator
 from mrdiff_cli.tasks.reconstruct import PILOT_SAMPLE, ReconOptions, Reconstructor
 
 RESULTS = Path(__file__).parent / "results"
+SETS = ("", "_more", "_low", "_reg", "_reg2")
 REF_COUNT = 5
 
 
@@ -61,15 +62,20 @@ def record(prior, ref, cond, resid: float) -> dict:
     return out
 
 
-def rules(path: Path) -> None:
+def rules(path: Path, suffix: str = "") -> None:
     got = {(r["condition"], r["volume"]): r["boot"] for r in map(json.loads, path.read_text().splitlines())}
-    rows = [r for r in rows_of() if (r["condition"], r["volume"]) in got]
-    print(f"{len(rows)} tune rows (magnitude prior), against the best fixed pair")
+    rows = [r for r in rows_of(suffix, SETS) if (r["condition"], r["volume"]) in got]
+    print(f"{len(rows)} tune rows ({'complex' if suffix else 'magnitude'} prior), against the best fixed pair")
     print("| rule | worst Δ best fixed pair (dB) | mean Δ | rows within 0.3 dB |\n|---|---|---|---|")
-    groups = {"all": lambda r: True, "regular 1D": lambda r: acs_split(np.asarray(scan_mask(r))) is not None,
-              "fresh regular": lambda r: r["set"] == "_reg"}
+    def regular(r: dict) -> bool:
+        return acs_split(np.asarray(scan_mask(r))) is not None
+
+    groups = {"all": lambda r: True, "all but TUNE_REG2": lambda r: r["set"] != "_reg2", "regular 1D": regular,
+              "TUNE_REG (seen)": lambda r: r["set"] == "_reg", "TUNE_REG2 (fresh)": lambda r: r["set"] == "_reg2"}
     for label, keep in groups.items():
         sel = [r for r in rows if keep(r)]
+        if not sel:
+            continue
         rel = [r["psnr"][current_rule(release_fold(r))] - best_fixed(r["psnr"]) for r in sel]
         print(rule_row(f"release, {label} ({len(sel)})", rel))
         for key in ("err", "err_missing"):
@@ -79,6 +85,17 @@ def rules(path: Path) -> None:
                 b = got[(r["condition"], r["volume"])][key]
                 d.append(r["psnr"][f"{min(COUNTS, key=lambda n: b[str(n)])}/{pr}"] - best_fixed(r["psnr"]))
             print(rule_row(f"bootstrap ({key}), {label} ({len(sel)})", d))
+        comb, vs = [], []  # the bootstrap's count on regular 1D masks, the release's pilot elsewhere
+        for r in sel:
+            pick = current_rule(release_fold(r))
+            if regular(r):
+                b = got[(r["condition"], r["volume"])]["err"]
+                pick = f"{min(COUNTS, key=lambda n: b[str(n)])}/{pick.split('/')[1]}"
+            comb.append(r["psnr"][pick] - best_fixed(r["psnr"]))
+            vs.append(r["psnr"][pick] - r["psnr"][current_rule(release_fold(r))])
+        print(rule_row(f"bootstrap on regular 1D, release elsewhere, {label} ({len(sel)})", comb)
+              + f" against the release: mean {np.mean(vs):+.2f}, worst {min(vs):+.2f}, "
+                f"{sum(v < -0.3 for v in vs)} rows > 0.3 dB below")
     print("\nper row: release pick, best count at its prior, bootstrap pick (all k-space / missing samples)")
     for r in rows:
         pr = current_rule(release_fold(r)).split("/")[1]
@@ -89,7 +106,7 @@ def rules(path: Path) -> None:
               + " ".join(f"{b['err'][str(n)]:.3g}" for n in COUNTS))
 
 
-_CONDS = {cond_name(c[0], *c[1:]): c for c in CONDITIONS["tune"] + TUNE_MORE + TUNE_LOW + TUNE_REG}
+_CONDS = {cond_name(c[0], *c[1:]): c for c in CONDITIONS["tune"] + TUNE_MORE + TUNE_LOW + TUNE_REG + TUNE_REG2}
 
 
 def scan_mask(row: dict):
@@ -105,14 +122,16 @@ def main() -> None:
     ap.add_argument("--out", default=str(RESULTS / "bootstrap_study_tune.jsonl"))
     ap.add_argument("--only", default=None, help="a slice START::STEP of the tune rows (two processes)")
     ap.add_argument("--rules", action="store_true")
+    ap.add_argument("--model", default=None, help="a complex-valued bundle (rows of the _complex tune files)")
     a = ap.parse_args()
-    out = Path(a.out)
+    suffix = "_complex" if a.model else ""
+    out = Path(a.out.replace(".jsonl", f"{suffix}.jsonl") if a.model and suffix not in a.out else a.out)
     if a.rules:
-        rules(out)
+        rules(out, suffix)
         return
     torch.set_num_threads(1)
-    prior, _ = load_prior(None, "score", offline=True)
-    rows = rows_of()
+    prior, _ = load_prior(a.model, "score", offline=True)
+    rows = rows_of(suffix, SETS)
     if a.only:
         start, _, step = a.only.partition("::")
         rows = rows[int(start)::int(step or 1)]
@@ -122,7 +141,7 @@ def main() -> None:
             continue
         cond = _CONDS[row["condition"]]
         ref = load_split("tune", cond[1], 256.0 / cond[1], 1)[row["volume"]]
-        boot = record(prior, ref, cond, float(current_rule(release_fold(row)).split("/")[1]))
+        boot = record(prior, ref, cond, 0.005 if a.model else float(current_rule(release_fold(row)).split("/")[1]))
         with out.open("a") as fh:
             fh.write(json.dumps({"condition": row["condition"], "volume": row["volume"], "boot": boot}) + "\n")
         print(row["condition"], row["volume"], flush=True)

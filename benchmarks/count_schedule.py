@@ -56,8 +56,9 @@ def with_schedule(late: int, frac: float):
     return lambda: setattr(dcmod.ProximalDC, "__call__", orig)
 
 
-def rows_of(suffix: str = "") -> list[dict]:
-    return [dict(json.loads(line), set=s) for s in SETS
+def rows_of(suffix: str = "", sets: tuple[str, ...] = SETS) -> list[dict]:
+    """The recorded tune rows of ``pilot_study_tune{SET}{suffix}.jsonl`` (sets whose file exists), each with its set."""
+    return [dict(json.loads(line), set=s) for s in sets if (RESULTS / f"pilot_study_tune{s}{suffix}.jsonl").exists()
             for line in (RESULTS / f"pilot_study_tune{s}{suffix}.jsonl").read_text().splitlines() if line.strip()]
 
 

@@ -100,6 +100,16 @@ TUNE_REG = [
     (A("ring", 6, "random", 1.0, 10, snr_db=24), 128, "equispaced", 3.3),
     (A("wires", 8, "poly", snr_db=30), 128, "equispaced", 2.5),
 ]
+# fresh regular-mask rows for confirming a count rule chosen on the rows above (tune families only; new SNRs,
+# coil counts, phase scales and accelerations; written down before any rule was run on them)
+TUNE_REG2 = [
+    (A("ring", 10, "random", 0.7, 12, snr_db=26), 128, "equispaced", 3),
+    (A("wires", 6, "poly", snr_db=23), 128, "equispaced", 2.5),
+    (A("ring", 8, "random", 1.5, 5, snr_db=32), 128, "equispaced", 3.3),
+    (A("wires", 10, "random", 1.0, 8, snr_db=27), 128, "equispaced", 4),
+    (A("ring", 12, "poly", snr_db=35), 128, "equispaced", 3),
+    (A("wires", 8, "random", 0.5, 10, snr_db=21), 128, "equispaced", 2.5),
+]
 FIXED = (1, 2, 3, 5, 7, 10)
 ORACLE = (1, 2, 3, 5, 7)  # the best-fixed-count set; the report runs only these
 LAMBDA_GRID = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
