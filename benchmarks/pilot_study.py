@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from corpus import head_mask, load_split, masked_psnr
-from suite import CONDITIONS, TUNE_LOW, TUNE_MORE, TUNE_REG, TUNE_REG2, cond_name
+from suite import CONDITIONS, TUNE_LOW, TUNE_MORE, TUNE_REG, TUNE_REG2, TUNE_REG3, cond_name
 
 from mrdiff_cli.ops.compress import apply_compression, compression_matrices
 from mrdiff_cli.ops.fft import fft2c
@@ -440,6 +440,7 @@ def main() -> None:
     ap.add_argument("--low", action="store_true", help="tune split: the low-SNR conditions (suite.TUNE_LOW) instead")
     ap.add_argument("--reg", action="store_true", help="tune split: the regular-1D-mask rows (suite.TUNE_REG) instead")
     ap.add_argument("--reg2", action="store_true", help="tune split: the fresh regular rows (suite.TUNE_REG2) instead")
+    ap.add_argument("--reg3", action="store_true", help="tune split: the third fresh set (suite.TUNE_REG3) instead")
     ap.add_argument("--model", default=None,
                     help="another prior (a complex-valued bundle: its counts only, no phase prior; default: the bundled one)")
     ap.add_argument("--oracle-priors", default=",".join(map(str, PRIORS)),
@@ -460,7 +461,7 @@ def main() -> None:
         stream, steps = (int(v) for v in a.add_fold.split("/")[:2])
         variant = a.add_fold.split("/")[2] if a.add_fold.count("/") == 2 else ""
         refs = {}
-        for cond in CONDITIONS[a.split] + (TUNE_MORE + TUNE_LOW + TUNE_REG + TUNE_REG2 if a.split == "tune" else []):
+        for cond in CONDITIONS[a.split] + (TUNE_MORE + TUNE_LOW + TUNE_REG + TUNE_REG2 + TUNE_REG3 if a.split == "tune" else []):
             for vol, ref in load_split(a.split, cond[1], 256.0 / cond[1], 1).items():
                 refs[(cond_name(cond[0], *cond[1:]), vol)] = (ref, cond)
         rows = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
@@ -488,7 +489,7 @@ def main() -> None:
         return
     done = {(r["condition"], r["volume"]) for r in map(json.loads, out.read_text().splitlines())} if out.exists() else set()
     conds = ((TUNE_MORE if a.more else TUNE_LOW if a.low else TUNE_REG if a.reg else TUNE_REG2 if a.reg2
-              else CONDITIONS[a.split])
+              else TUNE_REG3 if a.reg3 else CONDITIONS[a.split])
              if a.split == "tune" else CONDITIONS[a.split])
     for i in [int(c) for c in a.conditions.split(",")] if a.conditions else range(len(conds)):
         cond = conds[i]
