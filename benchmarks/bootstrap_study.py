@@ -62,9 +62,9 @@ def record(prior, ref, cond, resid: float) -> dict:
     return out
 
 
-def rules(path: Path, suffix: str = "") -> None:
+def rules(path: Path, suffix: str = "", split: str = "tune") -> None:
     got = {(r["condition"], r["volume"]): r["boot"] for r in map(json.loads, path.read_text().splitlines())}
-    rows = [r for r in rows_of(suffix, SETS) if (r["condition"], r["volume"]) in got]
+    rows = [r for r in (report_rows() if split == "report" else rows_of(suffix, SETS)) if (r["condition"], r["volume"]) in got]
     print(f"{len(rows)} tune rows ({'complex' if suffix else 'magnitude'} prior), against the best fixed pair")
     print("| rule | worst Δ best fixed pair (dB) | mean Δ | rows within 0.3 dB |\n|---|---|---|---|")
     def regular(r: dict) -> bool:
@@ -107,7 +107,14 @@ def rules(path: Path, suffix: str = "") -> None:
               + " ".join(f"{b['err'][str(n)]:.3g}" for n in COUNTS))
 
 
-_CONDS = {cond_name(c[0], *c[1:]): c for c in CONDITIONS["tune"] + TUNE_MORE + TUNE_LOW + TUNE_REG + TUNE_REG2 + TUNE_REG3}
+_CONDS = {cond_name(c[0], *c[1:]): c
+          for c in CONDITIONS["tune"] + CONDITIONS["report"] + TUNE_MORE + TUNE_LOW + TUNE_REG + TUNE_REG2 + TUNE_REG3}
+
+
+def report_rows() -> list[dict]:
+    """The report suite's recorded rows (``pilot_study_report.jsonl``: full runs and the release's pilot)."""
+    return [dict(json.loads(line), set="report")
+            for line in (RESULTS / "pilot_study_report.jsonl").read_text().splitlines() if line.strip()]
 
 
 def scan_mask(row: dict):
@@ -124,15 +131,19 @@ def main() -> None:
     ap.add_argument("--only", default=None, help="a slice START::STEP of the tune rows (two processes)")
     ap.add_argument("--rules", action="store_true")
     ap.add_argument("--model", default=None, help="a complex-valued bundle (rows of the _complex tune files)")
+    ap.add_argument("--split", choices=["tune", "report"], default="tune",
+                    help="report: the report suite's rows (magnitude prior; the veto, nothing is chosen there)")
     a = ap.parse_args()
     suffix = "_complex" if a.model else ""
     out = Path(a.out.replace(".jsonl", f"{suffix}.jsonl") if a.model and suffix not in a.out else a.out)
+    if a.split == "report":
+        out = Path(str(out).replace("_tune", "_report"))
     if a.rules:
-        rules(out, suffix)
+        rules(out, suffix, a.split)
         return
     torch.set_num_threads(1)
     prior, _ = load_prior(a.model, "score", offline=True)
-    rows = rows_of(suffix, SETS)
+    rows = report_rows() if a.split == "report" else rows_of(suffix, SETS)
     if a.only:
         start, _, step = a.only.partition("::")
         rows = rows[int(start)::int(step or 1)]
@@ -141,7 +152,9 @@ def main() -> None:
         if (row["condition"], row["volume"]) in done:
             continue
         cond = _CONDS[row["condition"]]
-        ref = load_split("tune", cond[1], 256.0 / cond[1], 1)[row["volume"]]
+        if a.split == "report" and acs_split(np.asarray(scan_mask(row))) is None:
+            continue  # the veto concerns the regular-mask rows only
+        ref = load_split(a.split, cond[1], 256.0 / cond[1], 1)[row["volume"]]
         boot = record(prior, ref, cond, 0.005 if a.model else float(current_rule(release_fold(row)).split("/")[1]))
         with out.open("a") as fh:
             fh.write(json.dumps({"condition": row["condition"], "volume": row["volume"], "boot": boot}) + "\n")

@@ -337,3 +337,19 @@ def test_phase_ref_l1_is_recorded_and_changes_the_image(files, model_dir, tmp_pa
     assert imgs["centre"].shape == imgs["l1"].shape and not np.array_equal(imgs["centre"], imgs["l1"])
     r = run(files["multi"], "-o", tmp_path / "bad.nii.gz", *common, "--phase-ref", "fine")
     assert r.exit_code == 2 and not (tmp_path / "bad.nii.gz").exists()
+
+
+def test_count_pilot_bootstrap_is_recorded_and_bad_values_are_usage_errors(files, model_dir, tmp_path):
+    """--count-pilot bootstrap: the count is scored by the parametric bootstrap, its evidence (error per count, the
+    reference count) is in the metrics JSON and the chosen count is the least-error one it tried; an unknown value
+    is a usage error (exit 2, no output)."""
+    common = ["--model", model_dir, *MASK, "--steps", 3, "-q", "--seed", 2]
+    out = tmp_path / "boot.nii.gz"
+    ok(run(files["multi"], "-o", out, *common, "--count-pilot", "bootstrap"))
+    c = metrics(out)["consistency"]
+    assert c["chosen_by"] == "parametric bootstrap"
+    boot = {int(n): e for n, e in c["evidence"]["bootstrap_error"].items()}
+    assert len(boot) >= 2 and c["cg_iters"] == min(boot, key=boot.get)
+    assert c["evidence"]["bootstrap_reference_cg"] == 5 and "phase_resid_holdout_error" in c["evidence"]
+    r = run(files["multi"], "-o", tmp_path / "bad.nii.gz", *common, "--count-pilot", "sure")
+    assert r.exit_code == 2 and not (tmp_path / "bad.nii.gz").exists()

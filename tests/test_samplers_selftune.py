@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from mrdiff_cli.ops.masks import acs_shape, make_mask
-from mrdiff_cli.samplers.selftune import holdout_error, split_holdout, unimodal_search
+from mrdiff_cli.samplers.selftune import holdout_error, regular_line_spacing, split_holdout, unimodal_search
 
 
 def test_split_2d_mask_hides_points_outside_the_centre():
@@ -181,3 +181,51 @@ def test_l1_phase_reference_is_opt_in_and_computed_once_for_the_pilots(bundled_p
     rec = Reconstructor(bundled_prior, ReconOptions(steps=2, pilot_steps=2, seed=0, phase_cs_lambda=1e-3, samples=3))
     out = rec.reconstruct(sim.kspace, mask, "sense")
     assert sizes == [1, 1] and out.variance is not None and np.isfinite(out.variance).all()
+
+
+def test_regular_line_spacing_tells_equispaced_from_random_masks():
+    eq = make_mask("equispaced", (128, 128), 3.3, acs=10, seed=11).mask
+    s = regular_line_spacing(eq)
+    assert s is not None and 3.3 <= s <= 4.5  # the outer spacing (the centre takes part of the line budget)
+    assert regular_line_spacing(np.asarray(eq).T) == s  # lines along either axis
+    for kind in ("gaussian1d", "poisson", "uniform1d"):
+        assert regular_line_spacing(make_mask(kind, (128, 128), 4, seed=11).mask) is None, kind
+
+
+def _bootstrapped(prior, image, snr, count_pilot="auto"):
+    from mrdiff_cli.tasks.reconstruct import ReconOptions, Reconstructor
+    from mrdiff_cli.tasks.simulate import simulate_volume
+
+    sim = simulate_volume(image, None, matrix=64, coils=8, snr_db=snr, seed=1)
+    mask = make_mask("equispaced", (64, 64), 3, acs=8, seed=1).mask
+    rec = Reconstructor(prior, ReconOptions(steps=8, pilot_steps=4, seed=0, count_pilot=count_pilot))
+    rec.reconstruct(sim.kspace, mask, "sense")
+    return rec, sim, mask
+
+
+def test_bootstrap_count_follows_the_noise_on_a_regular_mask(bundled_prior, example_slice):
+    """count_pilot auto on an equispaced mask: the bootstrap scores the counts; noisier data → fewer CG iterations,
+    cleaner → more; its error is seeded (the same value twice)."""
+    noisy, _, _ = _bootstrapped(bundled_prior, example_slice, 15)
+    clean, sim, mask = _bootstrapped(bundled_prior, example_slice, 50)
+    for rec in (noisy, clean):
+        assert rec.tuning.method == "parametric bootstrap" and rec.tuning.bootstrap
+        assert rec.tuning.n_cg == min(rec.tuning.bootstrap, key=rec.tuning.bootstrap.get)
+    assert noisy.tuning.n_cg < clean.tuning.n_cg, (noisy.tuning.bootstrap, clean.tuning.bootstrap)
+    evaluate = clean.bootstrap_pilot(sim.kspace[:1], mask, "sense", resid=0.005)
+    assert evaluate(3) == evaluate(3) > 0
+
+
+def test_count_pilot_auto_keeps_the_holdout_on_random_masks(bundled_prior):
+    from mrdiff_cli.errors import UsageError
+    from mrdiff_cli.tasks.reconstruct import ReconOptions, Reconstructor
+
+    rec = Reconstructor(bundled_prior, ReconOptions(count_pilot="auto"))
+    assert rec.uses_bootstrap(make_mask("equispaced", (64, 64), 3, acs=8, seed=1).mask)
+    assert not rec.uses_bootstrap(make_mask("poisson", (64, 64), 6, seed=2).mask)
+    assert not Reconstructor(bundled_prior, ReconOptions(count_pilot="holdout")).uses_bootstrap(
+        make_mask("equispaced", (64, 64), 3, acs=8, seed=1).mask)
+    import pytest
+
+    with pytest.raises(UsageError):
+        ReconOptions(count_pilot="sure")

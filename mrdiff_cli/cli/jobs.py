@@ -86,7 +86,7 @@ def recon_job_from_options(kw: dict[str, Any]):
         sense_every=kw["sense_every"], samples=kw["samples"],
         batch_size=kw["batch_size"] or 0,  # 0: chosen for the device when the model is loaded
         seed=kw["seed"], autocast=None if kw["precision"] in ("fp32", "auto") else kw["precision"],
-        compress_coils=kw.get("coils"),
+        compress_coils=kw.get("coils"), count_pilot=_value(kw.get("count_pilot", ReconOptions.count_pilot)),
     )
     return ReconJob(
         inputs=[str(p) for p in kw["inputs"]], output=str(kw["output"]), fmt=_value(kw["fmt"]),
@@ -199,7 +199,8 @@ def cg_label(r: dict[str, Any]) -> str:
     c = r.get("consistency")
     if not c:
         return "-"
-    return f"{c['cg_iters']} auto" if str(c.get("chosen_by", "")).startswith("k-space") else str(c["cg_iters"])
+    auto = str(c.get("chosen_by", "")).startswith(("k-space", "parametric bootstrap"))
+    return f"{c['cg_iters']} auto" if auto else str(c["cg_iters"])
 
 
 def print_recon_table(summary: dict, title: str) -> None:

@@ -11,9 +11,9 @@ from typing import Annotated
 import typer
 
 # the library's choices (torch-free): the CLI offers exactly these
-from ..samplers.modes import CoilMode, ComplexMode, Method, NoiseConsistency, PhaseRef
+from ..samplers.modes import CoilMode, ComplexMode, CountPilot, Method, NoiseConsistency, PhaseRef
 
-__all__ = ["CoilMode", "ComplexMode", "Method", "NoiseConsistency", "Sampler"]
+__all__ = ["CoilMode", "ComplexMode", "CountPilot", "Method", "NoiseConsistency", "Sampler"]
 
 SAMPLING = "Undersampling"
 SAMPLER = "Sampler"
@@ -54,6 +54,7 @@ SAMPLER_DEFAULT = Sampler.fast
 COIL_MODE_DEFAULT = CoilMode.auto
 COMPLEX_MODE_DEFAULT = ComplexMode.phase
 PHASE_REF_DEFAULT = PhaseRef.centre
+COUNT_PILOT_DEFAULT = CountPilot.holdout
 SENSE_EVERY_DEFAULT = 10
 SNR_DEFAULT = 0.16
 SEED_DEFAULT = 0
@@ -82,6 +83,7 @@ CoilModeOpt = Annotated[CoilMode, typer.Option(help="How coils enter the prior: 
 ComplexModeOpt = Annotated[ComplexMode | None, typer.Option(help="How the prior sees complex images: phase (demodulated real part) or realimag (the seed's split) for a magnitude prior; complex for a complex-valued prior (mrdiff train score --complex), chosen automatically for one.", rich_help_panel=SAMPLER)]
 PhaseResidOpt = Annotated[float | None, typer.Option(help="Phase mode: prior std of the imaginary part left after removing the smooth phase (normalised units; 0 = phase assumed smooth). Default: chosen per scan with the CG count by the hold-out pilot, 0.005 (smooth phase) or 0.05 (fine phase structure, e.g. off-resonance); 0.005 where no pilot runs.", rich_help_panel=SAMPLER, show_default=False)]
 PhaseRefOpt = Annotated[PhaseRef, typer.Option("--phase-ref", help="Phase mode, SENSE: the phase the magnitude prior removes. centre: the CG-SENSE start's low-resolution (24-pixel) phase, refined at the last steps; l1: the phase of an L1-wavelet SENSE reconstruction at half resolution (finer phase detail; about 0.3 s per slice at 128²; better on some acquisitions, worse on others: docs/reconstruct.md).", rich_help_panel=SAMPLER)]
+CountPilotOpt = Annotated[CountPilot, typer.Option("--count-pilot", help="How the self-tuning pilot scores the CG counts (when --cg-iters is not given). holdout: hide 15 % of the measured samples and keep the count that predicts them best; bootstrap: simulate the scan from a reference reconstruction (its mask, coil maps and estimated noise) and keep the count that recovers the reference best; auto: bootstrap on regular (equispaced) 1D masks, hold-out elsewhere (docs/reconstruct.md).", rich_help_panel=SAMPLER)]
 SenseEveryOpt = Annotated[int, typer.Option(help="Hybrid mode: a SENSE consistency sweep (Kaczmarz: one projection onto the data per coil in turn) every m steps.", rich_help_panel=SAMPLER)]
 SnrOpt = Annotated[float, typer.Option(help="PC sampler: Langevin corrector SNR.", rich_help_panel=SAMPLER)]
 SigmaMaxOpt = Annotated[float | None, typer.Option(help="Starting noise level, > 0 (fast: 1.0; pc: the prior's sigma_max).", rich_help_panel=SAMPLER)]

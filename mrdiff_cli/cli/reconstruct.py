@@ -13,6 +13,7 @@ from .options import CoilsOpt, DeviceOpt, JsonOpt, ModelOpt, OfflineOpt, Overwri
 from .recon_options import (
     COIL_MODE_DEFAULT,
     COMPLEX_MODE_DEFAULT,
+    COUNT_PILOT_DEFAULT,
     DEVICE_DEFAULT,
     PHASE_REF_DEFAULT,
     PRECISION_DEFAULT,
@@ -29,6 +30,7 @@ from .recon_options import (
     CoilModeOpt,
     ComplexMode,
     ComplexModeOpt,
+    CountPilotOpt,
     FormatOpt,
     InFormat,
     InputFormatOpt,
@@ -75,6 +77,7 @@ def reconstruct(
     complex_mode: ComplexModeOpt = COMPLEX_MODE_DEFAULT,
     phase_resid: PhaseResidOpt = None,
     phase_ref: PhaseRefOpt = PHASE_REF_DEFAULT,
+    count_pilot: CountPilotOpt = COUNT_PILOT_DEFAULT,
     sense_every: SenseEveryOpt = SENSE_EVERY_DEFAULT,
     snr: SnrOpt = SNR_DEFAULT,
     sigma_max: SigmaMaxOpt = None,
@@ -108,7 +111,7 @@ def reconstruct(
     options = {  # every option by name, so what the job reads is visible here
         "inputs": inputs, "output": output, "method": method, "mask": mask, "accel": accel, "acs": acs,
         "sampler": sampler, "steps": steps, "coil_mode": coil_mode, "complex_mode": complex_mode,
-        "phase_resid": phase_resid, "phase_ref": phase_ref, "sense_every": sense_every, "snr": snr,
+        "phase_resid": phase_resid, "phase_ref": phase_ref, "count_pilot": count_pilot, "sense_every": sense_every, "snr": snr,
         "sigma_max": sigma_max, "zeta": zeta, "cg_iters": cg_iters, "samples": samples, "model": model, "offline": offline, "fmt": fmt,
         "input_format": input_format, "save_zero_filled": save_zero_filled, "save_samples": save_samples,
         "preview": preview, "metrics": metrics, "overwrite": overwrite, "seed": seed, "device": device,

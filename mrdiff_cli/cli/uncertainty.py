@@ -36,6 +36,7 @@ from .options import (
 from .recon_options import (
     COIL_MODE_DEFAULT,
     COMPLEX_MODE_DEFAULT,
+    COUNT_PILOT_DEFAULT,
     DEVICE_DEFAULT,
     PHASE_REF_DEFAULT,
     PRECISION_DEFAULT,
@@ -50,6 +51,7 @@ from .recon_options import (
     CgItersOpt,
     CoilModeOpt,
     ComplexModeOpt,
+    CountPilotOpt,
     FormatOpt,
     InputFormatOpt,
     InputsArg,
@@ -95,7 +97,8 @@ TITLE = "mrdiff uncertainty"
 # (rather than ignoring it)
 RECON_ONLY: dict[str, Any] = {
     "mask": None, "accel": None, "acs": None, "sampler": SAMPLER_DEFAULT, "coil_mode": COIL_MODE_DEFAULT,
-    "complex_mode": COMPLEX_MODE_DEFAULT, "phase_resid": None, "phase_ref": PHASE_REF_DEFAULT, "sense_every": SENSE_EVERY_DEFAULT, "snr": SNR_DEFAULT,
+    "complex_mode": COMPLEX_MODE_DEFAULT, "phase_resid": None, "phase_ref": PHASE_REF_DEFAULT, "count_pilot": COUNT_PILOT_DEFAULT,
+    "sense_every": SENSE_EVERY_DEFAULT, "snr": SNR_DEFAULT,
     "sigma_max": None, "zeta": None, "cg_iters": None, "input_format": None, "save_zero_filled": False, "coils": None,
     "shard": None, "keep_going": False, "precision": PRECISION_DEFAULT, "threads": None,
     "noise_consistency": NoiseConsistency.none,
@@ -116,6 +119,7 @@ def uncertainty(
     complex_mode: ComplexModeOpt = COMPLEX_MODE_DEFAULT,
     phase_resid: PhaseResidOpt = None,
     phase_ref: PhaseRefOpt = PHASE_REF_DEFAULT,
+    count_pilot: CountPilotOpt = COUNT_PILOT_DEFAULT,
     sense_every: SenseEveryOpt = SENSE_EVERY_DEFAULT,
     snr: SnrOpt = SNR_DEFAULT,
     sigma_max: SigmaMaxOpt = None,
@@ -156,7 +160,7 @@ def uncertainty(
     if task == Task.superres:
         recon_only = {
             "mask": mask, "accel": accel, "acs": acs, "sampler": sampler, "coil_mode": coil_mode,
-            "complex_mode": complex_mode, "phase_resid": phase_resid, "phase_ref": phase_ref,
+            "complex_mode": complex_mode, "phase_resid": phase_resid, "phase_ref": phase_ref, "count_pilot": count_pilot,
             "sense_every": sense_every, "snr": snr,
             "sigma_max": sigma_max, "zeta": zeta, "cg_iters": cg_iters, "input_format": input_format,
             "save_zero_filled": save_zero_filled, "coils": coils, "shard": shard, "keep_going": keep_going,
@@ -173,7 +177,7 @@ def uncertainty(
     options = {  # every option by name, so what the job reads is visible here
         "inputs": inputs, "output": output, "method": Method.diffusion, "mask": mask, "accel": accel, "acs": acs,
         "sampler": sampler, "steps": steps, "coil_mode": coil_mode, "complex_mode": complex_mode,
-        "phase_resid": phase_resid, "phase_ref": phase_ref, "sense_every": sense_every, "snr": snr,
+        "phase_resid": phase_resid, "phase_ref": phase_ref, "count_pilot": count_pilot, "sense_every": sense_every, "snr": snr,
         "sigma_max": sigma_max, "zeta": zeta, "cg_iters": cg_iters, "samples": samples, "model": model, "offline": offline, "fmt": fmt,
         "input_format": input_format, "save_zero_filled": save_zero_filled, "save_samples": save_samples,
         "preview": preview, "metrics": metrics, "overwrite": overwrite, "seed": seed, "device": device,

@@ -7,6 +7,7 @@
 ``ComplexMode``        how a magnitude prior sees complex images (``samplers.adapters.make_denoiser``)
 ``PhaseRef``           where phase mode takes the phase it demodulates (SENSE)
 ``NoiseConsistency``   measurement noise in the consistency step of K > 1 samples
+``CountPilot``         how the self-tuning pilot scores the CG counts (hold-out, bootstrap, auto)
 =====================  =================================================================================
 
 The sampler names are the registry's (:class:`mrdiff_cli.samplers.SamplerName`, ``TASK_SAMPLERS``). What each coil
@@ -96,3 +97,15 @@ class NoiseConsistency(Choice):
     def perturbed(self) -> bool:
         """Each sample sees its own noise draw on the data (perturb, both)."""
         return self in (NoiseConsistency.perturb, NoiseConsistency.both)
+
+
+class CountPilot(Choice):
+    """How the self-tuning pilot scores the candidate CG counts: ``holdout`` (hide measured samples, keep the count
+    that predicts them best), ``bootstrap`` (simulate the scan from a reference reconstruction with its own mask,
+    coil maps and noise level, keep the count that recovers the reference best) or ``auto`` (bootstrap on regular
+    1D masks, where hidden lines sit in gaps twice as wide as the scan's missing lines and the hold-out cannot see
+    the noise the count amplifies into them; hold-out elsewhere)."""
+
+    auto = "auto"
+    holdout = "holdout"
+    bootstrap = "bootstrap"

@@ -24,7 +24,7 @@ from ..ops.fft import fft2c
 from ..ops.operators import SenseOp
 from ..samplers import TASK_SAMPLERS, SamplerName
 from ..samplers.dc import cg_dc
-from ..samplers.modes import CoilMode, ComplexMode, Method, NoiseConsistency
+from ..samplers.modes import CoilMode, ComplexMode, CountPilot, Method, NoiseConsistency
 from ..samplers.noise import randn_like, running_mean_var, sample_generator
 from ..samplers.posterior import (
     PosteriorOptions,
@@ -36,13 +36,16 @@ from ..samplers.posterior import (
     zero_filled,
 )
 from ..samplers.selftune import (
+    BOOTSTRAP_REF_CG,
     CG_CANDIDATES,
     PILOT_LINE_CAP,
     LastEstimate,
     Tuning,
+    bootstrap_error,
     choose_count,
     holdout_error,
     holdout_spread,
+    regular_line_spacing,
     split_holdout,
     unimodal_search,
 )
@@ -90,6 +93,10 @@ class ReconOptions:
     # fast sampler), falling back to FALLBACK_CG where no hold-out is possible; an int forces that fixed count
     n_cg: int | None = None
     holdout_frac: float = 0.15  # fraction of the measured non-centre samples (lines for 1D masks) the pilot hides
+    # how the pilot scores the counts (samplers.modes.CountPilot): "holdout" (the hidden samples' prediction),
+    # "bootstrap" (the scan simulated from a reference reconstruction; samplers.selftune), "auto": bootstrap on
+    # regular 1D masks, hold-out elsewhere. The phase prior is always chosen by the hold-out
+    count_pilot: CountPilot = CountPilot.holdout
     # sampler steps of each pilot run (the full run: steps): 10 or 6 made the same worst case on the tune suite
     # (-1.7 dB against the best fixed count, benchmarks/suite.py --rules); 10 was better on average
     pilot_steps: int = 10
@@ -135,6 +142,7 @@ class ReconOptions:
             ("method", Method, "method", None), ("sampler", SamplerName, "sampler", SAMPLERS),
             ("coil_mode", CoilMode, "coil mode", None), ("complex_mode", ComplexMode, "complex mode", None),
             ("noise_dc", NoiseConsistency, "noise consistency", None),
+            ("count_pilot", CountPilot, "count pilot", None),
         ):
             object.__setattr__(self, name, _choice(getattr(self, name), kind, what, name, allowed))
 
@@ -294,13 +302,71 @@ class Reconstructor:
         # the least hold-out error; with phase_tolerance > 0 the tighter prior unless the looser one is clearly better
         least = min(at_start.values())
         resid = min(r for r in resids if at_start[r] <= least * (1.0 + opts.phase_tolerance))
-        _, errors = unimodal_search(lambda n: at_start[resid] if n == start else evaluate(n, resid), counts, start)
-        best = choose_count(errors, opts.cv_tolerance)
         phase = ({"phase_resid": resid, "phase_tolerance": opts.phase_tolerance,
                   "phase_resid_holdout_error": {str(r): round(e, 6) for r, e in at_start.items()},
                   "phase_resid_at_cg": start} if opts.complex_mode == ComplexMode.phase else {})
-        self.tuning = Tuning(best, errors, info, [int(i) for i in slice_ids], opts.pilot_steps,
-                             {"tolerance": opts.cv_tolerance, **phase})
+        ids = [int(i) for i in slice_ids]
+        if len(counts) > 1 and self.uses_bootstrap(mask):
+            started[0] += 1  # the bootstrap's reference run
+            if callback is not None:
+                callback(started[0])
+            boot = self.bootstrap_pilot(kspace, mask, mode, maps, ids, compressed=compressed, resid=resid)
+
+            def score(n: int) -> float:
+                started[0] += 1
+                if callback is not None:
+                    callback(started[0])
+                return boot(n)
+
+            best, boot_err = unimodal_search(score, counts, start)
+            self.tuning = Tuning(best, {start: at_start[resid]}, info, ids, opts.pilot_steps,
+                                 {"tolerance": opts.cv_tolerance, **phase},
+                                 method="parametric bootstrap", bootstrap=boot_err)
+            return
+        _, errors = unimodal_search(lambda n: at_start[resid] if n == start else evaluate(n, resid), counts, start)
+        best = choose_count(errors, opts.cv_tolerance)
+        self.tuning = Tuning(best, errors, info, ids, opts.pilot_steps, {"tolerance": opts.cv_tolerance, **phase})
+
+    def uses_bootstrap(self, mask) -> bool:
+        """Whether the CG count of a scan with this mask is scored by the parametric bootstrap (``count_pilot``)."""
+        cp = self.opts.count_pilot
+        return cp == CountPilot.bootstrap or (cp == CountPilot.auto and regular_line_spacing(np.asarray(mask)) is not None)
+
+    def bootstrap_pilot(self, kspace, mask, mode: str, maps: torch.Tensor | None = None,
+                        slice_ids: Sequence[int] = (0,), *, compressed: bool = False, resid: float | None = None):
+        """The parametric bootstrap of :meth:`tune`: ``evaluate(n)`` → the relative error (summed over the slices)
+        with which a pilot (``pilot_steps``, ``n`` CG iterations, phase prior ``resid``) recovers a reference
+        reconstruction x_ref from the scan simulated from it, y* = M (F S x_ref + n*): the scan's own mask and coil
+        maps, n* complex Gaussian of the scan's estimated noise std (seeded; none where the data are treated as
+        exact). x_ref: a full-data pilot at BOOTSTRAP_REF_CG iterations. Every ``n`` sees the same sampler noise."""
+        opts, dev = self.opts, self.device
+        m = torch.as_tensor(np.asarray(mask, dtype=np.float32)).to(dev)
+        y = torch.as_tensor(kspace).to(dev, torch.complex64) * m
+        if not compressed:
+            y, maps = self._compress(y, maps, mode)
+        if maps is None:
+            maps = self.estimate_maps(y, m)
+        maps = maps.to(dev)
+        ids = [int(i) for i in slice_ids]
+        sig = self._sigmas(mode, opts.pilot_steps)
+
+        def gens() -> list:
+            return [sample_generator(opts.seed, PILOT_SAMPLE, s) for s in ids]
+
+        x_ref = self._holdout_run(y, m, mode, maps, gens(), BOOTSTRAP_REF_CG, resid, sig)
+        k_ref = fft2c(maps * x_ref.unsqueeze(-3))
+        sn = self._noise_sigma(y, m)
+        g = torch.Generator().manual_seed(int(opts.seed) % 2**63 ^ 0xB007)
+        noise = torch.complex(torch.randn(y.shape, generator=g), torch.randn(y.shape, generator=g)).to(dev)
+        scale = (sn.reshape(-1, 1, 1, 1) / math.sqrt(2.0)) if sn is not None else torch.zeros((), device=dev)
+        y_star = (k_ref + noise * scale) * m
+        cache: dict[str, Any] = {}
+
+        def evaluate(n: int) -> float:
+            x = self._holdout_run(y_star, m, mode, maps, gens(), n, resid, sig, cache)
+            return float(bootstrap_error(x, maps, k_ref).sum())
+
+        return evaluate
 
     def pilot(self, kspace, mask, mode: str, maps: torch.Tensor | None = None, slice_ids: Sequence[int] = (0,), *,
               compressed: bool = False, steps: int | None = None):
@@ -407,7 +473,7 @@ class Reconstructor:
         if self.opts.n_cg is not None:
             how = "fixed (--cg-iters)"
         elif self.tuning is not None:
-            how = "k-space hold-out cross-validation"
+            how = self.tuning.method
         elif not mode_spec(mode).sense_image or self.opts.sampler != SamplerName.fast:
             how = f"fixed: self-tuning applies to SENSE mode with the fast sampler (this run: {mode}, {self.opts.sampler})"
         else:
