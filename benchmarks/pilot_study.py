@@ -133,41 +133,31 @@ def widen_gaps(fit: torch.Tensor, idx: torch.Tensor, col: bool) -> torch.Tensor:
 
 
 def acs_split(mask: np.ndarray, coarsen: int = 1) -> tuple[np.ndarray, np.ndarray, float] | None:
-    """(fit, hold, s) for a regular 1D mask (H, W): the calibration centre subsampled on the mask's own grid — every
-    s-th centre line kept (``c + round(k s)``, c the DC line), s the mean spacing of the measured lines outside the
-    centre — and ``hold`` the centre lines dropped, each 1 … s-1 lines from a kept one as every missing line of the
-    scan is. None unless the mask is made of whole lines with outer spacings within one line between their 10th
-    and 90th percentiles (equispaced, not Gaussian 1D) and a centre of at least 3 lines. ``coarsen``: keep only
-    every ``coarsen``-th line of that grid in the centre (the DC line always)."""
+    """(fit, hold, s) for a regular 1D mask (H, W) (:func:`~mrdiff_cli.samplers.selftune.regular_line_spacing`,
+    s its mean outer line spacing): the calibration centre subsampled on the mask's own grid — every s-th centre
+    line kept (``c + round(k s)``, c the DC line) — and ``hold`` the centre lines dropped, each 1 … s-1 lines from a
+    kept one as every missing line of the scan is. None for other masks. ``coarsen``: keep only every
+    ``coarsen``-th line of that grid in the centre (the DC line always)."""
     from mrdiff_cli.ops.masks import acs_shape
-    from mrdiff_cli.samplers.selftune import _sampled_lines
+    from mrdiff_cli.samplers.selftune import _sampled_lines, regular_line_spacing
 
+    s = regular_line_spacing(mask)
+    if s is None:
+        return None
     m = np.asarray(mask) > 0
     axis = _sampled_lines(m)
-    if axis is None:
-        return None
     mm = m if axis == 1 else m.T
     H, W = mm.shape
-    lines = mm.all(axis=0)
     aw = acs_shape(mm)[1]
-    if aw < 3:
-        return None
     c, lo = W // 2, W // 2 - aw // 2
     centre = np.zeros(W, bool)
     centre[lo:lo + aw] = True
-    outer = np.flatnonzero(lines & ~centre)
-    sp = np.concatenate([np.diff(outer[outer < lo]), np.diff(outer[outer >= lo + aw])])
-    if sp.size < 4:
-        return None
-    q10, q90 = np.percentile(sp, [10, 90])
-    if q90 - q10 > 1:
-        return None
-    s = float(sp.mean())
     k = np.arange(-int(W / s) - 1, int(W / s) + 2)
     grid = c + np.round(k[k % coarsen == 0] * s).astype(int)
     keep = np.zeros(W, bool)
     keep[grid[(grid >= 0) & (grid < W)]] = True
     hold_l = centre & ~keep
+    lines = mm.all(axis=0)
     fit = np.repeat((lines & ~hold_l)[None], H, 0).astype(np.float32)
     hold = np.repeat(hold_l[None], H, 0).astype(np.float32)
     return (fit, hold, s) if axis == 1 else (fit.T.copy(), hold.T.copy(), s)
