@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from corpus import load_split
-from count_schedule import rows_of
+from count_schedule import pending, rows_of
 from pilot_study import COUNTS, acs_split, best_fixed, current_rule, release_fold, rule_row, scan
 from suite import CONDITIONS, TUNE_LOW, TUNE_MORE, TUNE_REG, TUNE_REG2, TUNE_REG3, cond_name
 
@@ -143,14 +143,7 @@ def main() -> None:
         return
     torch.set_num_threads(1)
     prior, _ = load_prior(a.model, "score", offline=True)
-    rows = report_rows() if a.split == "report" else rows_of(suffix, SETS)
-    if a.only:
-        start, _, step = a.only.partition("::")
-        rows = rows[int(start)::int(step or 1)]
-    for row in rows:
-        done = {(r["condition"], r["volume"]) for r in map(json.loads, out.read_text().splitlines())} if out.exists() else set()
-        if (row["condition"], row["volume"]) in done:
-            continue
+    for row in pending(report_rows() if a.split == "report" else rows_of(suffix, SETS), a.only, out):
         cond = _CONDS[row["condition"]]
         if a.split == "report" and acs_split(np.asarray(scan_mask(row))) is None:
             continue  # the veto concerns the regular-mask rows only

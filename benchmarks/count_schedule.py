@@ -62,6 +62,18 @@ def rows_of(suffix: str = "", sets: tuple[str, ...] = SETS) -> list[dict]:
             for line in (RESULTS / f"pilot_study_tune{s}{suffix}.jsonl").read_text().splitlines() if line.strip()]
 
 
+def pending(rows: list[dict], only: str | None, out: Path):
+    """The rows of the slice ``only`` (START::STEP, for two processes) not yet in ``out``, re-read before each
+    row (the other process appends to the same file)."""
+    if only:
+        start, _, step = only.partition("::")
+        rows = rows[int(start)::int(step or 1)]
+    for row in rows:
+        done = {(r["condition"], r["volume"]) for r in map(json.loads, out.read_text().splitlines())} if out.exists() else set()
+        if (row["condition"], row["volume"]) not in done:
+            yield row
+
+
 def run(prior, row: dict, conds: dict) -> dict[str, float]:
     cond = conds[row["condition"]]
     ref = load_split("tune", cond[1], 256.0 / cond[1], 1)[row["volume"]]
@@ -114,14 +126,7 @@ def main() -> None:
     torch.set_num_threads(1)
     prior, _ = load_prior(None, "score", offline=True)
     conds = {cond_name(c[0], *c[1:]): c for c in CONDITIONS["tune"] + TUNE_MORE + TUNE_LOW + TUNE_REG}
-    rows = rows_of()
-    if a.only:
-        start, _, step = a.only.partition("::")
-        rows = rows[int(start)::int(step or 1)]
-    for row in rows:
-        done = {(r["condition"], r["volume"]) for r in map(json.loads, out.read_text().splitlines())} if out.exists() else set()
-        if (row["condition"], row["volume"]) in done:
-            continue
+    for row in pending(rows_of(), a.only, out):
         psnr = run(prior, row, conds)
         with out.open("a") as fh:
             fh.write(json.dumps({"condition": row["condition"], "volume": row["volume"], "psnr": psnr}) + "\n")
