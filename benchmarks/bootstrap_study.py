@@ -65,7 +65,7 @@ def record(prior, ref, cond, resid: float) -> dict:
 def rules(path: Path, suffix: str = "", split: str = "tune") -> None:
     got = {(r["condition"], r["volume"]): r["boot"] for r in map(json.loads, path.read_text().splitlines())}
     rows = [r for r in (report_rows() if split == "report" else rows_of(suffix, SETS)) if (r["condition"], r["volume"]) in got]
-    print(f"{len(rows)} tune rows ({'complex' if suffix else 'magnitude'} prior), against the best fixed pair")
+    print(f"{len(rows)} {split} rows ({'complex' if suffix else 'magnitude'} prior), against the best fixed pair")
     print("| rule | worst Δ best fixed pair (dB) | mean Δ | rows within 0.3 dB |\n|---|---|---|---|")
     def regular(r: dict) -> bool:
         return acs_split(np.asarray(scan_mask(r))) is not None
