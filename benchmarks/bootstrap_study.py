@@ -38,7 +38,7 @@ SETS = ("", "_more", "_low", "_reg", "_reg2", "_reg3")
 REF_COUNT = 5
 
 
-def record(prior, ref, cond, resid: float) -> dict:
+def record(prior, ref, cond, resid: float, ref_count: int = REF_COUNT) -> dict:
     k, _, mask = scan(ref, cond)
     rec = Reconstructor(prior, ReconOptions(seed=0))
     m = torch.as_tensor(np.asarray(mask, dtype=np.float32))
@@ -49,7 +49,7 @@ def record(prior, ref, cond, resid: float) -> dict:
     def run(data: torch.Tensor, n: int) -> torch.Tensor:
         return rec._holdout_run(data, m, "sense", maps, [sample_generator(0, PILOT_SAMPLE, 0)], n, resid, sig10, {})
 
-    x_ref = run(y, REF_COUNT)
+    x_ref = run(y, ref_count)
     k_ref = fft2c(maps * x_ref.unsqueeze(-3))
     g = torch.Generator().manual_seed(321)
     noise = (torch.randn(y.shape, generator=g) + 1j * torch.randn(y.shape, generator=g)).to(torch.complex64)
@@ -131,6 +131,8 @@ def main() -> None:
     ap.add_argument("--only", default=None, help="a slice START::STEP of the tune rows (two processes)")
     ap.add_argument("--rules", action="store_true")
     ap.add_argument("--model", default=None, help="a complex-valued bundle (rows of the _complex tune files)")
+    ap.add_argument("--ref-count", type=int, default=REF_COUNT,
+                    help="CG count of the reference reconstruction (results: ..._ref{N}.jsonl unless 5)")
     ap.add_argument("--split", choices=["tune", "report"], default="tune",
                     help="report: the report suite's rows (magnitude prior; the veto, nothing is chosen there)")
     a = ap.parse_args()
@@ -138,6 +140,8 @@ def main() -> None:
     out = Path(a.out.replace(".jsonl", f"{suffix}.jsonl") if a.model and suffix not in a.out else a.out)
     if a.split == "report":
         out = Path(str(out).replace("_tune", "_report"))
+    if a.ref_count != REF_COUNT:
+        out = Path(str(out).replace(".jsonl", f"_ref{a.ref_count}.jsonl"))
     if a.rules:
         rules(out, suffix, a.split)
         return
@@ -148,7 +152,8 @@ def main() -> None:
         if a.split == "report" and acs_split(np.asarray(scan_mask(row))) is None:
             continue  # the veto concerns the regular-mask rows only
         ref = load_split(a.split, cond[1], 256.0 / cond[1], 1)[row["volume"]]
-        boot = record(prior, ref, cond, 0.005 if a.model else float(current_rule(release_fold(row)).split("/")[1]))
+        boot = record(prior, ref, cond, 0.005 if a.model else float(current_rule(release_fold(row)).split("/")[1]),
+                      a.ref_count)
         with out.open("a") as fh:
             fh.write(json.dumps({"condition": row["condition"], "volume": row["volume"], "boot": boot}) + "\n")
         print(row["condition"], row["volume"], flush=True)
