@@ -26,7 +26,7 @@ import torch
 from corpus import load_split
 from count_schedule import pending, rows_of
 from pilot_study import COUNTS, acs_split, best_fixed, current_rule, release_fold, rule_row, scan
-from suite import CONDITIONS, TUNE_LOW, TUNE_MORE, TUNE_REG, TUNE_REG2, TUNE_REG3, cond_name
+from suite import CONDITIONS, TUNE_LOW, TUNE_MORE, TUNE_REG, TUNE_REG2, TUNE_REG3, TUNE_REG4, cond_name
 
 from mrdiff_cli.ops.fft import fft2c
 from mrdiff_cli.priors.loading import load_prior
@@ -34,7 +34,7 @@ from mrdiff_cli.samplers.noise import sample_generator
 from mrdiff_cli.tasks.reconstruct import PILOT_SAMPLE, ReconOptions, Reconstructor
 
 RESULTS = Path(__file__).parent / "results"
-SETS = ("", "_more", "_low", "_reg", "_reg2", "_reg3")
+SETS = ("", "_more", "_low", "_reg", "_reg2", "_reg3", "_reg4")
 REF_COUNT = 5
 
 
@@ -70,9 +70,9 @@ def rules(path: Path, suffix: str = "", split: str = "tune") -> None:
     def regular(r: dict) -> bool:
         return acs_split(np.asarray(scan_mask(r))) is not None
 
-    groups = {"all": lambda r: True, "all but TUNE_REG2/3": lambda r: r["set"] not in ("_reg2", "_reg3"), "regular 1D": regular,
+    groups = {"all": lambda r: True, "all but TUNE_REG2/3/4": lambda r: r["set"] not in ("_reg2", "_reg3", "_reg4"), "regular 1D": regular,
               "TUNE_REG (seen)": lambda r: r["set"] == "_reg", "TUNE_REG2 (fresh)": lambda r: r["set"] == "_reg2",
-              "TUNE_REG3 (fresh)": lambda r: r["set"] == "_reg3"}
+              "TUNE_REG3 (fresh)": lambda r: r["set"] == "_reg3", "TUNE_REG4 (fresh)": lambda r: r["set"] == "_reg4"}
     for label, keep in groups.items():
         sel = [r for r in rows if keep(r)]
         if not sel:
@@ -108,7 +108,7 @@ def rules(path: Path, suffix: str = "", split: str = "tune") -> None:
 
 
 _CONDS = {cond_name(c[0], *c[1:]): c
-          for c in CONDITIONS["tune"] + CONDITIONS["report"] + TUNE_MORE + TUNE_LOW + TUNE_REG + TUNE_REG2 + TUNE_REG3}
+          for c in CONDITIONS["tune"] + CONDITIONS["report"] + TUNE_MORE + TUNE_LOW + TUNE_REG + TUNE_REG2 + TUNE_REG3 + TUNE_REG4}
 
 
 def report_rows() -> list[dict]:

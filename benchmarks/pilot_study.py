@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from corpus import head_mask, load_split, masked_psnr
-from suite import CONDITIONS, TUNE_LOW, TUNE_MORE, TUNE_REG, TUNE_REG2, TUNE_REG3, cond_name
+from suite import CONDITIONS, TUNE_LOW, TUNE_MORE, TUNE_REG, TUNE_REG2, TUNE_REG3, TUNE_REG4, cond_name
 
 from mrdiff_cli.ops.compress import apply_compression, compression_matrices
 from mrdiff_cli.ops.fft import fft2c
@@ -431,6 +431,7 @@ def main() -> None:
     ap.add_argument("--reg", action="store_true", help="tune split: the regular-1D-mask rows (suite.TUNE_REG) instead")
     ap.add_argument("--reg2", action="store_true", help="tune split: the fresh regular rows (suite.TUNE_REG2) instead")
     ap.add_argument("--reg3", action="store_true", help="tune split: the third fresh set (suite.TUNE_REG3) instead")
+    ap.add_argument("--reg4", action="store_true", help="tune split: the fourth fresh set (suite.TUNE_REG4) instead")
     ap.add_argument("--model", default=None,
                     help="another prior (a complex-valued bundle: its counts only, no phase prior; default: the bundled one)")
     ap.add_argument("--oracle-priors", default=",".join(map(str, PRIORS)),
@@ -451,7 +452,7 @@ def main() -> None:
         stream, steps = (int(v) for v in a.add_fold.split("/")[:2])
         variant = a.add_fold.split("/")[2] if a.add_fold.count("/") == 2 else ""
         refs = {}
-        for cond in CONDITIONS[a.split] + (TUNE_MORE + TUNE_LOW + TUNE_REG + TUNE_REG2 + TUNE_REG3 if a.split == "tune" else []):
+        for cond in CONDITIONS[a.split] + (TUNE_MORE + TUNE_LOW + TUNE_REG + TUNE_REG2 + TUNE_REG3 + TUNE_REG4 if a.split == "tune" else []):
             for vol, ref in load_split(a.split, cond[1], 256.0 / cond[1], 1).items():
                 refs[(cond_name(cond[0], *cond[1:]), vol)] = (ref, cond)
         rows = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
@@ -479,7 +480,7 @@ def main() -> None:
         return
     done = {(r["condition"], r["volume"]) for r in map(json.loads, out.read_text().splitlines())} if out.exists() else set()
     conds = ((TUNE_MORE if a.more else TUNE_LOW if a.low else TUNE_REG if a.reg else TUNE_REG2 if a.reg2
-              else TUNE_REG3 if a.reg3 else CONDITIONS[a.split])
+              else TUNE_REG3 if a.reg3 else TUNE_REG4 if a.reg4 else CONDITIONS[a.split])
              if a.split == "tune" else CONDITIONS[a.split])
     for i in [int(c) for c in a.conditions.split(",")] if a.conditions else range(len(conds)):
         cond = conds[i]

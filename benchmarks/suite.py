@@ -120,6 +120,15 @@ TUNE_REG3 = [
     (A("ring", 12, "random", 0.7, 6, snr_db=33), 128, "equispaced", 3.3),
     (A("wires", 10, "poly", snr_db=26), 128, "equispaced", 2.5),
 ]
+# a fourth fresh set, for the bootstrap with a 7-CG reference (chosen after TUNE_REG3; nothing run on these yet)
+TUNE_REG4 = [
+    (A("ring", 8, "poly", snr_db=27), 128, "equispaced", 3.3),
+    (A("wires", 12, "random", 0.7, 10, snr_db=23), 128, "equispaced", 3),
+    (A("ring", 10, "random", 1.0, 8, snr_db=29), 128, "equispaced", 2.5),
+    (A("wires", 6, "poly", snr_db=31), 128, "equispaced", 4),
+    (A("ring", 6, "random", 0.5, 12, snr_db=25), 128, "equispaced", 3),
+    (A("wires", 8, "poly", snr_db=21), 128, "equispaced", 3.3),
+]
 FIXED = (1, 2, 3, 5, 7, 10)
 ORACLE = (1, 2, 3, 5, 7)  # the best-fixed-count set; the report runs only these
 LAMBDA_GRID = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
