@@ -350,6 +350,8 @@ def test_count_pilot_bootstrap_is_recorded_and_bad_values_are_usage_errors(files
     assert c["chosen_by"] == "parametric bootstrap"
     boot = {int(n): e for n, e in c["evidence"]["bootstrap_error"].items()}
     assert len(boot) >= 2 and c["cg_iters"] == min(boot, key=boot.get)
-    assert c["evidence"]["bootstrap_reference_cg"] == 5 and "phase_resid_holdout_error" in c["evidence"]
+    from mrdiff_cli.samplers.selftune import BOOTSTRAP_REF_CG
+
+    assert c["evidence"]["bootstrap_reference_cg"] == BOOTSTRAP_REF_CG and "phase_resid_holdout_error" in c["evidence"]
     r = run(files["multi"], "-o", tmp_path / "bad.nii.gz", *common, "--count-pilot", "sure")
     assert r.exit_code == 2 and not (tmp_path / "bad.nii.gz").exists()
