@@ -27,9 +27,10 @@ The rule here reads the scan itself:
 On regular 1D masks (equispaced lines, :func:`regular_line_spacing`) a hidden measured line sits in a gap twice
 as wide as any missing line of the scan, so its error is bias that more iterations keep reducing, while in the full
 run the missing lines' bias has flattened and the noise the iterations unfold into them (the g-factor) grows.
-There the count can be scored by a *parametric bootstrap* instead (``count_pilot`` bootstrap / auto): a reference image from a
-full-data pilot at :data:`BOOTSTRAP_REF_CG` iterations, the scan simulated from it with the scan's own mask, coil
-maps and estimated noise level, and the count whose pilot recovers the reference best (:func:`bootstrap_error`).
+There the count can be scored by a *parametric bootstrap* instead (``count_pilot`` bootstrap / auto): a
+reference image from a full-data pilot at :data:`BOOTSTRAP_REF_CG` iterations, the scan simulated from it with the
+scan's own mask, coil maps and estimated noise level, and the count whose pilot recovers the reference best
+(:func:`bootstrap_error`).
 It sees the amplified noise with the scan's own geometry; it understates the bias (the reference is the prior's
 own kind of image), which is why it is not used on random masks, where the hold-out pilot is right more often
 (docs/benchmarks.md, "Count selection at low SNR").
