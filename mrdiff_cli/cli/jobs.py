@@ -199,8 +199,8 @@ def cg_label(r: dict[str, Any]) -> str:
     c = r.get("consistency")
     if not c:
         return "-"
-    auto = str(c.get("chosen_by", "")).startswith(("k-space", "parametric bootstrap"))
-    return f"{c['cg_iters']} auto" if auto else str(c["cg_iters"])
+    chosen_by = str(c.get("chosen_by", "fixed"))  # "fixed…" unless a pilot chose it (hold-out, bootstrap)
+    return str(c["cg_iters"]) if chosen_by.startswith("fixed") else f"{c['cg_iters']} auto"
 
 
 def print_recon_table(summary: dict, title: str) -> None:

@@ -286,10 +286,13 @@ class Reconstructor:
         run_pilot, info = pilot
         started = [0]
 
-        def evaluate(n: int, resid: float | None = None) -> float:
+        def tick() -> None:  # one more pilot run starts
             started[0] += 1
             if callback is not None:
                 callback(started[0])
+
+        def evaluate(n: int, resid: float | None = None) -> float:
+            tick()
             return run_pilot(n, resid)
 
         opts = self.opts
@@ -307,15 +310,11 @@ class Reconstructor:
                   "phase_resid_at_cg": start} if opts.complex_mode == ComplexMode.phase else {})
         ids = [int(i) for i in slice_ids]
         if len(counts) > 1 and self.uses_bootstrap(mask):
-            started[0] += 1  # the bootstrap's reference run
-            if callback is not None:
-                callback(started[0])
+            tick()  # the bootstrap's reference run
             boot = self.bootstrap_pilot(kspace, mask, mode, maps, ids, compressed=compressed, resid=resid)
 
             def score(n: int) -> float:
-                started[0] += 1
-                if callback is not None:
-                    callback(started[0])
+                tick()
                 return boot(n)
 
             best, boot_err = unimodal_search(score, counts, start)
@@ -339,14 +338,8 @@ class Reconstructor:
         reconstruction x_ref from the scan simulated from it, y* = M (F S x_ref + n*): the scan's own mask and coil
         maps, n* complex Gaussian of the scan's estimated noise std (seeded; none where the data are treated as
         exact). x_ref: a full-data pilot at BOOTSTRAP_REF_CG iterations. Every ``n`` sees the same sampler noise."""
-        opts, dev = self.opts, self.device
-        m = torch.as_tensor(np.asarray(mask, dtype=np.float32)).to(dev)
-        y = torch.as_tensor(kspace).to(dev, torch.complex64) * m
-        if not compressed:
-            y, maps = self._compress(y, maps, mode)
-        if maps is None:
-            maps = self.estimate_maps(y, m)
-        maps = maps.to(dev)
+        opts = self.opts
+        y, maps, m = self._measured(kspace, mask, mode, maps, compressed=compressed)
         ids = [int(i) for i in slice_ids]
         sig = self._sigmas(mode, opts.pilot_steps)
 
@@ -357,9 +350,7 @@ class Reconstructor:
         k_ref = fft2c(maps * x_ref.unsqueeze(-3))
         sn = self._noise_sigma(y, m)
         g = torch.Generator().manual_seed(int(opts.seed) % 2**63 ^ 0xB007)
-        noise = torch.complex(torch.randn(y.shape, generator=g), torch.randn(y.shape, generator=g)).to(dev)
-        scale = (sn.reshape(-1, 1, 1, 1) / math.sqrt(2.0)) if sn is not None else torch.zeros((), device=dev)
-        y_star = (k_ref + noise * scale) * m
+        y_star = perturb_data(k_ref * m, m, sn, g) if sn is not None else k_ref * m
         cache: dict[str, Any] = {}
 
         def evaluate(n: int) -> float:
@@ -398,17 +389,25 @@ class Reconstructor:
         seeded split of the measured samples (``stream``: which of the independent splits; ``line_cap``: see
         :func:`~mrdiff_cli.samplers.selftune.split_holdout`); None when the mask leaves nothing to hide."""
         dev, opts = self.device, self.opts
-        m_np = np.asarray(mask, dtype=np.float32)
-        split = split_holdout(m_np, opts.holdout_frac, opts.seed, stream=stream, line_cap=line_cap)
+        split = split_holdout(np.asarray(mask, dtype=np.float32), opts.holdout_frac, opts.seed, stream=stream,
+                              line_cap=line_cap)
         if split is None:
             return None
-        y = torch.as_tensor(kspace).to(dev, torch.complex64) * torch.as_tensor(m_np).to(dev)
+        y, maps, _ = self._measured(kspace, mask, mode, maps, compressed=compressed)  # the centre is never hidden
+        fit, hold = torch.as_tensor(split.fit).to(dev), torch.as_tensor(split.hold).to(dev)
+        return y, maps, split, fit, hold
+
+    def _measured(self, kspace, mask, mode: str, maps: torch.Tensor | None, *, compressed: bool):
+        """(y, maps, m) for a pilot on ``kspace`` (P, C, H, W): the measured data on this device (coil compressed
+        unless ``compressed``), the coil maps (given, or estimated from y) and the mask (H, W) as a tensor."""
+        dev = self.device
+        m = torch.as_tensor(np.asarray(mask, dtype=np.float32)).to(dev)
+        y = torch.as_tensor(kspace).to(dev, torch.complex64) * m
         if not compressed:
             y, maps = self._compress(y, maps, mode)
         if maps is None:
-            maps = self.estimate_maps(y, torch.as_tensor(m_np).to(dev))  # the centre is never hidden
-        fit, hold = torch.as_tensor(split.fit).to(dev), torch.as_tensor(split.hold).to(dev)
-        return y, maps.to(dev), split, fit, hold
+            maps = self.estimate_maps(y, m)
+        return y, maps.to(dev), m
 
     def _holdout_run(self, y: torch.Tensor, fit: torch.Tensor, mode: str, maps: torch.Tensor, gen, n: int,
                      resid: float | None, sigmas: torch.Tensor, cache: dict[str, Any] | None = None) -> torch.Tensor:
