@@ -38,7 +38,8 @@ def run(prior, k, mask, truth, **opts) -> tuple[float, float, Reconstructor]:
     return score(img, truth)["psnr"], time.time() - t, rec
 
 
-def run_row(mag, cplx, vol: str, ref: torch.Tensor, cond, device: str, lambdas: dict, old: dict | None = None) -> dict:
+def run_row(mag, cplx, vol: str, ref: torch.Tensor, cond, device: str, lambdas: dict, old: dict | None = None,
+            count_pilot: str = "holdout") -> dict:
     """``old``: this row from an earlier results file: its magnitude prior and CS entries are reused (the runs
     are deterministic given the seed on the CPU), so only the complex prior runs."""
     acq, matrix, kind, R = cond
@@ -52,7 +53,7 @@ def run_row(mag, cplx, vol: str, ref: torch.Tensor, cond, device: str, lambdas: 
     for name, prior in (("magnitude", mag), ("complex", cplx)):
         if (name == "magnitude" and old is not None) or prior is None:
             continue
-        p, s, rec = run(prior, k, mask, truth, device=device)
+        p, s, rec = run(prior, k, mask, truth, device=device, count_pilot=count_pilot)
         row[name]["self"] = {"psnr": p, "s": round(s, 2), "cg_iters": rec.n_cg(),
                              "phase_resid": rec.phase_resid() if name == "magnitude" else None}
         pairs = itertools.product(COUNTS, PRIORS) if name == "magnitude" else ((n, None) for n in COUNTS)
@@ -75,6 +76,43 @@ def run_row(mag, cplx, vol: str, ref: torch.Tensor, cond, device: str, lambdas: 
         scale = float(np.percentile(zf, 99))
         row["cs"] = score(cs_l1wavelet(yc.numpy(), maps.numpy(), mask, lam * scale), truth)["psnr"]
     return row
+
+
+def magnitude_from_report(count_pilot: str) -> dict:
+    """The magnitude prior's report rows in this script's format, from the recorded report runs (deterministic on the
+    CPU, so rerunning them would give the same numbers)."""
+    from pilot_study import current_rule, release_fold
+
+    res = Path(__file__).parent / "results"
+    cs = {(r["condition"], r["volume"]): r["CS"]["psnr"] for r in map(json.loads, (res / "suite_report.jsonl").read_text().splitlines())
+          if "CS" in r}
+    boot = {}
+    if count_pilot != "holdout":
+        boot = {(r["condition"], r["volume"]): r["boot"]["err"]
+                for r in map(json.loads, (res / "bootstrap_study_report_ref7.jsonl").read_text().splitlines())}
+    out = {}
+    for r in map(json.loads, (res / "pilot_study_report.jsonl").read_text().splitlines()):
+        key = (r["condition"], r["volume"])
+        pick = current_rule(release_fold(r))
+        n, prior = pick.split("/")
+        if key in boot:
+            n = str(min(COUNTS, key=lambda c: boot[key][str(c)]))
+        fixed = {f"{c}/{p}": r["psnr"][f"{c}/{p}"] for c in COUNTS for p in PRIORS}
+        out[key] = {"magnitude": {"fixed": fixed, "self": {"psnr": r["psnr"][f"{n}/{prior}"], "s": None, "cg_iters": int(n),
+                                                           "phase_resid": float(prior)}}}
+        if key in cs:
+            out[key]["cs"] = cs[key]
+    for r in map(json.loads, (res / "suite_report.jsonl").read_text().splitlines()):  # the 256² / 320² rows
+        key = (r["condition"], r["volume"])
+        if key in out or "self:default" not in r:
+            continue
+        t = r["self:default"].get("tuning") or {}
+        prior = t.get("phase_resid", 0.005)
+        fixed = {f"{c}/{prior}": r[f"cg{c}"]["psnr"] for c in COUNTS if f"cg{c}" in r}
+        out[key] = {"magnitude": {"fixed": fixed, "self": {"psnr": r["self:default"]["psnr"], "s": None,
+                                                           "cg_iters": t.get("cg_iters"), "phase_resid": prior}},
+                    "cs": r["CS"]["psnr"]}
+    return out
 
 
 def table(path: Path) -> None:
@@ -117,6 +155,12 @@ def main() -> None:
                     help="run only the magnitude prior and CS (a file for a later --magnitude-from; no table)")
     ap.add_argument("--magnitude-from", default=None,
                     help="an earlier results file (same split, same device): reuse its magnitude-prior and CS entries")
+    ap.add_argument("--count-pilot", default="holdout", choices=["holdout", "bootstrap", "auto"],
+                    help="the self-tuned runs' count pilot (both priors)")
+    ap.add_argument("--magnitude-from-report", action="store_true",
+                    help="report split: reuse the magnitude prior's recorded report runs (pilot_study_report.jsonl: "
+                         "every fixed pair; self-tuned = the release's pick, or the 7-CG bootstrap's on regular masks "
+                         "with --count-pilot auto) and CS (suite_report.jsonl); only those rows run")
     a = ap.parse_args()
     if a.table:
         table(Path(a.table))
@@ -130,15 +174,17 @@ def main() -> None:
     old = {}
     if a.magnitude_from:
         old = {(r["condition"], r["volume"]): r for r in map(json.loads, Path(a.magnitude_from).read_text().splitlines())}
+    if a.magnitude_from_report:
+        old = magnitude_from_report(a.count_pilot)
     conds = CONDITIONS[a.split]
     idx = [int(c) for c in a.conditions.split(",")] if a.conditions else [i for i, c in enumerate(conds) if c[1] == 128]
     for i in idx:
         cond = conds[i]
         for vol, ref in load_split(a.split, cond[1], 256.0 / cond[1], 1).items():
             name = cond_name(cond[0], *cond[1:])
-            if (name, vol) in done:
+            if (name, vol) in done or (a.magnitude_from_report and (name, vol) not in old):
                 continue
-            row = run_row(mag, cplx, vol, ref, cond, a.device, lambdas, old.get((name, vol)))
+            row = run_row(mag, cplx, vol, ref, cond, a.device, lambdas, old.get((name, vol)), a.count_pilot)
             with out.open("a") as fh:
                 fh.write(json.dumps(row) + "\n")
             print(row["condition"], vol, row["magnitude"]["self"], row["complex"].get("self"), row.get("cs"), flush=True)

@@ -51,7 +51,8 @@ def run_row(prior, vol: str, ref: torch.Tensor, cond, args, lambdas: dict) -> di
     acs = max(8, int(round(0.08 * matrix))) if kind == "equispaced" else None
     mask = make_mask(kind, (matrix, matrix), R, acs=acs, seed=11).mask
     noisy_ref = rss(ifft2c(torch.as_tensor(k)), dim=1).numpy()
-    rec = Reconstructor(prior, ReconOptions(samples=args.samples, seed=0, calibration=None))
+    rec = Reconstructor(prior, ReconOptions(samples=args.samples, seed=0, calibration=None,
+                                            count_pilot=getattr(args, "count_pilot", "holdout")))
     t = time.time()
     res = rec.reconstruct(k, mask, "sense")
     t_full = time.time() - t
@@ -331,6 +332,9 @@ def main() -> None:
     ap.add_argument("--figures", default=None, help="with --evaluate: write calibration + sparsification PNGs here")
     ap.add_argument("--figure-match", default="", help="with --figures: only rows whose condition contains this")
     ap.add_argument("--calibration", default=None, help="with --evaluate: a HoldoutCalibration JSON (default: the bundle's)")
+    ap.add_argument("--model", default=None, help="the score bundle (default: the bundled default); set MRDIFF_UNC_CACHE "
+                                                  "to a folder of its own for another model")
+    ap.add_argument("--count-pilot", default="holdout", choices=["holdout", "bootstrap", "auto"])
     a = ap.parse_args()
     if a.fit:
         choice = fit(Path(a.fit), Path(a.fit_out) if a.fit_out else None)
@@ -348,14 +352,14 @@ def main() -> None:
         else:
             from mrdiff_cli.tasks.recon_job import resolve_calibration
 
-            bundle = load_prior(None, "score", offline=True)[1]["path"]
+            bundle = load_prior(a.model, "score", offline=True)[1]["path"]
             cal = HoldoutCalibration.from_dict(resolve_calibration(bundle)["holdout"])
         table(evaluate(rows, cal), rows)
         if a.figures:
             figures(rows, cal, Path(a.figures), a.figure_match)
         return
     torch.set_num_threads(a.threads)
-    prior, _ = load_prior(None, "score", offline=True)
+    prior, _ = load_prior(a.model, "score", offline=True)
     lam_path = Path(a.cs_lambdas)
     lambdas = json.loads(lam_path.read_text()) if lam_path.exists() else {}
     out = Path(a.out or f"benchmarks/results/unc_{a.split}.jsonl")
