@@ -143,6 +143,15 @@ def bundled_prior():
 
 
 @pytest.fixture(scope="session")
+def magnitude_prior():
+    """The bundled magnitude score model (``score-brain-128``, the default before the complex prior): for tests of
+    what only a magnitude prior has (phase mode, the phase prior and its choice, the L1 phase reference)."""
+    from mrdiff_cli.priors.loading import load_prior
+
+    return load_prior("bundled:score-brain-128", "score", offline=True)[0]
+
+
+@pytest.fixture(scope="session")
 def example_slice():
     """The middle slice (1, H, W) of the bundled example volume."""
     from mrdiff_cli.cli.simulate import example_image

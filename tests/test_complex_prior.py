@@ -137,18 +137,23 @@ def test_reconstructor_picks_complex_mode_and_refuses_the_others():
     assert np.array_equal(res.images, again.images)  # deterministic given the seed
     with pytest.raises(UsageError):
         Reconstructor(tiny_complex_prior(), ReconOptions(complex_mode="realimag"))
+    for magnitude_only in ({"phase_resid": 0.05}, {"phase_cs_lambda": 1e-3}):  # no phase prior / phase estimate
+        with pytest.raises(UsageError, match="magnitude prior"):
+            Reconstructor(tiny_complex_prior(), ReconOptions(**magnitude_only))
     with pytest.raises(UsageError):
         Reconstructor(tiny_prior(), ReconOptions(complex_mode="complex"))
 
 
 def test_cli_complex_mode_needs_a_complex_model(tiny_fastmri_file, tmp_path, cli_env):
+    """--complex-mode complex with a magnitude model (the bundled score-brain-128) is a usage error."""
     from typer.testing import CliRunner
 
     from mrdiff_cli.cli.main import app
 
     out = tmp_path / "x.nii.gz"
     res = CliRunner().invoke(app, ["reconstruct", str(tiny_fastmri_file), "--output", str(out), "--complex-mode",
-                                   "complex", "--steps", "2", "--mask", "poisson", "--accel", "4"])
+                                   "complex", "--steps", "2", "--mask", "poisson", "--accel", "4",
+                                   "--model", "bundled:score-brain-128"])
     assert res.exit_code == 2, res.output
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and "complex-valued model" in lines[0], res.stderr

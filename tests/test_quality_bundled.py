@@ -45,22 +45,31 @@ def test_bundled_prior_beats_cg_sense_on_held_out_slice(prior, example_scan, kin
     assert m_d["ssim"] > m_s["ssim"], (m_d, m_s)
 
 
-def test_phase_mode_residual_prior_is_chosen_per_scan(prior, example_scan):
-    """The simulator's smooth phase: the pilot keeps the tight phase prior (0.005), which beats the first release's
-    0.05 on this slice at poisson x8 (measured +2.1 dB; tune split: +3.8 dB)."""
+def test_phase_mode_residual_prior_is_chosen_per_scan(magnitude_prior, example_scan):
+    """The magnitude prior (score-brain-128) on the simulator's smooth phase: the pilot keeps the tight phase prior
+    (0.005), which beats the first release's 0.05 on this slice at poisson x8 (measured +2.1 dB; tune split:
+    +3.8 dB)."""
     mask = make_mask("poisson", (128, 128), 8.0, seed=11).mask
     ref = example_scan.reference
     psnr = {}
     for r in (0.05, None):
-        rec = Reconstructor(prior, ReconOptions(seed=0, phase_resid=r, n_cg=7))
+        rec = Reconstructor(magnitude_prior, ReconOptions(seed=0, phase_resid=r, n_cg=7))
         psnr[r] = volume_metrics(rec.reconstruct(example_scan.kspace, mask, "sense").images, ref)["mean"]["psnr"]
         if r is None:
             assert rec.phase_resid() == 0.005
     assert psnr[None] > psnr[0.05] + 1.0, psnr
 
 
-def test_bundled_prior_denoises_at_every_sigma(prior, example_scan):
+@pytest.mark.parametrize("name", ["score-brain-complex", "score-brain-128"])
+def test_bundled_prior_denoises_at_every_sigma(name, example_scan):
+    """Both bundled score priors; the complex-valued one sees the (real) slice as real + 0 i."""
+    from mrdiff_cli.priors.loading import load_prior
+    from mrdiff_cli.samplers.adapters import is_complex_prior
+
+    prior = load_prior(f"bundled:{name}", "score", offline=True)[0]
     x = torch.as_tensor(example_scan.reference[:, None] / np.percentile(example_scan.reference, 99)).float()
+    if is_complex_prior(prior):
+        x = torch.cat([x, torch.zeros_like(x)], dim=1)
     g = torch.Generator().manual_seed(0)
     for sigma in (0.002, 0.01, 0.1, 1.0, 10.0, 80.0):
         noisy = x + sigma * torch.randn(x.shape, generator=g)

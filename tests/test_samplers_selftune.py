@@ -122,20 +122,27 @@ def test_selection_follows_the_noise_and_is_deterministic(bundled_prior, example
     assert rep["chosen_by"] == "k-space hold-out cross-validation" and rep["cg_iters"] == clean.tuning.n_cg
 
 
-def test_fixed_count_skips_the_pilot(bundled_prior, example_slice):
+def test_fixed_count_skips_the_pilot(bundled_prior, magnitude_prior, example_slice):
+    """--cg-iters (and, for a magnitude prior, --phase-resid) fixed: no pilot runs. The default (complex-valued)
+    prior has no phase prior, so a fixed count alone skips it."""
     from mrdiff_cli.tasks.reconstruct import ReconOptions, Reconstructor
     from mrdiff_cli.tasks.simulate import simulate_volume
 
     sim = simulate_volume(example_slice, None, matrix=32, coils=4, snr_db=30, seed=1)
     mask = make_mask("poisson", (32, 32), 3, seed=2).mask
-    rec = Reconstructor(bundled_prior, ReconOptions(steps=2, n_cg=3, phase_resid=0.005))
+    rec = Reconstructor(magnitude_prior, ReconOptions(steps=2, n_cg=3, phase_resid=0.005))
     rec.reconstruct(sim.kspace, mask, "sense")
     assert rec.tuning is None and rec.consistency_report("sense") == {
         "cg_iters": 3, "chosen_by": "fixed (--cg-iters)", "phase_resid": 0.005, "phase_resid_chosen_by": "fixed (--phase-resid)",
         "phase_reference": "centre (24-pixel low-resolution phase of the start)"}
+    rec = Reconstructor(bundled_prior, ReconOptions(steps=2, n_cg=3))
+    rec.reconstruct(sim.kspace, mask, "sense")
+    rep = rec.consistency_report("sense")
+    assert rec.tuning is None and rep["cg_iters"] == 3 and rep["chosen_by"] == "fixed (--cg-iters)", rep
+    assert "phase_resid" not in rep and rep["phase_reference"].startswith("complex-valued prior"), rep
 
 
-def test_phase_prior_follows_the_phase_structure(bundled_prior, example_slice):
+def test_phase_prior_follows_the_phase_structure(magnitude_prior, example_slice):
     """Smooth (polynomial) phase → the tight phase prior 0.005; air-tissue off-resonance phase (steep, wrapping
     near a cavity) → the loose one, 0.05."""
     from mrdiff_cli.tasks.acquisition import Acquisition, simulate_acquisition
@@ -147,14 +154,14 @@ def test_phase_prior_follows_the_phase_structure(bundled_prior, example_slice):
     chosen = {}
     for phase in ("poly", "offres"):
         k, _ = simulate_acquisition(img, Acquisition("loops", 8, phase, 3.0, snr_db=40), seed=1)
-        rec = Reconstructor(bundled_prior, ReconOptions(steps=8, pilot_steps=4, seed=0, n_cg=5))
+        rec = Reconstructor(magnitude_prior, ReconOptions(steps=8, pilot_steps=4, seed=0, n_cg=5))
         rec.reconstruct(k, mask, "sense")
         chosen[phase] = rec.phase_resid()
         assert rec.tuning.n_cg == 5  # --cg-iters forces the count; the phase prior is still chosen
     assert chosen == {"poly": 0.005, "offres": 0.05}, chosen
 
 
-def test_l1_phase_reference_is_opt_in_and_computed_once_for_the_pilots(bundled_prior, example_slice, monkeypatch):
+def test_l1_phase_reference_is_opt_in_and_computed_once_for_the_pilots(magnitude_prior, example_slice, monkeypatch):
     """ReconOptions.phase_cs_lambda > 0: the L1-wavelet phase reference runs once for all hold-out pilots (they share
     the kept samples) and once for the full run; 0 (the default): never."""
     import mrdiff_cli.samplers.posterior as posterior
@@ -169,7 +176,7 @@ def test_l1_phase_reference_is_opt_in_and_computed_once_for_the_pilots(bundled_p
     images = []
     for lam in (0.0, 1e-3):
         calls.clear()
-        rec = Reconstructor(bundled_prior, ReconOptions(steps=2, pilot_steps=2, seed=0, phase_cs_lambda=lam))
+        rec = Reconstructor(magnitude_prior, ReconOptions(steps=2, pilot_steps=2, seed=0, phase_cs_lambda=lam))
         images.append(rec.reconstruct(sim.kspace, mask, "sense").images)
         pilots = len(rec.tuning.errors) + len(rec.tuning.extra["phase_resid_holdout_error"]) - 1
         assert pilots >= 3
@@ -178,7 +185,7 @@ def test_l1_phase_reference_is_opt_in_and_computed_once_for_the_pilots(bundled_p
     # K > 1: one L1 solve per slice for all samples (the pilot's slice, then the run's), not one per sample
     sizes = []
     monkeypatch.setattr(posterior, "l1_wavelet_sense", lambda y, *a, **k: sizes.append(y.shape[0]) or real(y, *a, **k))
-    rec = Reconstructor(bundled_prior, ReconOptions(steps=2, pilot_steps=2, seed=0, phase_cs_lambda=1e-3, samples=3))
+    rec = Reconstructor(magnitude_prior, ReconOptions(steps=2, pilot_steps=2, seed=0, phase_cs_lambda=1e-3, samples=3))
     out = rec.reconstruct(sim.kspace, mask, "sense")
     assert sizes == [1, 1] and out.variance is not None and np.isfinite(out.variance).all()
 

@@ -16,7 +16,7 @@ SUPPORTED_BUNDLE_VERSIONS = (1,)
 #: Tasks a bundle can serve.
 TASKS = ("score", "vdm")
 #: Task -> name of the bundled default (a folder under the weights dir).
-DEFAULT_BUNDLES = {"score": "score-brain-128", "vdm": "vdm-brain-128"}
+DEFAULT_BUNDLES = {"score": "score-brain-complex", "vdm": "vdm-brain-128"}
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"

@@ -96,7 +96,7 @@ class ReconOptions:
     # how the pilot scores the counts (samplers.modes.CountPilot): "holdout" (the hidden samples' prediction),
     # "bootstrap" (the scan simulated from a reference reconstruction; samplers.selftune), "auto": bootstrap on
     # regular 1D masks, hold-out elsewhere. The phase prior is always chosen by the hold-out
-    count_pilot: CountPilot = CountPilot.holdout
+    count_pilot: CountPilot = CountPilot.auto
     # sampler steps of each pilot run (the full run: steps): 10 or 6 made the same worst case on the tune suite
     # (-1.7 dB against the best fixed count, benchmarks/suite.py --rules); 10 was better on average
     pilot_steps: int = 10
@@ -776,6 +776,11 @@ def _complex_mode_for(prior, opts: ReconOptions) -> ReconOptions:
     if is_complex_prior(prior):
         if opts.complex_mode == ComplexMode.realimag:
             raise UsageError("'realimag' needs a magnitude prior; this model is complex-valued", option="complex_mode")
+        magnitude_only = {"phase_resid": opts.phase_resid is not None, "phase_ref": opts.phase_cs_lambda > 0}
+        for option, given in magnitude_only.items():
+            if given:
+                raise UsageError("applies to a magnitude prior (e.g. --model bundled:score-brain-128); this model is "
+                                 "complex-valued and has no phase estimate or phase prior", option=option)
         return replace(opts, complex_mode=ComplexMode.complex) if opts.complex_mode != ComplexMode.complex else opts
     if opts.complex_mode == ComplexMode.complex:
         raise UsageError("'complex' needs a complex-valued model (trained with `complex`)", option="complex_mode")
