@@ -43,6 +43,7 @@ from mrdiff_cli.tasks.reconstruct import ReconOptions, Reconstructor
 from mrdiff_cli.tasks.scan_calibration import HoldoutCalibration, ScanSpread
 
 CACHE = Path(os.environ.get("MRDIFF_UNC_CACHE", "/work/data/unc_cache"))
+MODEL: str | None = None  # --model (the fixed-map comparison column reads its calibration)
 
 
 def run_row(prior, vol: str, ref: torch.Tensor, cond, args, lambdas: dict) -> dict:
@@ -286,8 +287,11 @@ def fixed_map_coverage(row: dict) -> tuple[float, float]:
     from mrdiff_cli.tasks.calibration import Calibration
     from mrdiff_cli.tasks.recon_job import resolve_calibration
 
-    bundle = load_prior(None, "score", offline=True)[1]["path"]
-    cal = Calibration.from_dict(resolve_calibration(bundle))
+    bundle = load_prior(MODEL, "score", offline=True)[1]["path"]
+    block = resolve_calibration(bundle)
+    if block is None:  # a bundle without a fixed map (yet)
+        return float("nan"), float("nan")
+    cal = Calibration.from_dict(block)
     d = arrays(row["key"])
     e = np.abs(d["mean"] - d["truth"])[d["support"]]
     std = cal.std(d["mean"], d["var"])[d["support"]]
@@ -336,6 +340,8 @@ def main() -> None:
                                                   "to a folder of its own for another model")
     ap.add_argument("--count-pilot", default="holdout", choices=["holdout", "bootstrap", "auto"])
     a = ap.parse_args()
+    global MODEL
+    MODEL = a.model
     if a.fit:
         choice = fit(Path(a.fit), Path(a.fit_out) if a.fit_out else None)
         if a.write_bundle:
