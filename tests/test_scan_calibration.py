@@ -91,7 +91,7 @@ def _uncertainty(prior, image, snr, seed=0):
     mask = make_mask("poisson", (64, 64), 6, seed=2).mask
     cal = {"method": "factor", "params": {"factor": 1.0, "pool": 1},
            "holdout": HoldoutCalibration(1.0, 3, 1.0).to_dict()}
-    rec = Reconstructor(prior, ReconOptions(steps=8, pilot_steps=4, n_cg=3, phase_resid=0.005, samples=3, seed=seed,
+    rec = Reconstructor(prior, ReconOptions(steps=8, pilot_steps=4, n_cg=3, samples=3, seed=seed,
                                             calibration=cal))
     out = rec.reconstruct(sim.kspace, mask, "sense")
     return rec, out, sim
@@ -123,7 +123,7 @@ def test_fixed_map_is_the_fallback_where_no_holdout_is_possible(bundled_prior, e
 
     sim = simulate_volume(example_slice, None, matrix=32, coils=4, snr_db=30, seed=1)
     cal = {"method": "factor", "params": {"factor": 2.0, "pool": 1}, "holdout": HoldoutCalibration(1.0).to_dict()}
-    rec = Reconstructor(bundled_prior, ReconOptions(steps=2, n_cg=2, phase_resid=0.005, samples=2, calibration=cal))
+    rec = Reconstructor(bundled_prior, ReconOptions(steps=2, n_cg=2, samples=2, calibration=cal))
     out = rec.reconstruct(sim.kspace, np.ones((32, 32), np.float32), "sense")
     assert rec.spread is None and "too few measured samples" in rec.spread_note
     assert rec.calibration_applied(4) == "main"

@@ -779,7 +779,7 @@ def _complex_mode_for(prior, opts: ReconOptions) -> ReconOptions:
         magnitude_only = {"phase_resid": opts.phase_resid is not None, "phase_ref": opts.phase_cs_lambda > 0}
         for option, given in magnitude_only.items():
             if given:
-                raise UsageError("applies to a magnitude prior (e.g. --model bundled:score-brain-128); this model is "
+                raise UsageError("applies to a magnitude prior (e.g. the bundled score-brain-128); this model is "
                                  "complex-valued and has no phase estimate or phase prior", option=option)
         return replace(opts, complex_mode=ComplexMode.complex) if opts.complex_mode != ComplexMode.complex else opts
     if opts.complex_mode == ComplexMode.complex:
