@@ -27,6 +27,7 @@ from suite import CONDITIONS, TUNE_LOW, TUNE_MORE, TUNE_REG, cond_name
 
 import mrdiff_cli.samplers.dc as dcmod
 from mrdiff_cli.priors.loading import load_prior
+from mrdiff_cli.samplers.adapters import is_complex_prior
 from mrdiff_cli.tasks.reconstruct import ReconOptions, Reconstructor
 
 RESULTS = Path(__file__).parent / "results"
@@ -83,7 +84,7 @@ def run(prior, row: dict, conds: dict) -> dict[str, float]:
     for early, late, frac in SCHEDULES:
         undo = with_schedule(late, frac)
         try:
-            img = Reconstructor(prior, ReconOptions(n_cg=early, phase_resid=resid, seed=0)).reconstruct(k, mask, "sense").images
+            img = Reconstructor(prior, ReconOptions(n_cg=early, phase_resid=None if is_complex_prior(prior) else resid, seed=0)).reconstruct(k, mask, "sense").images
         finally:
             undo()
         x = torch.as_tensor(np.asarray(img), dtype=torch.float32)

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from corpus import head_mask, load_split, masked_psnr
-from suite import CONDITIONS, TUNE_LOW, TUNE_MORE, TUNE_REG, TUNE_REG2, TUNE_REG3, TUNE_REG4, cond_name
+from suite import CONDITIONS, TUNE_BIG, TUNE_LOW, TUNE_MORE, TUNE_REG, TUNE_REG2, TUNE_REG3, TUNE_REG4, cond_name
 
 from mrdiff_cli.ops.compress import apply_compression, compression_matrices
 from mrdiff_cli.ops.fft import fft2c
@@ -194,7 +194,7 @@ def run_row(prior, vol, ref, cond, extra: dict | None = None, folds=FOLDS) -> di
         if is_complex_prior(prior) and r != PRIORS[0]:  # no phase prior: the same run under every key
             row["psnr"][f"{n}/{r}"] = row["psnr"][f"{n}/{PRIORS[0]}"]
             continue
-        img = Reconstructor(prior, ReconOptions(n_cg=n, phase_resid=r, seed=0, **extra)).reconstruct(k, mask, "sense").images
+        img = Reconstructor(prior, ReconOptions(n_cg=n, phase_resid=None if is_complex_prior(prior) else r, seed=0, **extra)).reconstruct(k, mask, "sense").images
         x = torch.as_tensor(np.asarray(img), dtype=torch.float32)
         row["psnr"][f"{n}/{r}"] = round(float(np.mean(masked_psnr(x, truth, head_mask(truth)))), 3)
     row["s_full"] = round(time.time() - t, 1)
@@ -220,7 +220,7 @@ def add_prior(prior, split: str, out: Path, r: float) -> None:
         k, truth, mask = scan(ref, cond)
         extra = row.get("options") or {}
         for n in COUNTS:
-            img = Reconstructor(prior, ReconOptions(n_cg=n, phase_resid=r, seed=0, **extra)).reconstruct(k, mask, "sense").images
+            img = Reconstructor(prior, ReconOptions(n_cg=n, phase_resid=None if is_complex_prior(prior) else r, seed=0, **extra)).reconstruct(k, mask, "sense").images
             x = torch.as_tensor(np.asarray(img), dtype=torch.float32)
             row["psnr"][f"{n}/{r}"] = round(float(np.mean(masked_psnr(x, truth, head_mask(truth)))), 3)
         p = group_errors(Reconstructor(prior, ReconOptions(seed=0, **extra)), k, mask, 0, 10, priors=(r,))
@@ -432,6 +432,7 @@ def main() -> None:
     ap.add_argument("--reg2", action="store_true", help="tune split: the fresh regular rows (suite.TUNE_REG2) instead")
     ap.add_argument("--reg3", action="store_true", help="tune split: the third fresh set (suite.TUNE_REG3) instead")
     ap.add_argument("--reg4", action="store_true", help="tune split: the fourth fresh set (suite.TUNE_REG4) instead")
+    ap.add_argument("--big", action="store_true", help="tune split: the 256²/320² rows (suite.TUNE_BIG) instead")
     ap.add_argument("--model", default=None,
                     help="another prior (a complex-valued bundle: its counts only, no phase prior; default: the bundled one)")
     ap.add_argument("--oracle-priors", default=",".join(map(str, PRIORS)),
@@ -452,7 +453,7 @@ def main() -> None:
         stream, steps = (int(v) for v in a.add_fold.split("/")[:2])
         variant = a.add_fold.split("/")[2] if a.add_fold.count("/") == 2 else ""
         refs = {}
-        for cond in CONDITIONS[a.split] + (TUNE_MORE + TUNE_LOW + TUNE_REG + TUNE_REG2 + TUNE_REG3 + TUNE_REG4 if a.split == "tune" else []):
+        for cond in CONDITIONS[a.split] + (TUNE_MORE + TUNE_LOW + TUNE_REG + TUNE_REG2 + TUNE_REG3 + TUNE_REG4 + TUNE_BIG if a.split == "tune" else []):
             for vol, ref in load_split(a.split, cond[1], 256.0 / cond[1], 1).items():
                 refs[(cond_name(cond[0], *cond[1:]), vol)] = (ref, cond)
         rows = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
@@ -480,7 +481,7 @@ def main() -> None:
         return
     done = {(r["condition"], r["volume"]) for r in map(json.loads, out.read_text().splitlines())} if out.exists() else set()
     conds = ((TUNE_MORE if a.more else TUNE_LOW if a.low else TUNE_REG if a.reg else TUNE_REG2 if a.reg2
-              else TUNE_REG3 if a.reg3 else TUNE_REG4 if a.reg4 else CONDITIONS[a.split])
+              else TUNE_REG3 if a.reg3 else TUNE_REG4 if a.reg4 else TUNE_BIG if a.big else CONDITIONS[a.split])
              if a.split == "tune" else CONDITIONS[a.split])
     for i in [int(c) for c in a.conditions.split(",")] if a.conditions else range(len(conds)):
         cond = conds[i]

@@ -12,13 +12,14 @@ import json
 from pathlib import Path
 
 import torch
-
 from corpus import load_split
+from suite import CONDITIONS, cond_name, score
+
 from mrdiff_cli.ops.masks import make_mask
 from mrdiff_cli.priors.loading import load_prior
+from mrdiff_cli.samplers.adapters import is_complex_prior
 from mrdiff_cli.tasks.acquisition import simulate_acquisition
 from mrdiff_cli.tasks.reconstruct import ReconOptions, Reconstructor
-from suite import CONDITIONS, cond_name, score
 
 RESIDS = (0.005, 0.05)
 
@@ -42,7 +43,7 @@ def main() -> None:
             for r in RESIDS:
                 row["pilot_error_cg3"][str(r)] = pilot[0](3, r) if pilot else None
                 for n in (5, 7):
-                    img = Reconstructor(prior, ReconOptions(n_cg=n, phase_resid=r, seed=0)).reconstruct(k, mask, "sense").images
+                    img = Reconstructor(prior, ReconOptions(n_cg=n, phase_resid=None if is_complex_prior(prior) else r, seed=0)).reconstruct(k, mask, "sense").images
                     row["psnr"][f"{r}/{n}"] = score(img, torch.as_tensor(truth))["psnr"]
             with Path(a.out).open("a") as fh:
                 fh.write(json.dumps(row) + "\n")

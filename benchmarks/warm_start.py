@@ -25,6 +25,7 @@ from suite import CONDITIONS, TUNE_MORE, cond_name
 import mrdiff_cli.samplers.posterior as posterior
 from mrdiff_cli.ops.sparse import l1_wavelet_sense
 from mrdiff_cli.priors.loading import load_prior
+from mrdiff_cli.samplers.adapters import is_complex_prior
 from mrdiff_cli.tasks.reconstruct import ReconOptions, Reconstructor
 
 # name: (L1 lambda of the start, 0 = CG-SENSE; sigma_max; steps)
@@ -85,7 +86,7 @@ def main() -> None:
                 _START["lam"] = lam
                 row[v], t = {}, time.time()
                 for n in COUNTS:
-                    out = Reconstructor(prior, ReconOptions(n_cg=n, phase_resid=prior_r, seed=0, sigma_max=smax,
+                    out = Reconstructor(prior, ReconOptions(n_cg=n, phase_resid=None if is_complex_prior(prior) else prior_r, seed=0, sigma_max=smax,
                                                             steps=steps)).reconstruct(k, mask, "sense").images
                     x = torch.as_tensor(np.asarray(out), dtype=torch.float32)
                     row[v][str(n)] = round(float(np.mean(masked_psnr(x, truth, head_mask(truth)))), 3)
