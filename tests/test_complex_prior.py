@@ -194,3 +194,21 @@ def test_demodulated_complex_prior_sees_the_residual_phase(tmp_path):
     assert np.isfinite(res.images).all()
     rep = rec.consistency_report("sense")
     assert rep is not None and "demodulated" in rep["phase_reference"]
+
+
+@pytest.mark.parametrize("flag", [["--phase-resid", "0.05"], ["--phase-ref", "l1"]])
+def test_cli_magnitude_only_options_with_the_default_complex_model_are_usage_errors(flag, tiny_fastmri_file, tmp_path,
+                                                                                     cli_env):
+    """The default model is complex-valued: it has no phase prior or phase estimate, so asking for one is exit 2
+    with one line naming the option (not silently ignored), and nothing is written."""
+    from typer.testing import CliRunner
+
+    from mrdiff_cli.cli.main import app
+
+    out = tmp_path / "x.nii.gz"
+    res = CliRunner().invoke(app, ["reconstruct", str(tiny_fastmri_file), "--output", str(out), *flag,
+                                   "--steps", "2", "--mask", "poisson", "--accel", "4"])
+    assert res.exit_code == 2, res.output
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and flag[0] in lines[0] and "magnitude prior" in lines[0], res.stderr
+    assert not out.exists()
