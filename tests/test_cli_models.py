@@ -109,3 +109,23 @@ def test_push_refuses_pickles(cli, tmp_path):
     folder = make_bundle(tmp_path / "pkl", weights=False, extra_files={"pytorch_model.bin": b"\x80"})
     result = cli("push", str(folder), "me/tiny", "--dry-run")
     assert result.exit_code == 2 and "never loads pickled weights" in result.stderr
+
+
+def test_list_marks_the_defaults_and_fully_convolutional_bundles(hub_env, monkeypatch):
+    """The bundled defaults are marked with the commands that load them; a fully convolutional bundle's
+    resolution reads as its training patch size, usable at any size; --json carries both."""
+    _cache, weights = hub_env
+    make_bundle(weights / "score-brain-128", bundle_config(tasks=["score", "vdm"]))
+    make_bundle(weights / "score-brain-complex", {**bundle_config(), "resolution": [64, 64], "fully_convolutional": True})
+    make_bundle(weights / "vdm-brain-128", bundle_config("vdm"))
+    monkeypatch.setenv("COLUMNS", "200")
+    runner = CliRunner()
+    entries = {e["name"]: e for e in json.loads(runner.invoke(app, ["models", "list", "--json"]).stdout)}
+    assert entries["score-brain-complex"]["default_for"] == ["score"]
+    assert entries["vdm-brain-128"]["default_for"] == ["vdm"] and entries["score-brain-128"]["default_for"] == []
+    assert entries["score-brain-complex"]["fully_convolutional"] and not entries["score-brain-128"]["fully_convolutional"]
+    out = runner.invoke(app, ["models", "list"]).stdout
+    line = next(row for row in out.splitlines() if "score-brain-complex" in row)
+    assert "(default: reconstruct, uncertainty)" in line and "64x64 patches, any size" in line, out
+    assert "(default" not in next(row for row in out.splitlines() if "score-brain-128" in row), out
+    assert "(default: superres)" in next(row for row in out.splitlines() if "vdm-brain-128" in row), out

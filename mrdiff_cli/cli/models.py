@@ -27,6 +27,9 @@ SpecArg = Annotated[
 ]
 
 
+_COMMANDS = {"score": "reconstruct, uncertainty", "vdm": "superres"}  # task -> the commands that load it
+
+
 def _res(value: Any) -> str:
     return f"{value[0]}x{value[1]}" if isinstance(value, (list, tuple)) and len(value) == 2 else "?"
 
@@ -54,7 +57,11 @@ def list_cmd(json_out: JsonOpt = False) -> None:
     rows = []
     for e in entries:  # the name is what a user copies into --model: its column never wraps
         spec = Text(e["spec"]) if e["complete"] else Text.assemble(e["spec"], " ", ("(no weights)", "red"))
-        rows.append([spec, e["source"], ", ".join(e["tasks"]), _res(e["resolution"]), e["size"], e["revision"] or "",
+        if e.get("default_for"):  # the commands whose default it is
+            used_by = ", ".join(_COMMANDS.get(t, t) for t in e["default_for"])
+            spec.append(f" (default: {used_by})", style="green")
+        res = _res(e["resolution"]) + (" patches, any size" if e.get("fully_convolutional") else "")
+        rows.append([spec, e["source"], ", ".join(e["tasks"]), res, e["size"], e["revision"] or "",
                      (e["commit"] or "")[:10]])
     print_table(out_console, ["Model (--model)", "Source", "Tasks", "Resolution", "Size", "Revision", "Commit"], rows,
                 title="mrdiff models", no_wrap=("Model (--model)", "Resolution", "Commit"), title_justify="left")

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..bundle import read_mrdiff_config
-from ..format import WEIGHTS_FILE, bundle_tasks
+from ..format import DEFAULT_BUNDLES, WEIGHTS_FILE, bundle_tasks
 from .bundled import bundled_names
 from .cache import cached_model_revisions
 from .env import bundled_dir, cache_root
@@ -35,6 +35,8 @@ def _entry(
         "source": source,
         "tasks": bundle_tasks(config),
         "resolution": list(res) if isinstance(res, list) else None,
+        "fully_convolutional": bool(config.get("fully_convolutional", False)),
+        "default_for": sorted(t for t, n in DEFAULT_BUNDLES.items() if source == "bundled" and n == name),
         "size_bytes": size,
         "size": format_size(size),
         "revision": revision,
