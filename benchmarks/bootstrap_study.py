@@ -26,7 +26,7 @@ import torch
 from corpus import load_split
 from count_schedule import pending, rows_of
 from pilot_study import COUNTS, acs_split, best_fixed, current_rule, release_fold, rule_row, scan
-from suite import CONDITIONS, TUNE_LOW, TUNE_MORE, TUNE_REG, TUNE_REG2, TUNE_REG3, TUNE_REG4, cond_name
+from suite import CONDITIONS, TUNE_BIG, TUNE_LOW, TUNE_MORE, TUNE_REG, TUNE_REG2, TUNE_REG3, TUNE_REG4, cond_name
 
 from mrdiff_cli.ops.fft import fft2c
 from mrdiff_cli.priors.loading import load_prior
@@ -34,7 +34,7 @@ from mrdiff_cli.samplers.noise import sample_generator
 from mrdiff_cli.tasks.reconstruct import PILOT_SAMPLE, ReconOptions, Reconstructor
 
 RESULTS = Path(__file__).parent / "results"
-SETS = ("", "_more", "_low", "_reg", "_reg2", "_reg3", "_reg4")
+SETS = ("", "_more", "_low", "_reg", "_reg2", "_reg3", "_reg4", "_big")
 REF_COUNT = 5
 
 
@@ -70,9 +70,10 @@ def rules(path: Path, suffix: str = "", split: str = "tune") -> None:
     def regular(r: dict) -> bool:
         return acs_split(np.asarray(scan_mask(r))) is not None
 
-    groups = {"all": lambda r: True, "all but TUNE_REG2/3/4": lambda r: r["set"] not in ("_reg2", "_reg3", "_reg4"), "regular 1D": regular,
+    groups = {"all": lambda r: True, "all but TUNE_REG2/3/4, TUNE_BIG": lambda r: r["set"] not in ("_reg2", "_reg3", "_reg4", "_big"), "regular 1D": regular,
               "TUNE_REG (seen)": lambda r: r["set"] == "_reg", "TUNE_REG2 (fresh)": lambda r: r["set"] == "_reg2",
-              "TUNE_REG3 (fresh)": lambda r: r["set"] == "_reg3", "TUNE_REG4 (fresh)": lambda r: r["set"] == "_reg4"}
+              "TUNE_REG3 (fresh)": lambda r: r["set"] == "_reg3", "TUNE_REG4 (fresh)": lambda r: r["set"] == "_reg4",
+              "TUNE_BIG (256²/320²)": lambda r: r["set"] == "_big"}
     for label, keep in groups.items():
         sel = [r for r in rows if keep(r)]
         if not sel:
@@ -108,7 +109,7 @@ def rules(path: Path, suffix: str = "", split: str = "tune") -> None:
 
 
 _CONDS = {cond_name(c[0], *c[1:]): c
-          for c in CONDITIONS["tune"] + CONDITIONS["report"] + TUNE_MORE + TUNE_LOW + TUNE_REG + TUNE_REG2 + TUNE_REG3 + TUNE_REG4}
+          for c in CONDITIONS["tune"] + CONDITIONS["report"] + TUNE_MORE + TUNE_LOW + TUNE_REG + TUNE_REG2 + TUNE_REG3 + TUNE_REG4 + TUNE_BIG}
 
 
 def report_rows() -> list[dict]:
@@ -135,6 +136,7 @@ def main() -> None:
                     help="CG count of the reference reconstruction (results: ..._ref{N}.jsonl unless 5)")
     ap.add_argument("--split", choices=["tune", "report"], default="tune",
                     help="report: the report suite's rows (magnitude prior; the veto, nothing is chosen there)")
+    ap.add_argument("--sets", default=",".join(SETS), help="comma list of the tune sets whose rows run ('' = the base set)")
     a = ap.parse_args()
     suffix = "_complex" if a.model else ""
     out = Path(a.out.replace(".jsonl", f"{suffix}.jsonl") if a.model and suffix not in a.out else a.out)
@@ -147,7 +149,8 @@ def main() -> None:
         return
     torch.set_num_threads(1)
     prior, _ = load_prior(a.model, "score", offline=True)
-    for row in pending(report_rows() if a.split == "report" else rows_of(suffix, SETS), a.only, out):
+    sets = tuple(a.sets.split(","))
+    for row in pending(report_rows() if a.split == "report" else rows_of(suffix, sets), a.only, out):
         cond = _CONDS[row["condition"]]
         if a.split == "report" and acs_split(np.asarray(scan_mask(row))) is None:
             continue  # the veto concerns the regular-mask rows only
