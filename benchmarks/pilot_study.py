@@ -23,7 +23,18 @@ from pathlib import Path
 import numpy as np
 import torch
 from corpus import head_mask, load_split, masked_psnr
-from suite import CONDITIONS, TUNE_BIG, TUNE_LOW, TUNE_MORE, TUNE_REG, TUNE_REG2, TUNE_REG3, TUNE_REG4, cond_name
+from suite import (
+    CONDITIONS,
+    TUNE_BIG,
+    TUNE_BIG2,
+    TUNE_LOW,
+    TUNE_MORE,
+    TUNE_REG,
+    TUNE_REG2,
+    TUNE_REG3,
+    TUNE_REG4,
+    cond_name,
+)
 
 from mrdiff_cli.ops.compress import apply_compression, compression_matrices
 from mrdiff_cli.ops.fft import fft2c
@@ -433,6 +444,7 @@ def main() -> None:
     ap.add_argument("--reg3", action="store_true", help="tune split: the third fresh set (suite.TUNE_REG3) instead")
     ap.add_argument("--reg4", action="store_true", help="tune split: the fourth fresh set (suite.TUNE_REG4) instead")
     ap.add_argument("--big", action="store_true", help="tune split: the 256²/320² rows (suite.TUNE_BIG) instead")
+    ap.add_argument("--big2", action="store_true", help="tune split: the fresh 256²/320² rows (suite.TUNE_BIG2) instead")
     ap.add_argument("--model", default=None,
                     help="another prior (a complex-valued bundle: its counts only, no phase prior; default: the bundled one)")
     ap.add_argument("--oracle-priors", default=",".join(map(str, PRIORS)),
@@ -453,7 +465,7 @@ def main() -> None:
         stream, steps = (int(v) for v in a.add_fold.split("/")[:2])
         variant = a.add_fold.split("/")[2] if a.add_fold.count("/") == 2 else ""
         refs = {}
-        for cond in CONDITIONS[a.split] + (TUNE_MORE + TUNE_LOW + TUNE_REG + TUNE_REG2 + TUNE_REG3 + TUNE_REG4 + TUNE_BIG if a.split == "tune" else []):
+        for cond in CONDITIONS[a.split] + (TUNE_MORE + TUNE_LOW + TUNE_REG + TUNE_REG2 + TUNE_REG3 + TUNE_REG4 + TUNE_BIG + TUNE_BIG2 if a.split == "tune" else []):
             for vol, ref in load_split(a.split, cond[1], 256.0 / cond[1], 1).items():
                 refs[(cond_name(cond[0], *cond[1:]), vol)] = (ref, cond)
         rows = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
@@ -481,7 +493,7 @@ def main() -> None:
         return
     done = {(r["condition"], r["volume"]) for r in map(json.loads, out.read_text().splitlines())} if out.exists() else set()
     conds = ((TUNE_MORE if a.more else TUNE_LOW if a.low else TUNE_REG if a.reg else TUNE_REG2 if a.reg2
-              else TUNE_REG3 if a.reg3 else TUNE_REG4 if a.reg4 else TUNE_BIG if a.big else CONDITIONS[a.split])
+              else TUNE_REG3 if a.reg3 else TUNE_REG4 if a.reg4 else TUNE_BIG if a.big else TUNE_BIG2 if a.big2 else CONDITIONS[a.split])
              if a.split == "tune" else CONDITIONS[a.split])
     for i in [int(c) for c in a.conditions.split(",")] if a.conditions else range(len(conds)):
         cond = conds[i]

@@ -138,6 +138,13 @@ TUNE_BIG = [
     (A("ring", 16, "random", 0.5, 8, snr_db=40), 256, "poisson", 8),
     (A("wires", 12, "random", 1.5, 12, snr_db=28), 256, "gaussian1d", 6),
 ]
+# fresh large-matrix rows for the 20-step pilot test written down in docs/benchmarks.md (TUNE_BIG's follow-up)
+TUNE_BIG2 = [
+    (A("wires", 12, "poly", snr_db=33), 320, "poisson", 6),
+    (A("ring", 8, "random", 0.7, 12, snr_db=38), 320, "gaussian1d", 8),
+    (A("ring", 12, "poly", snr_db=27), 256, "poisson", 10),
+    (A("wires", 16, "random", 1.2, 20, snr_db=42), 256, "poisson", 8),
+]
 FIXED = (1, 2, 3, 5, 7, 10)
 ORACLE = (1, 2, 3, 5, 7)  # the best-fixed-count set; the report runs only these
 LAMBDA_GRID = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
