@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from corpus import load_split
+from corpus import MAGNITUDE_PRIOR, load_split
 from count_schedule import pending, rows_of
 from pilot_study import COUNTS, acs_split, best_fixed, current_rule, release_fold, rule_row, scan
 from suite import CONDITIONS, TUNE_BIG, TUNE_LOW, TUNE_MORE, TUNE_REG, TUNE_REG2, TUNE_REG3, TUNE_REG4, cond_name
@@ -148,7 +148,7 @@ def main() -> None:
         rules(out, suffix, a.split)
         return
     torch.set_num_threads(1)
-    prior, _ = load_prior(a.model, "score", offline=True)
+    prior, _ = load_prior(a.model or MAGNITUDE_PRIOR, "score", offline=True)
     sets = tuple(a.sets.split(","))
     for row in pending(report_rows() if a.split == "report" else rows_of(suffix, sets), a.only, out):
         cond = _CONDS[row["condition"]]

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from corpus import load_split
+from corpus import MAGNITUDE_PRIOR, load_split
 from pilot_study import COUNTS, PRIORS, acs_split, best_fixed, clean_kspace, current_rule, release_fold, rule_row, scan
 from suite import CONDITIONS, TUNE_LOW, TUNE_MORE, TUNE_REG, cond_name
 
@@ -164,7 +164,7 @@ def main() -> None:
         rules([Path(p) for p in a.rules.split(",")])
         return
     torch.set_num_threads(a.threads)
-    prior, _ = load_prior(a.model, "score", offline=True)
+    prior, _ = load_prior(a.model or MAGNITUDE_PRIOR, "score", offline=True)
     suffix = "_complex" if a.model else ""
     out = Path(a.out or RESULTS / f"bv_study_tune{suffix}.jsonl")
     done = {(r["condition"], r["volume"]) for r in map(json.loads, out.read_text().splitlines())} if out.exists() else set()

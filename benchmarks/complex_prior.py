@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from corpus import load_split
+from corpus import MAGNITUDE_PRIOR, load_split
 from pilot_study import COUNTS, PRIORS, scan
 from suite import CONDITIONS, cond_name, score
 
@@ -175,7 +175,7 @@ def main() -> None:
         table(Path(a.table))
         return
     torch.set_num_threads(a.threads)
-    mag, _ = load_prior(None, "score", offline=True)
+    mag, _ = load_prior(MAGNITUDE_PRIOR, "score", offline=True)
     cplx = None if a.magnitude_only else load_prior(a.model, "score", offline=True)[0]
     lambdas = json.loads(Path(a.cs_lambdas).read_text()) if Path(a.cs_lambdas).exists() else {}
     out = Path(a.out or f"benchmarks/results/complex_prior_{a.split}.jsonl")

@@ -21,13 +21,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from corpus import head_mask, load_split, masked_psnr
+from corpus import MAGNITUDE_PRIOR, head_mask, load_split, masked_psnr
 from pilot_study import COUNTS, best_fixed, current_rule, release_fold, rule_row, scan
 from suite import CONDITIONS, TUNE_LOW, TUNE_MORE, TUNE_REG, cond_name
 
 import mrdiff_cli.samplers.dc as dcmod
 from mrdiff_cli.priors.loading import load_prior
-from mrdiff_cli.samplers.adapters import is_complex_prior
 from mrdiff_cli.tasks.reconstruct import ReconOptions, Reconstructor
 
 RESULTS = Path(__file__).parent / "results"
@@ -84,7 +83,7 @@ def run(prior, row: dict, conds: dict) -> dict[str, float]:
     for early, late, frac in SCHEDULES:
         undo = with_schedule(late, frac)
         try:
-            img = Reconstructor(prior, ReconOptions(n_cg=early, phase_resid=None if is_complex_prior(prior) else resid, seed=0)).reconstruct(k, mask, "sense").images
+            img = Reconstructor(prior, ReconOptions(n_cg=early, phase_resid=resid, seed=0)).reconstruct(k, mask, "sense").images
         finally:
             undo()
         x = torch.as_tensor(np.asarray(img), dtype=torch.float32)
@@ -125,7 +124,7 @@ def main() -> None:
         rules(out)
         return
     torch.set_num_threads(1)
-    prior, _ = load_prior(None, "score", offline=True)
+    prior, _ = load_prior(MAGNITUDE_PRIOR, "score", offline=True)
     conds = {cond_name(c[0], *c[1:]): c for c in CONDITIONS["tune"] + TUNE_MORE + TUNE_LOW + TUNE_REG}
     for row in pending(rows_of(), a.only, out):
         psnr = run(prior, row, conds)

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from corpus import load_split
+from corpus import MAGNITUDE_PRIOR, load_split
 from pilot_study import COUNTS, PRIORS, clean_kspace, scan
 from suite import CONDITIONS, TUNE_MORE, cond_name
 
@@ -149,7 +149,7 @@ def main() -> None:
         rules([Path(p) for p in a.rules.split(",")], [Path(p) for p in a.psnr.split(",") if p], [float(t) for t in a.taus.split(",")])
         return
     torch.set_num_threads(1)
-    prior, _ = load_prior(a.model, "score", offline=True)
+    prior, _ = load_prior(a.model or MAGNITUDE_PRIOR, "score", offline=True)
     out = Path(a.out)
     done = {(r["condition"], r["volume"]) for r in map(json.loads, out.read_text().splitlines())} if out.exists() else set()
     conds = TUNE_MORE if a.more and a.split == "tune" else [c for c in CONDITIONS[a.split] if c[1] == 128]

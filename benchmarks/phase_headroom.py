@@ -16,13 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from corpus import head_mask, load_split, masked_psnr
+from corpus import MAGNITUDE_PRIOR, head_mask, load_split, masked_psnr
 from suite import CONDITIONS, cond_name
 
 from mrdiff_cli.ops.fft import ifft2c
 from mrdiff_cli.ops.masks import make_mask
 from mrdiff_cli.priors.loading import load_prior
-from mrdiff_cli.samplers.adapters import is_complex_prior, lowres_phase, make_denoiser
+from mrdiff_cli.samplers.adapters import lowres_phase, make_denoiser
 from mrdiff_cli.samplers.posterior import SenseProblem
 from mrdiff_cli.tasks.acquisition import Acquisition, simulate_acquisition
 from mrdiff_cli.tasks.reconstruct import ReconOptions, Reconstructor
@@ -83,7 +83,7 @@ def injected_phase(prior, k, mask, kind, n_cg, resid, var, oracle_phase):
         x1 = app.L1WaveletRecon(yc[0].numpy(), maps[0].numpy(), CS_LAMBDA[kind] * scale, weights=mask,
                                 max_iter=60, show_pbar=False).run()
         return _at(torch.as_tensor(np.asarray(x1)), var["frac"])
-    Reconstructor(prior, ReconOptions(n_cg=n_cg, phase_resid=None if is_complex_prior(prior) else var.get("pass1_resid", resid), seed=0,
+    Reconstructor(prior, ReconOptions(n_cg=n_cg, phase_resid=var.get("pass1_resid", resid), seed=0,
                                       phase_cs_lambda=0.0)).reconstruct(k, mask, "sense")
     return _at(_STASH["x"][0], var["frac"])
 
@@ -92,7 +92,7 @@ def run(prior, k, mask, kind, truth, n_cg, resid, var, oracle_phase):
     opts = {k2: v for k2, v in var.items() if k2.startswith("phase_")}
     if "inject" in var:
         opts["phase_cs_lambda"] = 0.0
-    rec = Reconstructor(prior, ReconOptions(n_cg=n_cg, phase_resid=None if is_complex_prior(prior) else resid, seed=0, **opts))
+    rec = Reconstructor(prior, ReconOptions(n_cg=n_cg, phase_resid=resid, seed=0, **opts))
     if "inject" in var or "width" in var:
         ph = injected_phase(prior, k, mask, kind, n_cg, resid, var, oracle_phase) if "inject" in var else None
 
@@ -120,7 +120,7 @@ def main() -> None:
     ap.add_argument("--split", default="tune")
     a = ap.parse_args()
     torch.set_num_threads(1)
-    prior, _ = load_prior(None, "score", offline=True)
+    prior, _ = load_prior(MAGNITUDE_PRIOR, "score", offline=True)
     out = Path(a.out)
     done = {(r["condition"], r["volume"]) for r in map(json.loads, out.read_text().splitlines())} if out.exists() else set()
     for ci in [int(c) for c in a.conditions.split(",")]:

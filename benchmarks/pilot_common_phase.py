@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 
 import torch
-from corpus import load_split
+from corpus import MAGNITUDE_PRIOR, load_split
 from pilot_study import COUNTS, PRIORS, RULE_HEADER, best_fixed, full_runs, rule_row, scan
 from suite import CONDITIONS, TUNE_MORE, cond_name
 
@@ -101,7 +101,7 @@ def main() -> None:
         rules(Path(a.rules), [Path(p) for p in a.psnr.split(",")])
         return
     torch.set_num_threads(1)
-    prior, _ = load_prior(None, "score", offline=True)
+    prior, _ = load_prior(MAGNITUDE_PRIOR, "score", offline=True)
     out = Path(a.out)
     conds = TUNE_MORE if a.more else CONDITIONS[a.split]
     idx = [int(c) for c in a.conditions.split(",")] if a.conditions else [i for i, c in enumerate(conds) if c[1] == 128]

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from corpus import head_mask, load_split, masked_psnr
+from corpus import MAGNITUDE_PRIOR, head_mask, load_split, masked_psnr
 from suite import (
     CONDITIONS,
     TUNE_BIG,
@@ -456,7 +456,7 @@ def main() -> None:
         rules([Path(p) for p in a.rules.split(",")], tuple(float(v) for v in a.oracle_priors.split(",")))
         return
     torch.set_num_threads(1)
-    prior, _ = load_prior(a.model, "score", offline=True)
+    prior, _ = load_prior(a.model or MAGNITUDE_PRIOR, "score", offline=True)
     out = Path(a.out or f"benchmarks/results/pilot_study_{a.split}.jsonl")
     if a.add_prior is not None:
         add_prior(prior, a.split, out, a.add_prior)

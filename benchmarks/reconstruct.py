@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from baselines import cs_l1wavelet
-from corpus import head_mask, load_split, masked_psnr
+from corpus import MAGNITUDE_PRIOR, head_mask, load_split, masked_psnr
 from mrdiff_cli.metrics import ssim
 from mrdiff_cli.ops.masks import make_mask
 from mrdiff_cli.priors.loading import load_prior
@@ -114,7 +114,7 @@ def main() -> None:
     ap.add_argument("--json")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    prior, info = load_prior(a.model, "score", offline=True)
+    prior, info = load_prior(a.model or MAGNITUDE_PRIOR, "score", offline=True)
     lam_path = Path(a.cs_lambdas)
     lambdas = json.loads(lam_path.read_text()) if lam_path.exists() else {}
     rows = []

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from baselines import cs_l1wavelet
-from corpus import load_split
+from corpus import MAGNITUDE_PRIOR, load_split
 from suite import score
 
 from mrdiff_cli.ops.masks import make_mask
@@ -38,7 +38,7 @@ def main() -> None:
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     prior, _ = load_prior(None, "score", offline=True)
-    magnitude, _ = load_prior("bundled:score-brain-128", "score", offline=True)
+    magnitude, _ = load_prior(MAGNITUDE_PRIOR, "score", offline=True)
     ref = load_split("report", 128, 2.0, a.slices)["pyradiomics_brain2"]
     k, truth = simulate_acquisition(ref.numpy(), Acquisition("loops", 8, "offres", 3.0, snr_db=30), seed=5)
     truth_t = torch.as_tensor(truth)

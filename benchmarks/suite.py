@@ -32,12 +32,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from baselines import cs_l1wavelet
-from corpus import head_mask, load_split, masked_psnr
+from corpus import MAGNITUDE_PRIOR, head_mask, load_split, masked_psnr
 
 from mrdiff_cli.metrics import ssim
 from mrdiff_cli.ops.masks import make_mask
 from mrdiff_cli.priors.loading import load_prior
-from mrdiff_cli.samplers.adapters import is_complex_prior
 from mrdiff_cli.samplers.selftune import CG_CANDIDATES, choose_count, unimodal_search
 from mrdiff_cli.tasks.acquisition import Acquisition, simulate_acquisition
 from mrdiff_cli.tasks.calibration import estimate_kspace_noise
@@ -214,16 +213,16 @@ def run_condition(prior, vol: str, ref: torch.Tensor, cond, args, lambdas: dict)
     row["fixed_phase_resid"] = resid
     for n in () if args.variants_only else FIXED if args.split == "tune" else ORACLE:
         t = time.time()
-        img = Reconstructor(prior, ReconOptions(n_cg=n, phase_resid=None if is_complex_prior(prior) else resid, seed=0, steps=args.steps)
+        img = Reconstructor(prior, ReconOptions(n_cg=n, phase_resid=resid, seed=0, steps=args.steps)
                             ).reconstruct(k, mask, "sense").images
         row[f"cg{n}"] = {**score(img, truth), "s_per_slice": round((time.time() - t) / len(ref), 2)}
     if not args.variants_only:  # the previous defaults: 7 CG iterations, phase prior 0.005
         row["old_default"] = row["cg7"] if resid == 0.005 else score(
-            Reconstructor(prior, ReconOptions(n_cg=7, phase_resid=None if is_complex_prior(prior) else 0.005, seed=0, steps=args.steps)
+            Reconstructor(prior, ReconOptions(n_cg=7, phase_resid=0.005, seed=0, steps=args.steps)
                           ).reconstruct(k, mask, "sense").images, truth)
     # the pilot's hold-out error for every count and pilot length (selection rules are then compared offline:
     # the self-tuned run with count n is the fixed-count run with n, same seed)
-    probe = Reconstructor(prior, ReconOptions(seed=0, phase_resid=None if is_complex_prior(prior) else resid, steps=args.steps))
+    probe = Reconstructor(prior, ReconOptions(seed=0, phase_resid=resid, steps=args.steps))
     row["pilot_errors"] = {}
     for ps in [int(v) for v in args.pilot_steps.split(",") if v and not args.variants_only]:
         pilot = probe.pilot(k, mask, "sense", None, [0], steps=ps)
@@ -381,7 +380,7 @@ def main() -> None:
         report(Path(a.report), Path(a.second) if a.second else None, a.rule_steps, a.rule_tol)
         return
     torch.set_num_threads(a.threads)
-    prior, _ = load_prior(None, "score", offline=True)
+    prior, _ = load_prior(MAGNITUDE_PRIOR, "score", offline=True)
     lam_path = Path(a.cs_lambdas)
     lambdas = json.loads(lam_path.read_text()) if lam_path.exists() else {}
     out = Path(a.out or f"benchmarks/results/suite_{a.split}.jsonl")

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 import torch
-from corpus import load_split
+from corpus import MAGNITUDE_PRIOR, load_split
 from suite import CONDITIONS, cond_name, score
 
 from mrdiff_cli.ops.masks import make_mask
@@ -29,7 +29,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    prior, _ = load_prior(None, "score", offline=True)
+    prior, _ = load_prior(MAGNITUDE_PRIOR, "score", offline=True)
     out = Path(a.out)
     for acq, matrix, kind, R in CONDITIONS[a.split]:
         for vol, ref in load_split(a.split, matrix, 256.0 / matrix, 1).items():

@@ -12,12 +12,11 @@ import json
 from pathlib import Path
 
 import torch
-from corpus import load_split
+from corpus import MAGNITUDE_PRIOR, load_split
 from suite import CONDITIONS, cond_name, score
 
 from mrdiff_cli.ops.masks import make_mask
 from mrdiff_cli.priors.loading import load_prior
-from mrdiff_cli.samplers.adapters import is_complex_prior
 from mrdiff_cli.tasks.acquisition import simulate_acquisition
 from mrdiff_cli.tasks.reconstruct import ReconOptions, Reconstructor
 
@@ -30,7 +29,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    prior, _ = load_prior(None, "score", offline=True)
+    prior, _ = load_prior(MAGNITUDE_PRIOR, "score", offline=True)
     for acq, matrix, kind, R in CONDITIONS["tune"]:
         if acq.phase != "random" or matrix != 128:
             continue
@@ -43,7 +42,7 @@ def main() -> None:
             for r in RESIDS:
                 row["pilot_error_cg3"][str(r)] = pilot[0](3, r) if pilot else None
                 for n in (5, 7):
-                    img = Reconstructor(prior, ReconOptions(n_cg=n, phase_resid=None if is_complex_prior(prior) else r, seed=0)).reconstruct(k, mask, "sense").images
+                    img = Reconstructor(prior, ReconOptions(n_cg=n, phase_resid=r, seed=0)).reconstruct(k, mask, "sense").images
                     row["psnr"][f"{r}/{n}"] = score(img, torch.as_tensor(truth))["psnr"]
             with Path(a.out).open("a") as fh:
                 fh.write(json.dumps(row) + "\n")

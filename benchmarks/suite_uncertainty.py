@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from baselines import cs_l1wavelet
-from corpus import head_mask, load_split, masked_psnr
+from corpus import MAGNITUDE_PRIOR, head_mask, load_split, masked_psnr
 from suite import CONDITIONS, cond_name
 
 from mrdiff_cli.ops.fft import ifft2c, rss
@@ -287,7 +287,7 @@ def fixed_map_coverage(row: dict) -> tuple[float, float]:
     from mrdiff_cli.tasks.calibration import Calibration
     from mrdiff_cli.tasks.recon_job import resolve_calibration
 
-    bundle = load_prior(MODEL, "score", offline=True)[1]["path"]
+    bundle = load_prior(MODEL or MAGNITUDE_PRIOR, "score", offline=True)[1]["path"]
     block = resolve_calibration(bundle)
     if block is None:  # a bundle without a fixed map (yet)
         return float("nan"), float("nan")
@@ -336,7 +336,7 @@ def main() -> None:
     ap.add_argument("--figures", default=None, help="with --evaluate: write calibration + sparsification PNGs here")
     ap.add_argument("--figure-match", default="", help="with --figures: only rows whose condition contains this")
     ap.add_argument("--calibration", default=None, help="with --evaluate: a HoldoutCalibration JSON (default: the bundle's)")
-    ap.add_argument("--model", default=None, help="the score bundle (default: the bundled default); set MRDIFF_UNC_CACHE "
+    ap.add_argument("--model", default=None, help="the score bundle (default: corpus.MAGNITUDE_PRIOR, the prior of the documented magnitude runs); set MRDIFF_UNC_CACHE "
                                                   "to a folder of its own for another model")
     ap.add_argument("--count-pilot", default="holdout", choices=["holdout", "bootstrap", "auto"])
     a = ap.parse_args()
@@ -358,14 +358,14 @@ def main() -> None:
         else:
             from mrdiff_cli.tasks.recon_job import resolve_calibration
 
-            bundle = load_prior(a.model, "score", offline=True)[1]["path"]
+            bundle = load_prior(a.model or MAGNITUDE_PRIOR, "score", offline=True)[1]["path"]
             cal = HoldoutCalibration.from_dict(resolve_calibration(bundle)["holdout"])
         table(evaluate(rows, cal), rows)
         if a.figures:
             figures(rows, cal, Path(a.figures), a.figure_match)
         return
     torch.set_num_threads(a.threads)
-    prior, _ = load_prior(a.model, "score", offline=True)
+    prior, _ = load_prior(a.model or MAGNITUDE_PRIOR, "score", offline=True)
     lam_path = Path(a.cs_lambdas)
     lambdas = json.loads(lam_path.read_text()) if lam_path.exists() else {}
     out = Path(a.out or f"benchmarks/results/unc_{a.split}.jsonl")

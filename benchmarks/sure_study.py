@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from corpus import load_split
+from corpus import MAGNITUDE_PRIOR, load_split
 from pilot_study import COUNTS, PRIORS, clean_kspace, current_rule, rel, scan
 from suite import CONDITIONS, TUNE_LOW, TUNE_MORE, cond_name
 
@@ -135,7 +135,7 @@ def main() -> None:
     if a.probe:
         idx, vol = a.probe.split("/")
         cond = CONDITIONS["tune"][int(idx)]
-        prior, _ = load_prior(a.model, "score", offline=True)
+        prior, _ = load_prior(a.model or MAGNITUDE_PRIOR, "score", offline=True)
         name = cond_name(cond[0], *cond[1:])
         row = {(r["condition"], r["volume"]): r for r in map(json.loads, (RESULTS / (
             "pilot_study_tune" + ("_complex" if a.model else "") + ".jsonl")).read_text().splitlines())}[(name, vol)]
@@ -157,7 +157,7 @@ def main() -> None:
         rules([Path(p) for p in a.rules.split(",")])
         return
     torch.set_num_threads(1)
-    prior, _ = load_prior(a.model, "score", offline=True)
+    prior, _ = load_prior(a.model or MAGNITUDE_PRIOR, "score", offline=True)
     suffix = "_complex" if a.model else ""
     refs = {}
     for cond in CONDITIONS["tune"] + TUNE_MORE + TUNE_LOW:

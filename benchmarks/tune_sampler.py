@@ -11,6 +11,7 @@ import json
 import time
 
 import torch
+from corpus import MAGNITUDE_PRIOR
 
 from mrdiff_cli.io.detect import load_image
 from mrdiff_cli.metrics import volume_metrics
@@ -47,7 +48,7 @@ def main() -> None:
     vol, geom = load_image(args.volume)
     sim = simulate_volume(vol[a:b], geom, matrix=128, coils=args.coils, snr_db=30.0, seed=7)
     mask = make_mask(args.mask, (128, 128), args.accel, seed=11).mask
-    prior, _ = load_prior(args.model, "score", offline=True)
+    prior, _ = load_prior(args.model or MAGNITUDE_PRIOR, "score", offline=True)
     mode = choose_coil_mode("auto", args.coils)
     rec = Reconstructor(prior, ReconOptions(method="sense"))
     y = sim.kspace * mask

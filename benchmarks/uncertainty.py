@@ -28,6 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from calibrate import default_opts, pick_slices, run_setting, split_volumes  # noqa: E402
+from corpus import MAGNITUDE_PRIOR  # noqa: E402
 
 
 def slices_2mm(path: Path, n: int, matrix: int = 128, voxel: float = 2.0) -> tuple[np.ndarray, list[int]]:
@@ -97,7 +98,7 @@ def main() -> None:
     from mrdiff_cli.tasks.calibration import Calibration
     from mrdiff_cli.tasks.simulate import simulate_volume
 
-    prior, info = load_prior(args.model, "score", offline=True)
+    prior, info = load_prior(args.model or MAGNITUDE_PRIOR, "score", offline=True)
     block = read_config(info["path"]).get("calibration")
     cal = Calibration.from_dict(block) if block else None
     base = default_opts(args.batch_size)

@@ -18,14 +18,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from corpus import head_mask, load_split, masked_psnr
+from corpus import MAGNITUDE_PRIOR, head_mask, load_split, masked_psnr
 from pilot_study import full_runs, scan
 from suite import CONDITIONS, TUNE_MORE, cond_name
 
 import mrdiff_cli.samplers.posterior as posterior
 from mrdiff_cli.ops.sparse import l1_wavelet_sense
 from mrdiff_cli.priors.loading import load_prior
-from mrdiff_cli.samplers.adapters import is_complex_prior
 from mrdiff_cli.tasks.reconstruct import ReconOptions, Reconstructor
 
 # name: (L1 lambda of the start, 0 = CG-SENSE; sigma_max; steps)
@@ -72,7 +71,7 @@ def main() -> None:
         table(Path(a.table), paths)
         return
     torch.set_num_threads(1)
-    prior, _ = load_prior(None, "score", offline=True)
+    prior, _ = load_prior(MAGNITUDE_PRIOR, "score", offline=True)
     ref = full_runs(paths)
     conds = TUNE_MORE if a.more else [c for c in CONDITIONS["tune"] if c[1] == 128]
     for cond in conds:
@@ -86,7 +85,7 @@ def main() -> None:
                 _START["lam"] = lam
                 row[v], t = {}, time.time()
                 for n in COUNTS:
-                    out = Reconstructor(prior, ReconOptions(n_cg=n, phase_resid=None if is_complex_prior(prior) else prior_r, seed=0, sigma_max=smax,
+                    out = Reconstructor(prior, ReconOptions(n_cg=n, phase_resid=prior_r, seed=0, sigma_max=smax,
                                                             steps=steps)).reconstruct(k, mask, "sense").images
                     x = torch.as_tensor(np.asarray(out), dtype=torch.float32)
                     row[v][str(n)] = round(float(np.mean(masked_psnr(x, truth, head_mask(truth)))), 3)
