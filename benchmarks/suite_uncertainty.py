@@ -43,7 +43,6 @@ from mrdiff_cli.tasks.reconstruct import ReconOptions, Reconstructor
 from mrdiff_cli.tasks.scan_calibration import HoldoutCalibration, ScanSpread
 
 CACHE = Path(os.environ.get("MRDIFF_UNC_CACHE", "/work/data/unc_cache"))
-MODEL: str | None = None  # --model (the fixed-map comparison column reads its calibration)
 
 
 def run_row(prior, vol: str, ref: torch.Tensor, cond, args, lambdas: dict) -> dict:
@@ -282,23 +281,18 @@ def figures(rows: list[dict], cal: HoldoutCalibration, out: Path, match: str) ->
         print("figure:", path)
 
 
-def fixed_map_coverage(row: dict) -> tuple[float, float]:
-    """95 % coverage (truth) of the bundle's fixed calibration map and of the raw spread, for comparison."""
-    from mrdiff_cli.tasks.calibration import Calibration
-    from mrdiff_cli.tasks.recon_job import resolve_calibration
-
-    bundle = load_prior(MODEL or MAGNITUDE_PRIOR, "score", offline=True)[1]["path"]
-    block = resolve_calibration(bundle)
-    if block is None:  # a bundle without a fixed map (yet)
+def fixed_map_coverage(row: dict, cal) -> tuple[float, float]:
+    """95 % coverage (truth) of the bundle's fixed calibration map ``cal`` (``tasks.calibration.Calibration``; None:
+    the bundle has none) and of the raw spread, for comparison."""
+    if cal is None:
         return float("nan"), float("nan")
-    cal = Calibration.from_dict(block)
     d = arrays(row["key"])
     e = np.abs(d["mean"] - d["truth"])[d["support"]]
     std = cal.std(d["mean"], d["var"])[d["support"]]
     return float(np.mean(e <= 1.96 * std)), float(np.mean(e <= 1.96 * np.sqrt(d["var"][d["support"]])))
 
 
-def table(evals: list[dict], rows: list[dict]) -> None:
+def table(evals: list[dict], rows: list[dict], fixed_map) -> None:
     by = {(r["condition"], r["volume"]): r for r in rows}
     print("| condition | volume | ratio | cov 68/90/95 (truth) | cov 68/90/95 (noisy ref) | Spearman local | AUSE | "
           "cov 95 fixed map / raw | mean dB | CS dB |")
@@ -306,7 +300,7 @@ def table(evals: list[dict], rows: list[dict]) -> None:
     for e in evals:
         r = by[(e["condition"], e["volume"])]
         ct, cn = e["truth"]["coverage"], e["noisy"]["coverage"]
-        fx, raw = fixed_map_coverage(r)
+        fx, raw = fixed_map_coverage(r, fixed_map)
         print(f"| {e['condition']} | {e['volume']} | {e['ratio']:.2f} | {ct['68']:.2f}/{ct['90']:.2f}/{ct['95']:.2f} | "
               f"{cn['68']:.2f}/{cn['90']:.2f}/{cn['95']:.2f} | {e['truth']['spearman_local']:.2f} | "
               f"{e['truth']['ause']:.3f} | {fx:.2f} / {raw:.2f} | {r['psnr_mean']:.2f} | {r.get('psnr_cs', float('nan')):.2f} |")
@@ -340,8 +334,6 @@ def main() -> None:
                                                   "to a folder of its own for another model")
     ap.add_argument("--count-pilot", default="holdout", choices=["holdout", "bootstrap", "auto"])
     a = ap.parse_args()
-    global MODEL
-    MODEL = a.model
     if a.fit:
         choice = fit(Path(a.fit), Path(a.fit_out) if a.fit_out else None)
         if a.write_bundle:
@@ -350,17 +342,19 @@ def main() -> None:
     if a.evaluate:
         rows = load_rows(Path(a.evaluate))
         backfill_noise_maps(rows)
+        from mrdiff_cli.tasks.calibration import Calibration
+        from mrdiff_cli.tasks.recon_job import resolve_calibration
+
+        block = resolve_calibration(load_prior(a.model or MAGNITUDE_PRIOR, "score", offline=True)[1]["path"])
+        fixed_map = Calibration.from_dict(block) if block is not None else None
         if a.calibration:
             c = json.loads(Path(a.calibration).read_text())
             c = c.get("chosen", c)
             cal = HoldoutCalibration(float(c["factor"]), int(c["pool"]), float(c["noise_weight"]),
                                      bool(c.get("remove_noise", True)))
         else:
-            from mrdiff_cli.tasks.recon_job import resolve_calibration
-
-            bundle = load_prior(a.model or MAGNITUDE_PRIOR, "score", offline=True)[1]["path"]
-            cal = HoldoutCalibration.from_dict(resolve_calibration(bundle)["holdout"])
-        table(evaluate(rows, cal), rows)
+            cal = HoldoutCalibration.from_dict(block["holdout"])
+        table(evaluate(rows, cal), rows, fixed_map)
         if a.figures:
             figures(rows, cal, Path(a.figures), a.figure_match)
         return
