@@ -144,19 +144,25 @@ def test_reconstructor_picks_complex_mode_and_refuses_the_others():
         Reconstructor(tiny_prior(), ReconOptions(complex_mode="complex"))
 
 
-def test_cli_complex_mode_needs_a_complex_model(tiny_fastmri_file, tmp_path, cli_env):
-    """--complex-mode complex with a magnitude model (the bundled score-brain-128) is a usage error."""
+@pytest.mark.parametrize("args,messages", [
+    (["--complex-mode", "complex", "--model", "bundled:score-brain-128"], ("complex-valued model",)),
+    (["--phase-resid", "0.05"], ("--phase-resid", "magnitude prior")),
+    (["--phase-ref", "l1"], ("--phase-ref", "magnitude prior")),
+])
+def test_cli_prior_kind_mismatch_is_a_usage_error(args, messages, tiny_fastmri_file, tmp_path, cli_env):
+    """--complex-mode complex with a magnitude model (the bundled score-brain-128), and the magnitude-only
+    --phase-resid / --phase-ref with the default complex-valued model (no phase prior or phase estimate: not
+    silently ignored): exit 2 with one line, and nothing is written."""
     from typer.testing import CliRunner
 
     from mrdiff_cli.cli.main import app
 
     out = tmp_path / "x.nii.gz"
-    res = CliRunner().invoke(app, ["reconstruct", str(tiny_fastmri_file), "--output", str(out), "--complex-mode",
-                                   "complex", "--steps", "2", "--mask", "poisson", "--accel", "4",
-                                   "--model", "bundled:score-brain-128"])
+    res = CliRunner().invoke(app, ["reconstruct", str(tiny_fastmri_file), "--output", str(out), *args,
+                                   "--steps", "2", "--mask", "poisson", "--accel", "4"])
     assert res.exit_code == 2, res.output
     lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and "complex-valued model" in lines[0], res.stderr
+    assert len(lines) == 1 and all(m in lines[0] for m in messages), res.stderr
     assert not out.exists()
 
 
@@ -194,21 +200,3 @@ def test_demodulated_complex_prior_sees_the_residual_phase(tmp_path):
     assert np.isfinite(res.images).all()
     rep = rec.consistency_report("sense")
     assert rep is not None and "demodulated" in rep["phase_reference"]
-
-
-@pytest.mark.parametrize("flag", [["--phase-resid", "0.05"], ["--phase-ref", "l1"]])
-def test_cli_magnitude_only_options_with_the_default_complex_model_are_usage_errors(flag, tiny_fastmri_file, tmp_path,
-                                                                                     cli_env):
-    """The default model is complex-valued: it has no phase prior or phase estimate, so asking for one is exit 2
-    with one line naming the option (not silently ignored), and nothing is written."""
-    from typer.testing import CliRunner
-
-    from mrdiff_cli.cli.main import app
-
-    out = tmp_path / "x.nii.gz"
-    res = CliRunner().invoke(app, ["reconstruct", str(tiny_fastmri_file), "--output", str(out), *flag,
-                                   "--steps", "2", "--mask", "poisson", "--accel", "4"])
-    assert res.exit_code == 2, res.output
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and flag[0] in lines[0] and "magnitude prior" in lines[0], res.stderr
-    assert not out.exists()

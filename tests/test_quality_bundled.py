@@ -58,13 +58,13 @@ def test_phase_mode_residual_prior_is_chosen_per_scan(magnitude_prior, example_s
     assert psnr[None] > psnr[0.05] + 1.0, psnr
 
 
-@pytest.mark.parametrize("name", ["score-brain-complex", "score-brain-128"])
-def test_bundled_prior_denoises_at_every_sigma(name, example_scan):
-    """Both bundled score priors; the complex-valued one sees the (real) slice as real + 0 i."""
-    from mrdiff_cli.priors.loading import load_prior
+@pytest.mark.parametrize("which", ["prior", "magnitude_prior"])
+def test_bundled_prior_denoises_at_every_sigma(which, example_scan, request):
+    """Both bundled score priors (the default complex-valued one and score-brain-128); the complex-valued one sees
+    the (real) slice as real + 0 i."""
     from mrdiff_cli.samplers.adapters import is_complex_prior
 
-    prior = load_prior(f"bundled:{name}", "score", offline=True)[0]
+    prior = request.getfixturevalue(which)
     x = torch.as_tensor(example_scan.reference[:, None] / np.percentile(example_scan.reference, 99)).float()
     if is_complex_prior(prior):
         x = torch.cat([x, torch.zeros_like(x)], dim=1)
