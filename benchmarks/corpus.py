@@ -12,7 +12,7 @@ Every source is one that installs offline from PyPI or Debian (see ../shared/DAT
 - report : pyradiomics brain2 (real T1w, 256^2 at 0.78 mm), dipy t1_coronal_slice (real T1w slice).
            Only for the docs tables; never used to choose anything.
 
-Usage::
+Usage (needs the ``corpus`` extra: ``pip install -e ".[bench,corpus]"``)::
 
     python benchmarks/corpus.py --raw /work/data/raw --out /work/data/corpus
 
