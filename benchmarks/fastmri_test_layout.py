@@ -51,8 +51,8 @@ SETTING = "16:256:equispaced:4"
 
 
 def simulate_test_layout(images: np.ndarray, *, coils: int = 16, snr_db: float | None = 35.0, seed: int = 7,
-                         accel: float = 4.0, acs: int | None = None, oversampling: int = 2, mask_seed: int = 11
-                         ) -> dict:
+                         accel: float = 4.0, acs: int | None = None, oversampling: int = 2, mask_seed: int = 11,
+                         coil_model: str = "ring", phase_model: str = "poly") -> dict:
     """(S, h, w) magnitude slices → {"kspace": (S, C, oversampling*h, w) complex64, undersampled (zero columns),
     "mask": (w,) bool, "truth": (S, h, w) noise-free magnitude, "acs": int, "achieved_accel": float}."""
     from fastmri_layouts import fft2c_np, ifft2c_np
@@ -61,7 +61,8 @@ def simulate_test_layout(images: np.ndarray, *, coils: int = 16, snr_db: float |
     from mrdiff_cli.tasks.simulate import simulate_volume
 
     vol = np.asarray(images, dtype=np.float32)
-    sim = simulate_volume(vol, None, matrix=None, coils=coils, snr_db=None, seed=seed)  # same object as reconstruct.py
+    sim = simulate_volume(vol, None, matrix=None, coils=coils, snr_db=None, seed=seed,  # same object as reconstruct.py
+                          coil_model=coil_model, phase_model=phase_model)
     k = sim.kspace
     s_n, c, h, w = k.shape
     big_h = oversampling * h
@@ -143,6 +144,12 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--cs-lambdas", default=str(ROOT / "benchmarks/results/cs_lambdas.json"))
     ap.add_argument("--cs-iters", type=int, default=60)
     ap.add_argument("--keep-h5", help="also keep the written fastMRI file here")
+    ap.add_argument("--coil-model", default="ring", help="tasks.simulate coil family (ring: the first release's "
+                    "table; loops: Biot-Savart loops, a report family)")
+    ap.add_argument("--phase-model", default="poly", help="tasks.simulate phase family (poly; offres: air-tissue "
+                    "off-resonance, a report family)")
+    ap.add_argument("--fixed-counts", default="", help="also run the CLI with --cg-iters N for each N of this comma "
+                    "list (the self-tuned count against the best fixed one on this file)")
     ap.add_argument("--json")
     a = ap.parse_args(argv)
 
@@ -156,11 +163,12 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     lam_rel = json.loads(Path(a.cs_lambdas).read_text())[SETTING]  # chosen on the TUNE set; never tuned here
     ref = load_split("report", 256, 1.0, a.per_volume)[a.volume].numpy()
-    sim = simulate_test_layout(ref, coils=16, snr_db=a.snr, accel=4.0)
+    sim = simulate_test_layout(ref, coils=16, snr_db=a.snr, accel=4.0, coil_model=a.coil_model,
+                               phase_model=a.phase_model)
     truth, n = sim["truth"], len(ref)
     res: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} cores (shared with other jobs), "
                             f"torch {torch.__version__}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}",
-                 "split": "report", "volume": a.volume, "slices": n, "snr_db": a.snr, "scale": a.scale,
+                 "split": "report", "volume": a.volume, "coil_model": a.coil_model, "phase_model": a.phase_model, "slices": n, "snr_db": a.snr, "scale": a.scale,
                  "setting": SETTING, "acs": sim["acs"], "achieved_accel": sim["achieved_accel"],
                  "cs_lambda_rel": lam_rel, "cs_lambda_from": f"{Path(a.cs_lambdas).name} (tune set)",
                  "reference": "noise-free magnitude of the simulation (RSS of the noise-free coil images)"}
@@ -187,12 +195,18 @@ def main(argv: list[str] | None = None) -> dict:
         res["cli"] = {"output_shape": list(img.shape), "wall_s": wall,
                       "result": {k: v for k, v in cli_json["results"][0].items()
                                  if k in ("method", "sampler", "coil_mode", "nfe", "mask", "matrix", "model",
-                                          "seconds_total", "seconds_per_slice")}}
+                                          "seconds_total", "seconds_per_slice", "consistency")}}
         if tuple(img.shape) != (n, 256, 256):
             raise SystemExit(f"mrdiff output is {img.shape}, expected ({n}, 256, 256): not the recon matrix")
         # s/slice as the CLI reports it (maps + sampling; the process's start-up and model loading in wall_s)
         res["mrdiff"] = {**score(img, truth), "s_per_slice": float(cli_json["results"][0]["seconds_per_slice"]),
-                         "wall_s_per_slice": wall / n}
+                         "wall_s_per_slice": wall / n, "cg_iters": cli_json["results"][0]["consistency"]["cg_iters"]}
+        res["fixed"] = {}
+        for count in [int(c) for c in a.fixed_counts.split(",") if c.strip()]:
+            out_n = Path(td) / f"fixed{count}.nii.gz"
+            j, _ = run_cli(h5, out_n, "--cg-iters", str(count))
+            res["fixed"][str(count)] = {**score(read_nifti(out_n)[0] / a.scale, truth),
+                                        "s_per_slice": float(j["results"][0]["seconds_per_slice"])}
 
         # baselines on the k-space exactly as the reader gives it (oversampling removed by the reader)
         with FastMRIReader(h5) as r:
@@ -215,6 +229,10 @@ def main(argv: list[str] | None = None) -> dict:
         res["CS"] = {**score(cs, truth), "s_per_slice": (time.time() - t + t_maps) / n, "maps_s_per_slice": t_maps / n,
                      "lambda": lam, "iters": a.cs_iters}
     res["mrdiff_minus_CS_db"] = res["mrdiff"]["psnr"] - res["CS"]["psnr"]
+    if res["fixed"]:
+        best = max(res["fixed"], key=lambda c: res["fixed"][c]["psnr"])
+        res["best_fixed_count"] = int(best)
+        res["self_tuned_minus_best_fixed_db"] = res["mrdiff"]["psnr"] - res["fixed"][best]["psnr"]
     if a.json:
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)
         Path(a.json).write_text(json.dumps(res, indent=1, default=str))
@@ -226,7 +244,11 @@ def main(argv: list[str] | None = None) -> dict:
                         ("mrdiff", "mrdiff (CLI, defaults)")):
         r = res[name]
         print(f"| {label} | {r['psnr']:.2f} | {r['ssim']:.3f} | {r['s_per_slice']:.1f} |")
-    print(f"\nmrdiff − CS: {res['mrdiff_minus_CS_db']:+.2f} dB")
+    for count, r in res["fixed"].items():
+        print(f"| mrdiff --cg-iters {count} | {r['psnr']:.2f} | {r['ssim']:.3f} | {r['s_per_slice']:.1f} |")
+    print(f"\nmrdiff − CS: {res['mrdiff_minus_CS_db']:+.2f} dB (self-tuned count: {res['mrdiff']['cg_iters']})")
+    if res["fixed"]:
+        print(f"self-tuned − best fixed count ({res['best_fixed_count']}): {res['self_tuned_minus_best_fixed_db']:+.2f} dB")
     return res
 
 

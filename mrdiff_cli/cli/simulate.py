@@ -9,7 +9,7 @@ import typer
 
 from ..errors import UsageError
 from .common import console, handle_errors, print_json
-from .options import JsonOpt
+from .options import JsonOpt, QuietOpt
 
 MASK_CHOICES = ("poisson", "gaussian2d", "gaussian1d", "uniform1d", "equispaced", "none")
 RAW_SUFFIXES = (".h5", ".hdf5")
@@ -42,6 +42,7 @@ def simulate(
     fmt: Annotated[str, typer.Option("--format", help="Output format: fastmri or ismrmrd.")] = "fastmri",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")] = False,
     json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Simulate raw k-space (smooth phase, coil maps, noise, optional undersampling) from a magnitude image."""
     if mask is not None and mask.lower() not in MASK_CHOICES:
@@ -68,6 +69,8 @@ def simulate(
         from ..io.metrics_json import to_jsonable
 
         print_json(to_jsonable(summary))
+        return
+    if quiet:
         return
     accel_txt = f", R = {summary['acceleration']:.3g} ({mask})" if summary["mask"] else ", fully sampled"
     console.print(
