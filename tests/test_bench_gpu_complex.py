@@ -26,7 +26,7 @@ def test_gpu_complex_script_runs_tiny_on_cpu(tmp_path, corpus):  # noqa: F811
     assert "training exit 0" in machine and "evaluation exit" in machine
     events = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines() if line.startswith("{")]
     assert events[-1]["type"] == "done" and events[-1]["steps"] == 2
-    assert events[0]["init_from"]["copied"] > 0  # seeded from the bundled magnitude prior
+    assert events[0]["init_from"]["copied"] > 0  # seeded from the bundled complex default
     cfg = json.loads((out / "candidate_config.json").read_text())
     assert cfg["image"] == "complex" and cfg["architecture"]["unet"]["in_channels"] == 2
     assert cfg["architecture"]["unet"]["demod_frac"] == 0.1875
