@@ -1,0 +1,121 @@
+"""Fast-sampler variants of the complex default on the acquisition-diverse suite, at fixed CG counts.
+
+Per (condition, volume) of ``benchmarks/suite.py`` (one middle slice, simulated as every study here,
+``pilot_study.scan``) and per CG count in ``--counts``: PSNR in the head mask of each variant in ``--variants``
+(``name=key:value,key:value`` ReconOptions overrides; ``default`` = none) and of the mean of ``--mean-of`` samples
+of the default (what averaging posterior samples would buy, at that many times the cost).
+
+    python benchmarks/sampler_variants.py --split tune --conditions 0,1,2,3 --out OUT.jsonl
+    python benchmarks/sampler_variants.py --table OUT.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from corpus import load_split
+from pilot_study import scan
+from suite import CONDITIONS, cond_name, score
+
+from mrdiff_cli.priors.loading import load_prior
+from mrdiff_cli.tasks.reconstruct import ReconOptions, Reconstructor
+
+VARIANTS = "default,zeta0.5=zeta:0.5,zeta0=zeta:0,steps30=steps:30"
+
+
+def parse_variants(spec: str) -> dict[str, dict]:
+    out: dict[str, dict] = {}
+    for item in spec.split(","):
+        name, _, kv = item.partition("=")
+        opts: dict = {}
+        for pair in filter(None, kv.split(";")):
+            k, v = pair.split(":")
+            opts[k] = float(v) if k in ("zeta", "sigma_max", "sigma_min") else int(v)
+        out[name] = opts
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--split", choices=["tune", "report"], default="tune")
+    ap.add_argument("--conditions", default=None)
+    ap.add_argument("--set", default=None, help="a condition list of benchmarks/suite.py instead of the split's "
+                    "(e.g. TUNE_LOW, TUNE_MORE); its volumes are the split's")
+    ap.add_argument("--counts", default="3,5,7")
+    ap.add_argument("--variants", default=VARIANTS, help="name=key:value;key:value,... (default: %(default)s)")
+    ap.add_argument("--mean-of", type=int, default=4)
+    ap.add_argument("--self-count", action="store_true",
+                    help="also record the count the default self-tuning pilot picks (its pilots do not depend on "
+                         "--steps, so a variant's self-tuned result is its fixed-count result at that count)")
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--table", default=None)
+    a = ap.parse_args()
+    if a.table:
+        return table(Path(a.table))
+    torch.set_num_threads(a.threads)
+    prior, _ = load_prior(a.model, "score", offline=True)
+    variants = parse_variants(a.variants)
+    counts = [int(c) for c in a.counts.split(",")]
+    import suite
+
+    conds = getattr(suite, a.set) if a.set else CONDITIONS[a.split]
+    idx = [int(i) for i in a.conditions.split(",")] if a.conditions else [i for i, c in enumerate(conds) if c[1] == 128]
+    for i in idx:
+        cond = conds[i]
+        for vol, ref in load_split(a.split, cond[1], 256.0 / cond[1], 1).items():
+            k, truth, mask = scan(ref, cond)
+            row: dict = {"condition": cond_name(cond[0], *cond[1:]), "volume": vol, "psnr": {}, "s": {}}
+            if a.self_count:
+                rec = Reconstructor(prior, ReconOptions(seed=0))
+                rec.reconstruct(k, mask, "sense")
+                row["self_count"] = rec.n_cg()
+            for n in counts:
+                for name, opts in variants.items():
+                    rec = Reconstructor(prior, ReconOptions(seed=0, n_cg=n, **opts))
+                    t = time.time()
+                    row["psnr"][f"{name}/{n}"] = score(rec.reconstruct(k, mask, "sense").images, truth)["psnr"]
+                    row["s"][f"{name}/{n}"] = round(time.time() - t, 2)
+                if a.mean_of > 1:
+                    rec = Reconstructor(prior, ReconOptions(seed=0, n_cg=n, samples=a.mean_of, calibration=None))
+                    row["psnr"][f"mean{a.mean_of}/{n}"] = score(rec.reconstruct(k, mask, "sense").images, truth)["psnr"]
+            print(json.dumps(row), flush=True)
+            if a.out:
+                with open(a.out, "a") as fh:
+                    fh.write(json.dumps(row) + "\n")
+
+
+def table(path: Path) -> None:
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    names = sorted({k.split("/")[0] for r in rows for k in r["psnr"]}, key=lambda s: (s != "default", s))
+    print("| condition | volume | " + " | ".join(f"{n}: best count" for n in names) + " |")
+    print("|---|---|" + "---|" * len(names))
+    diffs: dict[str, list[float]] = {n: [] for n in names}
+    same: dict[str, list[float]] = {n: [] for n in names}
+    selfd: dict[str, list[float]] = {n: [] for n in names}
+    for r in rows:
+        best = {n: max(v for k, v in r["psnr"].items() if k.split("/")[0] == n) for n in names}
+        for n in names:
+            diffs[n].append(best[n] - best["default"])
+            same[n] += [v - r["psnr"][f"default/{k.split('/')[1]}"] for k, v in r["psnr"].items() if k.split("/")[0] == n]
+        if "self_count" in r:
+            for n in names:
+                selfd[n].append(r["psnr"][f"{n}/{r['self_count']}"] - r["psnr"][f"default/{r['self_count']}"])
+        print(f"| {r['condition']} | {r['volume']} | " + " | ".join(f"{best[n]:.2f}" for n in names) + " |")
+    for n in names[1:]:
+        d, s = np.asarray(diffs[n]), np.asarray(same[n])
+        line = (f"{n} − default, best count each: worst {d.min():+.2f}, mean {d.mean():+.2f} dB; "
+                f"same count: worst {s.min():+.2f}, mean {s.mean():+.2f} dB")
+        if selfd[n]:
+            line += f"; at the self-tuned count: worst {min(selfd[n]):+.2f}, mean {np.mean(selfd[n]):+.2f} dB"
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
