@@ -46,7 +46,7 @@ def main() -> None:
     ap.add_argument("--conditions", default=None)
     ap.add_argument("--set", default=None, help="a condition list of benchmarks/suite.py instead of the split's "
                     "(e.g. TUNE_LOW, TUNE_MORE); its volumes are the split's")
-    ap.add_argument("--counts", default="3,5,7")
+    ap.add_argument("--counts", default="3,5,7", help="comma list, or 'self': only the count the default pilot picks")
     ap.add_argument("--variants", default=VARIANTS, help="name=key:value;key:value,... (default: %(default)s)")
     ap.add_argument("--mean-of", type=int, default=4)
     ap.add_argument("--self-count", action="store_true",
@@ -62,7 +62,10 @@ def main() -> None:
     torch.set_num_threads(a.threads)
     prior, _ = load_prior(a.model, "score", offline=True)
     variants = parse_variants(a.variants)
-    counts = [int(c) for c in a.counts.split(",")]
+    only_self = a.counts == "self"  # only the count the default pilot picks (needs --self-count)
+    counts = [] if only_self else [int(c) for c in a.counts.split(",")]
+    if only_self and not a.self_count:
+        raise SystemExit("--counts self needs --self-count")
     import suite
 
     conds = getattr(suite, a.set) if a.set else CONDITIONS[a.split]
@@ -76,7 +79,7 @@ def main() -> None:
                 rec = Reconstructor(prior, ReconOptions(seed=0))
                 rec.reconstruct(k, mask, "sense")
                 row["self_count"] = rec.n_cg()
-            for n in counts:
+            for n in ([row["self_count"]] if only_self else counts):
                 for name, opts in variants.items():
                     rec = Reconstructor(prior, ReconOptions(seed=0, n_cg=n, **opts))
                     t = time.time()
