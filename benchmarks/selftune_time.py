@@ -3,7 +3,8 @@
 A report-set volume (``pyradiomics_brain2``, ``--slices`` evenly spread slices at 128² / 2 mm) is simulated under a
 report acquisition (8 Biot-Savart loops, off-resonance phase, 30 dB) and undersampled (Poisson x8); then, on the
 same in-memory data: the self-tuned default (pilot included), the default prior at a fixed ``n_cg = 7``, the
-previous default (the magnitude prior ``score-brain-128``, self-tuned with the hold-out pilot) and sigpy's
+previous default (the same, 20 sampler steps), the one before (the magnitude prior ``score-brain-128``, self-tuned
+with the hold-out pilot, 20 steps) and sigpy's
 L1-wavelet CS (60 iterations, the suite's lambda). Seconds per slice, and PSNR for orientation.
 
     python benchmarks/selftune_time.py --slices 8 --json benchmarks/results/selftune_time.json
@@ -48,7 +49,9 @@ def main() -> None:
                  f"{a.threads} threads"}
     runs = (("self-tuned (default)", prior, ReconOptions(seed=0)),
             ("fixed 7 CG (default prior)", prior, ReconOptions(seed=0, n_cg=7)),
-            ("magnitude prior, self-tuned (previous default)", magnitude, ReconOptions(seed=0, count_pilot="holdout")))
+            ("self-tuned, 20 steps (previous default)", prior, ReconOptions(seed=0, steps=20)),
+            ("magnitude prior, self-tuned, 20 steps (default before the complex prior)", magnitude,
+             ReconOptions(seed=0, count_pilot="holdout", steps=20)))
     for name, model, opts in runs:
         rec = Reconstructor(model, opts)
         t = time.time()

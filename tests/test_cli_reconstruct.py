@@ -355,3 +355,16 @@ def test_count_pilot_bootstrap_is_recorded_and_bad_values_are_usage_errors(files
     assert c["evidence"]["bootstrap_reference_cg"] == BOOTSTRAP_REF_CG and "phase_resid_holdout_error" in c["evidence"]
     r = run(files["multi"], "-o", tmp_path / "bad.nii.gz", *common, "--count-pilot", "sure")
     assert r.exit_code == 2 and not (tmp_path / "bad.nii.gz").exists()
+
+
+def test_default_steps_one_sample_and_per_sample():
+    """The fast sampler's default steps: 40 for one sample, 20 for each of K > 1 samples (the setting the per-scan
+    uncertainty calibration was fitted with); --steps always wins; pc keeps its own defaults."""
+    from mrdiff_cli.tasks.reconstruct import ReconOptions, default_steps, nfe
+
+    assert default_steps(ReconOptions(), "sense") == 40 and nfe(ReconOptions(), "sense") == 41
+    assert default_steps(ReconOptions(samples=4), "sense") == 20
+    assert default_steps(ReconOptions(samples=4, steps=7), "sense") == 7
+    assert default_steps(ReconOptions(steps=12), "single") == 12
+    assert default_steps(ReconOptions(sampler="pc"), "sense") == 500
+    assert default_steps(ReconOptions(sampler="pc"), "single") == 2000
