@@ -49,6 +49,8 @@ def main() -> None:
     ap.add_argument("--counts", default="3,5,7", help="comma list, or 'self': only the count the default pilot picks")
     ap.add_argument("--variants", default=VARIANTS, help="name=key:value;key:value,... (default: %(default)s)")
     ap.add_argument("--mean-of", type=int, default=4)
+    ap.add_argument("--bootstrap-steps", default="", help="comma list: record the count the default pilot picks with "
+                    "the bootstrap's pilots at each of these step counts (ReconOptions.bootstrap_steps; pilots only)")
     ap.add_argument("--self-count", action="store_true",
                     help="also record the count the default self-tuning pilot picks (its pilots do not depend on "
                          "--steps, so a variant's self-tuned result is its fixed-count result at that count)")
@@ -79,6 +81,10 @@ def main() -> None:
                 rec = Reconstructor(prior, ReconOptions(seed=0))
                 rec.reconstruct(k, mask, "sense")
                 row["self_count"] = rec.n_cg()
+            for bs in [int(b) for b in a.bootstrap_steps.split(",") if b.strip()]:
+                rec = Reconstructor(prior, ReconOptions(seed=0, bootstrap_steps=bs))
+                rec.tune(k, mask, "sense", slice_ids=[0])
+                row[f"count_bootstrap{bs}"] = rec.n_cg()
             for n in ([row["self_count"]] if only_self else counts):
                 for name, opts in variants.items():
                     rec = Reconstructor(prior, ReconOptions(seed=0, n_cg=n, **opts))

@@ -368,3 +368,15 @@ def test_default_steps_one_sample_and_per_sample():
     assert default_steps(ReconOptions(steps=12), "single") == 12
     assert default_steps(ReconOptions(sampler="pc"), "sense") == 500
     assert default_steps(ReconOptions(sampler="pc"), "single") == 2000
+
+
+def test_bootstrap_pilot_steps_follow_the_full_run():
+    """The bootstrap count pilot runs half the full run's steps (20 with the default 40, 10 with --steps 20, never
+    fewer than pilot_steps); bootstrap_steps forces a number."""
+    from mrdiff_cli.tasks.reconstruct import ReconOptions, Reconstructor
+
+    def steps(**kw) -> int:
+        return Reconstructor(None, ReconOptions(**kw)).bootstrap_steps("sense")
+
+    assert steps() == 20 and steps(steps=20) == 10 and steps(steps=8, pilot_steps=6) == 6
+    assert steps(bootstrap_steps=7) == 7 and steps(samples=4) == 10

@@ -100,6 +100,9 @@ class ReconOptions:
     # sampler steps of each pilot run (the full run: steps): 10 or 6 made the same worst case on the tune suite
     # (-1.7 dB against the best fixed count, benchmarks/suite.py --rules); 10 was better on average
     pilot_steps: int = 10
+    # sampler steps of the bootstrap count pilot's runs; None: half the full run's steps, at least pilot_steps (20
+    # with the default 40; docs/benchmarks.md "The count pilot under 40 steps")
+    bootstrap_steps: int | None = None
     cg_start: int = 3  # the search's first count (then its upper neighbour)
     # keep the fewest iterations whose hold-out error is within (1 + tol) x the least. 0 (plain argmin): a relative
     # tolerance of 0.1 (chosen on 4 tune rows) picked too few iterations where the hold-out error is dominated by
@@ -323,7 +326,7 @@ class Reconstructor:
                 return boot(n)
 
             best, boot_err = unimodal_search(score, counts, start)
-            self.tuning = Tuning(best, {start: at_start[resid]}, info, ids, opts.pilot_steps,
+            self.tuning = Tuning(best, {start: at_start[resid]}, info, ids, self.bootstrap_steps(mode),
                                  {"tolerance": opts.cv_tolerance, **phase},
                                  method="parametric bootstrap", bootstrap=boot_err)
             return
@@ -336,17 +339,25 @@ class Reconstructor:
         cp = self.opts.count_pilot
         return cp == CountPilot.bootstrap or (cp == CountPilot.auto and regular_line_spacing(np.asarray(mask)) is not None)
 
+    def bootstrap_steps(self, mode: str) -> int:
+        """Sampler steps of the bootstrap's pilots: ``bootstrap_steps``, else half the full run's (10 for 20, 20 for
+        the default 40; the 20-step pilots passed a fresh test with the 40-step run, docs/benchmarks.md), at least
+        ``pilot_steps``."""
+        if self.opts.bootstrap_steps is not None:
+            return int(self.opts.bootstrap_steps)
+        return max(int(self.opts.pilot_steps), default_steps(self.opts, mode) // 2)
+
     def bootstrap_pilot(self, kspace, mask, mode: str, maps: torch.Tensor | None = None,
                         slice_ids: Sequence[int] = (0,), *, compressed: bool = False, resid: float | None = None):
         """The parametric bootstrap of :meth:`tune`: ``evaluate(n)`` → the relative error (summed over the slices)
-        with which a pilot (``pilot_steps``, ``n`` CG iterations, phase prior ``resid``) recovers a reference
+        with which a pilot (:meth:`bootstrap_steps`, ``n`` CG iterations, phase prior ``resid``) recovers a reference
         reconstruction x_ref from the scan simulated from it, y* = M (F S x_ref + n*): the scan's own mask and coil
         maps, n* complex Gaussian of the scan's estimated noise std (seeded; none where the data are treated as
         exact). x_ref: a full-data pilot at BOOTSTRAP_REF_CG iterations. Every ``n`` sees the same sampler noise."""
         opts = self.opts
         y, maps, m = self._measured(kspace, mask, mode, maps, compressed=compressed)
         ids = [int(i) for i in slice_ids]
-        sig = self._sigmas(mode, opts.pilot_steps)
+        sig = self._sigmas(mode, self.bootstrap_steps(mode))
 
         def gens() -> list:
             return [sample_generator(opts.seed, PILOT_SAMPLE, s) for s in ids]
