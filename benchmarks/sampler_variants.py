@@ -51,6 +51,8 @@ def main() -> None:
     ap.add_argument("--mean-of", type=int, default=4)
     ap.add_argument("--bootstrap-steps", default="", help="comma list: record the count the default pilot picks with "
                     "the bootstrap's pilots at each of these step counts (ReconOptions.bootstrap_steps; pilots only)")
+    ap.add_argument("--bootstrap-refs", default="", help="comma list: record the count the default pilot picks with "
+                    "the bootstrap's reference at each of these CG counts (the module's BOOTSTRAP_REF_CG, 7, patched)")
     ap.add_argument("--self-count", action="store_true",
                     help="also record the count the default self-tuning pilot picks (its pilots do not depend on "
                          "--steps, so a variant's self-tuned result is its fixed-count result at that count)")
@@ -85,6 +87,16 @@ def main() -> None:
                 rec = Reconstructor(prior, ReconOptions(seed=0, bootstrap_steps=bs))
                 rec.tune(k, mask, "sense", slice_ids=[0])
                 row[f"count_bootstrap{bs}"] = rec.n_cg()
+            for ref_cg in [int(b) for b in a.bootstrap_refs.split(",") if b.strip()]:
+                import mrdiff_cli.tasks.reconstruct as recmod
+
+                saved, recmod.BOOTSTRAP_REF_CG = recmod.BOOTSTRAP_REF_CG, ref_cg
+                try:
+                    rec = Reconstructor(prior, ReconOptions(seed=0))
+                    rec.tune(k, mask, "sense", slice_ids=[0])
+                finally:
+                    recmod.BOOTSTRAP_REF_CG = saved
+                row[f"count_ref{ref_cg}"] = rec.n_cg()
             for n in ([row["self_count"]] if only_self else counts):
                 for name, opts in variants.items():
                     rec = Reconstructor(prior, ReconOptions(seed=0, n_cg=n, **opts))
