@@ -148,6 +148,8 @@ def main(argv: list[str] | None = None) -> dict:
                     "table; loops: Biot-Savart loops, a report family)")
     ap.add_argument("--phase-model", default="poly", help="tasks.simulate phase family (poly; offres: air-tissue "
                     "off-resonance, a report family)")
+    ap.add_argument("--steps", default=None, help="pass --steps N to every mrdiff run (the recorded tables: 20, the "
+                    "default before 2026-12-07)")
     ap.add_argument("--fixed-counts", default="", help="also run the CLI with --cg-iters N for each N of this comma "
                     "list (the self-tuned count against the best fixed one on this file)")
     ap.add_argument("--json")
@@ -190,7 +192,8 @@ def main(argv: list[str] | None = None) -> dict:
 
         # mrdiff through the real CLI: default model and settings, the file's own mask
         out = Path(td) / "mrdiff.nii.gz"
-        cli_json, wall = run_cli(h5, out)
+        steps = ("--steps", str(a.steps)) if a.steps else ()
+        cli_json, wall = run_cli(h5, out, *steps)
         img = read_nifti(out)[0] / a.scale
         res["cli"] = {"output_shape": list(img.shape), "wall_s": wall,
                       "result": {k: v for k, v in cli_json["results"][0].items()
@@ -204,7 +207,7 @@ def main(argv: list[str] | None = None) -> dict:
         res["fixed"] = {}
         for count in [int(c) for c in a.fixed_counts.split(",") if c.strip()]:
             out_n = Path(td) / f"fixed{count}.nii.gz"
-            j, _ = run_cli(h5, out_n, "--cg-iters", str(count))
+            j, _ = run_cli(h5, out_n, "--cg-iters", str(count), *steps)
             res["fixed"][str(count)] = {**score(read_nifti(out_n)[0] / a.scale, truth),
                                         "s_per_slice": float(j["results"][0]["seconds_per_slice"])}
 
