@@ -40,6 +40,14 @@ def parse_variants(spec: str) -> dict[str, dict]:
     return out
 
 
+def pilot_count(prior, k, mask, **opts) -> int:
+    """The CG count the self-tuning pilot picks for this one-slice scan (pilots only, no full run; the same choice
+    as ``reconstruct`` makes: one pilot slice)."""
+    rec = Reconstructor(prior, ReconOptions(seed=0, **opts))
+    rec.tune(k, mask, "sense", slice_ids=[0])
+    return rec.n_cg()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--split", choices=["tune", "report"], default="tune")
@@ -80,23 +88,17 @@ def main() -> None:
             k, truth, mask = scan(ref, cond)
             row: dict = {"condition": cond_name(cond[0], *cond[1:]), "volume": vol, "psnr": {}, "s": {}}
             if a.self_count:
-                rec = Reconstructor(prior, ReconOptions(seed=0))
-                rec.reconstruct(k, mask, "sense")
-                row["self_count"] = rec.n_cg()
+                row["self_count"] = pilot_count(prior, k, mask)
             for bs in [int(b) for b in a.bootstrap_steps.split(",") if b.strip()]:
-                rec = Reconstructor(prior, ReconOptions(seed=0, bootstrap_steps=bs))
-                rec.tune(k, mask, "sense", slice_ids=[0])
-                row[f"count_bootstrap{bs}"] = rec.n_cg()
+                row[f"count_bootstrap{bs}"] = pilot_count(prior, k, mask, bootstrap_steps=bs)
             for ref_cg in [int(b) for b in a.bootstrap_refs.split(",") if b.strip()]:
                 import mrdiff_cli.tasks.reconstruct as recmod
 
                 saved, recmod.BOOTSTRAP_REF_CG = recmod.BOOTSTRAP_REF_CG, ref_cg
                 try:
-                    rec = Reconstructor(prior, ReconOptions(seed=0))
-                    rec.tune(k, mask, "sense", slice_ids=[0])
+                    row[f"count_ref{ref_cg}"] = pilot_count(prior, k, mask)
                 finally:
                     recmod.BOOTSTRAP_REF_CG = saved
-                row[f"count_ref{ref_cg}"] = rec.n_cg()
             for n in ([row["self_count"]] if only_self else counts):
                 for name, opts in variants.items():
                     rec = Reconstructor(prior, ReconOptions(seed=0, n_cg=n, **opts))
