@@ -64,17 +64,18 @@ def resolve_autocast(precision: str) -> str | None:
 
 def bare_eval_seconds(prior, batch: int, hw: tuple[int, int], autocast: str | None, repeats: int = 5
                       ) -> tuple[float, float]:
-    """Median (wall, process CPU) time of one network evaluation on (batch, 1, H, W), the way the sampler
+    """Median (wall, process CPU) time of one network evaluation on (batch, channels, H, W), the way the sampler
     calls it. With one thread, CPU time does not count the time other processes hold the cores."""
-    from mrdiff_cli.samplers.adapters import batched_real_denoise
+    from mrdiff_cli.samplers.adapters import batched_real_denoise, prior_channels
 
     dt = {"bf16": torch.bfloat16, None: None}[autocast]
-    x = torch.randn(batch, *hw, generator=torch.Generator().manual_seed(0))
-    batched_real_denoise(prior, x, 0.5, batch, dt)  # warm-up (oneDNN primitive cache)
+    ch = prior_channels(prior)  # 2 for the complex prior: (batch, 2, H, W)
+    x = torch.randn(batch, *((ch,) if ch > 1 else ()), *hw, generator=torch.Generator().manual_seed(0))
+    batched_real_denoise(prior, x, 0.5, batch, dt, channels=ch)  # warm-up (oneDNN primitive cache)
     wall, cpu = [], []
     for _ in range(repeats):
         t, c = time.perf_counter(), time.process_time()
-        batched_real_denoise(prior, x, 0.5, batch, dt)
+        batched_real_denoise(prior, x, 0.5, batch, dt, channels=ch)
         wall.append(time.perf_counter() - t)
         cpu.append(time.process_time() - c)
     return statistics.median(wall), statistics.median(cpu)

@@ -40,12 +40,17 @@ def parse_variants(spec: str) -> dict[str, dict]:
     return out
 
 
-def pilot_count(prior, k, mask, **opts) -> int:
-    """The CG count the self-tuning pilot picks for this one-slice scan (pilots only, no full run; the same choice
-    as ``reconstruct`` makes: one pilot slice)."""
+def pilot_tuning(prior, k, mask, **opts) -> Reconstructor:
+    """The self-tuning pilot run on this one-slice scan (pilots only, no full run; the same choice as
+    ``reconstruct`` makes: one pilot slice): the tuned Reconstructor (``n_cg()``, ``tuning``)."""
     rec = Reconstructor(prior, ReconOptions(seed=0, **opts))
     rec.tune(k, mask, "sense", slice_ids=[0])
-    return rec.n_cg()
+    return rec
+
+
+def pilot_count(prior, k, mask, **opts) -> int:
+    """The CG count the self-tuning pilot picks for this one-slice scan (see :func:`pilot_tuning`)."""
+    return pilot_tuning(prior, k, mask, **opts).n_cg()
 
 
 def main() -> None:
@@ -62,8 +67,9 @@ def main() -> None:
     ap.add_argument("--bootstrap-refs", default="", help="comma list: record the count the default pilot picks with "
                     "the bootstrap's reference at each of these CG counts (the module's BOOTSTRAP_REF_CG, 7, patched)")
     ap.add_argument("--self-count", action="store_true",
-                    help="also record the count the default self-tuning pilot picks (its pilots do not depend on "
-                         "--steps, so a variant's self-tuned result is its fixed-count result at that count)")
+                    help="also record the count the default self-tuning pilot picks (the default options: a 40-step "
+                         "run's pilots; a variant's self-tuned result is its fixed-count result at that count) and, "
+                         "where the bootstrap scored the counts, its error of every count tried")
     ap.add_argument("--model", default=None)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=None)
@@ -88,7 +94,11 @@ def main() -> None:
             k, truth, mask = scan(ref, cond)
             row: dict = {"condition": cond_name(cond[0], *cond[1:]), "volume": vol, "psnr": {}, "s": {}}
             if a.self_count:
-                row["self_count"] = pilot_count(prior, k, mask)
+                tuned = pilot_tuning(prior, k, mask)
+                row["self_count"] = tuned.n_cg()
+                boot = tuned.tuning.bootstrap if tuned.tuning is not None else None
+                if boot:  # the bootstrap's error of every count its search tried (regular 1D masks)
+                    row["bootstrap_error"] = {str(n): round(e, 6) for n, e in sorted(boot.items())}
             for bs in [int(b) for b in a.bootstrap_steps.split(",") if b.strip()]:
                 row[f"count_bootstrap{bs}"] = pilot_count(prior, k, mask, bootstrap_steps=bs)
             for ref_cg in [int(b) for b in a.bootstrap_refs.split(",") if b.strip()]:

@@ -7,6 +7,11 @@ previous default (the same, 20 sampler steps), the one before (the magnitude pri
 with the hold-out pilot, 20 steps) and sigpy's
 L1-wavelet CS (60 iterations, the suite's lambda). Seconds per slice, and PSNR for orientation.
 
+``--precision auto`` (the default since 2026-12-07) runs the networks the way ``mrdiff reconstruct`` does on this
+device: bf16 autocast where the device runs bf16 natively and NHWC memory format on the CPU
+(``recon_job.native_bf16``, ``resources.prepare_prior``); ``--precision fp32`` is how the tables before that date
+were measured (fp32, NCHW).
+
     python benchmarks/selftune_time.py --slices 8 --json benchmarks/results/selftune_time.json
 """
 
@@ -28,7 +33,9 @@ from suite import score
 from mrdiff_cli.ops.masks import make_mask
 from mrdiff_cli.priors.loading import load_prior
 from mrdiff_cli.tasks.acquisition import Acquisition, simulate_acquisition
+from mrdiff_cli.tasks.recon_job import native_bf16
 from mrdiff_cli.tasks.reconstruct import ReconOptions, Reconstructor
+from mrdiff_cli.tasks.resources import prepare_prior
 
 
 def main() -> None:
@@ -36,22 +43,30 @@ def main() -> None:
     ap.add_argument("--slices", type=int, default=8)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--precision", choices=("auto", "fp32"), default="auto",
+                    help="auto: the CLI's (bf16 where native, NHWC on the CPU); fp32: fp32 NCHW")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     prior, _ = load_prior(None, "score", offline=True)
     magnitude, _ = load_prior(MAGNITUDE_PRIOR, "score", offline=True)
+    autocast = None
+    if a.precision == "auto":
+        autocast = native_bf16(torch.device("cpu"))
+        prepare_prior(prior, "cpu")
+        prepare_prior(magnitude, "cpu")
     ref = load_split("report", 128, 2.0, a.slices)["pyradiomics_brain2"]
     k, truth = simulate_acquisition(ref.numpy(), Acquisition("loops", 8, "offres", 3.0, snr_db=30), seed=5)
     truth_t = torch.as_tensor(truth)
     mask = make_mask("poisson", (128, 128), 8, seed=11).mask
     S = k.shape[0]
     out: dict = {"slices": S, "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-                 f"{a.threads} threads"}
-    runs = (("self-tuned (default)", prior, ReconOptions(seed=0)),
-            ("fixed 7 CG (default prior)", prior, ReconOptions(seed=0, n_cg=7)),
-            ("self-tuned, 20 steps (previous default)", prior, ReconOptions(seed=0, steps=20)),
+                 f"{a.threads} threads",
+                 "precision": f"{autocast or 'fp32'}, {'NHWC' if a.precision == 'auto' else 'NCHW'}"}
+    runs = (("self-tuned (default)", prior, ReconOptions(seed=0, autocast=autocast)),
+            ("fixed 7 CG (default prior)", prior, ReconOptions(seed=0, n_cg=7, autocast=autocast)),
+            ("self-tuned, 20 steps (previous default)", prior, ReconOptions(seed=0, steps=20, autocast=autocast)),
             ("magnitude prior, self-tuned, 20 steps (default before the complex prior)", magnitude,
-             ReconOptions(seed=0, count_pilot="holdout", steps=20)))
+             ReconOptions(seed=0, count_pilot="holdout", steps=20, autocast=autocast)))
     for name, model, opts in runs:
         rec = Reconstructor(model, opts)
         t = time.time()
