@@ -129,6 +129,24 @@ TUNE_REG4 = [
     (A("ring", 6, "random", 0.5, 12, snr_db=25), 128, "equispaced", 3),
     (A("wires", 8, "poly", snr_db=21), 128, "equispaced", 3.3),
 ]
+# fifth and sixth fresh regular-mask sets (2026-12-07, sixth session), written down before the bootstrap tolerance
+# rule was explored on TUNE_REG .. TUNE_REG4 (nothing has been run on these)
+TUNE_REG5 = [
+    (A("ring", 8, "random", 0.7, 8, snr_db=24), 128, "equispaced", 3.3),
+    (A("wires", 10, "poly", snr_db=28), 128, "equispaced", 3),
+    (A("ring", 12, "poly", snr_db=22), 128, "equispaced", 2.5),
+    (A("wires", 6, "random", 1.0, 12, snr_db=30), 128, "equispaced", 3.3),
+    (A("ring", 10, "random", 0.5, 6, snr_db=26), 128, "equispaced", 4),
+    (A("wires", 12, "poly", snr_db=32), 128, "equispaced", 3),
+]
+TUNE_REG6 = [
+    (A("wires", 8, "random", 0.7, 16, snr_db=27), 128, "equispaced", 2.5),
+    (A("ring", 6, "poly", snr_db=25), 128, "equispaced", 3),
+    (A("wires", 10, "random", 1.5, 6, snr_db=23), 128, "equispaced", 3.3),
+    (A("ring", 12, "random", 1.0, 12, snr_db=31), 128, "equispaced", 2.5),
+    (A("wires", 12, "poly", snr_db=29), 128, "equispaced", 4),
+    (A("ring", 8, "poly", snr_db=34), 128, "equispaced", 3.3),
+]
 # large matrices (2026-12-07): the complex default's one report row more than 0.3 dB below the previous default was
 # at 320² (its hold-out pilot chose 3 CG where 5 was best); the tune suite had one 256² condition and no 320² one
 TUNE_BIG = [
