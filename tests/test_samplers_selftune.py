@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from mrdiff_cli.ops.masks import acs_shape, make_mask
-from mrdiff_cli.samplers.selftune import holdout_error, regular_line_spacing, split_holdout, unimodal_search
+from mrdiff_cli.samplers.selftune import choose_count, holdout_error, regular_line_spacing, split_holdout, unimodal_search
 
 
 def test_split_2d_mask_hides_points_outside_the_centre():
@@ -217,7 +217,7 @@ def test_bootstrap_count_follows_the_noise_on_a_regular_mask(bundled_prior, exam
     clean, sim, mask = _bootstrapped(bundled_prior, example_slice, 50)
     for rec in (noisy, clean):
         assert rec.tuning.method == "parametric bootstrap" and rec.tuning.bootstrap
-        assert rec.tuning.n_cg == min(rec.tuning.bootstrap, key=rec.tuning.bootstrap.get)
+        assert rec.tuning.n_cg == choose_count(rec.tuning.bootstrap, rec.opts.bootstrap_tolerance)
     assert noisy.tuning.n_cg < clean.tuning.n_cg, (noisy.tuning.bootstrap, clean.tuning.bootstrap)
     evaluate = clean.bootstrap_pilot(sim.kspace[:1], mask, "sense", resid=0.005)
     assert evaluate(3) == evaluate(3) > 0
@@ -236,3 +236,29 @@ def test_count_pilot_auto_keeps_the_holdout_on_random_masks(bundled_prior):
 
     with pytest.raises(UsageError):
         ReconOptions(count_pilot="sure")
+
+
+def test_bootstrap_tolerance_keeps_the_fewest_count_within_it(bundled_prior, monkeypatch):
+    """The bootstrap's near ties: the fewest CG count whose bootstrap error is within (1 + tol) x the least the
+    search saw; tol 0 keeps the argmin; the tolerance applied is recorded with the evidence."""
+    from mrdiff_cli.tasks.reconstruct import Reconstructor, ReconOptions
+
+    errors = {1: 2.0, 2: 1.5, 3: 1.1, 5: 1.0, 7: 1.04}
+    seen: list[int] = []
+
+    def fake_boot(self, *a, **kw):
+        return lambda n: seen.append(n) or errors[n]
+
+    monkeypatch.setattr(Reconstructor, "pilot", lambda self, *a, **kw: (lambda n, r=None: 1.0, {"kind": "lines"}))
+    monkeypatch.setattr(Reconstructor, "bootstrap_pilot", fake_boot)
+    mask = make_mask("equispaced", (64, 64), 3, acs=8, seed=1).mask
+    k = np.zeros((1, 4, 64, 64), np.complex64)
+    picks = {}
+    for tol in (0.0, 0.05, 0.15):
+        seen.clear()
+        rec = Reconstructor(bundled_prior, ReconOptions(bootstrap_tolerance=tol))
+        rec.tune(k, mask, "sense", maps=torch.ones(1, 4, 64, 64, dtype=torch.complex64))
+        assert rec.tuning.method == "parametric bootstrap" and sorted(seen) == [3, 5, 7]  # the search ignores tol
+        assert rec.tuning.summary()["tolerance"] == tol
+        picks[tol] = rec.n_cg()
+    assert picks == {0.0: 5, 0.05: 5, 0.15: 3}

@@ -103,6 +103,10 @@ class ReconOptions:
     # sampler steps of the bootstrap count pilot's runs; None: half the full run's steps, at least pilot_steps (20
     # with the default 40; docs/benchmarks.md "The count pilot under 40 steps")
     bootstrap_steps: int | None = None
+    # the bootstrap count pilot keeps the fewest iterations whose bootstrap error is within (1 + tol) x the least
+    # (choose_count; near ties lean to the count of its 7-CG reference). Explored on 64 seen equispaced tune rows,
+    # decided on fresh ones (docs/benchmarks.md "A tolerance on the bootstrap's errors")
+    bootstrap_tolerance: float = 0.0
     cg_start: int = 3  # the search's first count (then its upper neighbour)
     # keep the fewest iterations whose hold-out error is within (1 + tol) x the least. 0 (plain argmin): a relative
     # tolerance of 0.1 (chosen on 4 tune rows) picked too few iterations where the hold-out error is dominated by
@@ -325,9 +329,10 @@ class Reconstructor:
                 tick()
                 return boot(n)
 
-            best, boot_err = unimodal_search(score, counts, start)
+            _, boot_err = unimodal_search(score, counts, start)
+            best = choose_count(boot_err, opts.bootstrap_tolerance)
             self.tuning = Tuning(best, {start: at_start[resid]}, info, ids, self.bootstrap_steps(mode),
-                                 {"tolerance": opts.cv_tolerance, **phase},
+                                 {"tolerance": opts.bootstrap_tolerance, **phase},
                                  method="parametric bootstrap", bootstrap=boot_err)
             return
         _, errors = unimodal_search(lambda n: at_start[resid] if n == start else evaluate(n, resid), counts, start)
