@@ -59,7 +59,7 @@ def main() -> None:
     ap.add_argument("--conditions", default=None)
     ap.add_argument("--set", default=None, help="a condition list of benchmarks/suite.py instead of the split's "
                     "(e.g. TUNE_LOW, TUNE_MORE); its volumes are the split's")
-    ap.add_argument("--counts", default="3,5,7", help="comma list, or 'self': only the count the default pilot picks")
+    ap.add_argument("--counts", default="3,5,7", help="comma list, 'self': only the count the default pilot picks, or 'none': pilots only")
     ap.add_argument("--variants", default=VARIANTS, help="name=key:value;key:value,... (default: %(default)s)")
     ap.add_argument("--mean-of", type=int, default=4)
     ap.add_argument("--bootstrap-steps", default="", help="comma list: record the count the default pilot picks with "
@@ -81,7 +81,7 @@ def main() -> None:
     prior, _ = load_prior(a.model, "score", offline=True)
     variants = parse_variants(a.variants)
     only_self = a.counts == "self"  # only the count the default pilot picks (needs --self-count)
-    counts = [] if only_self else [int(c) for c in a.counts.split(",")]
+    counts = [] if only_self or a.counts == "none" else [int(c) for c in a.counts.split(",")]
     if only_self and not a.self_count:
         raise SystemExit("--counts self needs --self-count")
     import suite

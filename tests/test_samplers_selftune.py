@@ -217,7 +217,7 @@ def test_bootstrap_count_follows_the_noise_on_a_regular_mask(bundled_prior, exam
     clean, sim, mask = _bootstrapped(bundled_prior, example_slice, 50)
     for rec in (noisy, clean):
         assert rec.tuning.method == "parametric bootstrap" and rec.tuning.bootstrap
-        assert rec.tuning.n_cg == choose_count(rec.tuning.bootstrap, rec.opts.bootstrap_tolerance)
+        assert rec.tuning.n_cg == choose_count(rec.tuning.bootstrap, rec.bootstrap_tolerance("sense"))
     assert noisy.tuning.n_cg < clean.tuning.n_cg, (noisy.tuning.bootstrap, clean.tuning.bootstrap)
     evaluate = clean.bootstrap_pilot(sim.kspace[:1], mask, "sense", resid=0.005)
     assert evaluate(3) == evaluate(3) > 0
@@ -262,3 +262,16 @@ def test_bootstrap_tolerance_keeps_the_fewest_count_within_it(bundled_prior, mon
         assert rec.tuning.summary()["tolerance"] == tol
         picks[tol] = rec.n_cg()
     assert picks == {0.0: 5, 0.05: 5, 0.15: 3}
+
+
+def test_bootstrap_tolerance_default_follows_the_steps():
+    """0.15 for runs of 40 steps or more (where it was tested), the plain argmin for shorter runs (K > 1 samples,
+    --steps 20); an explicit value wins."""
+    from mrdiff_cli.tasks.reconstruct import BOOTSTRAP_TOLERANCE, Reconstructor, ReconOptions
+
+    def tol(**kw) -> float:
+        return Reconstructor(None, ReconOptions(**kw)).bootstrap_tolerance("sense")
+
+    assert tol() == BOOTSTRAP_TOLERANCE == 0.15 and tol(steps=50) == 0.15
+    assert tol(steps=20) == 0.0 and tol(samples=4) == 0.0 and tol(steps=8) == 0.0
+    assert tol(bootstrap_tolerance=0.3) == 0.3 and tol(steps=20, bootstrap_tolerance=0.1) == 0.1
