@@ -44,14 +44,15 @@ def fixed_psnr(row: dict) -> dict[int, float]:
     return out
 
 
-def join(err_rows: list[dict], psnr_rows: list[dict]) -> list[dict]:
-    """One record per (condition, volume) with both the bootstrap errors and the fixed-count PSNR."""
+def join(err_rows: list[dict], psnr_rows: list[dict], key: str | None = None) -> list[dict]:
+    """One record per (condition, volume) with both the bootstrap errors (``key``: which record of them; default
+    ``bootstrap_error``, else ``bootstrap_error_pilot20``) and the fixed-count PSNR."""
     psnr: dict[tuple[str, str], dict[int, float]] = {}
     for r in psnr_rows + err_rows:
         psnr.setdefault((r["condition"], r["volume"]), {}).update(fixed_psnr(r))
     out = []
     for r in err_rows:
-        errs = r.get("bootstrap_error") or r.get("bootstrap_error_pilot20")
+        errs = r.get(key) if key else (r.get("bootstrap_error") or r.get("bootstrap_error_pilot20"))
         if not errs:
             continue
         out.append({"condition": r["condition"], "volume": r["volume"],
@@ -86,8 +87,10 @@ def main() -> None:
     ap.add_argument("--psnr", nargs="*", default=[], help="rows with the 40-step fixed-count PSNR")
     ap.add_argument("--tol", default="0,0.05,0.1,0.15,0.2,0.3")
     ap.add_argument("--rows", action="store_true", help="also print every row's choices")
+    ap.add_argument("--key", default=None, help="the errors' record in the rows (e.g. bootstrap_error_steps40 from "
+                    "sampler_variants.py --bootstrap-steps 40)")
     a = ap.parse_args()
-    rows = join(load(a.errors), load(a.psnr))
+    rows = join(load(a.errors), load(a.psnr), a.key)
     tols = [float(t) for t in a.tol.split(",")]
     if a.rows:
         for r in rows:

@@ -100,7 +100,10 @@ def main() -> None:
                 if boot:  # the bootstrap's error of every count its search tried (regular 1D masks)
                     row["bootstrap_error"] = {str(n): round(e, 6) for n, e in sorted(boot.items())}
             for bs in [int(b) for b in a.bootstrap_steps.split(",") if b.strip()]:
-                row[f"count_bootstrap{bs}"] = pilot_count(prior, k, mask, bootstrap_steps=bs)
+                tuned = pilot_tuning(prior, k, mask, bootstrap_steps=bs)
+                row[f"count_bootstrap{bs}"] = tuned.n_cg()
+                if tuned.tuning is not None and tuned.tuning.bootstrap:
+                    row[f"bootstrap_error_steps{bs}"] = {str(n): round(e, 6) for n, e in sorted(tuned.tuning.bootstrap.items())}
             for ref_cg in [int(b) for b in a.bootstrap_refs.split(",") if b.strip()]:
                 import mrdiff_cli.tasks.reconstruct as recmod
 

@@ -147,6 +147,24 @@ TUNE_REG6 = [
     (A("wires", 12, "poly", snr_db=29), 128, "equispaced", 4),
     (A("ring", 8, "poly", snr_db=34), 128, "equispaced", 3.3),
 ]
+# seventh and eighth fresh regular-mask sets (2026-12-07, sixth session), written down after the bootstrap tolerance
+# was adopted and before the 40-step bootstrap pilots' exploration on TUNE_REG5/6 was looked at (nothing run on these)
+TUNE_REG7 = [
+    (A("wires", 8, "poly", snr_db=33), 128, "equispaced", 3.3),
+    (A("ring", 10, "random", 0.7, 10, snr_db=25), 128, "equispaced", 3),
+    (A("wires", 12, "random", 1.0, 6, snr_db=29), 128, "equispaced", 4),
+    (A("ring", 6, "poly", snr_db=31), 128, "equispaced", 2.5),
+    (A("wires", 6, "random", 0.5, 8, snr_db=22), 128, "equispaced", 3.3),
+    (A("ring", 12, "poly", snr_db=27), 128, "equispaced", 4),
+]
+TUNE_REG8 = [
+    (A("ring", 8, "poly", snr_db=30), 128, "equispaced", 3),
+    (A("wires", 10, "random", 0.7, 12, snr_db=34), 128, "equispaced", 3.3),
+    (A("ring", 12, "random", 1.5, 8, snr_db=24), 128, "equispaced", 3),
+    (A("wires", 8, "poly", snr_db=26), 128, "equispaced", 4),
+    (A("ring", 6, "random", 1.0, 6, snr_db=32), 128, "equispaced", 3.3),
+    (A("wires", 12, "poly", snr_db=23), 128, "equispaced", 2.5),
+]
 # large matrices (2026-12-07): the complex default's one report row more than 0.3 dB below the previous default was
 # at 320² (its hold-out pilot chose 3 CG where 5 was best); the tune suite had one 256² condition and no 320² one
 TUNE_BIG = [
