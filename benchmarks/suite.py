@@ -165,6 +165,16 @@ TUNE_REG8 = [
     (A("ring", 6, "random", 1.0, 6, snr_db=32), 128, "equispaced", 3.3),
     (A("wires", 12, "poly", snr_db=23), 128, "equispaced", 2.5),
 ]
+# fresh mixed-mask rows (2026-12-07, sixth session) for a coil-map estimation change, written down after the maps'
+# model-error exploration on CONDITIONS["tune"], TUNE_REG5 (nothing run on these)
+TUNE_MAPS = [
+    (A("ring", 10, "poly", snr_db=38), 128, "poisson", 8),
+    (A("wires", 8, "random", 0.7, 10, snr_db=27), 128, "poisson", 6),
+    (A("ring", 6, "random", 1.0, 12, snr_db=44), 128, "gaussian1d", 8),
+    (A("wires", 12, "poly", snr_db=21), 128, "gaussian1d", 6),
+    (A("ring", 12, "random", 0.5, 8, snr_db=33), 128, "poisson", 10),
+    (A("wires", 6, "poly", snr_db=48), 128, "poisson", 8),
+]
 # large matrices (2026-12-07): the complex default's one report row more than 0.3 dB below the previous default was
 # at 320² (its hold-out pilot chose 3 CG where 5 was best); the tune suite had one 256² condition and no 320² one
 TUNE_BIG = [
