@@ -171,3 +171,35 @@ def test_espirit_restores_the_thread_setting_and_does_not_depend_on_it(sim):
         assert torch.get_num_threads() == threads
     torch.set_num_threads(1)
     torch.testing.assert_close(maps[0], maps[1], rtol=0, atol=1e-5)
+
+
+def _model_error(est, maps, x, support):
+    """Relative error of the best SENSE fit of the true coil images c = S x with the estimated maps."""
+    c = maps[0] * x
+    fit = est[0] * (est[0].conj() * c).sum(0)
+    r = (c - fit)[..., support]
+    return float(torch.linalg.norm(r) / torch.linalg.norm(c[..., support]))
+
+
+def test_noise_floor_keeps_noise_out_of_the_espirit_subspace(sim):
+    """A tiny relative cut lets noise singular vectors into the signal subspace at low SNR and the maps break; the
+    scan's noise level (Marchenko-Pastur floor) keeps them out, and at high SNR the small cut models the coils
+    better than the default 0.02. A slice without a noise estimate (0) keeps the default relative cut."""
+    from mrdiff_cli.tasks.calibration import estimate_kspace_noise
+
+    clean = fft2c(sim["maps"][0] * sim["x"])[None]
+    g = torch.Generator().manual_seed(3)
+    m = torch.from_numpy(make_mask("uniform1d", (H, W), 4, seed=0).mask)
+    for level, want_gain in ((3.0, False), (0.3, True)):
+        k = (clean + torch.randn(clean.shape, dtype=torch.complex64, generator=g) * (level * clean.abs().mean())) * m
+        sn = estimate_kspace_noise(k, m)
+        assert float(sn[0]) > 0
+        default = _model_error(estimate_maps(k, m), sim["maps"], sim["x"], sim["support"])
+        no_floor = _model_error(estimate_maps(k, m, sigma_thresh=1e-3), sim["maps"], sim["x"], sim["support"])
+        floored = _model_error(estimate_maps(k, m, sigma_thresh=1e-3, noise_std=sn, noise_factor=2.0),
+                               sim["maps"], sim["x"], sim["support"])
+        if want_gain:  # high SNR: the finer subspace is better than the default cut
+            assert floored < 0.7 * default, (floored, default)
+        else:  # low SNR: without the floor the maps break, with it they are as good as the default's
+            assert no_floor > 3 * floored and floored < 1.5 * default, (no_floor, floored, default)
+    assert torch.equal(estimate_maps(k, m, sigma_thresh=1e-3, noise_std=0.0), estimate_maps(k, m))

@@ -60,6 +60,10 @@ METHODS = ("espirit", "lowres")
 _CHUNK_ELEMS = 1 << 20  # per-pixel coil-matrix entries evaluated per chunk (1M complex64 = 8 MB)
 
 
+# ESPIRiT's relative signal-subspace cut without a noise estimate (singular values >= this x the largest)
+SIGMA_THRESH = 0.02
+
+
 def _centre_slice(n: int, size: int) -> slice:
     start = n // 2 - size // 2
     return slice(start, start + size)
@@ -159,8 +163,11 @@ def _espirit_slice(
     kernel: int,
     sigma_thresh: float,
     eig_thresh: float,
+    noise_floor: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """ESPIRiT for one slice. calib (C, h, w) -> maps (C, H, W) and top eigenvalue (H, W)."""
+    """ESPIRiT for one slice. calib (C, h, w) -> maps (C, H, W) and top eigenvalue (H, W). ``noise_floor`` > 0
+    (= noise_factor x sigma_n^2): the signal subspace also needs sigma^2 >= noise_floor x (P^0.5 + N^0.5)^2, a
+    multiple of the Marchenko-Pastur upper edge of a (P x N) calibration matrix of pure noise."""
     C, h, w = calib.shape
     H, W = shape
     if min(h, w) < 2:
@@ -178,7 +185,8 @@ def _espirit_slice(
     ev, evec = ev.flip(0), evec.flip(1)
     if float(ev[0]) <= 0.0:
         raise ValueError("calibration region is empty (all zeros)")
-    n = int((ev >= (sigma_thresh**2) * ev[0]).sum())
+    floor = max(float((sigma_thresh**2) * ev[0]), float(noise_floor) * (A.shape[0] ** 0.5 + A.shape[1] ** 0.5) ** 2)
+    n = max(1, int((ev >= floor).sum()))
     # rows of A are patches^T and A = U S V^H, so the patches (as vectors) span conj(v_j)
     V = evec[:, :n].conj().reshape(C, ky, kx, n).permute(0, 3, 1, 2)  # (C, n, ky, kx)
     # correlation kernels h_{ab}[m] = sum_j sum_{d'-d=m} v_j[a,d'] conj(v_j[b,d]), exact on a (2k-1) grid
@@ -241,12 +249,20 @@ def estimate_maps(
     method: str = "espirit",
     *,
     kernel: int = 6,
-    sigma_thresh: float = 0.02,
+    sigma_thresh: float = SIGMA_THRESH,
     eig_thresh: float = 0.8,
     support_thresh: float = 0.05,
     max_calib: int = 48,
+    noise_std: torch.Tensor | float | None = None,
+    noise_factor: float = 2.0,
 ) -> torch.Tensor:
     """Estimate coil sensitivities from the calibration region of ``kspace`` (batch, coils, H, W).
+
+    ``noise_std`` (per slice, or one value; complex std of one k-space sample): ESPIRiT keeps only singular
+    values above ``noise_factor`` x the largest that a calibration matrix of pure noise reaches (its
+    Marchenko-Pastur edge), as well as above ``sigma_thresh`` x the largest: with a small ``sigma_thresh`` the
+    subspace then follows the scan's SNR instead of one relative cut. A slice whose ``noise_std`` is 0 (no
+    estimate) keeps at least the default relative cut ``SIGMA_THRESH``.
 
     Returns complex64 maps (batch, coils, H, W) with ``sum_c |S_c|^2 = 1`` inside the support and 0
     outside; see the module docstring for ``method`` ("espirit" | "lowres") and the keyword options.
@@ -275,8 +291,13 @@ def estimate_maps(
         else:
             maps = torch.where(supp, low / rss.clamp_min(1e-30), torch.zeros_like(low))
     else:
+        sn = torch.zeros(B) if noise_std is None else torch.as_tensor(noise_std, dtype=torch.float32).reshape(-1).expand(B)
+        # a slice without a noise estimate (sn = 0) keeps at least the release's relative cut
+        cut = [sigma_thresh if (noise_std is None or float(sn[b]) > 0) else max(sigma_thresh, SIGMA_THRESH)
+               for b in range(B)]
         maps = torch.stack(
-            [_espirit_slice(calib[b], (H, W), kernel, sigma_thresh, eig_thresh)[0] for b in range(B)]
+            [_espirit_slice(calib[b], (H, W), kernel, cut[b], eig_thresh,
+                            noise_factor * float(sn[b]) ** 2)[0] for b in range(B)]
         )
     maps = normalize_maps(maps.to(torch.complex64))
     return maps[0] if squeeze else maps

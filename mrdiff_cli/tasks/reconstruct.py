@@ -126,6 +126,14 @@ class ReconOptions:
     device: str = "cpu"
     autocast: str | None = None  # bf16 | fp16 | None
     espirit: bool = True
+    # ESPIRiT's signal subspace (ops.coils.estimate_maps): singular values >= espirit_sigma x the largest and, with
+    # espirit_noise > 0, >= espirit_noise x the Marchenko-Pastur edge of pure noise at the scan's estimated noise
+    # level (slices without a noise estimate keep the relative cut 0.02); kernel width espirit_kernel
+    # (docs/benchmarks.md "Coil maps")
+    espirit_sigma: float = 0.02
+    espirit_noise: float = 0.0
+    espirit_kernel: int = 6
+    espirit_eig: float = 0.8  # the maps' support: pixels whose top ESPIRiT eigenvalue exceeds this
     cg_init_iters: int = 10
     support: bool = True  # single-coil fast sampler: keep the image inside a low-res object support
     # coil compression (ops.compress): None = auto (SENSE with > 12 coils -> max(10, ceil(C/2)) virtual coils),
@@ -711,7 +719,15 @@ class Reconstructor:
     def estimate_maps(self, y: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
         from ..ops.coils import estimate_maps
 
-        return estimate_maps(y, m, method="espirit" if self.opts.espirit else "lowres")
+        opts = self.opts
+        sn = None
+        if opts.espirit_noise > 0:
+            from .calibration import estimate_kspace_noise
+
+            sn = estimate_kspace_noise(y, m.cpu())  # the scan's own noise, not --noise (which may be 0 = exact)
+        return estimate_maps(y, m, method="espirit" if opts.espirit else "lowres", kernel=int(opts.espirit_kernel),
+                             sigma_thresh=float(opts.espirit_sigma), noise_std=sn,
+                             noise_factor=float(opts.espirit_noise), eig_thresh=float(opts.espirit_eig))
 
     def _draw(self, y, m, mode, maps, K, seed_offset, keep, callback, slice_ids, noise=None):
         """Yield K magnitude samples (B, H, W); samples are batched together when memory allows.
