@@ -380,3 +380,38 @@ def test_bootstrap_pilot_steps_follow_the_full_run():
 
     assert steps() == 20 and steps(steps=20) == 10 and steps(steps=8, pilot_steps=6) == 6
     assert steps(bootstrap_steps=7) == 7 and steps(samples=4) == 10
+
+
+def test_coil_maps_adaptive_is_recorded_and_changes_the_maps(files, model_dir, tmp_path):
+    """--coil-maps adaptive: recorded in the metrics JSON's consistency block, the maps are ESPIRiT's with the
+    subspace cut at the scan's noise level (ADAPTIVE_MAPS), the default stays espirit; a bad value is a usage error."""
+    import torch
+
+    from mrdiff_cli.ops.coils import estimate_maps
+    from mrdiff_cli.tasks.calibration import estimate_kspace_noise
+    from mrdiff_cli.tasks.reconstruct import ADAPTIVE_MAPS, Reconstructor, ReconOptions
+
+    common = ["--model", model_dir, *MASK, "--steps", 3, "-q", "--seed", 2, "--cg-iters", 2]
+    ok(run(files["multi"], "-o", tmp_path / "a.nii.gz", *common, "--coil-maps", "adaptive"))
+    ok(run(files["multi"], "-o", tmp_path / "e.nii.gz", *common))
+    assert metrics(tmp_path / "a.nii.gz")["consistency"]["coil_maps"] == "adaptive"
+    assert metrics(tmp_path / "e.nii.gz")["consistency"]["coil_maps"] == "espirit"
+    r = run(files["multi"], "-o", tmp_path / "bad.nii.gz", *common, "--coil-maps", "bart")
+    assert r.exit_code == 2 and not (tmp_path / "bad.nii.gz").exists()
+    g = torch.Generator().manual_seed(0)
+    k = torch.randn(1, 8, 64, 64, dtype=torch.complex64, generator=g)
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, 64), torch.linspace(-1, 1, 64), indexing="ij")
+    obj = ((yy**2 + xx**2) < 0.6).to(torch.complex64)
+    coils = torch.stack([torch.exp(-((yy - 0.8 * torch.cos(torch.tensor(c * 0.785))) ** 2
+                                     + (xx - 0.8 * torch.sin(torch.tensor(c * 0.785))) ** 2)) for c in range(8)])
+    from mrdiff_cli.ops.fft import fft2c
+
+    k = fft2c(coils * obj)[None] + 1e-3 * k
+    m = torch.zeros(64, 64)
+    m[:, 26:38] = 1
+    m[:, ::2] = 1
+    ours = Reconstructor(None, ReconOptions(coil_maps="adaptive")).estimate_maps(k * m, m)
+    want = estimate_maps(k * m, m, sigma_thresh=ADAPTIVE_MAPS["espirit_sigma"], eig_thresh=ADAPTIVE_MAPS["espirit_eig"],
+                         noise_std=estimate_kspace_noise(k * m, m), noise_factor=ADAPTIVE_MAPS["espirit_noise"])
+    assert torch.equal(ours, want)
+    assert not torch.equal(ours, Reconstructor(None, ReconOptions()).estimate_maps(k * m, m))

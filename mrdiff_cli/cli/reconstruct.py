@@ -11,6 +11,7 @@ import typer
 from .common import handle_errors
 from .options import CoilsOpt, DeviceOpt, JsonOpt, ModelOpt, OfflineOpt, OverwriteOpt, QuietOpt, SlicesOpt, ThreadsOpt
 from .recon_options import (
+    COIL_MAPS_DEFAULT,
     COIL_MODE_DEFAULT,
     COMPLEX_MODE_DEFAULT,
     COUNT_PILOT_DEFAULT,
@@ -26,6 +27,7 @@ from .recon_options import (
     AcsOpt,
     BatchSizeOpt,
     CgItersOpt,
+    CoilMapsOpt,
     CoilMode,
     CoilModeOpt,
     ComplexMode,
@@ -78,6 +80,7 @@ def reconstruct(
     phase_resid: PhaseResidOpt = None,
     phase_ref: PhaseRefOpt = PHASE_REF_DEFAULT,
     count_pilot: CountPilotOpt = COUNT_PILOT_DEFAULT,
+    coil_maps: CoilMapsOpt = COIL_MAPS_DEFAULT,
     sense_every: SenseEveryOpt = SENSE_EVERY_DEFAULT,
     snr: SnrOpt = SNR_DEFAULT,
     sigma_max: SigmaMaxOpt = None,
@@ -111,7 +114,7 @@ def reconstruct(
     options = {  # every option by name, so what the job reads is visible here
         "inputs": inputs, "output": output, "method": method, "mask": mask, "accel": accel, "acs": acs,
         "sampler": sampler, "steps": steps, "coil_mode": coil_mode, "complex_mode": complex_mode,
-        "phase_resid": phase_resid, "phase_ref": phase_ref, "count_pilot": count_pilot, "sense_every": sense_every, "snr": snr,
+        "phase_resid": phase_resid, "phase_ref": phase_ref, "count_pilot": count_pilot, "coil_maps": coil_maps, "sense_every": sense_every, "snr": snr,
         "sigma_max": sigma_max, "zeta": zeta, "cg_iters": cg_iters, "samples": samples, "model": model, "offline": offline, "fmt": fmt,
         "input_format": input_format, "save_zero_filled": save_zero_filled, "save_samples": save_samples,
         "preview": preview, "metrics": metrics, "overwrite": overwrite, "seed": seed, "device": device,

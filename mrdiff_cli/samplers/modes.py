@@ -99,6 +99,17 @@ class NoiseConsistency(Choice):
         return self in (NoiseConsistency.perturb, NoiseConsistency.both)
 
 
+class CoilMaps(Choice):
+    """How the SENSE coil maps are estimated from the calibration centre: ``espirit`` (ESPIRiT, 6 x 6 kernels,
+    signal subspace above 0.02 x the largest singular value) or ``adaptive`` (the same, with the subspace cut at
+    the scan's own noise level — twice the Marchenko-Pastur edge of pure noise, relative cut 0.001 — and the maps'
+    support at an ESPIRiT eigenvalue of 0.95: the SENSE model fits the coils 8 dB better on average, +0.74 dB mean
+    on fresh tune rows but one row -0.56, so opt-in; docs/benchmarks.md "Coil maps")."""
+
+    espirit = "espirit"
+    adaptive = "adaptive"
+
+
 class CountPilot(Choice):
     """How the self-tuning pilot scores the candidate CG counts: ``holdout`` (hide measured samples, keep the count
     that predicts them best), ``bootstrap`` (simulate the scan from a reference reconstruction with its own mask,

@@ -24,7 +24,7 @@ from ..ops.fft import fft2c
 from ..ops.operators import SenseOp
 from ..samplers import TASK_SAMPLERS, SamplerName
 from ..samplers.dc import cg_dc
-from ..samplers.modes import CoilMode, ComplexMode, CountPilot, Method, NoiseConsistency
+from ..samplers.modes import CoilMaps, CoilMode, ComplexMode, CountPilot, Method, NoiseConsistency
 from ..samplers.noise import randn_like, running_mean_var, sample_generator
 from ..samplers.posterior import (
     PosteriorOptions,
@@ -134,6 +134,8 @@ class ReconOptions:
     espirit_noise: float = 0.0
     espirit_kernel: int = 6
     espirit_eig: float = 0.8  # the maps' support: pixels whose top ESPIRiT eigenvalue exceeds this
+    # "adaptive" (--coil-maps adaptive) replaces the three espirit_* settings above by ADAPTIVE_MAPS
+    coil_maps: CoilMaps = CoilMaps.espirit
     cg_init_iters: int = 10
     support: bool = True  # single-coil fast sampler: keep the image inside a low-res object support
     # coil compression (ops.compress): None = auto (SENSE with > 12 coils -> max(10, ceil(C/2)) virtual coils),
@@ -157,7 +159,7 @@ class ReconOptions:
             ("method", Method, "method", None), ("sampler", SamplerName, "sampler", SAMPLERS),
             ("coil_mode", CoilMode, "coil mode", None), ("complex_mode", ComplexMode, "complex mode", None),
             ("noise_dc", NoiseConsistency, "noise consistency", None),
-            ("count_pilot", CountPilot, "count pilot", None),
+            ("count_pilot", CountPilot, "count pilot", None), ("coil_maps", CoilMaps, "coil maps", None),
         ):
             object.__setattr__(self, name, _choice(getattr(self, name), kind, what, name, allowed))
 
@@ -177,6 +179,9 @@ FAST_DEFAULTS = {"steps": 40, "steps_per_sample": 20, "sigma_max": 1.0}
 FALLBACK_CG = 7  # fixed count where self-tuning does not apply (coil-wise modes, no hold-out possible)
 FALLBACK_PHASE_RESID = 0.005
 PHASE_RESID_CANDIDATES = (0.005, 0.05)
+# --coil-maps adaptive: ESPIRiT's subspace at 2x the noise's Marchenko-Pastur edge (relative cut 0.001), support at
+# eigenvalue 0.95 (benchmarks/coil_maps.py "adaptive95"; docs/benchmarks.md "Coil maps")
+ADAPTIVE_MAPS = {"espirit_sigma": 0.001, "espirit_noise": 2.0, "espirit_eig": 0.95}
 # the bootstrap count pilot's near-tie tolerance for runs of 40 steps or more (Reconstructor.bootstrap_tolerance)
 BOOTSTRAP_TOLERANCE = 0.15
 L1_PHASE_LAMBDA = 1e-3  # --phase-ref l1: the L1-wavelet threshold chosen on the tune suite (benchmarks/phase_headroom.py)
@@ -521,7 +526,7 @@ class Reconstructor:
             how = f"fixed: self-tuning applies to SENSE mode with the fast sampler (this run: {mode}, {self.opts.sampler})"
         else:
             how = f"fixed: {self.tuning_note}" if self.tuning_note else "fixed"
-        rep: dict[str, Any] = {"cg_iters": self.n_cg(), "chosen_by": how}
+        rep: dict[str, Any] = {"cg_iters": self.n_cg(), "chosen_by": how, "coil_maps": str(self.opts.coil_maps)}
         if self.opts.complex_mode == ComplexMode.complex:
             from ..samplers.adapters import prior_demod_frac
 
@@ -720,14 +725,15 @@ class Reconstructor:
         from ..ops.coils import estimate_maps
 
         opts = self.opts
+        cfg = {"espirit_sigma": opts.espirit_sigma, "espirit_noise": opts.espirit_noise, "espirit_eig": opts.espirit_eig}
+        if opts.coil_maps == CoilMaps.adaptive:
+            cfg = dict(ADAPTIVE_MAPS)
         sn = None
-        if opts.espirit_noise > 0:
-            from .calibration import estimate_kspace_noise
-
+        if cfg["espirit_noise"] > 0:
             sn = estimate_kspace_noise(y, m.cpu())  # the scan's own noise, not --noise (which may be 0 = exact)
         return estimate_maps(y, m, method="espirit" if opts.espirit else "lowres", kernel=int(opts.espirit_kernel),
-                             sigma_thresh=float(opts.espirit_sigma), noise_std=sn,
-                             noise_factor=float(opts.espirit_noise), eig_thresh=float(opts.espirit_eig))
+                             sigma_thresh=float(cfg["espirit_sigma"]), noise_std=sn,
+                             noise_factor=float(cfg["espirit_noise"]), eig_thresh=float(cfg["espirit_eig"]))
 
     def _draw(self, y, m, mode, maps, K, seed_offset, keep, callback, slice_ids, noise=None):
         """Yield K magnitude samples (B, H, W); samples are batched together when memory allows.
