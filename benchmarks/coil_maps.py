@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from corpus import load_split
 from pilot_study import scan
+from sampler_variants import emit, parse_variants
 from suite import CONDITIONS, cond_name, score
 
 from mrdiff_cli.ops.coils import estimate_maps
@@ -32,18 +33,6 @@ from mrdiff_cli.tasks.acquisition import simulate_acquisition_full
 from mrdiff_cli.tasks.reconstruct import ReconOptions, Reconstructor
 
 FLOAT_KEYS = ("espirit_sigma", "espirit_noise", "espirit_eig")
-
-
-def parse_variants(spec: str) -> dict[str, dict]:
-    out: dict[str, dict] = {}
-    for item in spec.split(","):
-        name, _, kv = item.partition("=")
-        opts: dict = {}
-        for pair in filter(None, kv.split(";")):
-            k, v = pair.split(":")
-            opts[k] = float(v) if k in FLOAT_KEYS else int(v)
-        out[name] = opts
-    return out
 
 
 def model_error_db(y: torch.Tensor, m: torch.Tensor, coil_images: torch.Tensor, head: torch.Tensor, opts: dict) -> float:
@@ -81,7 +70,7 @@ def main() -> None:
 
     conds = getattr(suite, a.set) if a.set else CONDITIONS[a.split]
     idx = [int(i) for i in a.conditions.split(",")] if a.conditions else [i for i, c in enumerate(conds) if c[1] == 128]
-    variants = parse_variants(a.variants)
+    variants = parse_variants(a.variants, FLOAT_KEYS)
     for i in idx:
         cond = conds[i]
         for vol, ref in load_split(a.split, cond[1], 256.0 / cond[1], 1).items():
@@ -101,10 +90,7 @@ def main() -> None:
                         rec = Reconstructor(prior, ReconOptions(seed=0, n_cg=n))
                         row["psnr"][f"{name}/{n}"] = round(score(rec.reconstruct(k, mask, "sense", maps=mp).images,
                                                                  truth)["psnr"], 3)
-                print(json.dumps(row), flush=True)
-                if a.out:
-                    with open(a.out, "a") as fh:
-                        fh.write(json.dumps(row) + "\n")
+                emit(row, a.out)
                 continue
             for name, opts in variants.items():
                 row["model_error_db"][name] = model_error_db(y, m, coil_images, head, opts)
@@ -116,10 +102,7 @@ def main() -> None:
                 row["psnr"][name] = round(score(rec.reconstruct(k, mask, "sense").images, truth)["psnr"], 3)
                 row["s"][name] = round(time.time() - t, 2)
                 row["count"][name] = rec.n_cg()
-            print(json.dumps(row), flush=True)
-            if a.out:
-                with open(a.out, "a") as fh:
-                    fh.write(json.dumps(row) + "\n")
+            emit(row, a.out)
 
 
 def table(path: Path) -> None:

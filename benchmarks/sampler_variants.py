@@ -28,16 +28,25 @@ from mrdiff_cli.tasks.reconstruct import ReconOptions, Reconstructor
 VARIANTS = "default,zeta0.5=zeta:0.5,zeta0=zeta:0,steps30=steps:30"
 
 
-def parse_variants(spec: str) -> dict[str, dict]:
+def parse_variants(spec: str, float_keys: tuple[str, ...] = ("zeta", "sigma_max", "sigma_min")) -> dict[str, dict]:
+    """``name=key:value;key:value,...`` → {name: ReconOptions overrides}; ``float_keys`` are floats, the rest ints."""
     out: dict[str, dict] = {}
     for item in spec.split(","):
         name, _, kv = item.partition("=")
         opts: dict = {}
         for pair in filter(None, kv.split(";")):
             k, v = pair.split(":")
-            opts[k] = float(v) if k in ("zeta", "sigma_max", "sigma_min") else int(v)
+            opts[k] = float(v) if k in float_keys else int(v)
         out[name] = opts
     return out
+
+
+def emit(row: dict, out: str | None) -> None:
+    """Print one result row as a JSON line and append it to ``out`` (when given)."""
+    print(json.dumps(row), flush=True)
+    if out:
+        with open(out, "a") as fh:
+            fh.write(json.dumps(row) + "\n")
 
 
 def pilot_tuning(prior, k, mask, **opts) -> Reconstructor:
@@ -121,10 +130,7 @@ def main() -> None:
                 if a.mean_of > 1:
                     rec = Reconstructor(prior, ReconOptions(seed=0, n_cg=n, samples=a.mean_of, calibration=None))
                     row["psnr"][f"mean{a.mean_of}/{n}"] = score(rec.reconstruct(k, mask, "sense").images, truth)["psnr"]
-            print(json.dumps(row), flush=True)
-            if a.out:
-                with open(a.out, "a") as fh:
-                    fh.write(json.dumps(row) + "\n")
+            emit(row, a.out)
 
 
 def table(path: Path) -> None:
