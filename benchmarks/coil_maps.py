@@ -58,6 +58,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=None)
     ap.add_argument("--proxy-only", action="store_true", help="only the maps' model error (no reconstructions)")
+    ap.add_argument("--counts", default=None, help="comma list of fixed CG counts: each variant's 40-step run at each "
+                    "(keys VARIANT/N) instead of its self-tuned run")
     ap.add_argument("--true-maps", default=None, help="comma list of fixed CG counts: also the 40-step run at each "
                     "with the release's estimated maps and with the simulator's true maps (no variants)")
     ap.add_argument("--table", default=None)
@@ -95,6 +97,11 @@ def main() -> None:
             for name, opts in variants.items():
                 row["model_error_db"][name] = model_error_db(y, m, coil_images, head, opts)
                 if a.proxy_only:
+                    continue
+                if a.counts:
+                    for n in [int(c) for c in a.counts.split(",")]:
+                        rec = Reconstructor(prior, ReconOptions(seed=0, n_cg=n, **opts))
+                        row["psnr"][f"{name}/{n}"] = round(score(rec.reconstruct(k, mask, "sense").images, truth)["psnr"], 3)
                     continue
                 rec = Reconstructor(prior, ReconOptions(seed=0, **opts))
                 t = time.time()
