@@ -121,6 +121,14 @@ def table(path: Path) -> None:
             print(f"{n}: model error lower than {names[0]} by worst {g.min():+.2f}, mean {g.mean():+.2f}, best "
                   f"{g.max():+.2f} dB over {len(g)} rows")
         return
+    if any("/" in k for k in rows[0]["psnr"]):  # --counts rows: each variant's best fixed count against the first's
+        variants = list(dict.fromkeys(k.split("/")[0] for k in rows[0]["psnr"]))
+        best = [{v: max(x for k, x in r["psnr"].items() if k.split("/")[0] == v) for v in variants} for r in rows]
+        for v in variants[1:]:
+            d = np.array([b[v] - b[variants[0]] for b in best])
+            print(f"{v} - {variants[0]}, best fixed count each: worst {d.min():+.2f}, mean {d.mean():+.2f}, best "
+                  f"{d.max():+.2f} dB over {len(d)} rows; below -0.1: {int((d < -0.1).sum())}")
+        return
     names = list(rows[0]["psnr"])
     base = names[0]
     print("| condition | volume | " + " | ".join(f"{n}: PSNR (count, model error dB)" for n in names) + " |")
