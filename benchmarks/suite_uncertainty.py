@@ -52,7 +52,8 @@ def run_row(prior, vol: str, ref: torch.Tensor, cond, args, lambdas: dict) -> di
     mask = make_mask(kind, (matrix, matrix), R, acs=acs, seed=11).mask
     noisy_ref = rss(ifft2c(torch.as_tensor(k)), dim=1).numpy()
     rec = Reconstructor(prior, ReconOptions(samples=args.samples, seed=0, calibration=None,
-                                            count_pilot=getattr(args, "count_pilot", "holdout")))
+                                            count_pilot=getattr(args, "count_pilot", "holdout"),
+                                            coil_maps=getattr(args, "coil_maps", "espirit")))
     t = time.time()
     res = rec.reconstruct(k, mask, "sense")
     t_full = time.time() - t
@@ -333,6 +334,8 @@ def main() -> None:
     ap.add_argument("--model", default=None, help="the score bundle (default: corpus.MAGNITUDE_PRIOR, the prior of the documented magnitude runs); set MRDIFF_UNC_CACHE "
                                                   "to a folder of its own for another model")
     ap.add_argument("--count-pilot", default="holdout", choices=["holdout", "bootstrap", "auto"])
+    ap.add_argument("--coil-maps", default="espirit", choices=["espirit", "adaptive"],
+                    help="the run's coil maps (--coil-maps of reconstruct/uncertainty); CS uses the same maps")
     a = ap.parse_args()
     if a.fit:
         choice = fit(Path(a.fit), Path(a.fit_out) if a.fit_out else None)
