@@ -152,6 +152,8 @@ def main(argv: list[str] | None = None) -> dict:
                     "default before 2026-12-07)")
     ap.add_argument("--fixed-counts", default="", help="also run the CLI with --cg-iters N for each N of this comma "
                     "list (the self-tuned count against the best fixed one on this file)")
+    ap.add_argument("--cli-args", default="", help="more options for every mrdiff run, one string (e.g. "
+                    "\"--coil-maps adaptive\"); CS keeps the default maps")
     ap.add_argument("--json")
     a = ap.parse_args(argv)
 
@@ -192,7 +194,7 @@ def main(argv: list[str] | None = None) -> dict:
 
         # mrdiff through the real CLI: default model and settings, the file's own mask
         out = Path(td) / "mrdiff.nii.gz"
-        steps = ("--steps", str(a.steps)) if a.steps else ()
+        steps = (("--steps", str(a.steps)) if a.steps else ()) + tuple(a.cli_args.split())
         cli_json, wall = run_cli(h5, out, *steps)
         img = read_nifti(out)[0] / a.scale
         res["cli"] = {"output_shape": list(img.shape), "wall_s": wall,

@@ -175,6 +175,16 @@ TUNE_MAPS = [
     (A("ring", 12, "random", 0.5, 8, snr_db=33), 128, "poisson", 10),
     (A("wires", 6, "poly", snr_db=48), 128, "poisson", 8),
 ]
+# second fresh mixed-mask set for the coil-map change (2026-12-07, sixth session), written down after its first
+# test failed on TUNE_MAPS + TUNE_REG7 (nothing run on these; with TUNE_REG8, unused so far)
+TUNE_MAPS2 = [
+    (A("wires", 10, "random", 1.0, 8, snr_db=36), 128, "poisson", 8),
+    (A("ring", 8, "poly", snr_db=29), 128, "poisson", 10),
+    (A("wires", 6, "random", 0.5, 12, snr_db=40), 128, "gaussian1d", 6),
+    (A("ring", 10, "poly", snr_db=24), 128, "gaussian1d", 8),
+    (A("wires", 12, "random", 1.5, 6, snr_db=31), 128, "poisson", 6),
+    (A("ring", 6, "random", 0.7, 16, snr_db=45), 128, "poisson", 8),
+]
 # large matrices (2026-12-07): the complex default's one report row more than 0.3 dB below the previous default was
 # at 320² (its hold-out pilot chose 3 CG where 5 was best); the tune suite had one 256² condition and no 320² one
 TUNE_BIG = [
