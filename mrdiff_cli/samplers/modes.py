@@ -103,8 +103,8 @@ class CoilMaps(Choice):
     """How the SENSE coil maps are estimated from the calibration centre: ``espirit`` (ESPIRiT, 6 x 6 kernels,
     signal subspace above 0.02 x the largest singular value) or ``adaptive`` (the same, with the subspace cut at
     the scan's own noise level — twice the Marchenko-Pastur edge of pure noise, relative cut 0.001 — and the maps'
-    support at an ESPIRiT eigenvalue of 0.95: the SENSE model fits the coils 8 dB better on average, +0.74 dB mean
-    on fresh tune rows but one row -0.56, so opt-in; docs/benchmarks.md "Coil maps")."""
+    support at an ESPIRiT eigenvalue of 0.95: the SENSE model fits the coils 8 dB better on average, +0.74 / +0.76
+    dB mean on two fresh tune sets but one row each -0.56 / -0.62, so opt-in; docs/benchmarks.md "Coil maps")."""
 
     espirit = "espirit"
     adaptive = "adaptive"
