@@ -43,6 +43,8 @@ def main() -> None:
     ap.add_argument("--slices", type=int, default=8)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--mask", default="poisson", help="mask kind (equispaced: the bootstrap count pilot)")
+    ap.add_argument("--accel", type=float, default=8.0)
     ap.add_argument("--precision", choices=("auto", "fp32"), default="auto",
                     help="auto: the CLI's (bf16 where native, NHWC on the CPU); fp32: fp32 NCHW")
     a = ap.parse_args()
@@ -57,7 +59,8 @@ def main() -> None:
     ref = load_split("report", 128, 2.0, a.slices)["pyradiomics_brain2"]
     k, truth = simulate_acquisition(ref.numpy(), Acquisition("loops", 8, "offres", 3.0, snr_db=30), seed=5)
     truth_t = torch.as_tensor(truth)
-    mask = make_mask("poisson", (128, 128), 8, seed=11).mask
+    acs = max(8, int(round(0.08 * 128))) if a.mask == "equispaced" else None  # as the suite's regular masks
+    mask = make_mask(a.mask, (128, 128), a.accel, acs=acs, seed=11).mask
     S = k.shape[0]
     out: dict = {"slices": S, "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
                  f"{a.threads} threads",
@@ -81,7 +84,7 @@ def main() -> None:
     y = torch.as_tensor(k * mask)
     maps = rec.estimate_maps(y, torch.as_tensor(mask))
     zf = Reconstructor(prior, ReconOptions(method="zero-filled")).reconstruct(k, mask, "sense").images
-    lam = json.loads(Path("results/cs_lambdas_report.json").read_text())["poisson"]
+    lam = json.loads(Path("results/cs_lambdas_report.json").read_text())[a.mask]
     t = time.time()
     img = cs_l1wavelet(y.numpy(), maps.numpy(), mask, lam * float(np.percentile(zf, 99)))
     out["CS (L1-wavelet, 60 it)"] = {**score(img, truth_t), "s_per_slice": round((time.time() - t) / S, 3)}
