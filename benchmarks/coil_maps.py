@@ -32,7 +32,7 @@ from mrdiff_cli.priors.loading import load_prior
 from mrdiff_cli.tasks.acquisition import simulate_acquisition_full
 from mrdiff_cli.tasks.reconstruct import ReconOptions, Reconstructor
 
-FLOAT_KEYS = ("espirit_sigma", "espirit_noise", "espirit_eig")
+FLOAT_KEYS = ("espirit_sigma", "espirit_noise", "espirit_eig", "espirit_support_sigma")
 
 
 def model_error_db(y: torch.Tensor, m: torch.Tensor, coil_images: torch.Tensor, head: torch.Tensor, opts: dict) -> float:
@@ -42,7 +42,7 @@ def model_error_db(y: torch.Tensor, m: torch.Tensor, coil_images: torch.Tensor, 
     g = float(opts.get("espirit_noise", 0.0))
     S = estimate_maps(y, m, kernel=int(opts.get("espirit_kernel", 6)), sigma_thresh=float(opts.get("espirit_sigma", 0.02)),
                       noise_std=estimate_kspace_noise(y, m) if g > 0 else None, noise_factor=g,
-                      eig_thresh=float(opts.get("espirit_eig", 0.8)))[0]
+                      eig_thresh=float(opts.get("espirit_eig", 0.8)), support_sigma=opts.get("espirit_support_sigma"))[0]
     x = (S.conj() * coil_images).sum(0)
     r = coil_images - S * x
     e = float((r.abs() ** 2 * head).sum() / (coil_images.abs() ** 2 * head).sum())

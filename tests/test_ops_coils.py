@@ -203,3 +203,19 @@ def test_noise_floor_keeps_noise_out_of_the_espirit_subspace(sim):
         else:  # low SNR: without the floor the maps break, with it they are as good as the default's
             assert no_floor > 3 * floored and floored < 1.5 * default, (no_floor, floored, default)
     assert torch.equal(estimate_maps(k, m, sigma_thresh=1e-3, noise_std=0.0), estimate_maps(k, m))
+
+
+def test_support_from_a_second_cut(sim):
+    """support_sigma: the maps come from their own subspace, their support from the ESPIRiT eigenvalue of a second
+    pass at that relative cut (the support the default cut gives), so a larger subspace keeps the default support."""
+    from mrdiff_cli.tasks.calibration import estimate_kspace_noise
+
+    m = torch.from_numpy(make_mask("uniform1d", (H, W), 4, seed=0).mask)
+    k = sim["k"] * m
+    sn = estimate_kspace_noise(k, m)
+    default = estimate_maps(k, m)
+    big = estimate_maps(k, m, sigma_thresh=1e-3, noise_std=sn, eig_thresh=-1.0)
+    mixed = estimate_maps(k, m, sigma_thresh=1e-3, noise_std=sn, support_sigma=0.02)
+    keep = default.abs().sum(1) > 0
+    assert torch.equal(mixed.abs().sum(1) > 0, keep)
+    assert torch.allclose(mixed[:, :, keep[0]], normalize_maps(big)[:, :, keep[0]], atol=1e-5)

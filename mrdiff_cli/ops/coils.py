@@ -255,6 +255,7 @@ def estimate_maps(
     max_calib: int = 48,
     noise_std: torch.Tensor | float | None = None,
     noise_factor: float = 2.0,
+    support_sigma: float | None = None,
 ) -> torch.Tensor:
     """Estimate coil sensitivities from the calibration region of ``kspace`` (batch, coils, H, W).
 
@@ -262,7 +263,9 @@ def estimate_maps(
     values above ``noise_factor`` x the largest that a calibration matrix of pure noise reaches (its
     Marchenko-Pastur edge), as well as above ``sigma_thresh`` x the largest: with a small ``sigma_thresh`` the
     subspace then follows the scan's SNR instead of one relative cut. A slice whose ``noise_std`` is 0 (no
-    estimate) keeps at least the default relative cut ``SIGMA_THRESH``.
+    estimate) keeps at least the default relative cut ``SIGMA_THRESH``. ``support_sigma``: the maps' support
+    (``eig_thresh``) is taken from a second ESPIRiT pass with that relative cut (and no noise floor) instead of
+    from the maps' own subspace, whose eigenvalue a larger subspace raises outside the object.
 
     Returns complex64 maps (batch, coils, H, W) with ``sum_c |S_c|^2 = 1`` inside the support and 0
     outside; see the module docstring for ``method`` ("espirit" | "lowres") and the keyword options.
@@ -295,10 +298,15 @@ def estimate_maps(
         # a slice without a noise estimate (sn = 0) keeps at least the release's relative cut
         cut = [sigma_thresh if (noise_std is None or float(sn[b]) > 0) else max(sigma_thresh, SIGMA_THRESH)
                for b in range(B)]
+        own = eig_thresh if support_sigma is None else -math.inf
         maps = torch.stack(
-            [_espirit_slice(calib[b], (H, W), kernel, cut[b], eig_thresh,
-                            noise_factor * float(sn[b]) ** 2)[0] for b in range(B)]
+            [_espirit_slice(calib[b], (H, W), kernel, cut[b], own, noise_factor * float(sn[b]) ** 2)[0]
+             for b in range(B)]
         )
+        if support_sigma is not None:
+            supp = torch.stack([_espirit_slice(calib[b], (H, W), kernel, support_sigma, eig_thresh)[1] > eig_thresh
+                                for b in range(B)])
+            maps = maps * supp[:, None]
     maps = normalize_maps(maps.to(torch.complex64))
     return maps[0] if squeeze else maps
 

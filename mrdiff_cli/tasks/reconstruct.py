@@ -134,6 +134,9 @@ class ReconOptions:
     espirit_noise: float = 0.0
     espirit_kernel: int = 6
     espirit_eig: float = 0.8  # the maps' support: pixels whose top ESPIRiT eigenvalue exceeds this
+    # None: that eigenvalue from the maps' own subspace; a number: from a second ESPIRiT pass with this relative cut
+    # (the release's 0.02 keeps the release support under a larger subspace; benchmarks/coil_maps_support.py)
+    espirit_support_sigma: float | None = None
     # "adaptive" (--coil-maps adaptive) replaces the three espirit_* settings above by ADAPTIVE_MAPS
     coil_maps: CoilMaps = CoilMaps.espirit
     cg_init_iters: int = 10
@@ -733,7 +736,8 @@ class Reconstructor:
             sn = estimate_kspace_noise(y, m.cpu())  # the scan's own noise, not --noise (which may be 0 = exact)
         return estimate_maps(y, m, method="espirit" if opts.espirit else "lowres", kernel=int(opts.espirit_kernel),
                              sigma_thresh=float(cfg["espirit_sigma"]), noise_std=sn,
-                             noise_factor=float(cfg["espirit_noise"]), eig_thresh=float(cfg["espirit_eig"]))
+                             noise_factor=float(cfg["espirit_noise"]), eig_thresh=float(cfg["espirit_eig"]),
+                             support_sigma=opts.espirit_support_sigma if opts.coil_maps != CoilMaps.adaptive else None)
 
     def _draw(self, y, m, mode, maps, K, seed_offset, keep, callback, slice_ids, noise=None):
         """Yield K magnitude samples (B, H, W); samples are batched together when memory allows.
