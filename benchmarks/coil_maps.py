@@ -27,7 +27,6 @@ from pilot_study import scan
 from sampler_variants import emit, parse_variants
 from suite import CONDITIONS, cond_name, score
 
-from mrdiff_cli.ops.coils import estimate_maps
 from mrdiff_cli.priors.loading import load_prior
 from mrdiff_cli.tasks.acquisition import simulate_acquisition_full
 from mrdiff_cli.tasks.reconstruct import ReconOptions, Reconstructor
@@ -36,13 +35,9 @@ FLOAT_KEYS = ("espirit_sigma", "espirit_noise", "espirit_eig", "espirit_support_
 
 
 def model_error_db(y: torch.Tensor, m: torch.Tensor, coil_images: torch.Tensor, head: torch.Tensor, opts: dict) -> float:
-    """The SENSE model error of the maps ESPIRiT estimates from y with ``opts`` (see the module docstring)."""
-    from mrdiff_cli.tasks.calibration import estimate_kspace_noise
-
-    g = float(opts.get("espirit_noise", 0.0))
-    S = estimate_maps(y, m, kernel=int(opts.get("espirit_kernel", 6)), sigma_thresh=float(opts.get("espirit_sigma", 0.02)),
-                      noise_std=estimate_kspace_noise(y, m) if g > 0 else None, noise_factor=g,
-                      eig_thresh=float(opts.get("espirit_eig", 0.8)), support_sigma=opts.get("espirit_support_sigma"))[0]
+    """The SENSE model error of the maps the reconstruction estimates from y with the ReconOptions overrides
+    ``opts`` (``Reconstructor.estimate_maps``; see the module docstring)."""
+    S = Reconstructor(None, ReconOptions(**opts)).estimate_maps(y, m)[0]
     x = (S.conj() * coil_images).sum(0)
     r = coil_images - S * x
     e = float((r.abs() ** 2 * head).sum() / (coil_images.abs() ** 2 * head).sum())

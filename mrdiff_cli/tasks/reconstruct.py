@@ -137,7 +137,7 @@ class ReconOptions:
     # None: that eigenvalue from the maps' own subspace; a number: from a second ESPIRiT pass with this relative cut
     # (the release's 0.02 keeps the release support under a larger subspace; benchmarks/coil_maps_support.py)
     espirit_support_sigma: float | None = None
-    # "adaptive" (--coil-maps adaptive) replaces the three espirit_* settings above by ADAPTIVE_MAPS
+    # "adaptive" (--coil-maps adaptive) replaces the espirit_* settings above (but the kernel) by ADAPTIVE_MAPS
     coil_maps: CoilMaps = CoilMaps.espirit
     cg_init_iters: int = 10
     support: bool = True  # single-coil fast sampler: keep the image inside a low-res object support
@@ -184,7 +184,7 @@ FALLBACK_PHASE_RESID = 0.005
 PHASE_RESID_CANDIDATES = (0.005, 0.05)
 # --coil-maps adaptive: ESPIRiT's subspace at 2x the noise's Marchenko-Pastur edge (relative cut 0.001), support at
 # eigenvalue 0.95 (benchmarks/coil_maps.py "adaptive95"; docs/benchmarks.md "Coil maps")
-ADAPTIVE_MAPS = {"espirit_sigma": 0.001, "espirit_noise": 2.0, "espirit_eig": 0.95}
+ADAPTIVE_MAPS: dict[str, Any] = {"espirit_sigma": 0.001, "espirit_noise": 2.0, "espirit_eig": 0.95, "espirit_support_sigma": None}
 # the bootstrap count pilot's near-tie tolerance for runs of 40 steps or more (Reconstructor.bootstrap_tolerance)
 BOOTSTRAP_TOLERANCE = 0.15
 L1_PHASE_LAMBDA = 1e-3  # --phase-ref l1: the L1-wavelet threshold chosen on the tune suite (benchmarks/phase_headroom.py)
@@ -727,17 +727,12 @@ class Reconstructor:
     def estimate_maps(self, y: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
         from ..ops.coils import estimate_maps
 
-        opts = self.opts
-        cfg = {"espirit_sigma": opts.espirit_sigma, "espirit_noise": opts.espirit_noise, "espirit_eig": opts.espirit_eig}
-        if opts.coil_maps == CoilMaps.adaptive:
-            cfg = dict(ADAPTIVE_MAPS)
-        sn = None
-        if cfg["espirit_noise"] > 0:
-            sn = estimate_kspace_noise(y, m.cpu())  # the scan's own noise, not --noise (which may be 0 = exact)
-        return estimate_maps(y, m, method="espirit" if opts.espirit else "lowres", kernel=int(opts.espirit_kernel),
-                             sigma_thresh=float(cfg["espirit_sigma"]), noise_std=sn,
-                             noise_factor=float(cfg["espirit_noise"]), eig_thresh=float(cfg["espirit_eig"]),
-                             support_sigma=opts.espirit_support_sigma if opts.coil_maps != CoilMaps.adaptive else None)
+        o = replace(self.opts, **ADAPTIVE_MAPS) if self.opts.coil_maps == CoilMaps.adaptive else self.opts
+        # the scan's own noise, not --noise (which may be 0 = exact)
+        sn = estimate_kspace_noise(y, m.cpu()) if o.espirit_noise > 0 else None
+        return estimate_maps(y, m, method="espirit" if o.espirit else "lowres", kernel=int(o.espirit_kernel),
+                             sigma_thresh=float(o.espirit_sigma), noise_std=sn, noise_factor=float(o.espirit_noise),
+                             eig_thresh=float(o.espirit_eig), support_sigma=o.espirit_support_sigma)
 
     def _draw(self, y, m, mode, maps, K, seed_offset, keep, callback, slice_ids, noise=None):
         """Yield K magnitude samples (B, H, W); samples are batched together when memory allows.
