@@ -185,6 +185,24 @@ TUNE_MAPS2 = [
     (A("wires", 12, "random", 1.5, 6, snr_db=31), 128, "poisson", 6),
     (A("ring", 6, "random", 0.7, 16, snr_db=45), 128, "poisson", 8),
 ]
+# third fresh pair for the coil-map change (2026-12-07, seventh session), written down before the "adaptive_rs" test
+# (adaptive subspace, release support; its exploration used TUNE_REG8[5] and TUNE_MAPS2[5] only; nothing run on these)
+TUNE_REG9 = [
+    (A("ring", 10, "poly", snr_db=21), 128, "equispaced", 2.5),
+    (A("wires", 8, "random", 1.0, 10, snr_db=31), 128, "equispaced", 3.3),
+    (A("ring", 6, "random", 0.7, 8, snr_db=28), 128, "equispaced", 4),
+    (A("wires", 12, "poly", snr_db=35), 128, "equispaced", 3),
+    (A("ring", 12, "random", 1.5, 10, snr_db=25), 128, "equispaced", 3.3),
+    (A("wires", 6, "poly", snr_db=38), 128, "equispaced", 2.5),
+]
+TUNE_MAPS3 = [
+    (A("ring", 8, "random", 1.0, 6, snr_db=42), 128, "poisson", 8),
+    (A("wires", 10, "poly", snr_db=22), 128, "poisson", 6),
+    (A("ring", 12, "poly", snr_db=47), 128, "gaussian1d", 8),
+    (A("wires", 8, "random", 0.5, 16, snr_db=30), 128, "gaussian1d", 6),
+    (A("ring", 6, "random", 1.5, 10, snr_db=35), 128, "poisson", 10),
+    (A("wires", 12, "random", 0.7, 8, snr_db=26), 128, "poisson", 8),
+]
 # large matrices (2026-12-07): the complex default's one report row more than 0.3 dB below the previous default was
 # at 320² (its hold-out pilot chose 3 CG where 5 was best); the tune suite had one 256² condition and no 320² one
 TUNE_BIG = [
