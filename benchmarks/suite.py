@@ -203,6 +203,25 @@ TUNE_MAPS3 = [
     (A("ring", 6, "random", 1.5, 10, snr_db=35), 128, "poisson", 10),
     (A("wires", 12, "random", 0.7, 8, snr_db=26), 128, "poisson", 8),
 ]
+# fourth fresh pair (2026-12-07, seventh session), written down after the adaptive_rs test failed on TUNE_REG9 +
+# TUNE_MAPS3 and before the pilot-maps variant's exploration on TUNE_REG8 / TUNE_MAPS2 was looked at (nothing run on
+# these); like the earlier sets, more low- and high-SNR regular-mask rows (where the counts move)
+TUNE_REG10 = [
+    (A("wires", 10, "poly", snr_db=24), 128, "equispaced", 4),
+    (A("ring", 8, "random", 1.2, 6, snr_db=36), 128, "equispaced", 3),
+    (A("wires", 6, "random", 0.7, 14, snr_db=27), 128, "equispaced", 3.3),
+    (A("ring", 12, "poly", snr_db=30), 128, "equispaced", 4),
+    (A("wires", 12, "random", 1.0, 10, snr_db=21), 128, "equispaced", 3),
+    (A("ring", 10, "poly", snr_db=41), 128, "equispaced", 3.3),
+]
+TUNE_MAPS4 = [
+    (A("wires", 8, "poly", snr_db=34), 128, "poisson", 8),
+    (A("ring", 10, "random", 0.7, 12, snr_db=24), 128, "poisson", 6),
+    (A("wires", 12, "random", 1.2, 8, snr_db=44), 128, "poisson", 10),
+    (A("ring", 8, "poly", snr_db=39), 128, "gaussian1d", 6),
+    (A("wires", 6, "random", 1.0, 6, snr_db=28), 128, "poisson", 8),
+    (A("ring", 12, "random", 0.5, 10, snr_db=49), 128, "gaussian1d", 8),
+]
 # large matrices (2026-12-07): the complex default's one report row more than 0.3 dB below the previous default was
 # at 320² (its hold-out pilot chose 3 CG where 5 was best); the tune suite had one 256² condition and no 320² one
 TUNE_BIG = [
