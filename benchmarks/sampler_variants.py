@@ -29,14 +29,15 @@ VARIANTS = "default,zeta0.5=zeta:0.5,zeta0=zeta:0,steps30=steps:30"
 
 
 def parse_variants(spec: str, float_keys: tuple[str, ...] = ("zeta", "sigma_max", "sigma_min")) -> dict[str, dict]:
-    """``name=key:value;key:value,...`` → {name: ReconOptions overrides}; ``float_keys`` are floats, the rest ints."""
+    """``name=key:value;key:value,...`` → {name: ReconOptions overrides}; ``float_keys`` are floats, the rest ints
+    (or strings where not a number: ``pilot_maps:espirit``)."""
     out: dict[str, dict] = {}
     for item in spec.split(","):
         name, _, kv = item.partition("=")
         opts: dict = {}
         for pair in filter(None, kv.split(";")):
             k, v = pair.split(":")
-            opts[k] = float(v) if k in float_keys else int(v)
+            opts[k] = float(v) if k in float_keys else int(v) if v.lstrip("-").isdigit() else v
         out[name] = opts
     return out
 

@@ -382,6 +382,50 @@ def test_bootstrap_pilot_steps_follow_the_full_run():
     assert steps(bootstrap_steps=7) == 7 and steps(samples=4) == 10
 
 
+def _eight_coil_disc():
+    """(k-space (1, 8, 64, 64) of a disc seen by 8 Gaussian coils plus 1e-3 noise, an equispaced x2 mask (64, 64))."""
+    import torch
+
+    from mrdiff_cli.ops.fft import fft2c
+
+    g = torch.Generator().manual_seed(0)
+    noise = torch.randn(1, 8, 64, 64, dtype=torch.complex64, generator=g)
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, 64), torch.linspace(-1, 1, 64), indexing="ij")
+    obj = ((yy**2 + xx**2) < 0.6).to(torch.complex64)
+    coils = torch.stack([torch.exp(-((yy - 0.8 * torch.cos(torch.tensor(c * 0.785))) ** 2
+                                     + (xx - 0.8 * torch.sin(torch.tensor(c * 0.785))) ** 2)) for c in range(8)])
+    m = torch.zeros(64, 64)
+    m[:, 26:38] = 1
+    m[:, ::2] = 1
+    return fft2c(coils * obj)[None] + 1e-3 * noise, m
+
+
+def test_pilot_maps_preset_is_what_the_pilots_use():
+    """pilot_maps: the self-tuning pilots estimate their maps with that preset (ESPIRIT_MAPS here, not the run's
+    adaptive maps); None: the run's own maps; a bad value is a usage error."""
+    import pytest
+    import torch
+
+    from mrdiff_cli.errors import UsageError
+    from mrdiff_cli.tasks.reconstruct import Reconstructor, ReconOptions
+
+    k, m = _eight_coil_disc()
+    release = Reconstructor(None, ReconOptions()).estimate_maps(k * m, m)
+    adaptive = Reconstructor(None, ReconOptions(coil_maps="adaptive")).estimate_maps(k * m, m)
+    assert not torch.equal(release, adaptive)
+    split = Reconstructor(None, ReconOptions(coil_maps="adaptive", pilot_maps="espirit"))
+    assert torch.equal(split.estimate_maps(k * m, m), adaptive)  # the run's own maps
+    assert torch.equal(split._measured(k, m.numpy(), "sense", None, compressed=True)[1], release)
+    same = Reconstructor(None, ReconOptions(coil_maps="adaptive"))
+    assert torch.equal(same._measured(k, m.numpy(), "sense", None, compressed=True)[1], adaptive)
+    # an explicit preset ignores the espirit_* options (they shape the run's own maps only)
+    tweaked = Reconstructor(None, ReconOptions(espirit_sigma=0.005, pilot_maps="espirit"))
+    assert torch.equal(tweaked._measured(k, m.numpy(), "sense", None, compressed=True)[1], release)
+    assert not torch.equal(tweaked.estimate_maps(k * m, m), release)
+    with pytest.raises(UsageError):
+        ReconOptions(pilot_maps="bart")
+
+
 def test_coil_maps_adaptive_is_recorded_and_changes_the_maps(files, model_dir, tmp_path):
     """--coil-maps adaptive: recorded in the metrics JSON's consistency block, the maps are ESPIRiT's with the
     subspace cut at the scan's noise level (ADAPTIVE_MAPS), the default stays espirit; a bad value is a usage error."""
@@ -398,18 +442,7 @@ def test_coil_maps_adaptive_is_recorded_and_changes_the_maps(files, model_dir, t
     assert metrics(tmp_path / "e.nii.gz")["consistency"]["coil_maps"] == "espirit"
     r = run(files["multi"], "-o", tmp_path / "bad.nii.gz", *common, "--coil-maps", "bart")
     assert r.exit_code == 2 and not (tmp_path / "bad.nii.gz").exists()
-    g = torch.Generator().manual_seed(0)
-    k = torch.randn(1, 8, 64, 64, dtype=torch.complex64, generator=g)
-    yy, xx = torch.meshgrid(torch.linspace(-1, 1, 64), torch.linspace(-1, 1, 64), indexing="ij")
-    obj = ((yy**2 + xx**2) < 0.6).to(torch.complex64)
-    coils = torch.stack([torch.exp(-((yy - 0.8 * torch.cos(torch.tensor(c * 0.785))) ** 2
-                                     + (xx - 0.8 * torch.sin(torch.tensor(c * 0.785))) ** 2)) for c in range(8)])
-    from mrdiff_cli.ops.fft import fft2c
-
-    k = fft2c(coils * obj)[None] + 1e-3 * k
-    m = torch.zeros(64, 64)
-    m[:, 26:38] = 1
-    m[:, ::2] = 1
+    k, m = _eight_coil_disc()
     ours = Reconstructor(None, ReconOptions(coil_maps="adaptive")).estimate_maps(k * m, m)
     want = estimate_maps(k * m, m, sigma_thresh=ADAPTIVE_MAPS["espirit_sigma"], eig_thresh=ADAPTIVE_MAPS["espirit_eig"],
                          noise_std=estimate_kspace_noise(k * m, m), noise_factor=ADAPTIVE_MAPS["espirit_noise"])

@@ -139,6 +139,9 @@ class ReconOptions:
     espirit_support_sigma: float | None = None
     # "adaptive" (--coil-maps adaptive) replaces the espirit_* settings above (but the kernel) by ADAPTIVE_MAPS
     coil_maps: CoilMaps = CoilMaps.espirit
+    # the maps the self-tuning pilots (count / phase prior, the hold-out spread) estimate for themselves; None: the
+    # run's own (coil_maps). The count's choice is sensitive to the maps (docs/benchmarks.md "Coil maps").
+    pilot_maps: CoilMaps | None = None
     cg_init_iters: int = 10
     support: bool = True  # single-coil fast sampler: keep the image inside a low-res object support
     # coil compression (ops.compress): None = auto (SENSE with > 12 coils -> max(10, ceil(C/2)) virtual coils),
@@ -165,6 +168,8 @@ class ReconOptions:
             ("count_pilot", CountPilot, "count pilot", None), ("coil_maps", CoilMaps, "coil maps", None),
         ):
             object.__setattr__(self, name, _choice(getattr(self, name), kind, what, name, allowed))
+        if self.pilot_maps is not None:
+            object.__setattr__(self, "pilot_maps", _choice(self.pilot_maps, CoilMaps, "coil maps", "pilot_maps"))
 
 
 def _choice(value: Any, kind: type[Any], what: str, option: str, allowed: tuple[str, ...] | None = None) -> Any:
@@ -182,8 +187,10 @@ FAST_DEFAULTS = {"steps": 40, "steps_per_sample": 20, "sigma_max": 1.0}
 FALLBACK_CG = 7  # fixed count where self-tuning does not apply (coil-wise modes, no hold-out possible)
 FALLBACK_PHASE_RESID = 0.005
 PHASE_RESID_CANDIDATES = (0.005, 0.05)
-# --coil-maps adaptive: ESPIRiT's subspace at 2x the noise's Marchenko-Pastur edge (relative cut 0.001), support at
-# eigenvalue 0.95 (benchmarks/coil_maps.py "adaptive95"; docs/benchmarks.md "Coil maps")
+# --coil-maps espirit (the ReconOptions defaults) and adaptive: ESPIRiT's subspace at 2x the noise's Marchenko-Pastur
+# edge (relative cut 0.001), support at eigenvalue 0.95 (benchmarks/coil_maps.py "adaptive95"; docs/benchmarks.md
+# "Coil maps"); an explicit pilot_maps means the preset, not the espirit_* options
+ESPIRIT_MAPS: dict[str, Any] = {"espirit_sigma": 0.02, "espirit_noise": 0.0, "espirit_eig": 0.8, "espirit_support_sigma": None}
 ADAPTIVE_MAPS: dict[str, Any] = {"espirit_sigma": 0.001, "espirit_noise": 2.0, "espirit_eig": 0.95, "espirit_support_sigma": None}
 # the bootstrap count pilot's near-tie tolerance for runs of 40 steps or more (Reconstructor.bootstrap_tolerance)
 BOOTSTRAP_TOLERANCE = 0.15
@@ -458,7 +465,7 @@ class Reconstructor:
         if not compressed:
             y, maps = self._compress(y, maps, mode)
         if maps is None:
-            maps = self.estimate_maps(y, m)
+            maps = self.estimate_maps(y, m, self.opts.pilot_maps)
         return y, maps.to(dev), m
 
     def _holdout_run(self, y: torch.Tensor, fit: torch.Tensor, mode: str, maps: torch.Tensor, gen, n: int,
@@ -724,10 +731,16 @@ class Reconstructor:
         self.compression["retained_min"] = float(retained.min())
         return apply_compression(y, U), (apply_compression(maps.to(y.device), U) if maps is not None else None)
 
-    def estimate_maps(self, y: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    def estimate_maps(self, y: torch.Tensor, m: torch.Tensor, kind: CoilMaps | None = None) -> torch.Tensor:
+        """SENSE maps (B, C, H, W) from the calibration centre of y: the run's own (``coil_maps`` and the espirit_*
+        options) or, with ``kind``, that preset (ESPIRIT_MAPS / ADAPTIVE_MAPS; ``pilot_maps``)."""
         from ..ops.coils import estimate_maps
 
-        o = replace(self.opts, **ADAPTIVE_MAPS) if self.opts.coil_maps == CoilMaps.adaptive else self.opts
+        if kind is None:
+            kind, preset = self.opts.coil_maps, self.opts.coil_maps == CoilMaps.adaptive
+        else:
+            preset = True
+        o = replace(self.opts, **(ADAPTIVE_MAPS if kind == CoilMaps.adaptive else ESPIRIT_MAPS)) if preset else self.opts
         # the scan's own noise, not --noise (which may be 0 = exact)
         sn = estimate_kspace_noise(y, m.cpu()) if o.espirit_noise > 0 else None
         return estimate_maps(y, m, method="espirit" if o.espirit else "lowres", kernel=int(o.espirit_kernel),
