@@ -11,6 +11,9 @@ from noise and the prior.
     python benchmarks/coil_maps.py --table OUT.jsonl
     python benchmarks/coil_maps.py --set TUNE_REG6 --conditions 5 --true-maps 5,7 --out T.jsonl
     python benchmarks/coil_maps.py --proxy-only --set TUNE_LOW --variants "release=,s0.005=espirit_sigma:0.005" --out P.jsonl
+
+A variant that does not name ``coil_maps`` runs with ``coil_maps: espirit`` (its espirit_* options, pilots on the
+same maps unless ``pilot_maps`` says otherwise): the commands keep the meaning they had when the default was espirit.
 """
 
 from __future__ import annotations
@@ -67,7 +70,9 @@ def main() -> None:
 
     conds = getattr(suite, a.set) if a.set else CONDITIONS[a.split]
     idx = [int(i) for i in a.conditions.split(",")] if a.conditions else [i for i, c in enumerate(conds) if c[1] == 128]
-    variants = parse_variants(a.variants, FLOAT_KEYS)
+    # a variant without coil_maps is an ESPIRiT setting (espirit_* options; "release=": the release's maps), as when
+    # these commands were first run (the default is now "auto"); "default=coil_maps:auto" gives today's default
+    variants = {name: {"coil_maps": "espirit", **o} for name, o in parse_variants(a.variants, FLOAT_KEYS).items()}
     for i in idx:
         cond = conds[i]
         for vol, ref in load_split(a.split, cond[1], 256.0 / cond[1], 1).items():

@@ -401,50 +401,65 @@ def _eight_coil_disc():
 
 
 def test_pilot_maps_preset_is_what_the_pilots_use():
-    """pilot_maps: the self-tuning pilots estimate their maps with that preset (ESPIRIT_MAPS here, not the run's
-    adaptive maps); None: the run's own maps; a bad value is a usage error."""
+    """The self-tuning pilots of an adaptive-maps run estimate the release (espirit) maps; pilot_maps forces a preset
+    (an explicit preset ignores the espirit_* options, which shape the run's own maps only); auto is adaptive for
+    one sample and espirit for K > 1; a bad value is a usage error."""
     import pytest
     import torch
 
     from mrdiff_cli.errors import UsageError
-    from mrdiff_cli.tasks.reconstruct import Reconstructor, ReconOptions
+    from mrdiff_cli.tasks.reconstruct import ReconOptions, Reconstructor
 
     k, m = _eight_coil_disc()
-    release = Reconstructor(None, ReconOptions()).estimate_maps(k * m, m)
-    adaptive = Reconstructor(None, ReconOptions(coil_maps="adaptive")).estimate_maps(k * m, m)
+    mm = m.numpy()
+
+    def own(**o):
+        return Reconstructor(None, ReconOptions(**o)).estimate_maps(k * m, m)
+
+    def pilots(**o):
+        return Reconstructor(None, ReconOptions(**o))._measured(k, mm, "sense", None, compressed=True)[1]
+
+    release, adaptive = own(coil_maps="espirit"), own(coil_maps="adaptive")
     assert not torch.equal(release, adaptive)
-    split = Reconstructor(None, ReconOptions(coil_maps="adaptive", pilot_maps="espirit"))
-    assert torch.equal(split.estimate_maps(k * m, m), adaptive)  # the run's own maps
-    assert torch.equal(split._measured(k, m.numpy(), "sense", None, compressed=True)[1], release)
-    same = Reconstructor(None, ReconOptions(coil_maps="adaptive"))
-    assert torch.equal(same._measured(k, m.numpy(), "sense", None, compressed=True)[1], adaptive)
-    # an explicit preset ignores the espirit_* options (they shape the run's own maps only)
-    tweaked = Reconstructor(None, ReconOptions(espirit_sigma=0.005, pilot_maps="espirit"))
-    assert torch.equal(tweaked._measured(k, m.numpy(), "sense", None, compressed=True)[1], release)
-    assert not torch.equal(tweaked.estimate_maps(k * m, m), release)
+    assert torch.equal(own(), adaptive) and torch.equal(own(samples=4), release)  # auto
+    assert torch.equal(own(method="sense"), release)
+    assert torch.equal(pilots(), release) and torch.equal(pilots(coil_maps="adaptive"), release)
+    assert torch.equal(pilots(coil_maps="adaptive", pilot_maps="adaptive"), adaptive)
+    assert torch.equal(pilots(coil_maps="espirit"), release)
+    tweaked = {"coil_maps": "espirit", "espirit_sigma": 0.005}
+    assert not torch.equal(own(**tweaked), release)
+    assert torch.equal(pilots(**tweaked), own(**tweaked))  # pilots on the run's own maps
+    assert torch.equal(pilots(**tweaked, pilot_maps="espirit"), release)  # the preset
     with pytest.raises(UsageError):
         ReconOptions(pilot_maps="bart")
 
 
 def test_coil_maps_adaptive_is_recorded_and_changes_the_maps(files, model_dir, tmp_path):
     """--coil-maps adaptive: recorded in the metrics JSON's consistency block, the maps are ESPIRiT's with the
-    subspace cut at the scan's noise level (ADAPTIVE_MAPS), the default stays espirit; a bad value is a usage error."""
+    subspace cut at the scan's noise level and the release support (ADAPTIVE_MAPS); the default (auto) is adaptive
+    for one sample, espirit with --samples K > 1; a bad value is a usage error."""
     import torch
 
     from mrdiff_cli.ops.coils import estimate_maps
     from mrdiff_cli.tasks.calibration import estimate_kspace_noise
-    from mrdiff_cli.tasks.reconstruct import ADAPTIVE_MAPS, Reconstructor, ReconOptions
+    from mrdiff_cli.tasks.reconstruct import ADAPTIVE_MAPS, ReconOptions, Reconstructor
 
     common = ["--model", model_dir, *MASK, "--steps", 3, "-q", "--seed", 2, "--cg-iters", 2]
     ok(run(files["multi"], "-o", tmp_path / "a.nii.gz", *common, "--coil-maps", "adaptive"))
-    ok(run(files["multi"], "-o", tmp_path / "e.nii.gz", *common))
+    ok(run(files["multi"], "-o", tmp_path / "e.nii.gz", *common, "--coil-maps", "espirit"))
+    ok(run(files["multi"], "-o", tmp_path / "d.nii.gz", *common))
     assert metrics(tmp_path / "a.nii.gz")["consistency"]["coil_maps"] == "adaptive"
     assert metrics(tmp_path / "e.nii.gz")["consistency"]["coil_maps"] == "espirit"
+    assert metrics(tmp_path / "d.nii.gz")["consistency"]["coil_maps"] == "adaptive"
     r = run(files["multi"], "-o", tmp_path / "bad.nii.gz", *common, "--coil-maps", "bart")
     assert r.exit_code == 2 and not (tmp_path / "bad.nii.gz").exists()
     k, m = _eight_coil_disc()
     ours = Reconstructor(None, ReconOptions(coil_maps="adaptive")).estimate_maps(k * m, m)
     want = estimate_maps(k * m, m, sigma_thresh=ADAPTIVE_MAPS["espirit_sigma"], eig_thresh=ADAPTIVE_MAPS["espirit_eig"],
-                         noise_std=estimate_kspace_noise(k * m, m), noise_factor=ADAPTIVE_MAPS["espirit_noise"])
+                         noise_std=estimate_kspace_noise(k * m, m), noise_factor=ADAPTIVE_MAPS["espirit_noise"],
+                         support_sigma=ADAPTIVE_MAPS["espirit_support_sigma"])
     assert torch.equal(ours, want)
-    assert not torch.equal(ours, Reconstructor(None, ReconOptions()).estimate_maps(k * m, m))
+    assert not torch.equal(ours, Reconstructor(None, ReconOptions(coil_maps="espirit")).estimate_maps(k * m, m))
+    # the release support: where the espirit maps are zero, so are the adaptive ones
+    release = Reconstructor(None, ReconOptions(coil_maps="espirit")).estimate_maps(k * m, m)
+    assert torch.equal(ours.abs().sum(1) > 0, release.abs().sum(1) > 0)

@@ -133,7 +133,7 @@ def test_fixed_count_skips_the_pilot(bundled_prior, magnitude_prior, example_sli
     rec = Reconstructor(magnitude_prior, ReconOptions(steps=2, n_cg=3, phase_resid=0.005))
     rec.reconstruct(sim.kspace, mask, "sense")
     assert rec.tuning is None and rec.consistency_report("sense") == {
-        "cg_iters": 3, "chosen_by": "fixed (--cg-iters)", "coil_maps": "espirit", "phase_resid": 0.005,
+        "cg_iters": 3, "chosen_by": "fixed (--cg-iters)", "coil_maps": "adaptive", "phase_resid": 0.005,
         "phase_resid_chosen_by": "fixed (--phase-resid)",
         "phase_reference": "centre (24-pixel low-resolution phase of the start)"}
     rec = Reconstructor(bundled_prior, ReconOptions(steps=2, n_cg=3))

@@ -101,11 +101,14 @@ class NoiseConsistency(Choice):
 
 class CoilMaps(Choice):
     """How the SENSE coil maps are estimated from the calibration centre: ``espirit`` (ESPIRiT, 6 x 6 kernels,
-    signal subspace above 0.02 x the largest singular value) or ``adaptive`` (the same, with the subspace cut at
-    the scan's own noise level — twice the Marchenko-Pastur edge of pure noise, relative cut 0.001 — and the maps'
-    support at an ESPIRiT eigenvalue of 0.95: the SENSE model fits the coils 8 dB better on average, +0.74 / +0.76
-    dB mean on two fresh tune sets but one row each -0.56 / -0.62, so opt-in; docs/benchmarks.md "Coil maps")."""
+    signal subspace above 0.02 x the largest singular value, support at eigenvalue 0.8), ``adaptive`` (the subspace
+    cut at the scan's own noise level — twice the Marchenko-Pastur edge of pure noise, relative cut 0.001 — with
+    the support of the ``espirit`` maps; the self-tuning pilots keep the ``espirit`` maps, so the CG count is the
+    one ``espirit`` would choose) or ``auto`` (``adaptive`` for one-sample diffusion runs, ``espirit`` for K > 1
+    samples, whose per-scan uncertainty constants were fitted with it, and for the SENSE / zero-filled methods;
+    docs/benchmarks.md "Coil maps")."""
 
+    auto = "auto"
     espirit = "espirit"
     adaptive = "adaptive"
 

@@ -137,10 +137,13 @@ class ReconOptions:
     # None: that eigenvalue from the maps' own subspace; a number: from a second ESPIRiT pass with this relative cut
     # (the release's 0.02 keeps the release support under a larger subspace; benchmarks/coil_maps_support.py)
     espirit_support_sigma: float | None = None
-    # "adaptive" (--coil-maps adaptive) replaces the espirit_* settings above (but the kernel) by ADAPTIVE_MAPS
-    coil_maps: CoilMaps = CoilMaps.espirit
-    # the maps the self-tuning pilots (count / phase prior, the hold-out spread) estimate for themselves; None: the
-    # run's own (coil_maps). The count's choice is sensitive to the maps (docs/benchmarks.md "Coil maps").
+    # the espirit_* settings above apply with coil_maps "espirit"; "adaptive" (--coil-maps adaptive) replaces them
+    # (but the kernel) by ADAPTIVE_MAPS; "auto" (the default): adaptive for one sample, espirit for K > 1
+    # (Reconstructor.maps_kind)
+    coil_maps: CoilMaps = CoilMaps.auto
+    # the maps the self-tuning pilots (count / phase prior, the hold-out spread) estimate for themselves, as a preset;
+    # None: the run's own maps, but the release's (ESPIRIT_MAPS) when those are adaptive — the count's choice is
+    # sensitive to the maps, and it was tuned and tested with the release's (docs/benchmarks.md "Coil maps")
     pilot_maps: CoilMaps | None = None
     cg_init_iters: int = 10
     support: bool = True  # single-coil fast sampler: keep the image inside a low-res object support
@@ -188,10 +191,11 @@ FALLBACK_CG = 7  # fixed count where self-tuning does not apply (coil-wise modes
 FALLBACK_PHASE_RESID = 0.005
 PHASE_RESID_CANDIDATES = (0.005, 0.05)
 # --coil-maps espirit (the ReconOptions defaults) and adaptive: ESPIRiT's subspace at 2x the noise's Marchenko-Pastur
-# edge (relative cut 0.001), support at eigenvalue 0.95 (benchmarks/coil_maps.py "adaptive95"; docs/benchmarks.md
+# edge (relative cut 0.001), support where the espirit preset's eigenvalue exceeds 0.8 (a second pass at the 0.02
+# cut; benchmarks/coil_maps.py "rs_rp" with release-map pilots, which passed a fresh test; docs/benchmarks.md
 # "Coil maps"); an explicit pilot_maps means the preset, not the espirit_* options
 ESPIRIT_MAPS: dict[str, Any] = {"espirit_sigma": 0.02, "espirit_noise": 0.0, "espirit_eig": 0.8, "espirit_support_sigma": None}
-ADAPTIVE_MAPS: dict[str, Any] = {"espirit_sigma": 0.001, "espirit_noise": 2.0, "espirit_eig": 0.95, "espirit_support_sigma": None}
+ADAPTIVE_MAPS: dict[str, Any] = {"espirit_sigma": 0.001, "espirit_noise": 2.0, "espirit_eig": 0.8, "espirit_support_sigma": 0.02}
 # the bootstrap count pilot's near-tie tolerance for runs of 40 steps or more (Reconstructor.bootstrap_tolerance)
 BOOTSTRAP_TOLERANCE = 0.15
 L1_PHASE_LAMBDA = 1e-3  # --phase-ref l1: the L1-wavelet threshold chosen on the tune suite (benchmarks/phase_headroom.py)
@@ -465,7 +469,7 @@ class Reconstructor:
         if not compressed:
             y, maps = self._compress(y, maps, mode)
         if maps is None:
-            maps = self.estimate_maps(y, m, self.opts.pilot_maps)
+            maps = self.estimate_maps(y, m, self.pilot_maps_kind())
         return y, maps.to(dev), m
 
     def _holdout_run(self, y: torch.Tensor, fit: torch.Tensor, mode: str, maps: torch.Tensor, gen, n: int,
@@ -536,7 +540,9 @@ class Reconstructor:
             how = f"fixed: self-tuning applies to SENSE mode with the fast sampler (this run: {mode}, {self.opts.sampler})"
         else:
             how = f"fixed: {self.tuning_note}" if self.tuning_note else "fixed"
-        rep: dict[str, Any] = {"cg_iters": self.n_cg(), "chosen_by": how, "coil_maps": str(self.opts.coil_maps)}
+        rep: dict[str, Any] = {"cg_iters": self.n_cg(), "chosen_by": how, "coil_maps": str(self.maps_kind())}
+        if self.tuning is not None and self.pilot_maps_kind() is not None:
+            rep["pilot_coil_maps"] = str(self.pilot_maps_kind())
         if self.opts.complex_mode == ComplexMode.complex:
             from ..samplers.adapters import prior_demod_frac
 
@@ -731,13 +737,28 @@ class Reconstructor:
         self.compression["retained_min"] = float(retained.min())
         return apply_compression(y, U), (apply_compression(maps.to(y.device), U) if maps is not None else None)
 
+    def maps_kind(self) -> CoilMaps:
+        """The run's coil maps: ``coil_maps``, with ``auto`` resolved (adaptive for a one-sample diffusion run, the
+        setting it was tested in; espirit for K > 1 samples and for ``--method sense`` / zero-filled)."""
+        if self.opts.coil_maps == CoilMaps.auto:
+            one = self.opts.samples <= 1 and self.opts.method == Method.diffusion
+            return CoilMaps.adaptive if one else CoilMaps.espirit
+        return CoilMaps(self.opts.coil_maps)
+
+    def pilot_maps_kind(self) -> CoilMaps | None:
+        """The preset the self-tuning pilots estimate their maps with (None: the run's own maps)."""
+        if self.opts.pilot_maps is not None:
+            return CoilMaps(self.opts.pilot_maps)
+        return CoilMaps.espirit if self.maps_kind() == CoilMaps.adaptive else None
+
     def estimate_maps(self, y: torch.Tensor, m: torch.Tensor, kind: CoilMaps | None = None) -> torch.Tensor:
         """SENSE maps (B, C, H, W) from the calibration centre of y: the run's own (``coil_maps`` and the espirit_*
         options) or, with ``kind``, that preset (ESPIRIT_MAPS / ADAPTIVE_MAPS; ``pilot_maps``)."""
         from ..ops.coils import estimate_maps
 
         if kind is None:
-            kind, preset = self.opts.coil_maps, self.opts.coil_maps == CoilMaps.adaptive
+            kind = self.maps_kind()
+            preset = kind == CoilMaps.adaptive
         else:
             preset = True
         o = replace(self.opts, **(ADAPTIVE_MAPS if kind == CoilMaps.adaptive else ESPIRIT_MAPS)) if preset else self.opts
