@@ -138,8 +138,8 @@ class ReconOptions:
     # (the release's 0.02 keeps the release support under a larger subspace; benchmarks/coil_maps_support.py)
     espirit_support_sigma: float | None = None
     # the espirit_* settings above apply with coil_maps "espirit"; "adaptive" (--coil-maps adaptive) replaces them
-    # (but the kernel) by ADAPTIVE_MAPS; "auto" (the default): adaptive for one sample, espirit for K > 1
-    # (Reconstructor.maps_kind)
+    # (but the kernel) by ADAPTIVE_MAPS; "auto" (the default): adaptive for a one-sample diffusion run, espirit for
+    # K > 1 samples and the SENSE / zero-filled methods (Reconstructor.maps_kind)
     coil_maps: CoilMaps = CoilMaps.auto
     # the maps the self-tuning pilots (count / phase prior, the hold-out spread) estimate for themselves, as a preset;
     # None: the run's own maps, but the release's (ESPIRIT_MAPS) when those are adaptive — the count's choice is
