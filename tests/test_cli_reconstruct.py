@@ -426,6 +426,10 @@ def test_pilot_maps_preset_is_what_the_pilots_use():
     assert torch.equal(pilots(), release) and torch.equal(pilots(coil_maps="adaptive"), release)
     assert torch.equal(pilots(coil_maps="adaptive", pilot_maps="adaptive"), adaptive)
     assert torch.equal(pilots(coil_maps="espirit"), release)
+    # the hold-out spread of K > 1 runs is measured on the maps the samples use
+    spread = Reconstructor(None, ReconOptions(coil_maps="adaptive"))._measured(k, mm, "sense", None, compressed=True,
+                                                                            own_maps=True)[1]
+    assert torch.equal(spread, adaptive)
     tweaked = {"coil_maps": "espirit", "espirit_sigma": 0.005}
     assert not torch.equal(own(**tweaked), release)
     assert torch.equal(pilots(**tweaked), own(**tweaked))  # pilots on the run's own maps

@@ -141,9 +141,10 @@ class ReconOptions:
     # (but the kernel) by ADAPTIVE_MAPS; "auto" (the default): adaptive for a one-sample diffusion run, espirit for
     # K > 1 samples and the SENSE / zero-filled methods (Reconstructor.maps_kind)
     coil_maps: CoilMaps = CoilMaps.auto
-    # the maps the self-tuning pilots (count / phase prior, the hold-out spread) estimate for themselves, as a preset;
-    # None: the run's own maps, but the release's (ESPIRIT_MAPS) when those are adaptive — the count's choice is
-    # sensitive to the maps, and it was tuned and tested with the release's (docs/benchmarks.md "Coil maps")
+    # the maps the self-tuning pilots (count, phase prior; not the hold-out spread of K > 1 runs) estimate for
+    # themselves, as a preset; None: the run's own maps, but the release's (ESPIRIT_MAPS) when those are adaptive —
+    # the count's choice is sensitive to the maps, and it was tuned and tested with the release's (docs/benchmarks.md
+    # "Coil maps")
     pilot_maps: CoilMaps | None = None
     cg_init_iters: int = 10
     support: bool = True  # single-coil fast sampler: keep the image inside a low-res object support
@@ -446,30 +447,33 @@ class Reconstructor:
         return evaluate, _split_info(split, opts.holdout_frac)
 
     def _holdout_data(self, kspace, mask, mode: str, maps: torch.Tensor | None, *, compressed: bool, stream: int = 0,
-                      line_cap: float = 0.0):
+                      line_cap: float = 0.0, own_maps: bool = False):
         """(y, maps, split, fit, hold) for a hold-out run on ``kspace`` (P, C, H, W): the measured data (coil
         compressed unless ``compressed``), the coil maps (estimated from the centre, which is never hidden) and a
         seeded split of the measured samples (``stream``: which of the independent splits; ``line_cap``: see
-        :func:`~mrdiff_cli.samplers.selftune.split_holdout`); None when the mask leaves nothing to hide."""
+        :func:`~mrdiff_cli.samplers.selftune.split_holdout`; ``own_maps``: the run's maps, not the pilots'); None
+        when the mask leaves nothing to hide."""
         dev, opts = self.device, self.opts
         split = split_holdout(np.asarray(mask, dtype=np.float32), opts.holdout_frac, opts.seed, stream=stream,
                               line_cap=line_cap)
         if split is None:
             return None
-        y, maps, _ = self._measured(kspace, mask, mode, maps, compressed=compressed)  # the centre is never hidden
+        # the centre is never hidden
+        y, maps, _ = self._measured(kspace, mask, mode, maps, compressed=compressed, own_maps=own_maps)
         fit, hold = torch.as_tensor(split.fit).to(dev), torch.as_tensor(split.hold).to(dev)
         return y, maps, split, fit, hold
 
-    def _measured(self, kspace, mask, mode: str, maps: torch.Tensor | None, *, compressed: bool):
+    def _measured(self, kspace, mask, mode: str, maps: torch.Tensor | None, *, compressed: bool, own_maps: bool = False):
         """(y, maps, m) for a pilot on ``kspace`` (P, C, H, W): the measured data on this device (coil compressed
-        unless ``compressed``), the coil maps (given, or estimated from y) and the mask (H, W) as a tensor."""
+        unless ``compressed``), the coil maps (given, or estimated from y: the pilots' preset, or the run's own with
+        ``own_maps``) and the mask (H, W) as a tensor."""
         dev = self.device
         m = torch.as_tensor(np.asarray(mask, dtype=np.float32)).to(dev)
         y = torch.as_tensor(kspace).to(dev, torch.complex64) * m
         if not compressed:
             y, maps = self._compress(y, maps, mode)
         if maps is None:
-            maps = self.estimate_maps(y, m, self.pilot_maps_kind())
+            maps = self.estimate_maps(y, m, None if own_maps else self.pilot_maps_kind())
         return y, maps.to(dev), m
 
     def _holdout_run(self, y: torch.Tensor, fit: torch.Tensor, mode: str, maps: torch.Tensor, gen, n: int,
@@ -501,7 +505,8 @@ class Reconstructor:
             self.spread_note = (f"the hold-out calibration needs SENSE mode with the fast sampler and K >= 2 "
                                 f"(this run: {mode}, {opts.sampler}, K = {opts.samples})")
             return
-        prepared = self._holdout_data(kspace, mask, mode, maps, compressed=compressed, stream=1)
+        # the spread is measured with the maps the samples use (the pilots' preset is for the count's choice)
+        prepared = self._holdout_data(kspace, mask, mode, maps, compressed=compressed, stream=1, own_maps=True)
         if prepared is None:
             self.spread_note = f"too few measured samples outside the centre to hide {opts.holdout_frac:.0%}"
             return
