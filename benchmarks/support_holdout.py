@@ -6,6 +6,10 @@ with the maps given: the count pilot's hold-out), and the PSNR in the head mask 
 those maps (40 steps, 7 CG; ``fastmri_test_layout.score``) at each ``--snrs``.
 
     cd benchmarks && python support_holdout.py --out results/support_holdout_tune.jsonl
+    cd benchmarks && python support_holdout.py --suite TUNE_REG8:5,TUNE_MAPS2:5 --count 3 --out OUT.jsonl   # 128² rows
+
+``--suite SET:I,...``: instead of fastMRI-layout files, rows of ``benchmarks/suite.py`` (one middle slice per tune
+volume, the suite's simulation and mask), reconstructed at ``--count`` CG (40 steps).
 """
 
 from __future__ import annotations
@@ -30,9 +34,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=None)
     ap.add_argument("--snrs", default="35")
+    ap.add_argument("--suite", default=None)
+    ap.add_argument("--count", type=int, default=7)
     a = ap.parse_args()
     torch.set_num_threads(2)
     prior = load_prior(None, "score", offline=True)[0]
+    if a.suite:
+        return suite_rows(prior, a)
     refs = load_split("tune", 256, 1.0, 3)
     for snr in [float(v) for v in a.snrs.split(",")]:
         for vol in ("dipy_S0_10slices", "itk_kmeans_t1"):
@@ -56,6 +64,29 @@ def main() -> None:
                 err = pilot[0](7) if pilot is not None else float("nan")
                 emit({"volume": vol, "snr_db": snr, "variant": name, "support_fraction": round(inside, 4),
                       "holdout_error_7cg": round(float(err), 6), "psnr": round(float(psnr), 3)}, a.out)
+
+
+def suite_rows(prior, a) -> None:
+    import suite
+    from pilot_study import scan
+    from suite import cond_name
+
+    for item in a.suite.split(","):
+        name, i = item.split(":")
+        cond = getattr(suite, name)[int(i)]
+        for vol, ref in load_split("tune", cond[1], 256.0 / cond[1], 1).items():
+            k, truth, mask = scan(ref, cond)
+            mask = np.asarray(mask, np.float32)
+            for vname, o in VARIANTS.items():
+                rec = Reconstructor(prior, ReconOptions(seed=0, n_cg=a.count, **o))
+                psnr = score(rec.reconstruct(k, mask, "sense").images, np.asarray(truth))["psnr"]
+                y = torch.as_tensor(k).to(torch.complex64) * torch.as_tensor(mask)
+                maps = rec.estimate_maps(y, torch.as_tensor(mask))
+                pilot = rec.pilot(y.numpy(), mask, "sense", maps, [0], compressed=True)
+                err = pilot[0](a.count) if pilot is not None else float("nan")
+                emit({"condition": cond_name(cond[0], *cond[1:]), "volume": vol, "variant": vname,
+                      "support_fraction": round(float((maps.abs().sum(1) > 0).float().mean()), 4),
+                      f"holdout_error_{a.count}cg": round(float(err), 6), "psnr": round(float(psnr), 3)}, a.out)
 
 
 if __name__ == "__main__":
