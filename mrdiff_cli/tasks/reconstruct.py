@@ -195,8 +195,9 @@ PHASE_RESID_CANDIDATES = (0.005, 0.05)
 # edge (relative cut 0.001), support where the espirit preset's eigenvalue exceeds 0.8 (a second pass at the 0.02
 # cut; benchmarks/coil_maps.py "rs_rp" with release-map pilots, which passed a fresh test; docs/benchmarks.md
 # "Coil maps"); an explicit pilot_maps means the preset, not the espirit_* options
-ESPIRIT_MAPS: dict[str, Any] = {"espirit_sigma": 0.02, "espirit_noise": 0.0, "espirit_eig": 0.8, "espirit_support_sigma": None}
 ADAPTIVE_MAPS: dict[str, Any] = {"espirit_sigma": 0.001, "espirit_noise": 2.0, "espirit_eig": 0.8, "espirit_support_sigma": 0.02}
+ESPIRIT_MAPS: dict[str, Any] = {k: getattr(ReconOptions, k) for k in ADAPTIVE_MAPS}  # the ReconOptions defaults
+MAPS_PRESETS: dict[CoilMaps, dict[str, Any]] = {CoilMaps.espirit: ESPIRIT_MAPS, CoilMaps.adaptive: ADAPTIVE_MAPS}
 # the bootstrap count pilot's near-tie tolerance for runs of 40 steps or more (Reconstructor.bootstrap_tolerance)
 BOOTSTRAP_TOLERANCE = 0.15
 L1_PHASE_LAMBDA = 1e-3  # --phase-ref l1: the L1-wavelet threshold chosen on the tune suite (benchmarks/phase_headroom.py)
@@ -761,12 +762,9 @@ class Reconstructor:
         options) or, with ``kind``, that preset (ESPIRIT_MAPS / ADAPTIVE_MAPS; ``pilot_maps``)."""
         from ..ops.coils import estimate_maps
 
-        if kind is None:
-            kind = self.maps_kind()
-            preset = kind == CoilMaps.adaptive
-        else:
-            preset = True
-        o = replace(self.opts, **(ADAPTIVE_MAPS if kind == CoilMaps.adaptive else ESPIRIT_MAPS)) if preset else self.opts
+        if kind is None and self.maps_kind() == CoilMaps.adaptive:
+            kind = CoilMaps.adaptive
+        o = self.opts if kind is None else replace(self.opts, **MAPS_PRESETS[kind])
         # the scan's own noise, not --noise (which may be 0 = exact)
         sn = estimate_kspace_noise(y, m.cpu()) if o.espirit_noise > 0 else None
         return estimate_maps(y, m, method="espirit" if o.espirit else "lowres", kernel=int(o.espirit_kernel),
