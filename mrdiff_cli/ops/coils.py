@@ -220,7 +220,7 @@ def _espirit_slice(
     g_mm = torch.empty(C * C * W, rows, dtype=torch.complex64, device=dev)
     g_px = torch.empty(rows * W, C, C, dtype=torch.complex64, device=dev)
     lam = torch.empty(H * W, dtype=torch.float32, device=dev)
-    s = torch.empty(H * W, C, dtype=torch.complex64, device=dev)
+    s = torch.empty(0 if values_only else H * W, C, dtype=torch.complex64, device=dev)  # eigenvectors (unused: values)
     for r0 in range(0, H, rows):
         nr = min(rows, H - r0)
         out = g_mm if nr == rows else torch.empty(C * C * W, nr, dtype=torch.complex64, device=dev)
@@ -236,7 +236,7 @@ def _espirit_slice(
         del evals, evecs
     lam = lam.reshape(H, W)  # s: (HW, C) unit-norm top eigenvectors, row-major pixels
     if values_only:
-        return s[:0], lam
+        return s, lam
     keep = (lam > eig_thresh).reshape(-1)
     # phase: rotate every pixel so that the virtual body coil u^H s(r) is real positive
     if bool(keep.any()):
