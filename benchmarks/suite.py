@@ -222,6 +222,25 @@ TUNE_MAPS4 = [
     (A("wires", 6, "random", 1.0, 6, snr_db=28), 128, "poisson", 8),
     (A("ring", 12, "random", 0.5, 10, snr_db=49), 128, "gaussian1d", 8),
 ]
+# fifth fresh pair (2026-12-07, eighth session), written down before the per-scan coil-map support choice was
+# implemented or run on anything (its exploration: benchmarks/support_holdout.py on TUNE_REG8[5], TUNE_MAPS2[5] and
+# fastMRI-layout files of the tune volumes at seed 7); nothing run on these
+TUNE_REG11 = [
+    (A("ring", 8, "poly", snr_db=33), 128, "equispaced", 4),
+    (A("wires", 10, "random", 0.7, 8, snr_db=45), 128, "equispaced", 3),
+    (A("ring", 12, "random", 1.0, 14, snr_db=26), 128, "equispaced", 3.3),
+    (A("wires", 8, "poly", snr_db=40), 128, "equispaced", 2.5),
+    (A("ring", 6, "random", 1.5, 6, snr_db=30), 128, "equispaced", 3),
+    (A("wires", 12, "poly", snr_db=23), 128, "equispaced", 4),
+]
+TUNE_MAPS5 = [
+    (A("ring", 10, "poly", snr_db=37), 128, "poisson", 8),
+    (A("wires", 8, "random", 1.0, 12, snr_db=46), 128, "poisson", 6),
+    (A("ring", 8, "random", 0.5, 8, snr_db=27), 128, "gaussian1d", 8),
+    (A("wires", 12, "poly", snr_db=31), 128, "gaussian1d", 6),
+    (A("ring", 12, "random", 1.2, 10, snr_db=42), 128, "poisson", 10),
+    (A("wires", 6, "poly", snr_db=25), 128, "poisson", 8),
+]
 # large matrices (2026-12-07): the complex default's one report row more than 0.3 dB below the previous default was
 # at 320² (its hold-out pilot chose 3 CG where 5 was best); the tune suite had one 256² condition and no 320² one
 TUNE_BIG = [
