@@ -467,3 +467,20 @@ def test_coil_maps_adaptive_is_recorded_and_changes_the_maps(files, model_dir, t
     # the release support: where the espirit maps are zero, so are the adaptive ones
     release = Reconstructor(None, ReconOptions(coil_maps="espirit")).estimate_maps(k * m, m)
     assert torch.equal(ours.abs().sum(1) > 0, release.abs().sum(1) > 0)
+
+
+def test_maps_support_is_recorded_and_forced_by_the_flag(files, model_dir, tmp_path):
+    """--maps-support: auto (default) records the per-scan choice and its evidence in the metrics JSON; release /
+    own force it (no pilot); K > 1 samples use espirit maps (no support to choose); a bad value is a usage error."""
+    common = ["--model", model_dir, *MASK, "--steps", 3, "-q", "--seed", 2, "--cg-iters", 2]
+    ok(run(files["multi"], "-o", tmp_path / "auto.nii.gz", *common))
+    ok(run(files["multi"], "-o", tmp_path / "own.nii.gz", *common, "--maps-support", "own"))
+    ok(run(files["multi"], "-o", tmp_path / "k2.nii.gz", *common, "--samples", 2))
+    auto = metrics(tmp_path / "auto.nii.gz")["consistency"]["coil_map_support"]
+    assert auto["support"] in ("release", "own") and set(auto["support_fraction"]) == {"release", "own"}
+    assert auto["chosen_by"] == "k-space hold-out cross-validation" or "agree" in auto["chosen_by"]
+    assert metrics(tmp_path / "own.nii.gz")["consistency"]["coil_map_support"] == {
+        "support": "own", "chosen_by": "fixed (--maps-support)"}
+    assert "coil_map_support" not in metrics(tmp_path / "k2.nii.gz")["consistency"]
+    r = run(files["multi"], "-o", tmp_path / "bad.nii.gz", *common, "--maps-support", "wider")
+    assert r.exit_code == 2 and not (tmp_path / "bad.nii.gz").exists()

@@ -88,6 +88,7 @@ def recon_job_from_options(kw: dict[str, Any]):
         seed=kw["seed"], autocast=None if kw["precision"] in ("fp32", "auto") else kw["precision"],
         compress_coils=kw.get("coils"), count_pilot=_value(kw.get("count_pilot", ReconOptions.count_pilot)),
         coil_maps=_value(kw.get("coil_maps", ReconOptions.coil_maps)),
+        maps_support=_value(kw.get("maps_support", ReconOptions.maps_support)),
     )
     return ReconJob(
         inputs=[str(p) for p in kw["inputs"]], output=str(kw["output"]), fmt=_value(kw["fmt"]),

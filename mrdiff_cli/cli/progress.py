@@ -2,7 +2,8 @@
 
 Tasks emit events ``{"type": "progress" | "slices", "input", "slices_done", "slices", "step", "steps", "batch"}``,
 and ``{"type": "tuning", "input", "slices_done": 0, "slices", "pilot"}`` while the self-tuning pilots run (``pilot``:
-1, 2, ... or "calibration" for the uncertainty hold-out run).
+1, 2, ... for the count, "coil-map support 1" / "2" for the support choice, or "calibration" for the uncertainty
+hold-out run).
 When stderr is not a terminal, a line like ``mrdiff: scan.h5 slice 3/16, step 12/20, elapsed 0:01:23, ETA 0:05:10``
 is written at most every ``MRDIFF_PROGRESS_INTERVAL`` seconds (default 10), plus one line when an input is done.
 ``--quiet`` silences both; stdout (``--json``) is never touched.
@@ -124,4 +125,7 @@ class Reporter:
 def _tuning_text(e: dict[str, Any]) -> str:
     if e.get("pilot") == "calibration":
         return "calibrating the uncertainty (hold-out samples)"
-    return f"choosing the consistency strength (hold-out pilot {e.get('pilot')})"
+    pilot = str(e.get("pilot"))
+    if pilot.startswith("coil-map support"):
+        return f"choosing the coil maps' support (hold-out pilot {pilot.split()[-1]} of 2)"
+    return f"choosing the consistency strength (hold-out pilot {pilot})"

@@ -11,7 +11,16 @@ from typing import Annotated
 import typer
 
 # the library's choices (torch-free): the CLI offers exactly these
-from ..samplers.modes import CoilMaps, CoilMode, ComplexMode, CountPilot, Method, NoiseConsistency, PhaseRef
+from ..samplers.modes import (
+    CoilMaps,
+    CoilMode,
+    ComplexMode,
+    CountPilot,
+    MapsSupport,
+    Method,
+    NoiseConsistency,
+    PhaseRef,
+)
 
 __all__ = ["CoilMode", "ComplexMode", "CountPilot", "Method", "NoiseConsistency", "Sampler"]
 
@@ -56,6 +65,7 @@ COMPLEX_MODE_DEFAULT = ComplexMode.phase
 PHASE_REF_DEFAULT = PhaseRef.centre
 COUNT_PILOT_DEFAULT = CountPilot.auto
 COIL_MAPS_DEFAULT = CoilMaps.auto
+MAPS_SUPPORT_DEFAULT = MapsSupport.auto
 SENSE_EVERY_DEFAULT = 10
 SNR_DEFAULT = 0.16
 SEED_DEFAULT = 0
@@ -86,6 +96,7 @@ PhaseResidOpt = Annotated[float | None, typer.Option(help="Magnitude model only 
 PhaseRefOpt = Annotated[PhaseRef, typer.Option("--phase-ref", help="Magnitude model only, phase mode, SENSE: the phase the magnitude prior removes. centre: the CG-SENSE start's low-resolution (24-pixel) phase, refined at the last steps; l1: the phase of an L1-wavelet SENSE reconstruction at half resolution (finer phase detail; about 0.3 s per slice at 128²; better on some acquisitions, worse on others: docs/reconstruct.md).", rich_help_panel=SAMPLER)]
 CountPilotOpt = Annotated[CountPilot, typer.Option("--count-pilot", help="How the self-tuning pilot scores the CG counts (when --cg-iters is not given). holdout: hide 15 % of the measured samples and keep the count that predicts them best; bootstrap: simulate the scan from a reference reconstruction (its mask, coil maps and estimated noise) and keep the count that recovers the reference best; auto: bootstrap on regular (equispaced) 1D masks, hold-out elsewhere (docs/reconstruct.md).", rich_help_panel=SAMPLER)]
 CoilMapsOpt = Annotated[CoilMaps, typer.Option("--coil-maps", help="How the SENSE coil maps are estimated from the calibration centre. espirit: ESPIRiT with a fixed relative signal-subspace cut; adaptive: the subspace cut at the scan's own estimated noise level (finer maps at high SNR, the same at low SNR; the self-tuning pilots keep the espirit maps); auto: adaptive for one diffusion sample, espirit for --samples K > 1 (uncertainty's calibration was fitted with espirit) and for the SENSE baseline. docs/reconstruct.md, docs/benchmarks.md \"Coil maps\".", rich_help_panel=SAMPLER)]
+MapsSupportOpt = Annotated[MapsSupport, typer.Option("--maps-support", help="Where the adaptive coil maps are nonzero. release: the espirit maps' support (ESPIRiT eigenvalue 0.8); own: eigenvalue 0.95 of the adaptive subspace itself (wider where the object fills the field of view, tighter around a small one); auto: per scan, own only when a k-space hold-out pilot predicts the hidden samples more than 10 % better with it. Applies when the maps are adaptive (--coil-maps auto with one sample, or adaptive). docs/reconstruct.md \"Coil maps\".", rich_help_panel=SAMPLER)]
 SenseEveryOpt = Annotated[int, typer.Option(help="Hybrid mode: a SENSE consistency sweep (Kaczmarz: one projection onto the data per coil in turn) every m steps.", rich_help_panel=SAMPLER)]
 SnrOpt = Annotated[float, typer.Option(help="PC sampler: Langevin corrector SNR.", rich_help_panel=SAMPLER)]
 SigmaMaxOpt = Annotated[float | None, typer.Option(help="Starting noise level, > 0 (fast: 1.0; pc: the prior's sigma_max).", rich_help_panel=SAMPLER)]

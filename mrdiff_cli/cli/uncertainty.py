@@ -39,6 +39,7 @@ from .recon_options import (
     COMPLEX_MODE_DEFAULT,
     COUNT_PILOT_DEFAULT,
     DEVICE_DEFAULT,
+    MAPS_SUPPORT_DEFAULT,
     PHASE_REF_DEFAULT,
     PRECISION_DEFAULT,
     SAMPLER,
@@ -58,6 +59,7 @@ from .recon_options import (
     InputFormatOpt,
     InputsArg,
     KeepGoingOpt,
+    MapsSupportOpt,
     MaskOpt,
     Method,
     MetricsOpt,
@@ -99,7 +101,7 @@ TITLE = "mrdiff uncertainty"
 # (rather than ignoring it)
 RECON_ONLY: dict[str, Any] = {
     "mask": None, "accel": None, "acs": None, "sampler": SAMPLER_DEFAULT, "coil_mode": COIL_MODE_DEFAULT,
-    "complex_mode": COMPLEX_MODE_DEFAULT, "phase_resid": None, "phase_ref": PHASE_REF_DEFAULT, "count_pilot": COUNT_PILOT_DEFAULT, "coil_maps": COIL_MAPS_DEFAULT,
+    "complex_mode": COMPLEX_MODE_DEFAULT, "phase_resid": None, "phase_ref": PHASE_REF_DEFAULT, "count_pilot": COUNT_PILOT_DEFAULT, "coil_maps": COIL_MAPS_DEFAULT, "maps_support": MAPS_SUPPORT_DEFAULT,
     "sense_every": SENSE_EVERY_DEFAULT, "snr": SNR_DEFAULT,
     "sigma_max": None, "zeta": None, "cg_iters": None, "input_format": None, "save_zero_filled": False, "coils": None,
     "shard": None, "keep_going": False, "precision": PRECISION_DEFAULT, "threads": None,
@@ -123,6 +125,7 @@ def uncertainty(
     phase_ref: PhaseRefOpt = PHASE_REF_DEFAULT,
     count_pilot: CountPilotOpt = COUNT_PILOT_DEFAULT,
     coil_maps: CoilMapsOpt = COIL_MAPS_DEFAULT,
+    maps_support: MapsSupportOpt = MAPS_SUPPORT_DEFAULT,
     sense_every: SenseEveryOpt = SENSE_EVERY_DEFAULT,
     snr: SnrOpt = SNR_DEFAULT,
     sigma_max: SigmaMaxOpt = None,
@@ -163,7 +166,7 @@ def uncertainty(
     if task == Task.superres:
         recon_only = {
             "mask": mask, "accel": accel, "acs": acs, "sampler": sampler, "coil_mode": coil_mode,
-            "complex_mode": complex_mode, "phase_resid": phase_resid, "phase_ref": phase_ref, "count_pilot": count_pilot, "coil_maps": coil_maps,
+            "complex_mode": complex_mode, "phase_resid": phase_resid, "phase_ref": phase_ref, "count_pilot": count_pilot, "coil_maps": coil_maps, "maps_support": maps_support,
             "sense_every": sense_every, "snr": snr,
             "sigma_max": sigma_max, "zeta": zeta, "cg_iters": cg_iters, "input_format": input_format,
             "save_zero_filled": save_zero_filled, "coils": coils, "shard": shard, "keep_going": keep_going,
@@ -180,7 +183,7 @@ def uncertainty(
     options = {  # every option by name, so what the job reads is visible here
         "inputs": inputs, "output": output, "method": Method.diffusion, "mask": mask, "accel": accel, "acs": acs,
         "sampler": sampler, "steps": steps, "coil_mode": coil_mode, "complex_mode": complex_mode,
-        "phase_resid": phase_resid, "phase_ref": phase_ref, "count_pilot": count_pilot, "coil_maps": coil_maps, "sense_every": sense_every, "snr": snr,
+        "phase_resid": phase_resid, "phase_ref": phase_ref, "count_pilot": count_pilot, "coil_maps": coil_maps, "maps_support": maps_support, "sense_every": sense_every, "snr": snr,
         "sigma_max": sigma_max, "zeta": zeta, "cg_iters": cg_iters, "samples": samples, "model": model, "offline": offline, "fmt": fmt,
         "input_format": input_format, "save_zero_filled": save_zero_filled, "save_samples": save_samples,
         "preview": preview, "metrics": metrics, "overwrite": overwrite, "seed": seed, "device": device,

@@ -113,6 +113,19 @@ class CoilMaps(Choice):
     adaptive = "adaptive"
 
 
+class MapsSupport(Choice):
+    """Where the ``adaptive`` coil maps are nonzero (their support): ``release`` (ESPIRiT eigenvalue above 0.8 in a
+    pass with the ``espirit`` preset's subspace: the ``espirit`` maps' support), ``own`` (eigenvalue above 0.95 of
+    the adaptive subspace itself: wider where the object fills the field of view, tighter around a small one) or
+    ``auto`` (per scan: the own support when a k-space hold-out pilot on the pilot slice predicts the hidden samples
+    clearly better with it, else the release one; docs/reconstruct.md "Coil maps"). Applies to the ``adaptive``
+    maps only."""
+
+    auto = "auto"
+    release = "release"
+    own = "own"
+
+
 class CountPilot(Choice):
     """How the self-tuning pilot scores the candidate CG counts: ``holdout`` (hide measured samples, keep the count
     that predicts them best), ``bootstrap`` (simulate the scan from a reference reconstruction with its own mask,

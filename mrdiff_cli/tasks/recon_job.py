@@ -380,6 +380,8 @@ def reconstruct_slices(job: ReconJob, reader, plan: SamplingPlan, recon: Reconst
         ids, kp = pilot_slices(reader)
         recon.tune(kp, plan.mask, plan.mode, slice_ids=ids,
                    callback=lambda k: emit({"type": "tuning", "input": src, "slices_done": 0, "slices": total, "pilot": k}))
+        recon.choose_support(kp, plan.mask, plan.mode, slice_ids=ids, callback=lambda k: emit(
+            {"type": "tuning", "input": src, "slices_done": 0, "slices": total, "pilot": f"coil-map support {k}"}))
         consistency = recon.consistency_report(plan.mode, kp * plan.mask, plan.mask)
         noise_scan = reader.info.facts.get("noise_scan")
         if noise_scan and consistency is not None:  # the scanner's own noise measurement (ISMRMRD): the reference for the estimate above

@@ -24,7 +24,7 @@ from ..ops.fft import fft2c
 from ..ops.operators import SenseOp
 from ..samplers import TASK_SAMPLERS, SamplerName
 from ..samplers.dc import cg_dc
-from ..samplers.modes import CoilMaps, CoilMode, ComplexMode, CountPilot, Method, NoiseConsistency
+from ..samplers.modes import CoilMaps, CoilMode, ComplexMode, CountPilot, MapsSupport, Method, NoiseConsistency
 from ..samplers.noise import randn_like, running_mean_var, sample_generator
 from ..samplers.posterior import (
     PosteriorOptions,
@@ -146,6 +146,11 @@ class ReconOptions:
     # the count's choice is sensitive to the maps, and it was tuned and tested with the release's (docs/benchmarks.md
     # "Coil maps")
     pilot_maps: CoilMaps | None = None
+    # the adaptive maps' support (samplers.modes.MapsSupport): "release", "own", or "auto": per scan, the own one
+    # when the hold-out pilot's error with it is lower by more than support_margin (a fraction) than with the release
+    # one (Reconstructor.choose_support)
+    maps_support: MapsSupport = MapsSupport.auto
+    support_margin: float = 0.1
     cg_init_iters: int = 10
     support: bool = True  # single-coil fast sampler: keep the image inside a low-res object support
     # coil compression (ops.compress): None = auto (SENSE with > 12 coils -> max(10, ceil(C/2)) virtual coils),
@@ -170,6 +175,7 @@ class ReconOptions:
             ("coil_mode", CoilMode, "coil mode", None), ("complex_mode", ComplexMode, "complex mode", None),
             ("noise_dc", NoiseConsistency, "noise consistency", None),
             ("count_pilot", CountPilot, "count pilot", None), ("coil_maps", CoilMaps, "coil maps", None),
+            ("maps_support", MapsSupport, "maps support", None),
         ):
             object.__setattr__(self, name, _choice(getattr(self, name), kind, what, name, allowed))
         if self.pilot_maps is not None:
@@ -198,6 +204,9 @@ PHASE_RESID_CANDIDATES = (0.005, 0.05)
 ADAPTIVE_MAPS: dict[str, Any] = {"espirit_sigma": 0.001, "espirit_noise": 2.0, "espirit_eig": 0.8, "espirit_support_sigma": 0.02}
 ESPIRIT_MAPS: dict[str, Any] = {k: getattr(ReconOptions, k) for k in ADAPTIVE_MAPS}  # the ReconOptions defaults
 MAPS_PRESETS: dict[CoilMaps, dict[str, Any]] = {CoilMaps.espirit: ESPIRIT_MAPS, CoilMaps.adaptive: ADAPTIVE_MAPS}
+# --maps-support own: the adaptive maps' support at eigenvalue 0.95 of their own subspace (no second pass; wider
+# than the release support where the object fills the field of view, tighter elsewhere)
+OWN_SUPPORT: dict[str, Any] = {"espirit_eig": 0.95, "espirit_support_sigma": None}
 # the bootstrap count pilot's near-tie tolerance for runs of 40 steps or more (Reconstructor.bootstrap_tolerance)
 BOOTSTRAP_TOLERANCE = 0.15
 L1_PHASE_LAMBDA = 1e-3  # --phase-ref l1: the L1-wavelet threshold chosen on the tune suite (benchmarks/phase_headroom.py)
@@ -267,6 +276,7 @@ class Reconstructor:
         self.tuning_note: str | None = None  # why self-tuning did not apply, when it did not
         self.spread: ScanSpread | None = None  # the hold-out uncertainty calibration (measure_spread), once run
         self.spread_note: str | None = None  # why it did not run, when it did not
+        self.support_choice: dict[str, Any] | None = None  # the per-scan support choice and its evidence, once made
 
     # ---------------------------------------------------------------- helpers
     def _denoiser(self, mode: str, phase_ref: torch.Tensor, batch_size: int, resid: float | None = None,
@@ -532,6 +542,48 @@ class Reconstructor:
         self.spread = ScanSpread(total, float(noise.mean()), _split_info(split, opts.holdout_frac), ids,
                                  [sp.ratio2(opts.samples) for sp in per_slice])
 
+    def wants_support_choice(self, mode: str) -> bool:
+        """Whether :meth:`choose_support` has a choice to make: adaptive maps, ``maps_support`` auto, hold-out runs
+        possible (:meth:`_holdout_applies`), not made yet."""
+        return (self.maps_kind() == CoilMaps.adaptive and self.opts.maps_support == MapsSupport.auto
+                and self._holdout_applies(mode) and self.support_choice is None)
+
+    def choose_support(self, kspace, mask, mode: str, slice_ids: Sequence[int] = (0,), *, compressed: bool = False,
+                       callback: Callable[[int], None] | None = None) -> None:
+        """Choose the adaptive maps' support for every later :meth:`reconstruct` call of this object (one scan) from
+        ``kspace`` (P, C, H, W), the pilot slice(s): the own support (eigenvalue 0.95 of the adaptive subspace)
+        when the hold-out pilot (:meth:`pilot`: the count pilot's split and sampler noise, ``pilot_steps``, at this
+        run's CG count and phase prior — call after :meth:`tune`) predicts the hidden samples with it by more than
+        ``support_margin`` better than with the release support; where both supports are the same mask, no pilot
+        runs. Records the choice and its evidence in ``self.support_choice``. ``callback(k)`` as pilot k starts."""
+        if not self.wants_support_choice(mode):
+            return
+        m = torch.as_tensor(np.asarray(mask, dtype=np.float32)).to(self.device)
+        y = torch.as_tensor(kspace).to(self.device, torch.complex64) * m
+        if not compressed:
+            y, _ = self._compress(y, None, mode)
+        maps = {s: self.estimate_maps(y, m, support=s).to(self.device) for s in (MapsSupport.release, MapsSupport.own)}
+        inside = {s: mp.abs().sum(1) > 0 for s, mp in maps.items()}
+        rec: dict[str, Any] = {"support": "release", "margin": float(self.opts.support_margin),
+                               "support_fraction": {str(s): round(float(v.float().mean()), 4) for s, v in inside.items()}}
+        if torch.equal(inside[MapsSupport.release], inside[MapsSupport.own]):
+            self.support_choice = {**rec, "chosen_by": "the supports agree (no pilot)"}
+            return
+        errors: dict[str, float] = {}
+        for k, (s, mp) in enumerate(maps.items()):
+            pilot = self.pilot(y, mask, mode, mp, slice_ids, compressed=True)
+            if pilot is None:
+                self.support_choice = {**rec, "chosen_by": f"fallback: too few measured samples outside the centre "
+                                                           f"to hide {self.opts.holdout_frac:.0%}"}
+                return
+            if callback is not None:
+                callback(k + 1)
+            errors[str(s)] = round(pilot[0](self.n_cg(), self.phase_resid()), 6)
+        own = errors["own"] < (1.0 - float(self.opts.support_margin)) * errors["release"]
+        self.support_choice = {**rec, "support": "own" if own else "release",
+                               "chosen_by": "k-space hold-out cross-validation", "holdout_error": errors,
+                               "at_cg": self.n_cg(), "steps": int(self.opts.pilot_steps)}
+
     def consistency_report(self, mode: str, y: torch.Tensor | None = None, mask=None) -> dict[str, Any] | None:
         """How strongly this run enforced the data and why (the metrics JSON's ``consistency`` block): the CG
         count, who chose it (--cg-iters, the hold-out pilot, or the fallback) with the pilot's evidence, and the
@@ -547,6 +599,11 @@ class Reconstructor:
         else:
             how = f"fixed: {self.tuning_note}" if self.tuning_note else "fixed"
         rep: dict[str, Any] = {"cg_iters": self.n_cg(), "chosen_by": how, "coil_maps": str(self.maps_kind())}
+        if self.support_kind() is not None:
+            rep["coil_map_support"] = self.support_choice or {
+                "support": str(self.support_kind()),
+                "chosen_by": "fixed (--maps-support)" if self.opts.maps_support != MapsSupport.auto
+                else "fixed: no hold-out pilot applies to this run (release support)"}
         if self.tuning is not None and self.pilot_maps_kind() is not None:
             rep["pilot_coil_maps"] = str(self.pilot_maps_kind())
         if self.opts.complex_mode == ComplexMode.complex:
@@ -613,6 +670,15 @@ class Reconstructor:
         if self.opts.method == Method.zero_filled:
             return BatchResult(zf.cpu().numpy(), None, None, zf.cpu().numpy())
         y, maps = self._compress(y, maps, mode)
+        given = maps is not None  # the caller's maps: the pilots use them too, and there is no support to choose
+        ids = list(range(y.shape[0])) if slice_ids is None else [int(i) for i in slice_ids]
+        if len(ids) != y.shape[0]:
+            raise ValueError(f"{len(ids)} slice_ids for {y.shape[0]} slices")
+        mid = y.shape[0] // 2  # no tune() / choose_support() / measure_spread() beforehand: the middle slice is the pilot
+        if self.opts.method == Method.diffusion and self.self_tuning(mode) and self.tuning is None:
+            self.tune(y[mid:mid + 1], m, mode, maps[mid:mid + 1] if given else None, [ids[mid]], compressed=True)
+        if self.opts.method == Method.diffusion and not given and self.wants_support_choice(mode):
+            self.choose_support(y[mid:mid + 1], m, mode, [ids[mid]], compressed=True)
         if self.opts.method == Method.sense or mode_spec(mode).needs_maps:
             if maps is None:
                 maps = self.estimate_maps(y, m)
@@ -621,13 +687,7 @@ class Reconstructor:
             x = cg_sense(y, SenseOp(m, maps), max(self.opts.cg_init_iters, 20))
             return BatchResult(x.abs().cpu().numpy(), None, None, zf.cpu().numpy())
         K = max(1, int(self.opts.samples))
-        ids = list(range(y.shape[0])) if slice_ids is None else [int(i) for i in slice_ids]
-        if len(ids) != y.shape[0]:
-            raise ValueError(f"{len(ids)} slice_ids for {y.shape[0]} slices")
         noise = self._noise_sigma(y, m) if self.opts.noise_dc != NoiseConsistency.none else None
-        mid = y.shape[0] // 2  # no tune() / measure_spread() beforehand: the batch's middle slice is the pilot
-        if self.self_tuning(mode) and self.tuning is None:
-            self.tune(y[mid:mid + 1], m, mode, maps[mid:mid + 1], [ids[mid]], compressed=True)
         if self.wants_spread() and self.spread is None and self.spread_note is None:
             self.measure_spread(y[mid:mid + 1], m, mode, maps[mid:mid + 1] if maps is not None else None, [ids[mid]],
                                 compressed=True)
@@ -757,14 +817,29 @@ class Reconstructor:
             return CoilMaps(self.opts.pilot_maps)
         return CoilMaps.espirit if self.maps_kind() == CoilMaps.adaptive else None
 
-    def estimate_maps(self, y: torch.Tensor, m: torch.Tensor, kind: CoilMaps | None = None) -> torch.Tensor:
+    def support_kind(self) -> MapsSupport | None:
+        """The support of the run's adaptive maps: ``maps_support``, with ``auto`` resolved (the per-scan choice
+        once :meth:`choose_support` made it, else release); None where the run's maps are not adaptive."""
+        if self.maps_kind() != CoilMaps.adaptive:
+            return None
+        if self.opts.maps_support != MapsSupport.auto:
+            return MapsSupport(self.opts.maps_support)
+        return MapsSupport(self.support_choice["support"]) if self.support_choice else MapsSupport.release
+
+    def estimate_maps(self, y: torch.Tensor, m: torch.Tensor, kind: CoilMaps | None = None,
+                      support: MapsSupport | None = None) -> torch.Tensor:
         """SENSE maps (B, C, H, W) from the calibration centre of y: the run's own (``coil_maps`` and the espirit_*
-        options) or, with ``kind``, that preset (ESPIRIT_MAPS / ADAPTIVE_MAPS; ``pilot_maps``)."""
+        options; adaptive ones with :meth:`support_kind`'s support, or ``support``) or, with ``kind``, that preset
+        (ESPIRIT_MAPS / ADAPTIVE_MAPS with the release support; ``pilot_maps``)."""
         from ..ops.coils import estimate_maps
 
+        preset: dict[str, Any] = {}
         if kind is None and self.maps_kind() == CoilMaps.adaptive:
-            kind = CoilMaps.adaptive
-        o = self.opts if kind is None else replace(self.opts, **MAPS_PRESETS[kind])
+            support = support or self.support_kind()
+            preset = {**ADAPTIVE_MAPS, **(OWN_SUPPORT if support == MapsSupport.own else {})}
+        elif kind is not None:
+            preset = MAPS_PRESETS[kind]
+        o = replace(self.opts, **preset) if preset else self.opts
         # the scan's own noise, not --noise (which may be 0 = exact)
         sn = estimate_kspace_noise(y, m.cpu()) if o.espirit_noise > 0 else None
         return estimate_maps(y, m, method="espirit" if o.espirit else "lowres", kernel=int(o.espirit_kernel),

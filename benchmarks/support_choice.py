@@ -1,0 +1,169 @@
+"""The pre-registered test of the per-scan coil-map support choice (``--maps-support auto``; docs/benchmarks.md
+"Pre-registered test: the coil-map support chosen per scan").
+
+Per row: the self-tuned default run (count pilot on the release maps, 40 steps) with the adaptive maps' release
+support and with their own support (eigenvalue 0.95 of the adaptive subspace), both forced; the choice
+(``Reconstructor.choose_support``: one 10-step hold-out pilot per support at the chosen count, own only when its
+error is > 10 % lower); "auto" is the forced run of the chosen support (the same computation: the choice only sets
+the maps). PSNR in the head mask against the noise-free magnitude.
+
+    cd benchmarks && python support_choice.py --part suite --sets TUNE_REG11,TUNE_MAPS5 --out results/support_choice_tune_suite.jsonl
+    cd benchmarks && python support_choice.py --part files --out results/support_choice_tune_files.jsonl
+    cd benchmarks && python support_choice.py --part suite --split report --sets report:0-5 --out results/support_choice_report_suite.jsonl
+    cd benchmarks && python support_choice.py --part files --split report --out results/support_choice_report_files.jsonl
+    cd benchmarks && python support_choice.py --table results/support_choice_tune_suite.jsonl
+
+``--part files``: fastMRI test-layout files (``fastmri_test_layout.simulate_test_layout``: readout oversampled x2,
+cropped as the reader does, equispaced mask with its fully sampled centre), 3 slices each, 256²; tune: ``FILES`` x the
+two tune volumes; report: ``REPORT_FILES`` on ``pyradiomics_brain2``. Rows already in ``--out`` are skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from corpus import load_split
+from fastmri_test_layout import score, simulate_test_layout
+from sampler_variants import emit
+
+from mrdiff_cli.ops.fft import fft2c, ifft2c
+from mrdiff_cli.priors.loading import load_prior
+from mrdiff_cli.tasks.reconstruct import ReconOptions, Reconstructor
+
+# (coil family, coils, phase family, SNR dB, acceleration, centre fraction or None = 8 %, seed): written down with
+# the rule before anything ran on them
+FILES = [
+    ("ring", 12, "poly", 30.0, 4.0, None, 21),
+    ("wires", 20, "random", 40.0, 4.0, None, 22),
+    ("ring", 8, "random", 44.0, 8.0, 0.04, 23),
+    ("wires", 16, "poly", 27.0, 4.0, None, 24),
+]
+# the two report files of docs/benchmarks.md (fastmri_test_layout.py's defaults: 16 coils, 35 dB, seed 7)
+REPORT_FILES = [("ring", 16, "poly", 35.0, 4.0, None, 7), ("loops", 16, "offres", 35.0, 4.0, None, 7)]
+
+
+def file_scan(ref: np.ndarray, spec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(y (S, C, 256, 256) undersampled as the reader gives it, mask (256, 256), truth (S, 256, 256))."""
+    coil_model, coils, phase_model, snr, accel, acs_frac, seed = spec
+    w = ref.shape[-1]
+    sim = simulate_test_layout(ref, coils=coils, snr_db=snr, accel=accel, seed=seed, coil_model=coil_model,
+                               phase_model=phase_model, acs=None if acs_frac is None else int(round(acs_frac * w)))
+    img = ifft2c(torch.as_tensor(sim["kspace"]))
+    h = img.shape[-2]
+    y = fft2c(img[..., h // 4 : h // 4 + ref.shape[-2], :]).numpy().astype(np.complex64)
+    mask = np.broadcast_to(np.asarray(sim["mask"], np.float32)[None, :], y.shape[-2:]).copy()
+    return y * mask, mask, sim["truth"]
+
+
+def run_row(prior, y, mask, truth, ids: list[int], pilot: int) -> dict:
+    """The three runs of one row (see the module docstring)."""
+    auto = Reconstructor(prior, ReconOptions(seed=0))
+    t = time.time()
+    auto.tune(y[pilot : pilot + 1], mask, "sense", slice_ids=[ids[pilot]])
+    t_tune = time.time() - t
+    t = time.time()
+    auto.choose_support(y[pilot : pilot + 1], mask, "sense", slice_ids=[ids[pilot]])
+    t_choice = time.time() - t
+    row: dict = {"count": auto.n_cg(), "choice": auto.support_choice, "s_tune": round(t_tune, 1),
+                 "s_choice": round(t_choice, 1), "psnr": {}, "s_run": {}}
+    for support in ("release", "own"):
+        rec = Reconstructor(prior, ReconOptions(seed=0, maps_support=support))
+        rec.tuning = auto.tuning  # the count pilot runs on the release maps whatever the support: the same choice
+        t = time.time()
+        img = rec.reconstruct(y, mask, "sense", slice_ids=ids).images
+        row["s_run"][support] = round(time.time() - t, 1)
+        row["psnr"][support] = round(score(img, np.asarray(truth))["psnr"], 3)
+    chosen = auto.support_choice["support"] if auto.support_choice else "release"
+    row["psnr"]["auto"] = row["psnr"][chosen]
+    row["delta_auto_minus_release"] = round(row["psnr"]["auto"] - row["psnr"]["release"], 3)
+    row["picked_better"] = (row["psnr"][chosen] >= max(row["psnr"]["release"], row["psnr"]["own"]) - 1e-9)
+    return row
+
+
+def done_keys(out: str | None) -> set:
+    if not out or not Path(out).exists():
+        return set()
+    return {(r["name"], r["volume"]) for r in map(json.loads, Path(out).read_text().splitlines()) if r.strip()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--part", choices=["suite", "files"], default="suite")
+    ap.add_argument("--split", choices=["tune", "report"], default="tune")
+    ap.add_argument("--sets", default="TUNE_REG11,TUNE_MAPS5", help="suite lists (SET or SET:a-b); report:0-5 = the "
+                    "report conditions 0..5")
+    ap.add_argument("--files", default=None, help="comma list of indices into FILES / REPORT_FILES (default all)")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--table", default=None)
+    a = ap.parse_args()
+    if a.table:
+        return table(Path(a.table))
+    torch.set_num_threads(a.threads)
+    prior = load_prior(None, "score", offline=True)[0]
+    seen = done_keys(a.out)
+    if a.part == "files":
+        specs = FILES if a.split == "tune" else REPORT_FILES
+        idx = [int(i) for i in a.files.split(",")] if a.files else range(len(specs))
+        refs = load_split(a.split, 256, 1.0, 3)
+        vols = list(refs) if a.split == "tune" else ["pyradiomics_brain2"]
+        for i in idx:
+            spec = specs[i]
+            name = f"{spec[0]}{spec[1]}/{spec[2]}/{spec[3]:g}dB/equispacedx{spec[4]:g}/seed{spec[6]}"
+            for vol in vols:
+                if (name, vol) in seen:
+                    continue
+                y, mask, truth = file_scan(refs[vol].numpy(), spec)
+                n = y.shape[0]
+                emit({"name": name, "volume": vol, **run_row(prior, y, mask, truth, list(range(n)), n // 2)}, a.out)
+        return None
+    import suite
+    from pilot_study import scan
+    from suite import CONDITIONS, cond_name
+
+    for item in a.sets.split(","):
+        name, _, rng = item.partition(":")
+        conds = CONDITIONS["report"] if name == "report" else getattr(suite, name)
+        lo, _, hi = rng.partition("-")
+        chosen = range(int(lo), int(hi or lo) + 1) if rng else range(len(conds))
+        for i in chosen:
+            cond = conds[i]
+            cname = cond_name(cond[0], *cond[1:])
+            for vol, ref in load_split(a.split, cond[1], 256.0 / cond[1], 1).items():
+                if (cname, vol) in seen:
+                    continue
+                k, truth, mask = scan(ref, cond)
+                y = (np.asarray(k) * np.asarray(mask, np.float32)).astype(np.complex64)
+                emit({"name": cname, "volume": vol, **run_row(prior, y, np.asarray(mask, np.float32), truth, [0], 0)},
+                     a.out)
+    return None
+
+
+def table(path: Path) -> None:
+    rows = [json.loads(r) for r in path.read_text().splitlines() if r.strip()]
+    print("| row | volume | count | supports (release / own) | hold-out error (release / own) | choice | release | own | auto − release |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        c = r["choice"] or {}
+        fr = c.get("support_fraction", {})
+        he = c.get("holdout_error", {})
+        err = f"{he['release']:.4f} / {he['own']:.4f}" if he else "— (supports agree)"
+        print(f"| {r['name']} | {r['volume']} | {r['count']} | {fr.get('release', float('nan')):.2f} / "
+              f"{fr.get('own', float('nan')):.2f} | {err} | {c.get('support', 'release')} | {r['psnr']['release']:.2f} | "
+              f"{r['psnr']['own']:.2f} | {r['delta_auto_minus_release']:+.2f} |")
+    d = np.array([r["delta_auto_minus_release"] for r in rows])
+    better = sum(bool(r["picked_better"]) for r in rows)
+    pilots = [r["s_choice"] for r in rows]
+    print(f"\n{len(rows)} rows: auto − release mean {d.mean():+.3f} dB, worst {d.min():+.3f}; the choice picked the "
+          f"support with the better PSNR on {better}/{len(rows)}; own support chosen on "
+          f"{sum((r['choice'] or {}).get('support') == 'own' for r in rows)}; choice pilots {np.mean(pilots):.1f} s "
+          f"mean (tune pilots {np.mean([r['s_tune'] for r in rows]):.1f} s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""The per-scan choice of the adaptive coil maps' support (--maps-support; Reconstructor.choose_support)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from test_cli_reconstruct import _eight_coil_disc
+
+from mrdiff_cli.samplers.modes import MapsSupport
+from mrdiff_cli.tasks.reconstruct import ReconOptions, Reconstructor
+
+
+def _fake_pilots(monkeypatch, errors: list[float]) -> list[float]:
+    """Reconstructor.pilot replaced: the k-th call's evaluate returns errors[k] (and records the maps' support
+    fraction and the count / phase prior it was asked for)."""
+    calls: list = []
+
+    def pilot(self, kspace, mask, mode, maps=None, slice_ids=(0,), *, compressed=False, steps=None):
+        k = len(calls)
+        calls.append([round(float((maps.abs().sum(1) > 0).float().mean()), 4)])
+        return (lambda n, r=None: calls[k].extend([n, r]) or errors[k]), {"kind": "points"}
+
+    monkeypatch.setattr(Reconstructor, "pilot", pilot)
+    return calls
+
+
+@pytest.mark.parametrize("errors,chosen", [([1.0, 0.85], "own"), ([1.0, 0.95], "release"), ([1.0, 1.2], "release")])
+def test_own_support_only_when_the_holdout_says_so_by_the_margin(monkeypatch, errors, chosen):
+    """One pilot per support, release first, at the run's count and phase prior; own only when its hold-out error
+    is more than the margin (10 %) below the release support's; the choice sets the maps the run uses."""
+    k, m = _eight_coil_disc()
+    calls = _fake_pilots(monkeypatch, errors)
+    rec = Reconstructor(None, ReconOptions(n_cg=5, phase_resid=0.05))
+    assert rec.wants_support_choice("sense") and rec.support_kind() == MapsSupport.release
+    rec.choose_support(k, m.numpy(), "sense", compressed=True)
+    c = rec.support_choice
+    assert c["support"] == chosen and c["chosen_by"] == "k-space hold-out cross-validation"
+    assert c["holdout_error"] == {"release": errors[0], "own": errors[1]} and c["at_cg"] == 5
+    assert [call[0] for call in calls] == [c["support_fraction"]["release"], c["support_fraction"]["own"]]
+    assert all(call[1:] == [5, 0.05] for call in calls)
+    assert c["support_fraction"]["release"] != c["support_fraction"]["own"]
+    assert rec.support_kind() == MapsSupport(chosen) and not rec.wants_support_choice("sense")
+    forced = Reconstructor(None, ReconOptions(maps_support=chosen)).estimate_maps(k * m, m)
+    assert torch.equal(rec.estimate_maps(k * m, m), forced)
+    assert rec.consistency_report("sense")["coil_map_support"] == c
+
+
+def test_no_pilot_when_the_supports_agree_or_nothing_to_choose(monkeypatch):
+    """Identical supports: release, no pilot. Forced support, espirit maps (K > 1, --coil-maps espirit) or a mode
+    without hold-out runs: no choice at all."""
+    k, m = _eight_coil_disc()
+    calls = _fake_pilots(monkeypatch, [1.0, 0.1])
+    rec = Reconstructor(None, ReconOptions(support_margin=0.1))
+    release = rec.estimate_maps(k * m, m, support=MapsSupport.release)
+    monkeypatch.setattr(Reconstructor, "estimate_maps", lambda self, y, mm, kind=None, support=None: release)
+    rec.choose_support(k, m.numpy(), "sense", compressed=True)
+    assert rec.support_choice["support"] == "release" and "agree" in rec.support_choice["chosen_by"] and not calls
+    for o in ({"maps_support": "own"}, {"maps_support": "release"}, {"samples": 4}, {"coil_maps": "espirit"},
+              {"method": "sense"}, {"sampler": "pc"}):
+        r = Reconstructor(None, ReconOptions(**o))
+        assert not r.wants_support_choice("sense"), o
+        r.choose_support(k, m.numpy(), "sense", compressed=True)
+        assert r.support_choice is None and not calls
+    assert Reconstructor(None, ReconOptions(samples=4)).support_kind() is None
+    assert Reconstructor(None, ReconOptions(maps_support="own")).support_kind() == MapsSupport.own
+    rep = Reconstructor(None, ReconOptions(maps_support="own")).consistency_report("sense")
+    assert rep["coil_map_support"] == {"support": "own", "chosen_by": "fixed (--maps-support)"}
+    with pytest.raises(Exception, match="maps support"):
+        ReconOptions(maps_support="wider")
+
+
+def test_python_api_reconstruct_chooses_like_the_cli_path(bundled_prior):
+    """Reconstructor.reconstruct() without tune() beforehand: the count pilots estimate the release maps (the
+    pilots' preset), then the support is chosen; the same as tune() + choose_support() first (the CLI's order); an
+    auto run equals the forced run of the support it chose."""
+    k, m = _eight_coil_disc()
+    kn, mn = k.numpy(), m.numpy()
+    o = {"steps": 3, "pilot_steps": 2, "bootstrap_steps": 2, "seed": 3}
+    a = Reconstructor(bundled_prior, ReconOptions(**o))
+    img_a = a.reconstruct(kn, mn, "sense").images
+    b = Reconstructor(bundled_prior, ReconOptions(**o))
+    b.tune(kn, mn, "sense")
+    b.choose_support(kn, mn, "sense")
+    img_b = b.reconstruct(kn, mn, "sense").images
+    assert a.tuning.summary() == b.tuning.summary() and a.support_choice == b.support_choice
+    assert a.support_choice["chosen_by"] == "k-space hold-out cross-validation"
+    assert np.array_equal(img_a, img_b)
+    forced = Reconstructor(bundled_prior, ReconOptions(**o, maps_support=a.support_choice["support"]))
+    forced.tuning = a.tuning
+    assert np.array_equal(forced.reconstruct(kn, mn, "sense").images, img_a)
