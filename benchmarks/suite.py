@@ -241,6 +241,24 @@ TUNE_MAPS5 = [
     (A("ring", 12, "random", 1.2, 10, snr_db=42), 128, "poisson", 10),
     (A("wires", 6, "poly", snr_db=25), 128, "poisson", 8),
 ]
+# sixth fresh pair (2026-12-07, eighth session), written down after the support-choice test's tune rows
+# (TUNE_REG11 / TUNE_MAPS5, 10 % margin) were seen and before anything ran on these: for a test of a smaller margin
+TUNE_REG12 = [
+    (A("wires", 8, "random", 1.2, 10, snr_db=29), 128, "equispaced", 3.3),
+    (A("ring", 10, "poly", snr_db=43), 128, "equispaced", 3),
+    (A("wires", 6, "poly", snr_db=35), 128, "equispaced", 4),
+    (A("ring", 8, "random", 0.7, 12, snr_db=24), 128, "equispaced", 2.5),
+    (A("wires", 12, "random", 1.5, 8, snr_db=38), 128, "equispaced", 3),
+    (A("ring", 12, "poly", snr_db=48), 128, "equispaced", 4),
+]
+TUNE_MAPS6 = [
+    (A("wires", 10, "random", 0.5, 10, snr_db=33), 128, "poisson", 8),
+    (A("ring", 6, "poly", snr_db=44), 128, "poisson", 6),
+    (A("wires", 8, "poly", snr_db=26), 128, "gaussian1d", 8),
+    (A("ring", 10, "random", 1.0, 6, snr_db=39), 128, "poisson", 10),
+    (A("wires", 12, "random", 0.7, 14, snr_db=47), 128, "gaussian1d", 6),
+    (A("ring", 8, "poly", snr_db=30), 128, "poisson", 8),
+]
 # large matrices (2026-12-07): the complex default's one report row more than 0.3 dB below the previous default was
 # at 320² (its hold-out pilot chose 3 CG where 5 was best); the tune suite had one 256² condition and no 320² one
 TUNE_BIG = [
