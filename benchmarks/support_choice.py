@@ -11,7 +11,7 @@ the maps). PSNR in the head mask against the noise-free magnitude.
     cd benchmarks && python support_choice.py --part files --out results/support_choice_tune_files.jsonl
     cd benchmarks && python support_choice.py --part suite --split report --sets report:0-5 --out results/support_choice_report_suite.jsonl
     cd benchmarks && python support_choice.py --part files --split report --out results/support_choice_report_files.jsonl
-    cd benchmarks && python support_choice.py --table results/support_choice_tune_suite.jsonl
+    cd benchmarks && python support_choice.py --table results/support_choice_tune_suite.jsonl [--margins 0.1,0.02]
 
 ``--part files``: fastMRI test-layout files (``fastmri_test_layout.simulate_test_layout``: readout oversampled x2,
 cropped as the reader does, equispaced mask with its fully sampled centre), 3 slices each, 256²; tune: ``FILES`` x the
@@ -101,9 +101,14 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=None)
     ap.add_argument("--table", default=None)
+    ap.add_argument("--margins", default=None, help="with --table: also score these margins on the recorded errors "
+                    "(the first is the reference of the paired differences)")
     a = ap.parse_args()
     if a.table:
-        return table(Path(a.table))
+        table(Path(a.table))
+        if a.margins:
+            margins_table(Path(a.table), [float(v) for v in a.margins.split(",")])
+        return None
     torch.set_num_threads(a.threads)
     prior = load_prior(None, "score", offline=True)[0]
     seen = done_keys(a.out)
@@ -163,6 +168,23 @@ def table(path: Path) -> None:
           f"support with the better PSNR on {better}/{len(rows)}; own support chosen on "
           f"{sum((r['choice'] or {}).get('support') == 'own' for r in rows)}; choice pilots {np.mean(pilots):.1f} s "
           f"mean (tune pilots {np.mean([r['s_tune'] for r in rows]):.1f} s)")
+
+
+def with_margin(r: dict, margin: float) -> float:
+    """The PSNR the choice would give with ``margin`` (from the row's recorded hold-out errors)."""
+    he = (r["choice"] or {}).get("holdout_error")
+    own = he is not None and he["own"] < (1.0 - margin) * he["release"]
+    return r["psnr"]["own" if own else "release"]
+
+
+def margins_table(path: Path, margins: list[float]) -> None:
+    rows = [json.loads(r) for r in path.read_text().splitlines() if r.strip()]
+    ref = np.array([with_margin(r, margins[0]) for r in rows])
+    for m in margins:
+        got = np.array([with_margin(r, m) for r in rows])
+        rel = np.array([with_margin(r, m) - r["psnr"]["release"] for r in rows])
+        print(f"margin {m:g}: − release mean {rel.mean():+.3f}, worst {rel.min():+.3f}; − margin {margins[0]:g} "
+              f"mean {(got - ref).mean():+.3f}, worst {(got - ref).min():+.3f}, best {(got - ref).max():+.3f}")
 
 
 if __name__ == "__main__":
