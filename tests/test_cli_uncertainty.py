@@ -384,7 +384,8 @@ def test_calibration_table_columns(capsys):
 # every option of `mrdiff uncertainty` before its signature was written out (it was built from reconstruct's)
 UNCERTAINTY_OPTIONS = [
     "--output", "-o", "--mask", "--accel", "-R", "--acs", "--sampler", "--steps", "--coil-mode", "--complex-mode",
-    "--phase-resid", "--phase-ref", "--count-pilot", "--coil-maps", "--sense-every", "--snr", "--sigma-max", "--zeta", "--cg-iters", "--samples", "-K", "--model",
+    "--phase-resid", "--phase-ref", "--count-pilot", "--coil-maps", "--maps-support", "--sense-every", "--snr", "--sigma-max",
+    "--zeta", "--cg-iters", "--samples", "-K", "--model",
     "-m", "--offline", "--format", "--input-format", "--save-zero-filled", "--no-save-zero-filled", "--save-samples",
     "--no-save-samples", "--preview", "--no-preview", "--metrics", "--no-metrics", "--overwrite", "--no-overwrite",
     "--seed", "--device", "--batch-size", "--coils", "--threads", "--precision", "--shard", "--slices",

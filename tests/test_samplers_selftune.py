@@ -180,7 +180,9 @@ def test_l1_phase_reference_is_opt_in_and_computed_once_for_the_pilots(magnitude
     images = []
     for lam in (0.0, 1e-3):
         calls.clear()
-        rec = Reconstructor(magnitude_prior, ReconOptions(steps=2, pilot_steps=2, seed=0, phase_cs_lambda=lam))
+        # (the support choice's pilots see other maps, so each computes its own reference: forced off here)
+        rec = Reconstructor(magnitude_prior, ReconOptions(steps=2, pilot_steps=2, seed=0, phase_cs_lambda=lam,
+                                                          maps_support="release"))
         images.append(rec.reconstruct(sim.kspace, mask, "sense").images)
         pilots = len(rec.tuning.errors) + len(rec.tuning.extra["phase_resid_holdout_error"]) - 1
         assert pilots >= 3
