@@ -66,6 +66,8 @@ def main() -> None:
                  f"{a.threads} threads",
                  "precision": f"{autocast or 'fp32'}, {'NHWC' if a.precision == 'auto' else 'NCHW'}"}
     runs = (("self-tuned (default)", prior, ReconOptions(seed=0, autocast=autocast)),
+            ("self-tuned, release support (the default before the per-scan support choice)", prior,
+             ReconOptions(seed=0, maps_support="release", autocast=autocast)),
             ("fixed 7 CG (default prior)", prior, ReconOptions(seed=0, n_cg=7, autocast=autocast)),
             ("self-tuned, 20 steps (previous default)", prior, ReconOptions(seed=0, steps=20, autocast=autocast)),
             ("magnitude prior, self-tuned, 20 steps (default before the complex prior)", magnitude,
@@ -75,6 +77,7 @@ def main() -> None:
         t = time.time()
         ids = [S // 2] if S < 8 else [S // 2, S // 2 - max(1, S // 6)]  # tasks.recon_job.pilot_slices' rule
         rec.tune(k[ids], mask, "sense", slice_ids=ids)  # what the CLI does: one pilot per file
+        rec.choose_support(k[ids], mask, "sense", slice_ids=ids)  # (no-op where the maps' support is fixed)
         img = np.concatenate([rec.reconstruct(k[i:i + 4], mask, "sense", slice_ids=list(range(i, min(i + 4, S)))).images
                               for i in range(0, S, 4)])
         out[name] = {**score(img, truth_t), "s_per_slice": round((time.time() - t) / S, 3),
