@@ -60,6 +60,40 @@ def file_scan(ref: np.ndarray, spec) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return y * mask, mask, sim["truth"]
 
 
+def file_name(spec) -> str:
+    return f"{spec[0]}{spec[1]}/{spec[2]}/{spec[3]:g}dB/equispacedx{spec[4]:g}/seed{spec[6]}"
+
+
+def scans(split: str, files: bool, sets: str):
+    """Yield (row name, volume, y, mask, truth, slice ids, pilot index) for the rows of ``--part files`` (``files``)
+    or ``--part suite`` (``sets``: SET or SET:a-b, comma separated; report:a-b = the report conditions) as
+    :func:`main` runs them."""
+    if files:
+        specs = FILES if split == "tune" else REPORT_FILES
+        refs = load_split(split, 256, 1.0, 3)
+        vols = list(refs) if split == "tune" else ["pyradiomics_brain2"]
+        for spec in specs:
+            for vol in vols:
+                y, mask, truth = file_scan(refs[vol].numpy(), spec)
+                yield file_name(spec), vol, y, mask, truth, list(range(y.shape[0])), y.shape[0] // 2
+        return
+    import suite
+    from pilot_study import scan
+    from suite import CONDITIONS, cond_name
+
+    for item in sets.split(","):
+        name, _, rng = item.partition(":")
+        conds = CONDITIONS["report"] if name == "report" else getattr(suite, name)
+        lo, _, hi = rng.partition("-")
+        chosen = range(int(lo), int(hi or lo) + 1) if rng else range(len(conds))
+        for i in chosen:
+            cond = conds[i]
+            for vol, ref in load_split(split, cond[1], 256.0 / cond[1], 1).items():
+                k, truth, mask = scan(ref, cond)
+                y = (np.asarray(k) * np.asarray(mask, np.float32)).astype(np.complex64)
+                yield cond_name(cond[0], *cond[1:]), vol, y, np.asarray(mask, np.float32), truth, [0], 0
+
+
 def run_row(prior, y, mask, truth, ids: list[int], pilot: int) -> dict:
     """The three runs of one row (see the module docstring)."""
     auto = Reconstructor(prior, ReconOptions(seed=0))
@@ -112,40 +146,12 @@ def main() -> None:
     torch.set_num_threads(a.threads)
     prior = load_prior(None, "score", offline=True)[0]
     seen = done_keys(a.out)
-    if a.part == "files":
-        specs = FILES if a.split == "tune" else REPORT_FILES
-        idx = [int(i) for i in a.files.split(",")] if a.files else range(len(specs))
-        refs = load_split(a.split, 256, 1.0, 3)
-        vols = list(refs) if a.split == "tune" else ["pyradiomics_brain2"]
-        for i in idx:
-            spec = specs[i]
-            name = f"{spec[0]}{spec[1]}/{spec[2]}/{spec[3]:g}dB/equispacedx{spec[4]:g}/seed{spec[6]}"
-            for vol in vols:
-                if (name, vol) in seen:
-                    continue
-                y, mask, truth = file_scan(refs[vol].numpy(), spec)
-                n = y.shape[0]
-                emit({"name": name, "volume": vol, **run_row(prior, y, mask, truth, list(range(n)), n // 2)}, a.out)
-        return None
-    import suite
-    from pilot_study import scan
-    from suite import CONDITIONS, cond_name
-
-    for item in a.sets.split(","):
-        name, _, rng = item.partition(":")
-        conds = CONDITIONS["report"] if name == "report" else getattr(suite, name)
-        lo, _, hi = rng.partition("-")
-        chosen = range(int(lo), int(hi or lo) + 1) if rng else range(len(conds))
-        for i in chosen:
-            cond = conds[i]
-            cname = cond_name(cond[0], *cond[1:])
-            for vol, ref in load_split(a.split, cond[1], 256.0 / cond[1], 1).items():
-                if (cname, vol) in seen:
-                    continue
-                k, truth, mask = scan(ref, cond)
-                y = (np.asarray(k) * np.asarray(mask, np.float32)).astype(np.complex64)
-                emit({"name": cname, "volume": vol, **run_row(prior, y, np.asarray(mask, np.float32), truth, [0], 0)},
-                     a.out)
+    specs = FILES if a.split == "tune" else REPORT_FILES
+    keep = None if not a.files else {file_name(specs[int(i)]) for i in a.files.split(",")}
+    for name, vol, y, mask, truth, ids, pilot in scans(a.split, a.part == "files", a.sets):
+        if (name, vol) in seen or (keep is not None and name not in keep):
+            continue
+        emit({"name": name, "volume": vol, **run_row(prior, y, mask, truth, ids, pilot)}, a.out)
     return None
 
 

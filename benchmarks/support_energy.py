@@ -19,8 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from corpus import load_split
-from support_choice import FILES, file_scan
+from support_choice import scans
 
 from mrdiff_cli.ops.operators import SenseOp
 from mrdiff_cli.samplers.modes import MapsSupport
@@ -52,28 +51,11 @@ def main() -> None:
     ap.add_argument("--results", required=True)
     ap.add_argument("--sets", default="TUNE_REG11,TUNE_MAPS5")
     ap.add_argument("--files", action="store_true")
+    ap.add_argument("--split", default="tune", choices=["tune", "report"])
     a = ap.parse_args()
     torch.set_num_threads(1)
     rows = {(r["name"], r["volume"]): r for r in map(json.loads, Path(a.results).read_text().splitlines())}
-    scans = []
-    if a.files:
-        refs = load_split("tune", 256, 1.0, 3)
-        for spec in FILES:
-            name = f"{spec[0]}{spec[1]}/{spec[2]}/{spec[3]:g}dB/equispacedx{spec[4]:g}/seed{spec[6]}"
-            for vol in refs:
-                y, mask, _ = file_scan(refs[vol].numpy(), spec)
-                scans.append((name, vol, y, mask, y.shape[0] // 2))
-    else:
-        import suite
-        from pilot_study import scan
-        from suite import cond_name
-
-        for set_name in a.sets.split(","):
-            for cond in getattr(suite, set_name):
-                for vol, ref in load_split("tune", cond[1], 256.0 / cond[1], 1).items():
-                    k, _, mask = scan(ref, cond)
-                    scans.append((cond_name(cond[0], *cond[1:]), vol, np.asarray(k), np.asarray(mask, np.float32), 0))
-    for name, vol, y, mask, i in scans:
+    for name, vol, y, mask, _, _, i in scans(a.split, a.files, a.sets):
         r = rows.get((name, vol))
         if r is None:
             continue

@@ -19,8 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from corpus import load_split
-from support_choice import FILES, REPORT_FILES, file_scan
+from support_choice import scans
 
 from mrdiff_cli.samplers.selftune import PILOT_LINE_CAP, split_holdout
 from mrdiff_cli.tasks.calibration import estimate_kspace_noise
@@ -50,28 +49,7 @@ def main() -> None:
     a = ap.parse_args()
     torch.set_num_threads(1)
     rows = {(r["name"], r["volume"]): r for r in map(json.loads, Path(a.results).read_text().splitlines())}
-    scans = []
-    if a.files:
-        refs = load_split(a.split, 256, 1.0, 3)
-        specs = FILES if a.split == "tune" else REPORT_FILES
-        vols = list(refs) if a.split == "tune" else ["pyradiomics_brain2"]
-        for spec in specs:
-            name = f"{spec[0]}{spec[1]}/{spec[2]}/{spec[3]:g}dB/equispacedx{spec[4]:g}/seed{spec[6]}"
-            for vol in vols:
-                y, mask, _ = file_scan(refs[vol].numpy(), spec)
-                scans.append((name, vol, y, mask, y.shape[0] // 2))
-    else:
-        import suite
-        from pilot_study import scan
-        from suite import CONDITIONS, cond_name
-
-        for set_name in a.sets.split(","):
-            conds = CONDITIONS["report"][:6] if set_name == "report" else getattr(suite, set_name)
-            for cond in conds:
-                for vol, ref in load_split(a.split, cond[1], 256.0 / cond[1], 1).items():
-                    k, _, mask = scan(ref, cond)
-                    scans.append((cond_name(cond[0], *cond[1:]), vol, np.asarray(k), np.asarray(mask, np.float32), 0))
-    for name, vol, y, mask, i in scans:
+    for name, vol, y, mask, _, _, i in scans(a.split, a.files, a.sets):
         r = rows.get((name, vol))
         if r is None:
             continue
