@@ -13,13 +13,11 @@ release \\ own over its total. Printed beside the recorded PSNRs (own − releas
 
 from __future__ import annotations
 
-import argparse
 import json
-from pathlib import Path
 
 import numpy as np
 import torch
-from support_choice import scans
+from support_choice import recorded_rows
 
 from mrdiff_cli.ops.operators import SenseOp
 from mrdiff_cli.samplers.modes import MapsSupport
@@ -47,18 +45,8 @@ def shares(y: np.ndarray, mask: np.ndarray, slice_index: int) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--results", required=True)
-    ap.add_argument("--sets", default="TUNE_REG11,TUNE_MAPS5")
-    ap.add_argument("--files", action="store_true")
-    ap.add_argument("--split", default="tune", choices=["tune", "report"])
-    a = ap.parse_args()
-    torch.set_num_threads(1)
-    rows = {(r["name"], r["volume"]): r for r in map(json.loads, Path(a.results).read_text().splitlines())}
-    for name, vol, y, mask, _, _, i in scans(a.split, a.files, a.sets):
-        r = rows.get((name, vol))
-        if r is None:
-            continue
+    for r, y, mask, i in recorded_rows(__doc__.splitlines()[0]):
+        name, vol = r["name"], r["volume"]
         sh = shares(y, mask, i)
         he = (r["choice"] or {}).get("holdout_error") or {}
         ratio = he["own"] / he["release"] if he else float("nan")
