@@ -89,3 +89,13 @@ def test_python_api_reconstruct_chooses_like_the_cli_path(bundled_prior):
     forced = Reconstructor(bundled_prior, ReconOptions(**o, maps_support=a.support_choice["support"]))
     forced.tuning = a.tuning
     assert np.array_equal(forced.reconstruct(kn, mn, "sense").images, img_a)
+
+
+def test_release_support_where_nothing_can_be_hidden(monkeypatch):
+    """A mask that leaves nothing to hide (the pilot is None): the release support, and the record says why."""
+    k, m = _eight_coil_disc()
+    monkeypatch.setattr(Reconstructor, "pilot", lambda self, *a, **kw: None)
+    rec = Reconstructor(None, ReconOptions(n_cg=3))
+    rec.choose_support(k, m.numpy(), "sense", compressed=True)
+    assert rec.support_choice["support"] == "release" and rec.support_choice["chosen_by"].startswith("fallback")
+    assert rec.support_kind() == MapsSupport.release and "holdout_error" not in rec.support_choice
