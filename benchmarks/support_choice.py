@@ -125,20 +125,23 @@ def done_keys(out: str | None) -> set:
     return {(r["name"], r["volume"]) for r in map(json.loads, filter(str.strip, Path(out).read_text().splitlines()))}
 
 
-def recorded_rows(description: str):
+def recorded_rows(description: str, extra: tuple = ()):
     """The command line of a study of this script's recorded rows (``--results FILE``, ``--files`` or ``--sets``,
-    ``--split``): yield (recorded row, y, mask, pilot slice index) for each row of the file, rebuilt by :func:`scans`."""
+    ``--split``, and ``extra`` (name, kwargs) arguments): yield (arguments, recorded row, y, mask, truth, slice ids,
+    pilot slice index) for each row of the file, rebuilt by :func:`scans`."""
     ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--results", required=True)
     ap.add_argument("--sets", default="TUNE_REG11,TUNE_MAPS5")
     ap.add_argument("--files", action="store_true")
     ap.add_argument("--split", default="tune", choices=["tune", "report"])
+    for name, kw in extra:
+        ap.add_argument(name, **kw)
     a = ap.parse_args()
     torch.set_num_threads(1)
     rows = {(r["name"], r["volume"]): r for r in map(json.loads, filter(str.strip, Path(a.results).read_text().splitlines()))}
-    for name, vol, y, mask, _, _, i in scans(a.split, a.files, a.sets):
+    for name, vol, y, mask, truth, ids, i in scans(a.split, a.files, a.sets):
         if (name, vol) in rows:
-            yield rows[(name, vol)], y, mask, i
+            yield a, rows[(name, vol)], y, mask, truth, ids, i
 
 
 def main() -> None:

@@ -45,7 +45,7 @@ def shares(y: np.ndarray, mask: np.ndarray, slice_index: int) -> dict:
 
 
 def main() -> None:
-    for r, y, mask, i in recorded_rows(__doc__.splitlines()[0]):
+    for _, r, y, mask, _, _, i in recorded_rows(__doc__.splitlines()[0]):
         name, vol = r["name"], r["volume"]
         sh = shares(y, mask, i)
         he = (r["choice"] or {}).get("holdout_error") or {}

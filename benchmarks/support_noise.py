@@ -39,7 +39,7 @@ def noise_floor(y: np.ndarray, mask: np.ndarray, slice_index: int) -> float:
 
 
 def main() -> None:
-    for r, y, mask, i in recorded_rows(__doc__.splitlines()[0]):
+    for _, r, y, mask, _, _, i in recorded_rows(__doc__.splitlines()[0]):
         name, vol = r["name"], r["volume"]
         he = (r["choice"] or {}).get("holdout_error")
         if not he:

@@ -27,7 +27,7 @@ STEPS = [int(v) for v in os.environ.get("SUPPORT_STEPS", "10,20").split(",")]
 
 def main() -> None:
     prior = load_prior(None, "score", offline=True)[0]
-    for r, y, mask, i in recorded_rows(__doc__.splitlines()[0]):
+    for _, r, y, mask, _, _, i in recorded_rows(__doc__.splitlines()[0]):
         rec = Reconstructor(prior, ReconOptions(seed=0, n_cg=int(r["count"])))
         m = torch.as_tensor(mask, dtype=torch.float32)
         yy, _ = rec._compress(torch.as_tensor(y[i : i + 1]).to(torch.complex64) * m, None, "sense")
