@@ -6,6 +6,10 @@ count of ``--counts``, beside the self-tuned count's PSNR (recorded).
 
     cd benchmarks && python support_counts.py --results results/support_choice_tune_suite.jsonl --sets TUNE_REG11,TUNE_MAPS5 --counts 3,5,7
     cd benchmarks && python support_counts.py --results results/support_choice_tune_files.jsonl --files --counts 3,5,7
+
+``--pilots``: instead of the fixed-count runs, the count pilots' scores on the run's own (own-support) maps at each
+count — the hold-out error (10 steps) and the parametric bootstrap's error (``Reconstructor.bootstrap_pilot``, 20
+steps) — to see whether a count check on the run's maps would catch the undershoots.
 """
 
 from __future__ import annotations
@@ -22,9 +26,12 @@ from mrdiff_cli.tasks.reconstruct import ReconOptions, Reconstructor
 
 def main() -> None:
     prior = load_prior(None, "score", offline=True)[0]
-    extra = (("--counts", {"default": "3,5,7"}),)
-    for a, r, y, mask, truth, ids, _ in recorded_rows(__doc__.splitlines()[0], extra):
+    extra = (("--counts", {"default": "3,5,7"}), ("--pilots", {"action": "store_true"}))
+    for a, r, y, mask, truth, ids, i in recorded_rows(__doc__.splitlines()[0], extra):
         if (r["choice"] or {}).get("support") != "own":
+            continue
+        if a.pilots:
+            pilots(prior, a, r, y, mask, ids[i])
             continue
         psnr = {}
         for n in [int(v) for v in a.counts.split(",")]:
@@ -34,6 +41,21 @@ def main() -> None:
         print(json.dumps({"name": r["name"], "volume": r["volume"], "count": r["count"], "psnr_self": r["psnr"]["own"],
                           "psnr_fixed": psnr, "best_fixed": int(best),
                           "self_minus_best": round(r["psnr"]["own"] - psnr[best], 3)}), flush=True)
+
+
+def pilots(prior, a, r, y, mask, sid: int) -> None:
+    import torch
+
+    rec = Reconstructor(prior, ReconOptions(seed=0, maps_support="own"))
+    m = torch.as_tensor(mask, dtype=torch.float32)
+    yy, _ = rec._compress(torch.as_tensor(y[sid : sid + 1]).to(torch.complex64) * m, None, "sense")
+    maps = rec.estimate_maps(yy, m)
+    counts = [int(v) for v in a.counts.split(",")]
+    hold = rec.pilot(yy, np.asarray(mask, np.float32), "sense", maps, [sid], compressed=True)[0]
+    boot = rec.bootstrap_pilot(yy, np.asarray(mask, np.float32), "sense", maps, [sid], compressed=True)
+    print(json.dumps({"name": r["name"], "volume": r["volume"], "count": r["count"],
+                      "holdout": {str(n): round(hold(n), 6) for n in counts},
+                      "bootstrap": {str(n): round(boot(n), 6) for n in counts}}), flush=True)
 
 
 if __name__ == "__main__":
