@@ -484,3 +484,11 @@ def test_maps_support_is_recorded_and_forced_by_the_flag(files, model_dir, tmp_p
     assert "coil_map_support" not in metrics(tmp_path / "k2.nii.gz")["consistency"]
     r = run(files["multi"], "-o", tmp_path / "bad.nii.gz", *common, "--maps-support", "wider")
     assert r.exit_code == 2 and not (tmp_path / "bad.nii.gz").exists()
+
+
+def test_summary_prints_the_coil_maps_line(files, model_dir, tmp_path):
+    """Without --quiet the summary names the maps and their support below the table."""
+    res = run(files["multi"], "-o", tmp_path / "s.nii.gz", "--model", model_dir, *MASK, "--steps", 3, "--seed", 2,
+              "--cg-iters", 2)
+    ok(res)
+    assert "coil maps adaptive, " in res.output and " support" in res.output

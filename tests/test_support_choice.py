@@ -99,3 +99,22 @@ def test_release_support_where_nothing_can_be_hidden(monkeypatch):
     rec.choose_support(k, m.numpy(), "sense", compressed=True)
     assert rec.support_choice["support"] == "release" and rec.support_choice["chosen_by"].startswith("fallback")
     assert rec.support_kind() == MapsSupport.release and "holdout_error" not in rec.support_choice
+
+
+def test_summary_names_the_maps_and_the_support():
+    """The summary's maps line: the maps, the support and, when the pilot chose it, both hold-out errors."""
+    from mrdiff_cli.cli.jobs import maps_caption
+
+    chosen = {"input": "/d/scan.h5", "consistency": {"coil_maps": "adaptive", "coil_map_support": {
+        "support": "own", "chosen_by": "k-space hold-out cross-validation",
+        "holdout_error": {"release": 0.0956, "own": 0.066}}}}
+    assert maps_caption(chosen) == ("scan.h5: coil maps adaptive, own support (k-space hold-out error 0.066 with own, "
+                                    "0.0956 with release)")
+    agree = {"input": "a.h5", "consistency": {"coil_maps": "adaptive", "coil_map_support": {
+        "support": "release", "chosen_by": "the supports agree: no pilot"}}}
+    assert maps_caption(agree) == "a.h5: coil maps adaptive, release support (the supports agree: no pilot)"
+    forced = {"input": "a.h5", "consistency": {"coil_maps": "adaptive", "coil_map_support": {
+        "support": "own", "chosen_by": "fixed (--maps-support)"}}}
+    assert maps_caption(forced) == "a.h5: coil maps adaptive, own support"
+    assert maps_caption({"input": "a.h5", "consistency": {"coil_maps": "espirit"}}) == "a.h5: coil maps espirit"
+    assert maps_caption({"input": "a.h5"}) is None

@@ -189,6 +189,24 @@ def reference_caption(r: dict[str, Any]) -> str:
     return text
 
 
+def maps_caption(r: dict[str, Any]) -> str | None:
+    """The summary's line on the coil maps of a diffusion run: which maps, and the support with who chose it (the
+    hold-out errors when the pilot chose); None without a consistency record."""
+    c = r.get("consistency") or {}
+    if "coil_maps" not in c:
+        return None
+    text = f"{Path(r['input']).name}: coil maps {c['coil_maps']}"
+    sup = c.get("coil_map_support")
+    if sup:
+        text += f", {sup['support']} support"
+        err = sup.get("holdout_error")
+        if err:
+            text += f" (k-space hold-out error {err['own']:.4g} with own, {err['release']:.4g} with release)"
+        elif not str(sup.get("chosen_by", "")).startswith("fixed"):
+            text += f" ({sup.get('chosen_by')})"
+    return text
+
+
 def method_label(r: dict[str, Any]) -> str:
     """The table's 'mode' cell: diffusion/<coil mode>, sense (CG-SENSE) or zero-filled (RSS of the coil images)."""
     if r.get("method") == "diffusion":
@@ -230,6 +248,9 @@ def print_recon_table(summary: dict, title: str) -> None:
             say(f"{Path(r['input']).name}: {r.get('note', 'no slices')}")
         elif r.get("mask"):
             say(reference_caption(r))
+            maps = maps_caption(r)
+            if maps:
+                say(maps)
             say(f"→ {(r.get('output') or {}).get('image', '-')}")
 
 

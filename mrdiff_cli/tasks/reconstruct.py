@@ -567,7 +567,7 @@ class Reconstructor:
         rec: dict[str, Any] = {"support": "release", "margin": float(self.opts.support_margin),
                                "support_fraction": {str(s): round(float(v.float().mean()), 4) for s, v in inside.items()}}
         if torch.equal(inside[MapsSupport.release], inside[MapsSupport.own]):
-            self.support_choice = {**rec, "chosen_by": "the supports agree (no pilot)"}
+            self.support_choice = {**rec, "chosen_by": "the supports agree: no pilot"}
             return
         errors: dict[str, float] = {}
         for k, (s, mp) in enumerate(maps.items()):
