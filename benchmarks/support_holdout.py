@@ -8,10 +8,6 @@ those maps (40 steps, 7 CG; ``fastmri_test_layout.score``) at each ``--snrs``.
     cd benchmarks && python support_holdout.py --out results/support_holdout_tune.jsonl
     cd benchmarks && python support_holdout.py --suite TUNE_REG8:5,TUNE_MAPS2:5 --count 3 --out OUT.jsonl   # 128² rows
 
-Recorded results (``results/support_holdout_*.jsonl``) predate the fix of 2026-12-07 (eighth session): the Python
-API's ``reconstruct()`` without ``tune()`` then ran the count pilots on each setting's own maps, so their PSNRs are
-with pilots on those maps (the CLI's default runs its pilots on the ``espirit`` maps).
-
 ``--suite SET:I,...``: instead of fastMRI-layout files, rows of ``benchmarks/suite.py`` (one middle slice per tune
 volume, the suite's simulation and mask), reconstructed at ``--count`` CG (40 steps).
 """
