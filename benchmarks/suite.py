@@ -259,6 +259,24 @@ TUNE_MAPS6 = [
     (A("wires", 12, "random", 0.7, 14, snr_db=47), 128, "gaussian1d", 6),
     (A("ring", 8, "poly", snr_db=30), 128, "poisson", 8),
 ]
+# seventh fresh pair (2026-12-07, eighth session), written down for the count re-check on the own-support maps
+# (docs/benchmarks.md, "Pre-registered next test: a count re-check"), before it was implemented; nothing run on these
+TUNE_REG13 = [
+    (A("ring", 10, "random", 0.7, 10, snr_db=34), 128, "equispaced", 3.3),
+    (A("wires", 12, "poly", snr_db=42), 128, "equispaced", 4),
+    (A("ring", 8, "poly", snr_db=28), 128, "equispaced", 3),
+    (A("wires", 8, "random", 1.0, 14, snr_db=37), 128, "equispaced", 2.5),
+    (A("ring", 12, "random", 1.5, 6, snr_db=45), 128, "equispaced", 3),
+    (A("wires", 10, "poly", snr_db=31), 128, "equispaced", 4),
+]
+TUNE_MAPS7 = [
+    (A("ring", 8, "random", 1.0, 8, snr_db=41), 128, "poisson", 6),
+    (A("wires", 12, "poly", snr_db=35), 128, "poisson", 8),
+    (A("ring", 10, "poly", snr_db=46), 128, "poisson", 10),
+    (A("wires", 8, "random", 0.7, 10, snr_db=29), 128, "gaussian1d", 8),
+    (A("ring", 12, "poly", snr_db=38), 128, "gaussian1d", 6),
+    (A("wires", 10, "random", 1.2, 12, snr_db=43), 128, "poisson", 8),
+]
 # large matrices (2026-12-07): the complex default's one report row more than 0.3 dB below the previous default was
 # at 320² (its hold-out pilot chose 3 CG where 5 was best); the tune suite had one 256² condition and no 320² one
 TUNE_BIG = [
