@@ -94,16 +94,19 @@ def scans(split: str, files: bool, sets: str):
                 yield cond_name(cond[0], *cond[1:]), vol, y, np.asarray(mask, np.float32), truth, [0], 0
 
 
-def run_row(prior, y, mask, truth, ids: list[int], pilot: int) -> dict:
-    """The three runs of one row (see the module docstring)."""
-    auto = Reconstructor(prior, ReconOptions(seed=0))
+def run_row(prior, y, mask, truth, ids: list[int], pilot: int, recheck: bool = False,
+            oracle: tuple[int, ...] = ()) -> dict:
+    """The three runs of one row (see the module docstring). ``recheck``: the choice with ``count_recheck`` (the
+    count moved on the own maps: one more run at that count, ``psnr["recheck"]``); ``oracle``: where own is chosen,
+    the own-support run at each of these fixed counts (``psnr_fixed_own``)."""
+    auto = Reconstructor(prior, ReconOptions(seed=0, count_recheck=recheck))
     t = time.time()
     auto.tune(y[pilot : pilot + 1], mask, "sense", slice_ids=[ids[pilot]])
     t_tune = time.time() - t
     t = time.time()
     auto.choose_support(y[pilot : pilot + 1], mask, "sense", slice_ids=[ids[pilot]])
     t_choice = time.time() - t
-    row: dict = {"count": auto.n_cg(), "choice": auto.support_choice, "s_tune": round(t_tune, 1),
+    row: dict = {"count": auto.tuning.n_cg if auto.tuning is not None else auto.n_cg(), "choice": auto.support_choice, "s_tune": round(t_tune, 1),
                  "s_choice": round(t_choice, 1), "psnr": {}, "s_run": {}}
     for support in ("release", "own"):
         rec = Reconstructor(prior, ReconOptions(seed=0, maps_support=support))
@@ -114,6 +117,20 @@ def run_row(prior, y, mask, truth, ids: list[int], pilot: int) -> dict:
         row["psnr"][support] = round(score(img, np.asarray(truth))["psnr"], 3)
     chosen = auto.support_choice["support"] if auto.support_choice else "release"
     row["psnr"]["auto"] = row["psnr"][chosen]
+    if recheck:
+        if auto.count_recheck is not None and chosen == "own":
+            rec = Reconstructor(prior, ReconOptions(seed=0, maps_support="own", n_cg=auto.count_recheck))
+            row["psnr"]["recheck"] = round(score(rec.reconstruct(y, mask, "sense", slice_ids=ids).images,
+                                                 np.asarray(truth))["psnr"], 3)
+        else:
+            row["psnr"]["recheck"] = row["psnr"]["auto"]
+        row["recheck_count"] = auto.n_cg()
+    if oracle and chosen == "own":
+        row["psnr_fixed_own"] = {}
+        for n in oracle:
+            rec = Reconstructor(prior, ReconOptions(seed=0, maps_support="own", n_cg=n))
+            row["psnr_fixed_own"][str(n)] = round(score(rec.reconstruct(y, mask, "sense", slice_ids=ids).images,
+                                                        np.asarray(truth))["psnr"], 3)
     row["delta_auto_minus_release"] = round(row["psnr"]["auto"] - row["psnr"]["release"], 3)
     row["picked_better"] = (row["psnr"][chosen] >= max(row["psnr"]["release"], row["psnr"]["own"]) - 1e-9)
     return row
@@ -145,6 +162,7 @@ def recorded_rows(description: str, extra: tuple = ()):
 
 
 def main() -> None:
+    global FILES
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--part", choices=["suite", "files"], default="suite")
     ap.add_argument("--split", choices=["tune", "report"], default="tune")
@@ -152,6 +170,10 @@ def main() -> None:
                     "report conditions 0..5")
     ap.add_argument("--files", default=None, help="comma list of indices into FILES / REPORT_FILES (default all)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--recheck", action="store_true", help="also the count re-check on the own maps (count_recheck)")
+    ap.add_argument("--oracle", default="", help="fixed counts run with the own support where own is chosen")
+    ap.add_argument("--seeds", default=None, help="files: replace each FILES setting's seed by these (comma list)")
+    ap.add_argument("--volume", default=None, help="files: only this volume")
     ap.add_argument("--out", default=None)
     ap.add_argument("--table", default=None)
     ap.add_argument("--margins", default=None, help="with --table: also score these margins on the recorded errors "
@@ -167,10 +189,17 @@ def main() -> None:
     seen = done_keys(a.out)
     specs = FILES if a.split == "tune" else REPORT_FILES
     keep = None if not a.files else {file_name(specs[int(i)]) for i in a.files.split(",")}
+    if a.seeds:
+        FILES = [(*spec[:6], int(sd)) for spec, sd in zip(FILES, a.seeds.split(","), strict=True)]
+        specs = FILES
+        keep = None if not a.files else {file_name(specs[int(i)]) for i in a.files.split(",")}
     for name, vol, y, mask, truth, ids, pilot in scans(a.split, a.part == "files", a.sets):
         if (name, vol) in seen or (keep is not None and name not in keep):
             continue
-        emit({"name": name, "volume": vol, **run_row(prior, y, mask, truth, ids, pilot)}, a.out)
+        if a.volume and vol != a.volume:
+            continue
+        oracle = tuple(int(v) for v in a.oracle.split(",") if v.strip())
+        emit({"name": name, "volume": vol, **run_row(prior, y, mask, truth, ids, pilot, a.recheck, oracle)}, a.out)
     return None
 
 

@@ -151,6 +151,11 @@ class ReconOptions:
     # one (Reconstructor.choose_support)
     maps_support: MapsSupport = MapsSupport.auto
     support_margin: float = 0.1
+    # when the support choice takes "own" and the self-tuned count is below the candidates' top: one more hold-out
+    # pilot on the run's own-support maps at the next count, used when it predicts the hidden samples better (the
+    # count pilots ran on the espirit maps; better maps favour more iterations). Off: under test (docs/benchmarks.md
+    # "Pre-registered next test: a count re-check")
+    count_recheck: bool = False
     cg_init_iters: int = 10
     support: bool = True  # single-coil fast sampler: keep the image inside a low-res object support
     # coil compression (ops.compress): None = auto (SENSE with > 12 coils -> max(10, ceil(C/2)) virtual coils),
@@ -277,6 +282,7 @@ class Reconstructor:
         self.spread: ScanSpread | None = None  # the hold-out uncertainty calibration (measure_spread), once run
         self.spread_note: str | None = None  # why it did not run, when it did not
         self.support_choice: dict[str, Any] | None = None  # the per-scan support choice and its evidence, once made
+        self.count_recheck: int | None = None  # the count the re-check on the own-support maps moved to (count_recheck)
 
     # ---------------------------------------------------------------- helpers
     def _denoiser(self, mode: str, phase_ref: torch.Tensor, batch_size: int, resid: float | None = None,
@@ -570,6 +576,7 @@ class Reconstructor:
             self.support_choice = {**rec, "chosen_by": "the supports agree: no pilot"}
             return
         errors: dict[str, float] = {}
+        runs = {}
         for k, (s, mp) in enumerate(maps.items()):
             pilot = self.pilot(y, mask, mode, mp, slice_ids, compressed=True)
             if pilot is None:
@@ -578,11 +585,21 @@ class Reconstructor:
                 return
             if callback is not None:
                 callback(k + 1)
+            runs[str(s)] = pilot[0]
             errors[str(s)] = round(pilot[0](self.n_cg(), self.phase_resid()), 6)
         own = errors["own"] < (1.0 - float(self.opts.support_margin)) * errors["release"]
         self.support_choice = {**rec, "support": "own" if own else "release",
                                "chosen_by": "k-space hold-out cross-validation", "holdout_error": errors,
                                "at_cg": self.n_cg(), "steps": int(self.opts.pilot_steps)}
+        n = self.n_cg()
+        higher = [c for c in CG_CANDIDATES if c > n]
+        if own and self.opts.count_recheck and self.tuning is not None and self.opts.n_cg is None and higher:
+            nxt = min(higher)
+            e_next = round(runs["own"](nxt, self.phase_resid()), 6)
+            if e_next < errors["own"]:
+                self.count_recheck = nxt
+            self.support_choice["count_recheck"] = {"holdout_error": {str(n): errors["own"], str(nxt): e_next},
+                                                    "cg_iters": self.n_cg()}
 
     def consistency_report(self, mode: str, y: torch.Tensor | None = None, mask=None) -> dict[str, Any] | None:
         """How strongly this run enforced the data and why (the metrics JSON's ``consistency`` block): the CG
@@ -642,6 +659,8 @@ class Reconstructor:
         """The CG count this run uses: forced (``--cg-iters``), chosen by the pilot, or the fallback."""
         if self.opts.n_cg is not None:
             return int(self.opts.n_cg)
+        if self.count_recheck is not None:
+            return self.count_recheck
         return self.tuning.n_cg if self.tuning is not None else FALLBACK_CG
 
     # ---------------------------------------------------------------- main entry
