@@ -176,9 +176,13 @@ def main() -> None:
     ap.add_argument("--volume", default=None, help="files: only this volume")
     ap.add_argument("--out", default=None)
     ap.add_argument("--table", default=None)
+    ap.add_argument("--recheck-table", default=None)
     ap.add_argument("--margins", default=None, help="with --table: also score these margins on the recorded errors "
                     "(the first is the reference of the paired differences)")
     a = ap.parse_args()
+    if a.recheck_table:
+        recheck_table(Path(a.recheck_table))
+        return None
     if a.table:
         table(Path(a.table))
         if a.margins:
@@ -222,6 +226,29 @@ def table(path: Path) -> None:
           f"support with the better PSNR on {better}/{len(rows)}; own support chosen on "
           f"{sum((r['choice'] or {}).get('support') == 'own' for r in rows)}; choice pilots {np.mean(pilots):.1f} s "
           f"mean (tune pilots {np.mean([r['s_tune'] for r in rows]):.1f} s)")
+
+
+def recheck_table(path: Path) -> None:
+    """The count re-check test (``--recheck --oracle``): re-check − default per row, and on the rows where own was
+    chosen how many are within 0.3 dB of the best fixed own-support count, for each."""
+    rows = [json.loads(r) for r in path.read_text().splitlines() if r.strip()]
+    d = np.array([r["psnr"]["recheck"] - r["psnr"]["auto"] for r in rows])
+    print("| row | volume | count (default → re-check) | default | re-check | fixed own (3 / 5 / 7) |")
+    print("|---|---|---|---|---|---|")
+    within = {"auto": 0, "recheck": 0}
+    own_rows = [r for r in rows if "psnr_fixed_own" in r]
+    for r in rows:
+        fx = r.get("psnr_fixed_own")
+        cells = " / ".join(f"{fx[c]:.2f}" for c in sorted(fx, key=int)) if fx else "—"
+        print(f"| {r['name']} | {r['volume']} | {r['count']} → {r['recheck_count']} | {r['psnr']['auto']:.2f} | "
+              f"{r['psnr']['recheck']:.2f} | {cells} |")
+        if fx:
+            best = max(fx.values())
+            for k in within:
+                within[k] += int(r["psnr"][k] >= best - 0.3)
+    print(f"\n{len(rows)} rows: re-check − default mean {d.mean():+.3f} dB, worst {d.min():+.3f}, best {d.max():+.3f}; "
+          f"own chosen on {len(own_rows)}: within 0.3 dB of the best fixed own count default {within['auto']}, "
+          f"re-check {within['recheck']}")
 
 
 def with_margin(r: dict, margin: float) -> float:

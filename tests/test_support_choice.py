@@ -122,7 +122,7 @@ def test_summary_names_the_maps_and_the_support():
 
 @pytest.mark.parametrize("n,next_err,want", [(5, 0.5, 7), (5, 0.9, 5), (7, 0.1, 7), (3, 0.5, 5)])
 def test_count_recheck_on_the_own_maps(monkeypatch, n, next_err, want):
-    """count_recheck (opt-in): when own is chosen and the self-tuned count is below the top candidate, one more
+    """count_recheck (the default): when own is chosen and the self-tuned count is below the top candidate, one more
     pilot on the own maps at the next count; the higher count is kept only if it predicts the hidden samples better."""
     from mrdiff_cli.samplers.selftune import Tuning
 
@@ -136,14 +136,14 @@ def test_count_recheck_on_the_own_maps(monkeypatch, n, next_err, want):
         return (lambda c, r=None: asked[j].append(c) or errs[c]), {"kind": "points"}
 
     monkeypatch.setattr(Reconstructor, "pilot", pilot)
-    rec = Reconstructor(None, ReconOptions(count_recheck=True))
+    rec = Reconstructor(None, ReconOptions())  # the default
     rec.tuning = Tuning(n, {n: 1.0}, {}, [0], 10)
     rec.choose_support(k, m.numpy(), "sense", compressed=True)
     assert rec.support_choice["support"] == "own" and rec.n_cg() == want
     assert asked[0] == [n] and asked[1] == ([n] if n == 7 else [n, {5: 7, 3: 5}[n]])
     if n < 7:
         assert rec.support_choice["count_recheck"]["cg_iters"] == want
-    off = Reconstructor(None, ReconOptions())  # the default: no re-check
+    off = Reconstructor(None, ReconOptions(count_recheck=False))
     asked.clear()
     off.tuning = Tuning(n, {n: 1.0}, {}, [0], 10)
     off.choose_support(k, m.numpy(), "sense", compressed=True)
