@@ -64,12 +64,18 @@ def file_name(spec) -> str:
     return f"{spec[0]}{spec[1]}/{spec[2]}/{spec[3]:g}dB/equispacedx{spec[4]:g}/seed{spec[6]}"
 
 
-def scans(split: str, files: bool, sets: str):
-    """Yield (row name, volume, y, mask, truth, slice ids, pilot index) for the rows of ``--part files`` (``files``)
-    or ``--part suite`` (``sets``: SET or SET:a-b, comma separated; report:a-b = the report conditions) as
-    :func:`main` runs them."""
+def file_specs(split: str, seeds: str | None = None) -> list:
+    """The fastMRI-layout file settings of ``split``; ``seeds`` (comma list): the same settings with these seeds."""
+    specs = FILES if split == "tune" else REPORT_FILES
+    return [(*s[:6], int(sd)) for s, sd in zip(specs, seeds.split(","), strict=True)] if seeds else list(specs)
+
+
+def scans(split: str, files: bool, sets: str, specs: list | None = None):
+    """Yield (row name, volume, y, mask, truth, slice ids, pilot index) for the rows of ``--part files`` (``files``;
+    ``specs``: the file settings, default :func:`file_specs`) or ``--part suite`` (``sets``: SET or SET:a-b, comma
+    separated; report:a-b = the report conditions) as :func:`main` runs them."""
     if files:
-        specs = FILES if split == "tune" else REPORT_FILES
+        specs = file_specs(split) if specs is None else specs
         refs = load_split(split, 256, 1.0, 3)
         vols = list(refs) if split == "tune" else ["pyradiomics_brain2"]
         for spec in specs:
@@ -92,6 +98,12 @@ def scans(split: str, files: bool, sets: str):
                 k, truth, mask = scan(ref, cond)
                 y = (np.asarray(k) * np.asarray(mask, np.float32)).astype(np.complex64)
                 yield cond_name(cond[0], *cond[1:]), vol, y, np.asarray(mask, np.float32), truth, [0], 0
+
+
+def psnr_of(prior, y, mask, truth, ids: list[int], **opts) -> float:
+    """PSNR (head mask) of the 40-step run with these ReconOptions overrides (seed 0)."""
+    img = Reconstructor(prior, ReconOptions(seed=0, **opts)).reconstruct(y, mask, "sense", slice_ids=ids).images
+    return round(score(img, np.asarray(truth))["psnr"], 3)
 
 
 def run_row(prior, y, mask, truth, ids: list[int], pilot: int, recheck: bool = False,
@@ -119,18 +131,13 @@ def run_row(prior, y, mask, truth, ids: list[int], pilot: int, recheck: bool = F
     row["psnr"]["auto"] = row["psnr"][chosen]
     if recheck:
         if auto.count_recheck is not None and chosen == "own":
-            rec = Reconstructor(prior, ReconOptions(seed=0, maps_support="own", n_cg=auto.count_recheck))
-            row["psnr"]["recheck"] = round(score(rec.reconstruct(y, mask, "sense", slice_ids=ids).images,
-                                                 np.asarray(truth))["psnr"], 3)
+            row["psnr"]["recheck"] = psnr_of(prior, y, mask, truth, ids, maps_support="own", n_cg=auto.count_recheck)
         else:
             row["psnr"]["recheck"] = row["psnr"]["auto"]
         row["recheck_count"] = auto.n_cg()
     if oracle and chosen == "own":
-        row["psnr_fixed_own"] = {}
-        for n in oracle:
-            rec = Reconstructor(prior, ReconOptions(seed=0, maps_support="own", n_cg=n))
-            row["psnr_fixed_own"][str(n)] = round(score(rec.reconstruct(y, mask, "sense", slice_ids=ids).images,
-                                                        np.asarray(truth))["psnr"], 3)
+        row["psnr_fixed_own"] = {str(n): psnr_of(prior, y, mask, truth, ids, maps_support="own", n_cg=n)
+                                 for n in oracle}
     row["delta_auto_minus_release"] = round(row["psnr"]["auto"] - row["psnr"]["release"], 3)
     row["picked_better"] = (row["psnr"][chosen] >= max(row["psnr"]["release"], row["psnr"]["own"]) - 1e-9)
     return row
@@ -162,7 +169,6 @@ def recorded_rows(description: str, extra: tuple = ()):
 
 
 def main() -> None:
-    global FILES
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--part", choices=["suite", "files"], default="suite")
     ap.add_argument("--split", choices=["tune", "report"], default="tune")
@@ -191,13 +197,9 @@ def main() -> None:
     torch.set_num_threads(a.threads)
     prior = load_prior(None, "score", offline=True)[0]
     seen = done_keys(a.out)
-    specs = FILES if a.split == "tune" else REPORT_FILES
+    specs = file_specs(a.split, a.seeds)
     keep = None if not a.files else {file_name(specs[int(i)]) for i in a.files.split(",")}
-    if a.seeds:
-        FILES = [(*spec[:6], int(sd)) for spec, sd in zip(FILES, a.seeds.split(","), strict=True)]
-        specs = FILES
-        keep = None if not a.files else {file_name(specs[int(i)]) for i in a.files.split(",")}
-    for name, vol, y, mask, truth, ids, pilot in scans(a.split, a.part == "files", a.sets):
+    for name, vol, y, mask, truth, ids, pilot in scans(a.split, a.part == "files", a.sets, specs):
         if (name, vol) in seen or (keep is not None and name not in keep):
             continue
         if a.volume and vol != a.volume:

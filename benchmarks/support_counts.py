@@ -17,8 +17,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from fastmri_test_layout import score
-from support_choice import recorded_rows
+from support_choice import psnr_of, recorded_rows
 
 from mrdiff_cli.priors.loading import load_prior
 from mrdiff_cli.tasks.reconstruct import ReconOptions, Reconstructor
@@ -33,10 +32,7 @@ def main() -> None:
         if a.pilots:
             pilots(prior, a, r, y, mask, ids[i])
             continue
-        psnr = {}
-        for n in [int(v) for v in a.counts.split(",")]:
-            rec = Reconstructor(prior, ReconOptions(seed=0, n_cg=n, maps_support="own"))
-            psnr[str(n)] = round(score(rec.reconstruct(y, mask, "sense", slice_ids=ids).images, np.asarray(truth))["psnr"], 3)
+        psnr = {v: psnr_of(prior, y, mask, truth, ids, n_cg=int(v), maps_support="own") for v in a.counts.split(",")}
         best = max(psnr, key=lambda c: psnr[c])
         print(json.dumps({"name": r["name"], "volume": r["volume"], "count": r["count"], "psnr_self": r["psnr"]["own"],
                           "psnr_fixed": psnr, "best_fixed": int(best),
