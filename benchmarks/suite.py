@@ -292,6 +292,16 @@ TUNE_BIG2 = [
     (A("ring", 12, "poly", snr_db=27), 256, "poisson", 10),
     (A("wires", 16, "random", 1.2, 20, snr_db=42), 256, "poisson", 8),
 ]
+# fresh rows (2026-12-07, defined before any run) for the pre-registered test of adaptive coil maps with the
+# per-scan support choice for K > 1 samples (docs/uncertainty.md; benchmarks/suite_uncertainty.py --set TUNE_UNC)
+TUNE_UNC = [
+    (A("ring", 8, "poly", snr_db=30), 128, "poisson", 8),
+    (A("wires", 8, "random", 1.0, 8, snr_db=27), 128, "poisson", 8),
+    (A("ring", 12, "random", 0.7, 12, snr_db=44), 128, "equispaced", 4),
+    (A("wires", 10, "poly", snr_db=36), 128, "gaussian1d", 8),
+    (A("ring", 16, "random", 1.5, 16, snr_db=40), 128, "poisson", 6),
+    (A("wires", 8, "poly", snr_db=25, noise_rho=0.2), 128, "equispaced", 3.3),
+]
 FIXED = (1, 2, 3, 5, 7, 10)
 ORACLE = (1, 2, 3, 5, 7)  # the best-fixed-count set; the report runs only these
 LAMBDA_GRID = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2]

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from baselines import cs_l1wavelet
 from corpus import MAGNITUDE_PRIOR, head_mask, load_split, masked_psnr
+import suite
 from suite import CONDITIONS, cond_name
 
 from mrdiff_cli.ops.fft import ifft2c, rss
@@ -318,6 +319,8 @@ def main() -> None:
     ap.add_argument("--split", choices=["tune", "report"], default="tune")
     ap.add_argument("--out", default=None)
     ap.add_argument("--conditions", default=None, help="comma list of condition indices (default: all)")
+    ap.add_argument("--set", default=None, help="run this named condition list of benchmarks/suite.py (e.g. TUNE_UNC) "
+                                                "instead of CONDITIONS[split]; the volumes are still --split's")
     ap.add_argument("--samples", type=int, default=8)
     ap.add_argument("--cal-samples", type=int, default=4)
     ap.add_argument("--per-volume", type=int, default=1)
@@ -367,7 +370,7 @@ def main() -> None:
     lambdas = json.loads(lam_path.read_text()) if lam_path.exists() else {}
     out = Path(a.out or f"benchmarks/results/unc_{a.split}.jsonl")
     done = {(r["condition"], r["volume"]) for r in load_rows(out)} if out.exists() else set()
-    conds = CONDITIONS[a.split]
+    conds = getattr(suite, a.set) if a.set else CONDITIONS[a.split]
     idx = [int(i) for i in a.conditions.split(",")] if a.conditions else range(len(conds))
     machine = f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {a.threads} threads"
     for i in idx:
