@@ -302,6 +302,16 @@ TUNE_UNC = [
     (A("ring", 16, "random", 1.5, 16, snr_db=40), 128, "poisson", 6),
     (A("wires", 8, "poly", snr_db=25, noise_rho=0.2), 128, "equispaced", 3.3),
 ]
+# fresh rows (2026-12-07, defined before any run) for the third K > 1 maps test: adaptive samples, spread measured
+# on the pilots' espirit maps (docs/uncertainty.md; benchmarks/suite_uncertainty.py --set TUNE_UNC2)
+TUNE_UNC2 = [
+    (A("wires", 8, "poly", snr_db=32), 128, "poisson", 8),
+    (A("ring", 10, "random", 0.8, 6, snr_db=29), 128, "poisson", 8),
+    (A("ring", 8, "poly", snr_db=42), 128, "equispaced", 3.3),
+    (A("wires", 12, "random", 1.2, 10, snr_db=38), 128, "gaussian1d", 8),
+    (A("wires", 16, "poly", snr_db=46), 128, "poisson", 10),
+    (A("ring", 6, "random", 0.5, 4, snr_db=34, noise_rho=0.2), 128, "equispaced", 4),
+]
 FIXED = (1, 2, 3, 5, 7, 10)
 ORACLE = (1, 2, 3, 5, 7)  # the issue's best-fixed-count set; the report runs only these
 LAMBDA_GRID = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2]

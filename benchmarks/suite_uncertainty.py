@@ -54,7 +54,8 @@ def run_row(prior, vol: str, ref: torch.Tensor, cond, args, lambdas: dict) -> di
     noisy_ref = rss(ifft2c(torch.as_tensor(k)), dim=1).numpy()
     rec = Reconstructor(prior, ReconOptions(samples=args.samples, seed=0, calibration=None,
                                             count_pilot=getattr(args, "count_pilot", "holdout"),
-                                            coil_maps=getattr(args, "coil_maps", "espirit")))
+                                            coil_maps=getattr(args, "coil_maps", "espirit"),
+                                            spread_maps=getattr(args, "spread_maps", "pilot")))
     t = time.time()
     res = rec.reconstruct(k, mask, "sense")
     t_full = time.time() - t
@@ -339,6 +340,8 @@ def main() -> None:
     ap.add_argument("--count-pilot", default="holdout", choices=["holdout", "bootstrap", "auto"])
     ap.add_argument("--coil-maps", default="espirit", choices=["espirit", "adaptive"],
                     help="the run's coil maps (--coil-maps of reconstruct/uncertainty); CS uses the same maps")
+    ap.add_argument("--spread-maps", default="pilot", choices=["pilot", "own"],
+                    help="the maps of the hold-out spread measurement (ReconOptions.spread_maps)")
     a = ap.parse_args()
     if a.fit:
         choice = fit(Path(a.fit), Path(a.fit_out) if a.fit_out else None)

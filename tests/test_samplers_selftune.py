@@ -191,7 +191,8 @@ def test_l1_phase_reference_is_opt_in_and_computed_once_for_the_pilots(magnitude
     # K > 1: one L1 solve per slice for all samples (the pilot's slice, then the run's), not one per sample
     sizes = []
     monkeypatch.setattr(posterior, "l1_wavelet_sense", lambda y, *a, **k: sizes.append(y.shape[0]) or real(y, *a, **k))
-    rec = Reconstructor(magnitude_prior, ReconOptions(steps=2, pilot_steps=2, seed=0, phase_cs_lambda=1e-3, samples=3))
+    rec = Reconstructor(magnitude_prior, ReconOptions(steps=2, pilot_steps=2, seed=0, phase_cs_lambda=1e-3, samples=3,
+                                                      maps_support="release"))
     out = rec.reconstruct(sim.kspace, mask, "sense")
     assert sizes == [1, 1] and out.variance is not None and np.isfinite(out.variance).all()
 

@@ -148,3 +148,30 @@ def test_count_recheck_on_the_own_maps(monkeypatch, n, next_err, want):
     off.tuning = Tuning(n, {n: 1.0}, {}, [0], 10)
     off.choose_support(k, m.numpy(), "sense", compressed=True)
     assert off.n_cg() == n and asked[1] == [n] and "count_recheck" not in off.support_choice
+
+
+@pytest.mark.parametrize("spread_maps,kind", [("pilot", "espirit"), ("own", "adaptive")])
+def test_k_samples_spread_is_measured_on_the_pilots_maps(monkeypatch, spread_maps, kind):
+    """K > 1 with adaptive maps: the hold-out spread draws its samples with the pilots' preset (espirit) maps by
+    default (spread_maps "pilot"), with the samples' own maps under "own"; the record names them; an espirit run
+    measures on its own maps either way; a bad value is a usage error."""
+    from mrdiff_cli.errors import UsageError
+
+    k, m = _eight_coil_disc()
+    seen: list[torch.Tensor] = []
+
+    def run(self, y, fit, mode, maps, gen, n, resid, sigmas, cache=None):
+        seen.append(maps)
+        return torch.randn(y.shape[0], *y.shape[-2:], dtype=torch.complex64, generator=torch.Generator().manual_seed(1))
+
+    monkeypatch.setattr(Reconstructor, "_holdout_run", run)
+    rec = Reconstructor(None, ReconOptions(samples=4, n_cg=3, coil_maps="adaptive", spread_maps=spread_maps))
+    rec.measure_spread(k, m.numpy(), "sense", compressed=True, samples=2)
+    assert rec.spread is not None and rec.spread.holdout["coil_maps"] == kind
+    want = Reconstructor(None, ReconOptions(coil_maps=kind)).estimate_maps(k * m, m)
+    assert torch.equal(seen[0], want.repeat(2, 1, 1, 1))
+    esp = Reconstructor(None, ReconOptions(samples=4, n_cg=3, coil_maps="espirit", spread_maps=spread_maps))
+    esp.measure_spread(k, m.numpy(), "sense", compressed=True, samples=2)
+    assert esp.spread.holdout["coil_maps"] == "espirit"
+    with pytest.raises(UsageError):
+        ReconOptions(spread_maps="adaptive")
