@@ -28,10 +28,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+import suite
 import torch
 from baselines import cs_l1wavelet
 from corpus import MAGNITUDE_PRIOR, head_mask, load_split, masked_psnr
-import suite
 from suite import CONDITIONS, cond_name
 
 from mrdiff_cli.ops.fft import ifft2c, rss
