@@ -312,6 +312,24 @@ TUNE_UNC2 = [
     (A("wires", 16, "poly", snr_db=46), 128, "poisson", 10),
     (A("ring", 6, "random", 0.5, 4, snr_db=34, noise_rho=0.2), 128, "equispaced", 4),
 ]
+# fresh rows (2026-12-07, defined before any run) for the fourth K > 1 maps test (docs/uncertainty.md): decision rows
+# on the tune volumes (tune families) and veto rows on the report volumes (report coil family, new settings)
+TUNE_UNC3 = [
+    (A("ring", 8, "random", 1.0, 10, snr_db=31), 128, "poisson", 8),
+    (A("wires", 10, "poly", snr_db=40), 128, "poisson", 8),
+    (A("ring", 12, "poly", snr_db=28), 128, "equispaced", 3.3),
+    (A("wires", 8, "random", 0.6, 5, snr_db=45), 128, "poisson", 6),
+    (A("ring", 8, "random", 1.5, 14, snr_db=36), 128, "gaussian1d", 8),
+    (A("wires", 12, "poly", snr_db=33, noise_rho=0.2), 128, "equispaced", 4),
+]
+REPORT_UNC = [
+    (A("loops", 8, "offres", 2.0, snr_db=35), 128, "poisson", 8),
+    (A("loops", 10, "random", 0.7, 5, snr_db=42), 128, "poisson", 8),
+    (A("loops", 8, "offres", 4.0, snr_db=28), 128, "equispaced", 3.3),
+    (A("loops", 12, "poly", snr_db=46), 128, "poisson", 6),
+    (A("loops", 16, "offres", 2.5, snr_db=38), 128, "gaussian1d", 8),
+    (A("loops", 8, "random", 1.0, 8, snr_db=32, noise_rho=0.2), 128, "equispaced", 4),
+]
 FIXED = (1, 2, 3, 5, 7, 10)
 ORACLE = (1, 2, 3, 5, 7)  # the best-fixed-count set; the report runs only these
 LAMBDA_GRID = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
