@@ -403,7 +403,7 @@ def _eight_coil_disc():
 def test_pilot_maps_preset_is_what_the_pilots_use():
     """The self-tuning pilots of an adaptive-maps run estimate the release (espirit) maps; pilot_maps forces a preset
     (an explicit preset ignores the espirit_* options, which shape the run's own maps only); auto is adaptive for
-    one sample and espirit for K > 1; a bad value is a usage error."""
+    diffusion runs (one sample or K > 1) and espirit for the SENSE baseline; a bad value is a usage error."""
     import pytest
     import torch
 
@@ -421,12 +421,12 @@ def test_pilot_maps_preset_is_what_the_pilots_use():
 
     release, adaptive = own(coil_maps="espirit"), own(coil_maps="adaptive")
     assert not torch.equal(release, adaptive)
-    assert torch.equal(own(), adaptive) and torch.equal(own(samples=4), release)  # auto
+    assert torch.equal(own(), adaptive) and torch.equal(own(samples=4), adaptive)  # auto
     assert torch.equal(own(method="sense"), release)
     assert torch.equal(pilots(), release) and torch.equal(pilots(coil_maps="adaptive"), release)
     assert torch.equal(pilots(coil_maps="adaptive", pilot_maps="adaptive"), adaptive)
     assert torch.equal(pilots(coil_maps="espirit"), release)
-    # the hold-out spread of K > 1 runs is measured on the maps the samples use
+    # own_maps: the run's maps, not the pilots' preset (ReconOptions.spread_maps "own")
     spread = Reconstructor(None, ReconOptions(coil_maps="adaptive"))._measured(k, mm, "sense", None, compressed=True,
                                                                             own_maps=True)[1]
     assert torch.equal(spread, adaptive)
@@ -440,8 +440,8 @@ def test_pilot_maps_preset_is_what_the_pilots_use():
 
 def test_coil_maps_adaptive_is_recorded_and_changes_the_maps(files, model_dir, tmp_path):
     """--coil-maps adaptive: recorded in the metrics JSON's consistency block, the maps are ESPIRiT's with the
-    subspace cut at the scan's noise level and the release support (ADAPTIVE_MAPS); the default (auto) is adaptive
-    for one sample, espirit with --samples K > 1; a bad value is a usage error."""
+    subspace cut at the scan's noise level and the release support (ADAPTIVE_MAPS); the default (auto) is adaptive,
+    with one sample and with --samples K > 1; a bad value is a usage error."""
     import torch
 
     from mrdiff_cli.ops.coils import estimate_maps
@@ -452,6 +452,8 @@ def test_coil_maps_adaptive_is_recorded_and_changes_the_maps(files, model_dir, t
     ok(run(files["multi"], "-o", tmp_path / "a.nii.gz", *common, "--coil-maps", "adaptive"))
     ok(run(files["multi"], "-o", tmp_path / "e.nii.gz", *common, "--coil-maps", "espirit"))
     ok(run(files["multi"], "-o", tmp_path / "d.nii.gz", *common))
+    ok(run(files["multi"], "-o", tmp_path / "k2.nii.gz", *common, "--samples", 2))
+    assert metrics(tmp_path / "k2.nii.gz")["consistency"]["coil_maps"] == "adaptive"
     assert metrics(tmp_path / "a.nii.gz")["consistency"]["coil_maps"] == "adaptive"
     assert metrics(tmp_path / "e.nii.gz")["consistency"]["coil_maps"] == "espirit"
     assert metrics(tmp_path / "d.nii.gz")["consistency"]["coil_maps"] == "adaptive"
@@ -471,17 +473,20 @@ def test_coil_maps_adaptive_is_recorded_and_changes_the_maps(files, model_dir, t
 
 def test_maps_support_is_recorded_and_forced_by_the_flag(files, model_dir, tmp_path):
     """--maps-support: auto (default) records the per-scan choice and its evidence in the metrics JSON; release /
-    own force it (no pilot); K > 1 samples use espirit maps (no support to choose); a bad value is a usage error."""
+    own force it (no pilot); K > 1 samples choose it the same way, --coil-maps espirit has no support to choose; a
+    bad value is a usage error."""
     common = ["--model", model_dir, *MASK, "--steps", 3, "-q", "--seed", 2, "--cg-iters", 2]
     ok(run(files["multi"], "-o", tmp_path / "auto.nii.gz", *common))
     ok(run(files["multi"], "-o", tmp_path / "own.nii.gz", *common, "--maps-support", "own"))
     ok(run(files["multi"], "-o", tmp_path / "k2.nii.gz", *common, "--samples", 2))
+    ok(run(files["multi"], "-o", tmp_path / "esp.nii.gz", *common, "--samples", 2, "--coil-maps", "espirit"))
     auto = metrics(tmp_path / "auto.nii.gz")["consistency"]["coil_map_support"]
     assert auto["support"] in ("release", "own") and set(auto["support_fraction"]) == {"release", "own"}
     assert auto["chosen_by"] == "k-space hold-out cross-validation" or "agree" in auto["chosen_by"]
     assert metrics(tmp_path / "own.nii.gz")["consistency"]["coil_map_support"] == {
         "support": "own", "chosen_by": "fixed (--maps-support)"}
-    assert "coil_map_support" not in metrics(tmp_path / "k2.nii.gz")["consistency"]
+    assert metrics(tmp_path / "k2.nii.gz")["consistency"]["coil_map_support"]["support"] in ("release", "own")
+    assert "coil_map_support" not in metrics(tmp_path / "esp.nii.gz")["consistency"]
     r = run(files["multi"], "-o", tmp_path / "bad.nii.gz", *common, "--maps-support", "wider")
     assert r.exit_code == 2 and not (tmp_path / "bad.nii.gz").exists()
 

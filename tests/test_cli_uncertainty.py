@@ -437,6 +437,9 @@ def test_per_scan_holdout_calibration_and_fixed_fallback_choice(tiny_fastmri_fil
     u = json.loads(res.stdout)["results"][0]["uncertainty"]
     assert u["calibration_applied"] == "holdout", u
     assert u["holdout"]["samples"] == 3 and u["holdout"]["ratio"] > 0 and u["holdout"]["hidden_values"] > 0
+    # the samples' maps are adaptive (auto), the hold-out spread is measured on the pilots' espirit maps
+    assert json.loads(res.stdout)["results"][0]["consistency"]["coil_maps"] == "adaptive"
+    assert u["holdout"]["holdout"]["coil_maps"] == "espirit"
     assert "per scan" in " ".join(ok(unc(*common, "-o", tmp_path / "scan2.nii.gz")).output.split())
     res_fixed = ok(unc(*common, "-o", tmp_path / "fixed.nii.gz", "--calibration", "fixed", "--json"))
     uf = json.loads(res_fixed.stdout)["results"][0]["uncertainty"]

@@ -47,8 +47,8 @@ def test_own_support_only_when_the_holdout_says_so_by_the_margin(monkeypatch, er
 
 
 def test_no_pilot_when_the_supports_agree_or_nothing_to_choose(monkeypatch):
-    """Identical supports: release, no pilot. Forced support, espirit maps (K > 1, --coil-maps espirit) or a mode
-    without hold-out runs: no choice at all."""
+    """Identical supports: release, no pilot. Forced support, espirit maps (--coil-maps espirit, --method sense) or
+    a mode without hold-out runs: no choice at all. K > 1 samples choose like one sample (adaptive maps)."""
     k, m = _eight_coil_disc()
     calls = _fake_pilots(monkeypatch, [1.0, 0.1])
     rec = Reconstructor(None, ReconOptions(support_margin=0.1))
@@ -56,13 +56,15 @@ def test_no_pilot_when_the_supports_agree_or_nothing_to_choose(monkeypatch):
     monkeypatch.setattr(Reconstructor, "estimate_maps", lambda self, y, mm, kind=None, support=None: release)
     rec.choose_support(k, m.numpy(), "sense", compressed=True)
     assert rec.support_choice["support"] == "release" and "agree" in rec.support_choice["chosen_by"] and not calls
-    for o in ({"maps_support": "own"}, {"maps_support": "release"}, {"samples": 4}, {"coil_maps": "espirit"},
+    for o in ({"maps_support": "own"}, {"maps_support": "release"}, {"coil_maps": "espirit"},
               {"method": "sense"}, {"sampler": "pc"}):
         r = Reconstructor(None, ReconOptions(**o))
         assert not r.wants_support_choice("sense"), o
         r.choose_support(k, m.numpy(), "sense", compressed=True)
         assert r.support_choice is None and not calls
-    assert Reconstructor(None, ReconOptions(samples=4)).support_kind() is None
+    assert Reconstructor(None, ReconOptions(samples=4, coil_maps="espirit")).support_kind() is None
+    k4 = Reconstructor(None, ReconOptions(samples=4))
+    assert k4.wants_support_choice("sense") and k4.support_kind() == MapsSupport.release
     assert Reconstructor(None, ReconOptions(maps_support="own")).support_kind() == MapsSupport.own
     rep = Reconstructor(None, ReconOptions(maps_support="own")).consistency_report("sense")
     assert rep["coil_map_support"] == {"support": "own", "chosen_by": "fixed (--maps-support)"}
@@ -165,7 +167,7 @@ def test_k_samples_spread_is_measured_on_the_pilots_maps(monkeypatch, spread_map
         return torch.randn(y.shape[0], *y.shape[-2:], dtype=torch.complex64, generator=torch.Generator().manual_seed(1))
 
     monkeypatch.setattr(Reconstructor, "_holdout_run", run)
-    rec = Reconstructor(None, ReconOptions(samples=4, n_cg=3, coil_maps="adaptive", spread_maps=spread_maps))
+    rec = Reconstructor(None, ReconOptions(samples=4, n_cg=3, spread_maps=spread_maps))
     rec.measure_spread(k, m.numpy(), "sense", compressed=True, samples=2)
     assert rec.spread is not None and rec.spread.holdout["coil_maps"] == kind
     want = Reconstructor(None, ReconOptions(coil_maps=kind)).estimate_maps(k * m, m)

@@ -138,8 +138,9 @@ class ReconOptions:
     # (the release's 0.02 keeps the release support under a larger subspace; benchmarks/coil_maps_support.py)
     espirit_support_sigma: float | None = None
     # the espirit_* settings above apply with coil_maps "espirit"; "adaptive" (--coil-maps adaptive) replaces them
-    # (but the kernel) by ADAPTIVE_MAPS; "auto" (the default): adaptive for a one-sample diffusion run, espirit for
-    # K > 1 samples and the SENSE / zero-filled methods (Reconstructor.maps_kind)
+    # (but the kernel) by ADAPTIVE_MAPS; "auto" (the default): adaptive for diffusion runs (one sample, and K > 1
+    # samples since the fourth test in docs/uncertainty.md "Adaptive maps ... for K > 1"), espirit for the SENSE /
+    # zero-filled methods (Reconstructor.maps_kind)
     coil_maps: CoilMaps = CoilMaps.auto
     # the maps the self-tuning pilots (count, phase prior; not the hold-out spread of K > 1 runs) estimate for
     # themselves, as a preset; None: the run's own maps, but the release's (ESPIRIT_MAPS) when those are adaptive —
@@ -838,11 +839,10 @@ class Reconstructor:
         return apply_compression(y, U), (apply_compression(maps.to(y.device), U) if maps is not None else None)
 
     def maps_kind(self) -> CoilMaps:
-        """The run's coil maps: ``coil_maps``, with ``auto`` resolved (adaptive for a one-sample diffusion run, the
-        setting it was tested in; espirit for K > 1 samples and for ``--method sense`` / zero-filled)."""
+        """The run's coil maps: ``coil_maps``, with ``auto`` resolved (adaptive for diffusion runs, one sample or K >
+        1, the settings they were tested in; espirit for ``--method sense`` / zero-filled)."""
         if self.opts.coil_maps == CoilMaps.auto:
-            one = self.opts.samples <= 1 and self.opts.method == Method.diffusion
-            return CoilMaps.adaptive if one else CoilMaps.espirit
+            return CoilMaps.adaptive if self.opts.method == Method.diffusion else CoilMaps.espirit
         return CoilMaps(self.opts.coil_maps)
 
     def pilot_maps_kind(self) -> CoilMaps | None:
