@@ -142,8 +142,8 @@ class ReconOptions:
     # samples since the fourth test in docs/uncertainty.md "Adaptive maps ... for K > 1"), espirit for the SENSE /
     # zero-filled methods (Reconstructor.maps_kind)
     coil_maps: CoilMaps = CoilMaps.auto
-    # the maps the self-tuning pilots (count, phase prior; not the hold-out spread of K > 1 runs) estimate for
-    # themselves, as a preset; None: the run's own maps, but the release's (ESPIRIT_MAPS) when those are adaptive —
+    # the maps the self-tuning pilots (count, phase prior; and the hold-out spread of K > 1 runs under spread_maps
+    # "pilot") estimate for themselves, as a preset; None: the run's own maps, but the release's (ESPIRIT_MAPS) when those are adaptive —
     # the count's choice is sensitive to the maps, and it was tuned and tested with the release's (docs/benchmarks.md
     # "Coil maps")
     pilot_maps: CoilMaps | None = None
@@ -525,8 +525,9 @@ class Reconstructor:
                        callback: Callable[[int], None] | None = None) -> None:
         """Per-scan uncertainty calibration (``mrdiff uncertainty``): hide ``holdout_frac`` of the measured samples
         of ``kspace`` (P, C, H, W; another split than the CG-count pilot's), draw ``samples`` (default
-        ``min(4, K)``) posterior samples of those slices with the run's settings from the rest, and compare how far
-        their mean misses the hidden data with how much they disagree there (:class:`HoldoutSpread`). Sets
+        ``min(4, K)``) posterior samples of those slices with the run's settings (the maps: ``spread_maps``) from the
+        rest, and compare how far their mean misses the hidden data with how much they disagree there
+        (:class:`HoldoutSpread`). Sets
         ``self.spread`` (None, with ``self.spread_note``, where it cannot run: not SENSE mode with the fast
         sampler, K = 1, or nothing to hide). ``callback(k)``: called once as the run starts."""
         self.spread, self.spread_note = None, None
