@@ -53,7 +53,7 @@ def test_no_pilot_when_the_supports_agree_or_nothing_to_choose(monkeypatch):
     calls = _fake_pilots(monkeypatch, [1.0, 0.1])
     rec = Reconstructor(None, ReconOptions(support_margin=0.1))
     release = rec.estimate_maps(k * m, m, support=MapsSupport.release)
-    monkeypatch.setattr(Reconstructor, "estimate_maps", lambda self, y, mm, kind=None, support=None: release)
+    monkeypatch.setattr(Reconstructor, "support_maps", lambda self, y, mm: (release, release))
     rec.choose_support(k, m.numpy(), "sense", compressed=True)
     assert rec.support_choice["support"] == "release" and "agree" in rec.support_choice["chosen_by"] and not calls
     for o in ({"maps_support": "own"}, {"maps_support": "release"}, {"coil_maps": "espirit"},
@@ -177,3 +177,21 @@ def test_k_samples_spread_is_measured_on_the_pilots_maps(monkeypatch, spread_map
     assert esp.spread.holdout["coil_maps"] == "espirit"
     with pytest.raises(UsageError):
         ReconOptions(spread_maps="adaptive")
+
+
+def test_both_supports_from_one_espirit_pass_equal_the_separate_estimates():
+    """Reconstructor.support_maps (ops.coils.estimate_maps_supports: one eigen-pass per slice) gives the release- and
+    own-support maps bit for bit as estimate_maps(support=...) does, for a batch of slices and for a single slice."""
+    from mrdiff_cli.ops.coils import estimate_maps, estimate_maps_supports
+
+    k, m = _eight_coil_disc()
+    kk = torch.cat([k, torch.roll(k, 3, dims=-1) * 0.7])  # two different slices
+    rec = Reconstructor(None, ReconOptions())
+    for y in (k * m, kk * m):
+        release, own = rec.support_maps(y, m)
+        assert torch.equal(release, rec.estimate_maps(y, m, support=MapsSupport.release))
+        assert torch.equal(own, rec.estimate_maps(y, m, support=MapsSupport.own))
+        assert not torch.equal(release, own)
+    r2, o2 = estimate_maps_supports((k * m)[0], m, eig_own=0.9, sigma_thresh=0.01, support_sigma=None)
+    assert torch.equal(r2, estimate_maps((k * m)[0], m, sigma_thresh=0.01, eig_thresh=0.8))
+    assert torch.equal(o2, estimate_maps((k * m)[0], m, sigma_thresh=0.01, eig_thresh=0.9))

@@ -165,11 +165,13 @@ def _espirit_slice(
     eig_thresh: float,
     noise_floor: float = 0.0,
     values_only: bool = False,
+    raw: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """ESPIRiT for one slice. calib (C, h, w) -> maps (C, H, W) and top eigenvalue (H, W). ``noise_floor`` > 0
     (= noise_factor x sigma_n^2): the signal subspace also needs sigma^2 >= noise_floor x (P^0.5 + N^0.5)^2, a
     multiple of the Marchenko-Pastur upper edge of a (P x N) calibration matrix of pure noise. ``values_only``:
-    only the eigenvalue map (the maps returned are empty; about half the per-pixel eigen-solver's time)."""
+    only the eigenvalue map (the maps returned are empty; about half the per-pixel eigen-solver's time). ``raw``:
+    the top eigenvectors (H*W, C) before :func:`_align_top_vectors` instead of the maps (``eig_thresh`` unused)."""
     C, h, w = calib.shape
     H, W = shape
     if min(h, w) < 2:
@@ -235,8 +237,17 @@ def _espirit_slice(
         s[r0 * W : (r0 + nr) * W] = evecs[:, :, -1]
         del evals, evecs
     lam = lam.reshape(H, W)  # s: (HW, C) unit-norm top eigenvectors, row-major pixels
-    if values_only:
+    if values_only or raw:
         return s, lam
+    return _align_top_vectors(s, lam, eig_thresh), lam
+
+
+def _align_top_vectors(s: torch.Tensor, lam: torch.Tensor, eig_thresh: float) -> torch.Tensor:
+    """ESPIRiT's top eigenvectors ``s`` (H*W, C; row-major pixels) with eigenvalue map ``lam`` (H, W) -> maps (C, H,
+    W): zero where ``lam <= eig_thresh``, each kept pixel rotated so that the virtual body coil (the dominant
+    direction over the kept pixels) sees it real and positive. Does not modify ``s``."""
+    C = s.shape[1]
+    H, W = lam.shape
     keep = (lam > eig_thresh).reshape(-1)
     # phase: rotate every pixel so that the virtual body coil u^H s(r) is real positive
     if bool(keep.any()):
@@ -246,7 +257,7 @@ def _espirit_slice(
         phase = torch.where(ref.abs() > 0, ref.conj() / ref.abs().clamp_min(1e-30), torch.ones_like(ref))
         s = s * phase[:, None]
     s = s * keep[:, None]
-    return s.T.reshape(C, H, W).to(torch.complex64), lam
+    return s.T.reshape(C, H, W).to(torch.complex64)
 
 
 def estimate_maps(
@@ -280,17 +291,8 @@ def estimate_maps(
     """
     if method not in METHODS:
         raise ValueError(f"unknown coil-map method {method!r}; choose one of {', '.join(METHODS)}")
-    if not isinstance(kspace, torch.Tensor):
-        kspace = torch.as_tensor(kspace)
-    squeeze = kspace.dim() == 3
-    if squeeze:
-        kspace = kspace.unsqueeze(0)
-    if kspace.dim() != 4:
-        raise ValueError(f"k-space must be (batch, coils, H, W), got shape {tuple(kspace.shape)}")
-    k = kspace.to(torch.complex64)
+    k, calib, squeeze = _calibration_block(kspace, mask, acs, max_calib)
     B, C, H, W = k.shape
-    h, w = _crop_region(*calibration_region(k, mask, acs), max_calib)
-    calib = k[..., _centre_slice(H, h), _centre_slice(W, w)]
 
     if C == 1 or method == "lowres":
         low = _lowres_images(calib, (H, W))  # (B, C, H, W)
@@ -301,21 +303,86 @@ def estimate_maps(
         else:
             maps = torch.where(supp, low / rss.clamp_min(1e-30), torch.zeros_like(low))
     else:
-        sn = torch.zeros(B) if noise_std is None else torch.as_tensor(noise_std, dtype=torch.float32).reshape(-1).expand(B)
-        # a slice without a noise estimate (sn = 0) keeps at least the release's relative cut
-        cut = [sigma_thresh if (noise_std is None or float(sn[b]) > 0) else max(sigma_thresh, SIGMA_THRESH)
-               for b in range(B)]
-        own = eig_thresh if support_sigma is None else -math.inf
-        maps = torch.stack(
-            [_espirit_slice(calib[b], (H, W), kernel, cut[b], own, noise_factor * float(sn[b]) ** 2)[0]
-             for b in range(B)]
-        )
-        if support_sigma is not None:
-            supp = torch.stack([_espirit_slice(calib[b], (H, W), kernel, support_sigma, eig_thresh, values_only=True)[1]
-                                > eig_thresh for b in range(B)])
-            maps = maps * supp[:, None]
+        vectors = _espirit_vectors(calib, (H, W), kernel, sigma_thresh, noise_std, noise_factor)
+        maps = _supported_maps(calib, vectors, kernel, eig_thresh, support_sigma)
     maps = normalize_maps(maps.to(torch.complex64))
     return maps[0] if squeeze else maps
+
+
+def estimate_maps_supports(
+    kspace: torch.Tensor,
+    mask: torch.Tensor | np.ndarray | None = None,
+    acs: int | tuple[int, int] | None = None,
+    *,
+    eig_own: float,
+    kernel: int = 6,
+    sigma_thresh: float = SIGMA_THRESH,
+    eig_thresh: float = 0.8,
+    max_calib: int = 48,
+    noise_std: torch.Tensor | float | None = None,
+    noise_factor: float = 2.0,
+    support_sigma: float | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two supports of the same ESPIRiT maps from one eigen-pass per slice: (``estimate_maps(..., eig_thresh=
+    eig_thresh, support_sigma=support_sigma)``, ``estimate_maps(..., eig_thresh=eig_own, support_sigma=None)``) —
+    the same numbers as the two calls (method "espirit"), at about half their cost. Multi-coil (batch, coils, H, W)
+    input; the other options as for :func:`estimate_maps`."""
+    k, calib, squeeze = _calibration_block(kspace, mask, acs, max_calib)
+    if k.shape[1] == 1:  # no subspace to share: the two calls
+
+        def single(e: float, ss: float | None) -> torch.Tensor:
+            return estimate_maps(kspace, mask, acs, kernel=kernel, sigma_thresh=sigma_thresh, eig_thresh=e,
+                                 max_calib=max_calib, noise_std=noise_std, noise_factor=noise_factor, support_sigma=ss)
+
+        return single(eig_thresh, support_sigma), single(eig_own, None)
+    H, W = int(k.shape[-2]), int(k.shape[-1])
+    vectors = _espirit_vectors(calib, (H, W), kernel, sigma_thresh, noise_std, noise_factor)
+    out = tuple(normalize_maps(_supported_maps(calib, vectors, kernel, e, ss).to(torch.complex64))
+                for e, ss in ((eig_thresh, support_sigma), (eig_own, None)))
+    return (out[0][0], out[1][0]) if squeeze else (out[0], out[1])
+
+
+def _calibration_block(kspace, mask, acs, max_calib: int) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """(k-space (B, C, H, W) complex64, its calibration centre (B, C, h, w), whether the input had no batch axis)."""
+    if not isinstance(kspace, torch.Tensor):
+        kspace = torch.as_tensor(kspace)
+    squeeze = kspace.dim() == 3
+    if squeeze:
+        kspace = kspace.unsqueeze(0)
+    if kspace.dim() != 4:
+        raise ValueError(f"k-space must be (batch, coils, H, W), got shape {tuple(kspace.shape)}")
+    k = kspace.to(torch.complex64)
+    H, W = k.shape[-2:]
+    h, w = _crop_region(*calibration_region(k, mask, acs), max_calib)
+    return k, k[..., _centre_slice(H, h), _centre_slice(W, w)], squeeze
+
+
+def _espirit_vectors(calib: torch.Tensor, shape: tuple[int, int], kernel: int, sigma_thresh: float,
+                     noise_std: torch.Tensor | float | None, noise_factor: float) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per slice of ``calib`` (B, C, h, w): ESPIRiT's raw top eigenvectors (H*W, C) and eigenvalue map (H, W), with
+    the signal subspace cut as :func:`estimate_maps` documents (``sigma_thresh``, the noise floor)."""
+    B = calib.shape[0]
+    sn = torch.zeros(B) if noise_std is None else torch.as_tensor(noise_std, dtype=torch.float32).reshape(-1).expand(B)
+    # a slice without a noise estimate (sn = 0) keeps at least the release's relative cut
+    cut = [sigma_thresh if (noise_std is None or float(sn[b]) > 0) else max(sigma_thresh, SIGMA_THRESH)
+           for b in range(B)]
+    return [_espirit_slice(calib[b], shape, kernel, cut[b], -math.inf, noise_factor * float(sn[b]) ** 2, raw=True)
+            for b in range(B)]
+
+
+def _supported_maps(calib: torch.Tensor, vectors: list[tuple[torch.Tensor, torch.Tensor]], kernel: int,
+                    eig_thresh: float, support_sigma: float | None) -> torch.Tensor:
+    """Maps (B, C, H, W), not normalised, from :func:`_espirit_vectors`: supported where their own eigenvalue exceeds
+    ``eig_thresh`` or, with ``support_sigma``, where that of a second (eigenvalue-only) pass with that relative cut
+    does."""
+    own = eig_thresh if support_sigma is None else -math.inf
+    maps = torch.stack([_align_top_vectors(s, lam, own) for s, lam in vectors])
+    if support_sigma is not None:
+        shape = (int(vectors[0][1].shape[0]), int(vectors[0][1].shape[1]))
+        supp = torch.stack([_espirit_slice(calib[b], shape, kernel, support_sigma, eig_thresh, values_only=True)[1]
+                            > eig_thresh for b in range(calib.shape[0])])
+        maps = maps * supp[:, None]
+    return maps
 
 
 def espirit_eigenvalues(

@@ -585,7 +585,7 @@ class Reconstructor:
         y = torch.as_tensor(kspace).to(self.device, torch.complex64) * m
         if not compressed:
             y, _ = self._compress(y, None, mode)
-        maps = {s: self.estimate_maps(y, m, support=s).to(self.device) for s in (MapsSupport.release, MapsSupport.own)}
+        maps = {s: mp.to(self.device) for s, mp in zip((MapsSupport.release, MapsSupport.own), self.support_maps(y, m))}
         inside = {s: mp.abs().sum(1) > 0 for s, mp in maps.items()}
         rec: dict[str, Any] = {"support": "release", "margin": float(self.opts.support_margin),
                                "support_fraction": {str(s): round(float(v.float().mean()), 4) for s, v in inside.items()}}
@@ -880,6 +880,20 @@ class Reconstructor:
         return estimate_maps(y, m, method="espirit" if o.espirit else "lowres", kernel=int(o.espirit_kernel),
                              sigma_thresh=float(o.espirit_sigma), noise_std=sn, noise_factor=float(o.espirit_noise),
                              eig_thresh=float(o.espirit_eig), support_sigma=o.espirit_support_sigma)
+
+    def support_maps(self, y: torch.Tensor, m: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The adaptive maps (B, C, H, W) with the release and with the own support: the same as
+        ``estimate_maps(y, m, support=release / own)``, from one ESPIRiT eigen-pass per slice."""
+        from ..ops.coils import estimate_maps_supports
+
+        o = replace(self.opts, **ADAPTIVE_MAPS)
+        sn = estimate_kspace_noise(y, m.cpu()) if o.espirit_noise > 0 else None
+        if not o.espirit:  # low-resolution maps: no eigenvalues to share
+            return (self.estimate_maps(y, m, support=MapsSupport.release),
+                    self.estimate_maps(y, m, support=MapsSupport.own))
+        return estimate_maps_supports(y, m, kernel=int(o.espirit_kernel), sigma_thresh=float(o.espirit_sigma),
+                                      noise_std=sn, noise_factor=float(o.espirit_noise), eig_thresh=float(o.espirit_eig),
+                                      support_sigma=o.espirit_support_sigma, eig_own=float(OWN_SUPPORT["espirit_eig"]))
 
     def _draw(self, y, m, mode, maps, K, seed_offset, keep, callback, slice_ids, noise=None):
         """Yield K magnitude samples (B, H, W); samples are batched together when memory allows.
