@@ -585,7 +585,8 @@ class Reconstructor:
         y = torch.as_tensor(kspace).to(self.device, torch.complex64) * m
         if not compressed:
             y, _ = self._compress(y, None, mode)
-        maps = {s: mp.to(self.device) for s, mp in zip((MapsSupport.release, MapsSupport.own), self.support_maps(y, m))}
+        release, own_maps = self.support_maps(y, m)
+        maps = {MapsSupport.release: release.to(self.device), MapsSupport.own: own_maps.to(self.device)}
         inside = {s: mp.abs().sum(1) > 0 for s, mp in maps.items()}
         rec: dict[str, Any] = {"support": "release", "margin": float(self.opts.support_margin),
                                "support_fraction": {str(s): round(float(v.float().mean()), 4) for s, v in inside.items()}}
