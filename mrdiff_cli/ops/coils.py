@@ -398,13 +398,8 @@ def espirit_eigenvalues(
 
     Useful to inspect or tune ``eig_thresh``.
     """
-    k = torch.as_tensor(kspace).to(torch.complex64)
-    if k.dim() == 3:
-        k = k.unsqueeze(0)
+    k, calib, _ = _calibration_block(kspace, mask, acs, max_calib)
     B, C, H, W = k.shape
-    h, w = calibration_region(k, mask, acs)
-    hc, wc = _crop_region(h, w, max_calib)
-    calib = k[..., _centre_slice(H, hc), _centre_slice(W, wc)]
     return torch.stack(
         [_espirit_slice(calib[b], (H, W), kernel, sigma_thresh, -math.inf)[1] for b in range(B)]
     )

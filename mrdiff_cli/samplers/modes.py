@@ -126,6 +126,14 @@ class MapsSupport(Choice):
     own = "own"
 
 
+class SpreadMaps(Choice):
+    """The coil maps the K > 1 hold-out spread measurement draws its samples with: ``pilot`` (the self-tuning
+    pilots' preset: ``espirit`` when the samples' maps are ``adaptive``) or ``own`` (the samples' maps)."""
+
+    pilot = "pilot"
+    own = "own"
+
+
 class CountPilot(Choice):
     """How the self-tuning pilot scores the candidate CG counts: ``holdout`` (hide measured samples, keep the count
     that predicts them best), ``bootstrap`` (simulate the scan from a reference reconstruction with its own mask,

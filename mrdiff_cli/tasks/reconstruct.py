@@ -24,7 +24,16 @@ from ..ops.fft import fft2c
 from ..ops.operators import SenseOp
 from ..samplers import TASK_SAMPLERS, SamplerName
 from ..samplers.dc import cg_dc
-from ..samplers.modes import CoilMaps, CoilMode, ComplexMode, CountPilot, MapsSupport, Method, NoiseConsistency
+from ..samplers.modes import (
+    CoilMaps,
+    CoilMode,
+    ComplexMode,
+    CountPilot,
+    MapsSupport,
+    Method,
+    NoiseConsistency,
+    SpreadMaps,
+)
 from ..samplers.noise import randn_like, running_mean_var, sample_generator
 from ..samplers.posterior import (
     PosteriorOptions,
@@ -152,7 +161,7 @@ class ReconOptions:
     # maps' better fit the hidden samples' miss falls more than the image error does (48 dB report row: 3.3x against
     # 1.2x), so their ratio under-calibrates; the espirit maps' miss also carries the SENSE model error the samples'
     # spread does not show (docs/uncertainty.md "Adaptive maps ... for K > 1")
-    spread_maps: str = "pilot"
+    spread_maps: SpreadMaps = SpreadMaps.pilot
     # the adaptive maps' support (samplers.modes.MapsSupport): "release", "own", or "auto": per scan, the own one
     # when the hold-out pilot's error with it is lower by more than support_margin (a fraction) than with the release
     # one (Reconstructor.choose_support)
@@ -187,17 +196,19 @@ class ReconOptions:
             ("coil_mode", CoilMode, "coil mode", None), ("complex_mode", ComplexMode, "complex mode", None),
             ("noise_dc", NoiseConsistency, "noise consistency", None),
             ("count_pilot", CountPilot, "count pilot", None), ("coil_maps", CoilMaps, "coil maps", None),
-            ("maps_support", MapsSupport, "maps support", None),
+            ("maps_support", MapsSupport, "maps support", None), ("spread_maps", SpreadMaps, "spread maps", None),
         ):
             object.__setattr__(self, name, _choice(getattr(self, name), kind, what, name, allowed))
         if self.pilot_maps is not None:
             object.__setattr__(self, "pilot_maps", _choice(self.pilot_maps, CoilMaps, "coil maps", "pilot_maps"))
-        if self.spread_maps not in SPREAD_MAPS:
-            raise UsageError(f"unknown spread maps {self.spread_maps!r} (choose from {', '.join(SPREAD_MAPS)})",
-                             option="spread_maps")
 
 
-SPREAD_MAPS = ("pilot", "own")
+def _espirit_kwargs(o: ReconOptions, y: torch.Tensor, m: torch.Tensor) -> dict[str, Any]:
+    """The ESPIRiT subspace options of ``o`` as ``ops.coils`` keywords, with the scan's own k-space noise estimate
+    (not --noise, which may be 0 = exact) where the noise-level cut is on."""
+    sn = estimate_kspace_noise(y, m.cpu()) if o.espirit_noise > 0 else None
+    return {"kernel": int(o.espirit_kernel), "sigma_thresh": float(o.espirit_sigma), "noise_std": sn,
+            "noise_factor": float(o.espirit_noise)}
 
 
 def _choice(value: Any, kind: type[Any], what: str, option: str, allowed: tuple[str, ...] | None = None) -> Any:
@@ -538,7 +549,7 @@ class Reconstructor:
                                 f"(this run: {mode}, {opts.sampler}, K = {opts.samples})")
             return
         # the maps: spread_maps (the pilots' preset by default: espirit when the samples' maps are adaptive)
-        own = opts.spread_maps == "own" or self.pilot_maps_kind() is None
+        own = opts.spread_maps == SpreadMaps.own or self.pilot_maps_kind() is None
         prepared = self._holdout_data(kspace, mask, mode, maps, compressed=compressed, stream=1, own_maps=own)
         if prepared is None:
             self.spread_note = f"too few measured samples outside the centre to hide {opts.holdout_frac:.0%}"
@@ -876,10 +887,7 @@ class Reconstructor:
         elif kind is not None:
             preset = MAPS_PRESETS[kind]
         o = replace(self.opts, **preset) if preset else self.opts
-        # the scan's own noise, not --noise (which may be 0 = exact)
-        sn = estimate_kspace_noise(y, m.cpu()) if o.espirit_noise > 0 else None
-        return estimate_maps(y, m, method="espirit" if o.espirit else "lowres", kernel=int(o.espirit_kernel),
-                             sigma_thresh=float(o.espirit_sigma), noise_std=sn, noise_factor=float(o.espirit_noise),
+        return estimate_maps(y, m, method="espirit" if o.espirit else "lowres", **_espirit_kwargs(o, y, m),
                              eig_thresh=float(o.espirit_eig), support_sigma=o.espirit_support_sigma)
 
     def support_maps(self, y: torch.Tensor, m: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -888,12 +896,10 @@ class Reconstructor:
         from ..ops.coils import estimate_maps_supports
 
         o = replace(self.opts, **ADAPTIVE_MAPS)
-        sn = estimate_kspace_noise(y, m.cpu()) if o.espirit_noise > 0 else None
         if not o.espirit:  # low-resolution maps: no eigenvalues to share
             return (self.estimate_maps(y, m, support=MapsSupport.release),
                     self.estimate_maps(y, m, support=MapsSupport.own))
-        return estimate_maps_supports(y, m, kernel=int(o.espirit_kernel), sigma_thresh=float(o.espirit_sigma),
-                                      noise_std=sn, noise_factor=float(o.espirit_noise), eig_thresh=float(o.espirit_eig),
+        return estimate_maps_supports(y, m, **_espirit_kwargs(o, y, m), eig_thresh=float(o.espirit_eig),
                                       support_sigma=o.espirit_support_sigma, eig_own=float(OWN_SUPPORT["espirit_eig"]))
 
     def _draw(self, y, m, mode, maps, K, seed_offset, keep, callback, slice_ids, noise=None):
