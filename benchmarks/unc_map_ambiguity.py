@@ -20,11 +20,10 @@ import suite
 import suite_uncertainty as su
 import torch
 from corpus import load_split
+from pilot_study import scan
 from unc_paired import load_cal
 
-from mrdiff_cli.ops.masks import make_mask
 from mrdiff_cli.priors.loading import load_prior
-from mrdiff_cli.tasks.acquisition import simulate_acquisition
 from mrdiff_cli.tasks.calibration import pool_variance, spearman
 from mrdiff_cli.tasks.reconstruct import ReconOptions, Reconstructor
 
@@ -38,9 +37,7 @@ def support_diffs(set_name: str, split: str, rows: dict, model: str) -> dict[str
     for acq, matrix, kind, R in getattr(suite, set_name):
         for vol, ref in load_split(split, matrix, 256.0 / matrix, 1).items():
             row = rows[(suite.cond_name(acq, matrix, kind, R), vol)]
-            k, _ = simulate_acquisition(ref.numpy(), acq, seed=5)
-            acs = max(8, int(round(0.08 * matrix))) if kind == "equispaced" else None
-            mask = make_mask(kind, (matrix, matrix), R, acs=acs, seed=11).mask
+            k, _, mask = scan(ref, (acq, matrix, kind, R))
             imgs = [Reconstructor(prior, ReconOptions(samples=1, steps=20, seed=0, calibration=None,
                                                       n_cg=row["cg_iters"], maps_support=s)).reconstruct(k, mask, "sense").images
                     for s in ("own", "release")]
