@@ -129,6 +129,18 @@ def load_rows(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def load_calibration(spec: str) -> HoldoutCalibration:
+    """Hold-out constants from a ``--fit`` JSON (its ``chosen`` entry) or, as ``bundle:PATH``, from a bundle's
+    ``calibration.holdout`` block."""
+    if spec.startswith("bundle:"):
+        cfg = json.loads((Path(spec[len("bundle:"):]) / "config.json").read_text())
+        return HoldoutCalibration.from_dict(cfg["calibration"]["holdout"])
+    c = json.loads(Path(spec).read_text())
+    c = c.get("chosen", c)
+    return HoldoutCalibration(float(c["factor"]), int(c["pool"]), float(c["noise_weight"]),
+                              bool(c.get("remove_noise", True)))
+
+
 def scan_spread(row: dict) -> ScanSpread | None:
     s = row.get("spread")
     if not s:
@@ -356,13 +368,7 @@ def main() -> None:
 
         block = resolve_calibration(load_prior(a.model or MAGNITUDE_PRIOR, "score", offline=True)[1]["path"])
         fixed_map = Calibration.from_dict(block) if block is not None else None
-        if a.calibration:
-            c = json.loads(Path(a.calibration).read_text())
-            c = c.get("chosen", c)
-            cal = HoldoutCalibration(float(c["factor"]), int(c["pool"]), float(c["noise_weight"]),
-                                     bool(c.get("remove_noise", True)))
-        else:
-            cal = HoldoutCalibration.from_dict(block["holdout"])
+        cal = load_calibration(a.calibration) if a.calibration else HoldoutCalibration.from_dict(block["holdout"])
         table(evaluate(rows, cal), rows, fixed_map)
         if a.figures:
             figures(rows, cal, Path(a.figures), a.figure_match)

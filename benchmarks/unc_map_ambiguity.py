@@ -21,7 +21,6 @@ import suite_uncertainty as su
 import torch
 from corpus import load_split
 from pilot_study import scan
-from unc_paired import load_cal
 
 from mrdiff_cli.priors.loading import load_prior
 from mrdiff_cli.tasks.calibration import pool_variance, spearman
@@ -64,7 +63,7 @@ def main() -> None:
     diffs = np.load(a.diffs)
     su.CACHE = Path(a.cache)
     su._ARRAYS.clear()
-    cal = load_cal(f"bundle:{a.model}")
+    cal = su.load_calibration(f"bundle:{a.model}")
     per_c: dict[float, dict[str, list]] = {c: {"spearman_local": [], "cov95": []} for c in WEIGHTS}
     for r in rows:
         std = su.calibrated(r, cal)

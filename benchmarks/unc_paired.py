@@ -20,19 +20,7 @@ from pathlib import Path
 import numpy as np
 import suite_uncertainty as su
 
-from mrdiff_cli.tasks.scan_calibration import HoldoutCalibration
-
 BAND = (0.88, 0.98)
-
-
-def load_cal(spec: str) -> HoldoutCalibration:
-    if spec.startswith("bundle:"):
-        cfg = json.loads((Path(spec[len("bundle:"):]) / "config.json").read_text())
-        return HoldoutCalibration.from_dict(cfg["calibration"]["holdout"])
-    c = json.loads(Path(spec).read_text())
-    c = c.get("chosen", c)
-    return HoldoutCalibration(float(c["factor"]), int(c["pool"]), float(c["noise_weight"]),
-                              bool(c.get("remove_noise", True)))
 
 
 def variant(spec: str) -> dict[tuple[str, str], dict]:
@@ -43,7 +31,7 @@ def variant(spec: str) -> dict[tuple[str, str], dict]:
     rows = su.load_rows(Path(rows_path))
     out = {}
     by_key = {(r["condition"], r["volume"]): r for r in rows}
-    for ev in su.evaluate(rows, load_cal(cal_spec), targets=("truth",)):
+    for ev in su.evaluate(rows, su.load_calibration(cal_spec), targets=("truth",)):
         r = by_key[(ev["condition"], ev["volume"])]
         out[(ev["condition"], ev["volume"])] = {
             "cov95": ev["truth"]["coverage"]["95"], "spearman_local": ev["truth"]["spearman_local"],
