@@ -15,6 +15,7 @@ import argparse
 import json
 from pathlib import Path
 
+import corpus
 import numpy as np
 import suite
 import suite_uncertainty as su
@@ -29,17 +30,25 @@ from mrdiff_cli.tasks.reconstruct import ReconOptions, Reconstructor
 WEIGHTS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)
 
 
-def support_diffs(set_name: str, split: str, rows: dict, model: str) -> dict[str, np.ndarray]:
-    """x_own - x_release per row (the rows' simulation as suite_uncertainty.run_row makes it)."""
+def support_diffs(set_name: str, split: str, rows: dict, model: str, pair: str = "supports") -> dict[str, np.ndarray]:
+    """Per row (the rows' simulation as suite_uncertainty.run_row makes it): ``supports``: x_own - x_release;
+    ``priors``: x_other - x_model, one sample of the magnitude prior against one of ``model`` (same maps, count,
+    seed): a two-member prior ensemble."""
     prior, _ = load_prior(model, "score", offline=True)
+    other = load_prior(corpus.MAGNITUDE_PRIOR, "score", offline=True)[0] if pair == "priors" else None
     out = {}
     for acq, matrix, kind, R in getattr(suite, set_name):
         for vol, ref in load_split(split, matrix, 256.0 / matrix, 1).items():
             row = rows[(suite.cond_name(acq, matrix, kind, R), vol)]
             k, _, mask = scan(ref, (acq, matrix, kind, R))
-            imgs = [Reconstructor(prior, ReconOptions(samples=1, steps=20, seed=0, calibration=None,
-                                                      n_cg=row["cg_iters"], maps_support=s)).reconstruct(k, mask, "sense").images
-                    for s in ("own", "release")]
+            if other is None:
+                imgs = [Reconstructor(prior, ReconOptions(samples=1, steps=20, seed=0, calibration=None,
+                                                          n_cg=row["cg_iters"], maps_support=s)).reconstruct(
+                            k, mask, "sense").images for s in ("own", "release")]
+            else:
+                imgs = [Reconstructor(p, ReconOptions(samples=1, steps=20, seed=0, calibration=None,
+                                                      n_cg=row["cg_iters"], maps_support="release")).reconstruct(
+                            k, mask, "sense").images for p in (other, prior)]
             out[row["key"]] = (imgs[0] - imgs[1]).astype(np.float32)
             print(row["key"], flush=True)
     return out
@@ -54,12 +63,14 @@ def main() -> None:
     ap.add_argument("--diffs", required=True)
     ap.add_argument("--model", default="mrdiff_cli/weights/score-brain-complex")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--pair", choices=("supports", "priors"), default="supports",
+                    help="what the two one-sample runs differ in: the maps' support, or the prior (magnitude prior)")
     a = ap.parse_args()
     torch.set_num_threads(1)
     rows = su.load_rows(Path(a.rows))
     if not Path(a.diffs).exists():
         np.savez_compressed(a.diffs, **support_diffs(a.set, a.split, {(r["condition"], r["volume"]): r for r in rows},
-                                                     a.model))
+                                                     a.model, a.pair))
     diffs = np.load(a.diffs)
     su.CACHE = Path(a.cache)
     su._ARRAYS.clear()
