@@ -26,7 +26,18 @@ import torch
 from corpus import MAGNITUDE_PRIOR, load_split
 from count_schedule import pending, rows_of
 from pilot_study import COUNTS, acs_split, best_fixed, current_rule, release_fold, rule_row, scan
-from suite import CONDITIONS, TUNE_BIG, TUNE_LOW, TUNE_MORE, TUNE_REG, TUNE_REG2, TUNE_REG3, TUNE_REG4, cond_name
+from suite import (
+    CONDITIONS,
+    TUNE_BIG,
+    TUNE_LOW,
+    TUNE_MORE,
+    TUNE_REG,
+    TUNE_REG2,
+    TUNE_REG3,
+    TUNE_REG4,
+    cond_name,
+    row_mask,
+)
 
 from mrdiff_cli.ops.fft import fft2c
 from mrdiff_cli.priors.loading import load_prior
@@ -119,11 +130,8 @@ def report_rows() -> list[dict]:
 
 
 def scan_mask(row: dict):
-    from mrdiff_cli.ops.masks import make_mask
-
     _acq, matrix, kind, R = _CONDS[row["condition"]]
-    acs = max(8, int(round(0.08 * matrix))) if kind == "equispaced" else None
-    return make_mask(kind, (matrix, matrix), R, acs=acs, seed=11).mask
+    return row_mask(matrix, kind, R)
 
 
 def main() -> None:

@@ -19,15 +19,14 @@ import json
 from pathlib import Path
 
 import numpy as np
+import suite
 import torch
 from corpus import load_split
 from sampler_variants import emit
 from suite import CONDITIONS, cond_name
 
-from mrdiff_cli.ops.masks import make_mask
 from mrdiff_cli.priors.loading import load_prior
 from mrdiff_cli.samplers.selftune import split_holdout
-from mrdiff_cli.tasks.acquisition import simulate_acquisition
 from mrdiff_cli.tasks.calibration import local_rms_error, pool_variance, spearman
 from mrdiff_cli.tasks.reconstruct import ReconOptions, Reconstructor
 
@@ -47,9 +46,8 @@ def main() -> None:
     for i in [int(c) for c in a.conditions.split(",")]:
         acq, matrix, kind, R = CONDITIONS["tune"][i]
         for vol, ref in load_split("tune", matrix, 256.0 / matrix, 1).items():
-            k, truth = simulate_acquisition(ref.numpy(), acq, seed=5)
-            acs = max(8, int(round(0.08 * matrix))) if kind == "equispaced" else None
-            mask = make_mask(kind, (matrix, matrix), R, acs=acs, seed=11).mask.astype(np.float32)
+            k, truth, mask = suite.scan(ref, (acq, matrix, kind, R))
+            mask = mask.astype(np.float32)
             name = cond_name(acq, matrix, kind, R)
             n = base[(name, vol)]["cg_iters"]
             sp = base[(name, vol)]["spread"]  # the default run's hold-out ratio (noise removed), as uncertainty scales

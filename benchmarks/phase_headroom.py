@@ -15,16 +15,15 @@ import time
 from pathlib import Path
 
 import numpy as np
+import suite
 import torch
 from corpus import MAGNITUDE_PRIOR, head_mask, load_split, masked_psnr
 from suite import CONDITIONS, cond_name
 
 from mrdiff_cli.ops.fft import ifft2c
-from mrdiff_cli.ops.masks import make_mask
 from mrdiff_cli.priors.loading import load_prior
 from mrdiff_cli.samplers.adapters import lowres_phase, make_denoiser
 from mrdiff_cli.samplers.posterior import SenseProblem
-from mrdiff_cli.tasks.acquisition import Acquisition, simulate_acquisition
 from mrdiff_cli.tasks.reconstruct import ReconOptions, Reconstructor
 
 VARIANTS = {
@@ -129,11 +128,9 @@ def main() -> None:
             name = cond_name(acq, matrix, kind, R)
             if (name, vol) in done:
                 continue
-            k, truth_np = simulate_acquisition(ref.numpy(), acq, seed=5)
-            clean = simulate_acquisition(ref.numpy(), Acquisition(**{**acq.__dict__, "snr_db": float("inf")}), seed=5)[0]
+            k, truth_np, mask = suite.scan(ref, (acq, matrix, kind, R))
+            clean = suite.clean_kspace(ref, acq)
             truth = torch.as_tensor(truth_np)
-            acs = max(8, int(round(0.08 * matrix))) if kind == "equispaced" else None
-            mask = make_mask(kind, (matrix, matrix), R, acs=acs, seed=11).mask
             base = Reconstructor(prior, ReconOptions(method="sense"))
             yc, _ = base._compress(torch.as_tensor(k * mask), None, "sense")
             maps = base.estimate_maps(yc, torch.as_tensor(mask))

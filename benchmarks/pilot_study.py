@@ -14,13 +14,13 @@ decides.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import itertools
 import json
 import time
 from pathlib import Path
 
 import numpy as np
+import suite
 import torch
 from corpus import MAGNITUDE_PRIOR, head_mask, load_split, masked_psnr
 from suite import (
@@ -38,12 +38,10 @@ from suite import (
 
 from mrdiff_cli.ops.compress import apply_compression, compression_matrices
 from mrdiff_cli.ops.fft import fft2c
-from mrdiff_cli.ops.masks import make_mask
 from mrdiff_cli.priors.loading import load_prior
 from mrdiff_cli.samplers.adapters import is_complex_prior
 from mrdiff_cli.samplers.noise import sample_generator
 from mrdiff_cli.samplers.selftune import PILOT_LINE_CAP, split_holdout
-from mrdiff_cli.tasks.acquisition import simulate_acquisition
 from mrdiff_cli.tasks.reconstruct import PILOT_SAMPLE, ReconOptions, Reconstructor
 
 COUNTS = (1, 2, 3, 5, 7)
@@ -175,18 +173,15 @@ def acs_split(mask: np.ndarray, coarsen: int = 1) -> tuple[np.ndarray, np.ndarra
 
 
 def scan(ref, cond):
-    """The simulated k-space, reference and mask of a (condition, volume), as benchmarks/suite.py makes them."""
-    acq, matrix, kind, R = cond
-    k, truth_np = simulate_acquisition(ref.numpy(), acq, seed=5)
-    acs = max(8, int(round(0.08 * matrix))) if kind == "equispaced" else None
-    return k, torch.as_tensor(truth_np), make_mask(kind, (matrix, matrix), R, acs=acs, seed=11).mask
+    """The simulated k-space, reference (a tensor) and mask of a (condition, volume): ``suite.scan``."""
+    k, truth_np, mask = suite.scan(ref, cond)
+    return k, torch.as_tensor(truth_np), mask
 
 
 def clean_kspace(ref, cond, y_raw: torch.Tensor, n_virtual: int) -> torch.Tensor:
     """The noise-free k-space of :func:`scan`'s acquisition (simulation only), coil-compressed as the measured data
     ``y_raw`` (S, C, H, W) are when the reconstruction keeps ``n_virtual`` of their coils."""
-    k_clean, _ = simulate_acquisition(ref.numpy(), dataclasses.replace(cond[0], snr_db=float("inf")), seed=5)
-    clean = torch.as_tensor(k_clean)
+    clean = torch.as_tensor(suite.clean_kspace(ref, cond[0]))
     if n_virtual < clean.shape[1]:
         U, _ = compression_matrices(y_raw, n_virtual)
         clean = apply_compression(clean, U)

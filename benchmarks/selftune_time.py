@@ -28,9 +28,8 @@ import numpy as np
 import torch
 from baselines import cs_l1wavelet
 from corpus import MAGNITUDE_PRIOR, load_split
-from suite import score
+from suite import row_mask, score
 
-from mrdiff_cli.ops.masks import make_mask
 from mrdiff_cli.priors.loading import load_prior
 from mrdiff_cli.tasks.acquisition import Acquisition, simulate_acquisition
 from mrdiff_cli.tasks.recon_job import native_bf16
@@ -59,8 +58,7 @@ def main() -> None:
     ref = load_split("report", 128, 2.0, a.slices)["pyradiomics_brain2"]
     k, truth = simulate_acquisition(ref.numpy(), Acquisition("loops", 8, "offres", 3.0, snr_db=30), seed=5)
     truth_t = torch.as_tensor(truth)
-    acs = max(8, int(round(0.08 * 128))) if a.mask == "equispaced" else None  # as the suite's regular masks
-    mask = make_mask(a.mask, (128, 128), a.accel, acs=acs, seed=11).mask
+    mask = row_mask(128, a.mask, a.accel)  # as the suite's masks
     S = k.shape[0]
     out: dict = {"slices": S, "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
                  f"{a.threads} threads",

@@ -23,6 +23,7 @@ Rows are appended to ``--out`` as JSON lines and skipped when already there (a k
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -357,12 +358,30 @@ def cond_name(acq: Acquisition, matrix: int, kind: str, R: float) -> str:
     return f"{acq.name()}/{matrix}/{kind}x{R:g}"
 
 
+def row_mask(matrix: int, kind: str, R: float) -> np.ndarray:
+    """The sampling mask of every suite row: seed 11; equispaced masks keep 8 % of the lines (at least 8) as ACS,
+    the other kinds the module default."""
+    acs = max(8, int(round(0.08 * matrix))) if kind == "equispaced" else None
+    return make_mask(kind, (matrix, matrix), R, acs=acs, seed=11).mask
+
+
+def scan(ref: torch.Tensor, cond) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(fully sampled k-space (S, C, H, W), reference = RSS of the noise-free coil images (S, H, W), mask (H, W)) of
+    a (condition, volume) row: the acquisition simulated with seed 5, the mask of :func:`row_mask`."""
+    acq, matrix, kind, R = cond
+    k, truth = simulate_acquisition(ref.numpy(), acq, seed=5)
+    return k, truth, row_mask(matrix, kind, R)
+
+
+def clean_kspace(ref: torch.Tensor, acq: Acquisition) -> np.ndarray:
+    """The noise-free k-space of :func:`scan`'s acquisition (the same draws but the noise)."""
+    return simulate_acquisition(ref.numpy(), dataclasses.replace(acq, snr_db=float("inf")), seed=5)[0]
+
+
 def run_condition(prior, vol: str, ref: torch.Tensor, cond, args, lambdas: dict) -> dict:
     acq, matrix, kind, R = cond
-    k, truth_np = simulate_acquisition(ref.numpy(), acq, seed=5)
+    k, truth_np, mask = scan(ref, cond)
     truth = torch.as_tensor(truth_np)
-    acs = max(8, int(round(0.08 * matrix))) if kind == "equispaced" else None
-    mask = make_mask(kind, (matrix, matrix), R, acs=acs, seed=11).mask
     y = k * mask
     row: dict = {"condition": cond_name(acq, matrix, kind, R), "volume": vol, "slices": len(ref), "steps": args.steps,
                  "coil_family": acq.coil, "phase_family": acq.phase, "achieved_R": float(mask.size / mask.sum())}
@@ -374,7 +393,7 @@ def run_condition(prior, vol: str, ref: torch.Tensor, cond, args, lambdas: dict)
     yc, _ = base._compress(torch.as_tensor(y), None, "sense")
     maps = base.estimate_maps(yc, torch.as_tensor(mask))
     # the noise actually added (the same draws but the noise: one slice per volume, so the random stream matches)
-    clean = simulate_acquisition(ref.numpy(), Acquisition(**{**acq.__dict__, "snr_db": float("inf")}), seed=5)[0]
+    clean = clean_kspace(ref, acq)
     row["noise"] = {"true": float(np.sqrt(np.mean(np.abs(k - clean) ** 2))),
                     "estimated": float(estimate_kspace_noise(torch.as_tensor(y), mask).mean())}
     scale = float(np.percentile(zf, 99))

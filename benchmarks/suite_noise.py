@@ -13,11 +13,9 @@ from pathlib import Path
 
 import torch
 from corpus import MAGNITUDE_PRIOR, load_split
-from suite import CONDITIONS, cond_name, score
+from suite import CONDITIONS, cond_name, scan, score
 
-from mrdiff_cli.ops.masks import make_mask
 from mrdiff_cli.priors.loading import load_prior
-from mrdiff_cli.tasks.acquisition import simulate_acquisition
 from mrdiff_cli.tasks.reconstruct import ReconOptions, Reconstructor
 
 
@@ -33,9 +31,7 @@ def main() -> None:
     out = Path(a.out)
     for acq, matrix, kind, R in CONDITIONS[a.split]:
         for vol, ref in load_split(a.split, matrix, 256.0 / matrix, 1).items():
-            k, truth = simulate_acquisition(ref.numpy(), acq, seed=5)
-            acs = max(8, int(round(0.08 * matrix))) if kind == "equispaced" else None
-            mask = make_mask(kind, (matrix, matrix), R, acs=acs, seed=11).mask
+            k, truth, mask = scan(ref, (acq, matrix, kind, R))
             row = {"condition": cond_name(acq, matrix, kind, R), "volume": vol}
             for n in [int(c) for c in a.counts.split(",")]:
                 img = Reconstructor(prior, ReconOptions(n_cg=n, noise_dc="prox", seed=0)).reconstruct(k, mask, "sense").images

@@ -13,11 +13,9 @@ from pathlib import Path
 
 import torch
 from corpus import MAGNITUDE_PRIOR, load_split
-from suite import CONDITIONS, cond_name, score
+from suite import CONDITIONS, cond_name, scan, score
 
-from mrdiff_cli.ops.masks import make_mask
 from mrdiff_cli.priors.loading import load_prior
-from mrdiff_cli.tasks.acquisition import simulate_acquisition
 from mrdiff_cli.tasks.reconstruct import ReconOptions, Reconstructor
 
 RESIDS = (0.005, 0.05)
@@ -34,9 +32,7 @@ def main() -> None:
         if acq.phase != "random" or matrix != 128:
             continue
         for vol, ref in load_split("tune", matrix, 256.0 / matrix, 1).items():
-            k, truth = simulate_acquisition(ref.numpy(), acq, seed=5)
-            acs = max(8, int(round(0.08 * matrix))) if kind == "equispaced" else None
-            mask = make_mask(kind, (matrix, matrix), R, acs=acs, seed=11).mask
+            k, truth, mask = scan(ref, (acq, matrix, kind, R))
             row: dict = {"condition": cond_name(acq, matrix, kind, R), "volume": vol, "pilot_error_cg3": {}, "psnr": {}}
             pilot = Reconstructor(prior, ReconOptions(seed=0)).pilot(k, mask, "sense", None, [0])
             for r in RESIDS:

@@ -35,7 +35,6 @@ from corpus import MAGNITUDE_PRIOR, head_mask, load_split, masked_psnr
 from suite import CONDITIONS, cond_name
 
 from mrdiff_cli.ops.fft import ifft2c, rss
-from mrdiff_cli.ops.masks import make_mask
 from mrdiff_cli.priors.loading import load_prior
 from mrdiff_cli.samplers.selftune import HoldoutSpread
 from mrdiff_cli.tasks.acquisition import simulate_acquisition
@@ -48,9 +47,7 @@ CACHE = Path(os.environ.get("MRDIFF_UNC_CACHE", "/work/data/unc_cache"))
 
 def run_row(prior, vol: str, ref: torch.Tensor, cond, args, lambdas: dict) -> dict:
     acq, matrix, kind, R = cond
-    k, truth = simulate_acquisition(ref.numpy(), acq, seed=5)
-    acs = max(8, int(round(0.08 * matrix))) if kind == "equispaced" else None
-    mask = make_mask(kind, (matrix, matrix), R, acs=acs, seed=11).mask
+    k, truth, mask = suite.scan(ref, cond)
     noisy_ref = rss(ifft2c(torch.as_tensor(k)), dim=1).numpy()
     rec = Reconstructor(prior, ReconOptions(samples=args.samples, seed=0, calibration=None,
                                             count_pilot=getattr(args, "count_pilot", "holdout"),
