@@ -5,7 +5,8 @@ report acquisition (8 Biot-Savart loops, off-resonance phase, 30 dB) and undersa
 same in-memory data: the self-tuned default (pilot included), the default prior at a fixed ``n_cg = 7``, the
 previous default (the same, 20 sampler steps), the one before (the magnitude prior ``score-brain-128``, self-tuned
 with the hold-out pilot, 20 steps) and sigpy's
-L1-wavelet CS (60 iterations, the suite's lambda). Seconds per slice, and PSNR for orientation.
+L1-wavelet CS (60 iterations, the suite's lambda; and converged: ``cs_converged.py``'s 300 iterations and lambda).
+Seconds per slice, and PSNR for orientation.
 
 ``--precision auto`` (the default since 2026-12-07) runs the networks the way ``mrdiff reconstruct`` does on this
 device: bf16 autocast where the device runs bf16 natively and NHWC memory format on the CPU
@@ -90,6 +91,14 @@ def main() -> None:
     img = cs_l1wavelet(y.numpy(), maps.numpy(), mask, lam * float(np.percentile(zf, 99)))
     out["CS (L1-wavelet, 60 it)"] = {**score(img, truth_t), "s_per_slice": round((time.time() - t) / S, 3)}
     print("CS", out["CS (L1-wavelet, 60 it)"], flush=True)
+    # the converged CS (cs_converged.py: 300 iterations, its lambda re-tuned on the tune rows at that count)
+    conv = json.loads(Path("results/cs_lambdas_converged.json").read_text())
+    t = time.time()
+    img = cs_l1wavelet(y.numpy(), maps.numpy(), mask, conv[a.mask] * float(np.percentile(zf, 99)), conv["iters"])
+    out["CS converged"] = {**score(img, truth_t), "s_per_slice": round((time.time() - t) / S, 3), "iters": conv["iters"]}
+    print("CS converged", out["CS converged"], flush=True)
+    out["ratio self-tuned / CS converged"] = round(out["self-tuned (default)"]["s_per_slice"]
+                                                   / out["CS converged"]["s_per_slice"], 2)
     out["ratio self-tuned / CS"] = round(out["self-tuned (default)"]["s_per_slice"] / out["CS (L1-wavelet, 60 it)"]["s_per_slice"], 2)
     fixed = out["fixed 7 CG (default prior)"]["s_per_slice"]
     out["ratio self-tuned / fixed"] = round(out["self-tuned (default)"]["s_per_slice"] / fixed, 2)
