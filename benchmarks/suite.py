@@ -323,6 +323,26 @@ TUNE_UNC3 = [
     (A("ring", 8, "random", 1.5, 14, snr_db=36), 128, "gaussian1d", 8),
     (A("wires", 12, "poly", snr_db=33, noise_rho=0.2), 128, "equispaced", 4),
 ]
+# exploration rows of count_top.py (seen; the high-SNR rows where fixed 10 / 15 CG beat 7)
+TUNE_CGX = [
+    TUNE_UNC3[1],
+    TUNE_UNC3[3],
+    (A("ring", 4, "poly", snr_db=40), 128, "poisson", 8),
+    (A("wires", 12, "poly", snr_db=50), 128, "gaussian1d", 8),
+    (A("ring", 8, "poly", snr_db=35), 128, "poisson", 8),
+]
+# fresh rows for the pre-registered test of the extended count candidates (docs/benchmarks.md, "The top of the count
+# candidates"): written down before any run on them
+TUNE_CG = [
+    (A("ring", 10, "poly", snr_db=44), 128, "poisson", 8),
+    (A("wires", 12, "random", 0.8, 6, snr_db=38), 128, "poisson", 6),
+    (A("ring", 6, "random", 1.2, 12, snr_db=30), 128, "poisson", 5),
+    (A("wires", 8, "poly", snr_db=47), 128, "gaussian1d", 6),
+    (A("ring", 16, "random", 0.6, 8, snr_db=41), 128, "gaussian2d", 8),
+    (A("wires", 6, "poly", snr_db=27), 128, "poisson", 8),
+    (A("ring", 5, "poly", snr_db=42), 128, "poisson", 6),
+    (A("wires", 14, "random", 1.0, 10, snr_db=34, noise_rho=0.2), 128, "gaussian1d", 8),
+]
 REPORT_UNC = [
     (A("loops", 8, "offres", 2.0, snr_db=35), 128, "poisson", 8),
     (A("loops", 10, "random", 0.7, 5, snr_db=42), 128, "poisson", 8),

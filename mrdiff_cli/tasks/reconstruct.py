@@ -117,6 +117,9 @@ class ReconOptions:
     # Reconstructor.bootstrap_tolerance (0.15 for runs of 40 steps or more, 0 for shorter ones)
     bootstrap_tolerance: float | None = None
     cg_start: int = 3  # the search's first count (then its upper neighbour)
+    # the CG counts the hold-out count pilot (and the own-support count re-check) may choose; None: CG_CANDIDATES.
+    # The bootstrap pilot of regular masks keeps CG_CANDIDATES (its reference is a BOOTSTRAP_REF_CG run).
+    cg_candidates: tuple[int, ...] | None = None
     # keep the fewest iterations whose hold-out error is within (1 + tol) x the least. 0 (plain argmin): a relative
     # tolerance of 0.1 (chosen on 4 tune rows) picked too few iterations where the hold-out error is dominated by
     # a floor the count does not change (-1.4 and -7 dB on report rows, docs/benchmarks.md)
@@ -379,7 +382,7 @@ class Reconstructor:
             return run_pilot(n, resid)
 
         opts = self.opts
-        counts = CG_CANDIDATES if opts.n_cg is None else (int(opts.n_cg),)
+        counts = self.holdout_candidates() if opts.n_cg is None else (int(opts.n_cg),)
         start = opts.cg_start if opts.n_cg is None else int(opts.n_cg)
         resids = (PHASE_RESID_CANDIDATES if opts.phase_resid is None and opts.complex_mode == ComplexMode.phase
                   else (self.phase_resid(),))
@@ -400,7 +403,7 @@ class Reconstructor:
                 tick()
                 return boot(n)
 
-            _, boot_err = unimodal_search(score, counts, start)
+            _, boot_err = unimodal_search(score, CG_CANDIDATES, start)
             tol = self.bootstrap_tolerance(mode)
             best = choose_count(boot_err, tol)
             self.tuning = Tuning(best, {start: at_start[resid]}, info, ids, self.bootstrap_steps(mode),
@@ -410,6 +413,11 @@ class Reconstructor:
         _, errors = unimodal_search(lambda n: at_start[resid] if n == start else evaluate(n, resid), counts, start)
         best = choose_count(errors, opts.cv_tolerance)
         self.tuning = Tuning(best, errors, info, ids, opts.pilot_steps, {"tolerance": opts.cv_tolerance, **phase})
+
+    def holdout_candidates(self) -> tuple[int, ...]:
+        """The counts the hold-out count pilot searches (``cg_candidates``, else CG_CANDIDATES), sorted."""
+        c = self.opts.cg_candidates
+        return tuple(sorted(int(n) for n in c)) if c else CG_CANDIDATES
 
     def uses_bootstrap(self, mask) -> bool:
         """Whether the CG count of a scan with this mask is scored by the parametric bootstrap (``count_pilot``)."""
@@ -621,7 +629,7 @@ class Reconstructor:
                                "chosen_by": "k-space hold-out cross-validation", "holdout_error": errors,
                                "at_cg": self.n_cg(), "steps": int(self.opts.pilot_steps)}
         n = self.n_cg()
-        higher = [c for c in CG_CANDIDATES if c > n]
+        higher = [c for c in self.holdout_candidates() if c > n]
         if own and self.opts.count_recheck and self.tuning is not None and self.opts.n_cg is None and higher:
             nxt = min(higher)
             e_next = round(runs["own"](nxt, self.phase_resid()), 6)
