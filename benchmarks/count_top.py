@@ -4,6 +4,7 @@ count pilot allowed 10 and 15 CG (``ReconOptions.cg_candidates``), per suite row
     python benchmarks/count_top.py --set TUNE_CG --split tune --out benchmarks/results/count_top_tune_cg.jsonl
     python benchmarks/count_top.py --split report --conditions 0,1,2 --out benchmarks/results/count_top_report.jsonl
     python benchmarks/count_top.py --summary benchmarks/results/count_top_tune_cg.jsonl
+    python benchmarks/count_top.py --set TUNE_CG2 --split tune --margin 0.1 --out benchmarks/results/count_top_tune_cg2.jsonl
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ def rows(args) -> None:
             t = torch.as_tensor(truth)
             row: dict = {"condition": suite.cond_name(*cond), "volume": vol, "machine": machine,
                          "default": run_one(prior, k, mask, t),
-                         "extended": run_one(prior, k, mask, t, cg_candidates=EXTENDED)}
+                         "margin": args.margin,
+                         "extended": run_one(prior, k, mask, t, cg_candidates=EXTENDED, upper_count_margin=args.margin)}
             for n in [int(c) for c in args.fixed.split(",") if c.strip()]:
                 row[f"fixed{n}"] = run_one(prior, k, mask, t, n_cg=n, maps_support=row["default"]["support"] or "auto")
             with Path(args.out).open("a") as fh:
@@ -75,6 +77,8 @@ def main() -> None:
     ap.add_argument("--set", default=None, help="a condition list of suite.py (default: the split's CONDITIONS)")
     ap.add_argument("--conditions", default=None)
     ap.add_argument("--fixed", default="", help="also fixed counts, e.g. 7,10,15")
+    ap.add_argument("--margin", type=float, default=0.0,
+                    help="the variant's upper_count_margin (a step above 7 CG needs this much lower hold-out error)")
     ap.add_argument("--out", default=None)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--summary", default=None)

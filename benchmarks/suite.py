@@ -343,6 +343,17 @@ TUNE_CG = [
     (A("ring", 5, "poly", snr_db=42), 128, "poisson", 6),
     (A("wires", 14, "random", 1.0, 10, snr_db=34, noise_rho=0.2), 128, "gaussian1d", 8),
 ]
+# fresh rows for the second test (a 10 % margin on steps above 7 CG), written down before any run on them
+TUNE_CG2 = [
+    (A("wires", 10, "random", 0.7, 7, snr_db=43), 128, "poisson", 7),
+    (A("ring", 8, "poly", snr_db=29), 128, "poisson", 6),
+    (A("ring", 12, "random", 1.0, 9, snr_db=46), 128, "gaussian2d", 6),
+    (A("wires", 6, "random", 0.9, 11, snr_db=33), 128, "poisson", 8),
+    (A("ring", 14, "poly", snr_db=37), 128, "gaussian1d", 6),
+    (A("wires", 9, "poly", snr_db=49), 128, "poisson", 8),
+    (A("ring", 6, "poly", snr_db=36), 128, "poisson", 8),
+    (A("wires", 16, "random", 0.6, 5, snr_db=31, noise_rho=0.2), 128, "poisson", 8),
+]
 REPORT_UNC = [
     (A("loops", 8, "offres", 2.0, snr_db=35), 128, "poisson", 8),
     (A("loops", 10, "random", 0.7, 5, snr_db=42), 128, "poisson", 8),

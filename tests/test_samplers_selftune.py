@@ -282,3 +282,31 @@ def test_bootstrap_tolerance_default_follows_the_steps():
     assert tol() == BOOTSTRAP_TOLERANCE == 0.15 and tol(steps=50) == 0.15
     assert tol(steps=20) == 0.0 and tol(samples=4) == 0.0 and tol(steps=8) == 0.0
     assert tol(bootstrap_tolerance=0.3) == 0.3 and tol(steps=20, bootstrap_tolerance=0.1) == 0.1
+
+
+def test_cg_candidates_extend_the_holdout_search_not_the_bootstrap(monkeypatch, bundled_prior):
+    """ReconOptions.cg_candidates: the hold-out pilot's search walks up to 10 / 15 while the error keeps falling
+    (and stops where it rises); the bootstrap of regular masks keeps CG_CANDIDATES (its reference is 7 CG)."""
+    from mrdiff_cli.samplers.selftune import CG_CANDIDATES
+    from mrdiff_cli.tasks.reconstruct import Reconstructor, ReconOptions
+
+    k = np.zeros((1, 4, 64, 64), np.complex64)
+    maps = torch.ones(1, 4, 64, 64, dtype=torch.complex64)
+    poisson = make_mask("poisson", (64, 64), 4, seed=1).mask
+    for errors, want in (({1: 5, 2: 4, 3: 3, 5: 2, 7: 1.5, 10: 1.2, 15: 1.0}, 15),
+                         ({1: 5, 2: 4, 3: 3, 5: 2, 7: 1.5, 10: 1.2, 15: 1.3}, 10)):
+        seen: list[int] = []
+        monkeypatch.setattr(Reconstructor, "pilot", lambda self, *a, e=errors, s=seen, **kw: (
+            (lambda n, r=None: s.append(n) or e[n]), {"kind": "points"}))
+        rec = Reconstructor(bundled_prior, ReconOptions(cg_candidates=(15, 1, 2, 3, 5, 7, 10)))
+        assert rec.holdout_candidates() == (1, 2, 3, 5, 7, 10, 15)
+        rec.tune(k, poisson, "sense", maps=maps)
+        assert rec.n_cg() == want and max(seen) == 15
+        default = Reconstructor(bundled_prior, ReconOptions())
+        default.tune(k, poisson, "sense", maps=maps)
+        assert default.holdout_candidates() == CG_CANDIDATES and default.n_cg() == 7
+    boot_seen: list[int] = []
+    monkeypatch.setattr(Reconstructor, "bootstrap_pilot", lambda self, *a, **kw: (lambda n: boot_seen.append(n) or 1.0 / n))
+    rec = Reconstructor(bundled_prior, ReconOptions(cg_candidates=(1, 2, 3, 5, 7, 10, 15)))
+    rec.tune(k, make_mask("equispaced", (64, 64), 3, acs=8, seed=1).mask, "sense", maps=maps)
+    assert rec.tuning.method == "parametric bootstrap" and max(boot_seen) == 7

@@ -120,6 +120,9 @@ class ReconOptions:
     # the CG counts the hold-out count pilot (and the own-support count re-check) may choose; None: CG_CANDIDATES.
     # The bootstrap pilot of regular masks keeps CG_CANDIDATES (its reference is a BOOTSTRAP_REF_CG run).
     cg_candidates: tuple[int, ...] | None = None
+    # a step above the top of CG_CANDIDATES (to 10, 15, ... when cg_candidates allows them) is taken only if its
+    # hold-out error is lower than the previous count's by more than this fraction (0: the plain argmin)
+    upper_count_margin: float = 0.0
     # keep the fewest iterations whose hold-out error is within (1 + tol) x the least. 0 (plain argmin): a relative
     # tolerance of 0.1 (chosen on 4 tune rows) picked too few iterations where the hold-out error is dominated by
     # a floor the count does not change (-1.4 and -7 dB on report rows, docs/benchmarks.md)
@@ -411,8 +414,21 @@ class Reconstructor:
                                  method="parametric bootstrap", bootstrap=boot_err)
             return
         _, errors = unimodal_search(lambda n: at_start[resid] if n == start else evaluate(n, resid), counts, start)
-        best = choose_count(errors, opts.cv_tolerance)
+        best = self._above_top(choose_count(errors, opts.cv_tolerance), errors)
         self.tuning = Tuning(best, errors, info, ids, opts.pilot_steps, {"tolerance": opts.cv_tolerance, **phase})
+
+    def _above_top(self, best: int, errors: dict[int, float]) -> int:
+        """``best`` limited by ``upper_count_margin``: from the top of CG_CANDIDATES upwards, each higher count the
+        search evaluated is kept only while its hold-out error is lower than the previous one's by the margin."""
+        top, m = max(CG_CANDIDATES), float(self.opts.upper_count_margin)
+        if best <= top or m <= 0 or top not in errors:
+            return best
+        chosen = top
+        for n in sorted(c for c in errors if top < c <= best):
+            if errors[n] >= (1.0 - m) * errors[chosen]:
+                break
+            chosen = n
+        return chosen
 
     def holdout_candidates(self) -> tuple[int, ...]:
         """The counts the hold-out count pilot searches (``cg_candidates``, else CG_CANDIDATES), sorted."""
@@ -633,7 +649,8 @@ class Reconstructor:
         if own and self.opts.count_recheck and self.tuning is not None and self.opts.n_cg is None and higher:
             nxt = min(higher)
             e_next = round(runs["own"](nxt, self.phase_resid()), 6)
-            if e_next < errors["own"]:
+            margin = float(self.opts.upper_count_margin) if nxt > max(CG_CANDIDATES) else 0.0
+            if e_next < (1.0 - margin) * errors["own"]:
                 self.count_recheck = nxt
             self.support_choice["count_recheck"] = {"holdout_error": {str(n): errors["own"], str(nxt): e_next},
                                                     "cg_iters": self.n_cg()}
