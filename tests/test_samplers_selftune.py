@@ -310,3 +310,23 @@ def test_cg_candidates_extend_the_holdout_search_not_the_bootstrap(monkeypatch, 
     rec = Reconstructor(bundled_prior, ReconOptions(cg_candidates=(1, 2, 3, 5, 7, 10, 15)))
     rec.tune(k, make_mask("equispaced", (64, 64), 3, acs=8, seed=1).mask, "sense", maps=maps)
     assert rec.tuning.method == "parametric bootstrap" and max(boot_seen) == 7
+
+
+def test_upper_count_margin_needs_a_clear_gain_above_seven(monkeypatch, bundled_prior):
+    """upper_count_margin: a step above 7 CG is taken only while each higher count's hold-out error is more than the
+    margin below the previous count's; within {1 .. 7} the argmin is unchanged."""
+    from mrdiff_cli.tasks.reconstruct import Reconstructor, ReconOptions
+
+    k = np.zeros((1, 4, 64, 64), np.complex64)
+    maps = torch.ones(1, 4, 64, 64, dtype=torch.complex64)
+    poisson = make_mask("poisson", (64, 64), 4, seed=1).mask
+    base = {1: 5.0, 2: 4.0, 3: 3.0, 5: 2.0, 7: 1.0}
+    for upper, margin, want in (({10: 0.95, 15: 0.9}, 0.1, 7), ({10: 0.95, 15: 0.9}, 0.0, 15),
+                                ({10: 0.85, 15: 0.80}, 0.1, 10), ({10: 0.85, 15: 0.70}, 0.1, 15),
+                                ({10: 1.1, 15: 0.5}, 0.1, 7)):
+        errors = {**base, **upper}
+        monkeypatch.setattr(Reconstructor, "pilot", lambda self, *a, e=errors, **kw: (
+            (lambda n, r=None: e[n]), {"kind": "points"}))
+        rec = Reconstructor(bundled_prior, ReconOptions(cg_candidates=(1, 2, 3, 5, 7, 10, 15), upper_count_margin=margin))
+        rec.tune(k, poisson, "sense", maps=maps)
+        assert rec.n_cg() == want, (upper, margin, rec.n_cg())

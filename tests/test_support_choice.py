@@ -195,3 +195,25 @@ def test_both_supports_from_one_espirit_pass_equal_the_separate_estimates():
     r2, o2 = estimate_maps_supports((k * m)[0], m, eig_own=0.9, sigma_thresh=0.01, support_sigma=None)
     assert torch.equal(r2, estimate_maps((k * m)[0], m, sigma_thresh=0.01, eig_thresh=0.8))
     assert torch.equal(o2, estimate_maps((k * m)[0], m, sigma_thresh=0.01, eig_thresh=0.9))
+
+
+@pytest.mark.parametrize("next_err,margin,want", [(0.75, 0.1, 7), (0.75, 0.0, 10), (0.6, 0.1, 10)])
+def test_count_recheck_above_seven_needs_the_margin(monkeypatch, next_err, margin, want):
+    """With cg_candidates reaching 10 / 15, the own-support re-check at 7 CG may step to 10; a step above 7 needs
+    upper_count_margin (the hold-out error that much lower than at 7)."""
+    from mrdiff_cli.samplers.selftune import Tuning
+
+    k, m = _eight_coil_disc()
+    calls = [0]
+
+    def pilot(self, kspace, mask, mode, maps=None, slice_ids=(0,), *, compressed=False, steps=None):
+        j = calls[0]
+        calls[0] += 1
+        errs = [{7: 1.0}, {7: 0.8, 10: next_err}][j]
+        return (lambda c, r=None: errs[c]), {"kind": "points"}
+
+    monkeypatch.setattr(Reconstructor, "pilot", pilot)
+    rec = Reconstructor(None, ReconOptions(cg_candidates=(1, 2, 3, 5, 7, 10, 15), upper_count_margin=margin))
+    rec.tuning = Tuning(7, {7: 1.0}, {}, [0], 10)
+    rec.choose_support(k, m.numpy(), "sense", compressed=True)
+    assert rec.support_choice["support"] == "own" and rec.n_cg() == want
