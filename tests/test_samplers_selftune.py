@@ -287,7 +287,7 @@ def test_bootstrap_tolerance_default_follows_the_steps():
 def test_cg_candidates_extend_the_holdout_search_not_the_bootstrap(monkeypatch, bundled_prior):
     """ReconOptions.cg_candidates: the hold-out pilot's search walks up to 10 / 15 while the error keeps falling
     (and stops where it rises); the bootstrap of regular masks keeps CG_CANDIDATES (its reference is 7 CG)."""
-    from mrdiff_cli.samplers.selftune import CG_CANDIDATES
+    from mrdiff_cli.samplers.selftune import CG_CANDIDATES, HOLDOUT_CG_CANDIDATES
     from mrdiff_cli.tasks.reconstruct import Reconstructor, ReconOptions
 
     k = np.zeros((1, 4, 64, 64), np.complex64)
@@ -298,13 +298,16 @@ def test_cg_candidates_extend_the_holdout_search_not_the_bootstrap(monkeypatch, 
         seen: list[int] = []
         monkeypatch.setattr(Reconstructor, "pilot", lambda self, *a, e=errors, s=seen, **kw: (
             (lambda n, r=None: s.append(n) or e[n]), {"kind": "points"}))
-        rec = Reconstructor(bundled_prior, ReconOptions(cg_candidates=(15, 1, 2, 3, 5, 7, 10)))
+        rec = Reconstructor(bundled_prior, ReconOptions(cg_candidates=(15, 1, 2, 3, 5, 7, 10), upper_count_margin=0))
         assert rec.holdout_candidates() == (1, 2, 3, 5, 7, 10, 15)
         rec.tune(k, poisson, "sense", maps=maps)
         assert rec.n_cg() == want and max(seen) == 15
-        default = Reconstructor(bundled_prior, ReconOptions())
+        default = Reconstructor(bundled_prior, ReconOptions())  # one sample: up to 15, steps above 7 need 10 %
         default.tune(k, poisson, "sense", maps=maps)
-        assert default.holdout_candidates() == CG_CANDIDATES and default.n_cg() == 7
+        assert default.holdout_candidates() == HOLDOUT_CG_CANDIDATES and default.n_cg() == want
+        k_samples = Reconstructor(bundled_prior, ReconOptions(samples=4))  # K > 1: the counts its constants know
+        k_samples.tune(k, poisson, "sense", maps=maps)
+        assert k_samples.holdout_candidates() == CG_CANDIDATES and k_samples.n_cg() == 7
     boot_seen: list[int] = []
     monkeypatch.setattr(Reconstructor, "bootstrap_pilot", lambda self, *a, **kw: (lambda n: boot_seen.append(n) or 1.0 / n))
     rec = Reconstructor(bundled_prior, ReconOptions(cg_candidates=(1, 2, 3, 5, 7, 10, 15)))

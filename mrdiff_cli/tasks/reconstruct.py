@@ -47,7 +47,9 @@ from ..samplers.posterior import (
 from ..samplers.selftune import (
     BOOTSTRAP_REF_CG,
     CG_CANDIDATES,
+    HOLDOUT_CG_CANDIDATES,
     PILOT_LINE_CAP,
+    UPPER_COUNT_MARGIN,
     LastEstimate,
     Tuning,
     bootstrap_error,
@@ -117,12 +119,13 @@ class ReconOptions:
     # Reconstructor.bootstrap_tolerance (0.15 for runs of 40 steps or more, 0 for shorter ones)
     bootstrap_tolerance: float | None = None
     cg_start: int = 3  # the search's first count (then its upper neighbour)
-    # the CG counts the hold-out count pilot (and the own-support count re-check) may choose; None: CG_CANDIDATES.
-    # The bootstrap pilot of regular masks keeps CG_CANDIDATES (its reference is a BOOTSTRAP_REF_CG run).
+    # the CG counts the hold-out count pilot (and the own-support count re-check) may choose; None: see
+    # Reconstructor.holdout_candidates. The bootstrap pilot of regular masks keeps CG_CANDIDATES (its reference is a
+    # BOOTSTRAP_REF_CG run).
     cg_candidates: tuple[int, ...] | None = None
-    # a step above the top of CG_CANDIDATES (to 10, 15, ... when cg_candidates allows them) is taken only if its
-    # hold-out error is lower than the previous count's by more than this fraction (0: the plain argmin)
-    upper_count_margin: float = 0.0
+    # a step above the top of CG_CANDIDATES (to 10, 15) is taken only if its hold-out error is lower than the
+    # previous count's by more than this fraction (0: the plain argmin; 0.1 passed its fresh test where 0 failed)
+    upper_count_margin: float = UPPER_COUNT_MARGIN
     # keep the fewest iterations whose hold-out error is within (1 + tol) x the least. 0 (plain argmin): a relative
     # tolerance of 0.1 (chosen on 4 tune rows) picked too few iterations where the hold-out error is dominated by
     # a floor the count does not change (-1.4 and -7 dB on report rows, docs/benchmarks.md)
@@ -431,9 +434,13 @@ class Reconstructor:
         return chosen
 
     def holdout_candidates(self) -> tuple[int, ...]:
-        """The counts the hold-out count pilot searches (``cg_candidates``, else CG_CANDIDATES), sorted."""
+        """The counts the hold-out count pilot searches, sorted: ``cg_candidates``, else HOLDOUT_CG_CANDIDATES (up to
+        15) for one-sample runs and CG_CANDIDATES (up to 7) for K > 1 samples, whose per-scan uncertainty constants
+        were fitted with counts up to 7 (the extended list was tested on one-sample runs)."""
         c = self.opts.cg_candidates
-        return tuple(sorted(int(n) for n in c)) if c else CG_CANDIDATES
+        if c:
+            return tuple(sorted(int(n) for n in c))
+        return CG_CANDIDATES if int(self.opts.samples) > 1 else HOLDOUT_CG_CANDIDATES
 
     def uses_bootstrap(self, mask) -> bool:
         """Whether the CG count of a scan with this mask is scored by the parametric bootstrap (``count_pilot``)."""
