@@ -217,3 +217,23 @@ def test_count_recheck_above_seven_needs_the_margin(monkeypatch, next_err, margi
     rec.tuning = Tuning(7, {7: 1.0}, {}, [0], 10)
     rec.choose_support(k, m.numpy(), "sense", compressed=True)
     assert rec.support_choice["support"] == "own" and rec.n_cg() == want
+
+
+def test_count_recheck_keeps_the_bootstraps_range(monkeypatch):
+    """A count the parametric bootstrap chose (regular masks, candidates 1-7) is not re-checked above 7."""
+    from mrdiff_cli.samplers.selftune import Tuning
+
+    k, m = _eight_coil_disc()
+    asked: list = []
+
+    def pilot(self, kspace, mask, mode, maps=None, slice_ids=(0,), *, compressed=False, steps=None):
+        j = len(asked)
+        asked.append([])
+        errs = [{7: 1.0}, {7: 0.8, 10: 0.1}][j]
+        return (lambda c, r=None: asked[j].append(c) or errs[c]), {"kind": "points"}
+
+    monkeypatch.setattr(Reconstructor, "pilot", pilot)
+    rec = Reconstructor(None, ReconOptions())
+    rec.tuning = Tuning(7, {7: 1.0}, {}, [0], 20, method="parametric bootstrap", bootstrap={7: 1.0})
+    rec.choose_support(k, m.numpy(), "sense", compressed=True)
+    assert rec.support_choice["support"] == "own" and rec.n_cg() == 7 and asked[1] == [7]

@@ -433,6 +433,13 @@ class Reconstructor:
             chosen = n
         return chosen
 
+    def count_candidates(self) -> tuple[int, ...]:
+        """The counts the scan's count choice ranges over: the bootstrap's CG_CANDIDATES where the parametric bootstrap
+        chose it (regular masks), else :meth:`holdout_candidates` (the own-support re-check stays in that range)."""
+        if self.tuning is not None and self.tuning.method == "parametric bootstrap":
+            return CG_CANDIDATES
+        return self.holdout_candidates()
+
     def holdout_candidates(self) -> tuple[int, ...]:
         """The counts the hold-out count pilot searches, sorted: ``cg_candidates``, else HOLDOUT_CG_CANDIDATES (up to
         15) for one-sample runs and CG_CANDIDATES (up to 7) for K > 1 samples, whose per-scan uncertainty constants
@@ -652,7 +659,7 @@ class Reconstructor:
                                "chosen_by": "k-space hold-out cross-validation", "holdout_error": errors,
                                "at_cg": self.n_cg(), "steps": int(self.opts.pilot_steps)}
         n = self.n_cg()
-        higher = [c for c in self.holdout_candidates() if c > n]
+        higher = [c for c in self.count_candidates() if c > n]
         if own and self.opts.count_recheck and self.tuning is not None and self.opts.n_cg is None and higher:
             nxt = min(higher)
             e_next = round(runs["own"](nxt, self.phase_resid()), 6)
