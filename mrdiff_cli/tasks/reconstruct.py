@@ -418,7 +418,9 @@ class Reconstructor:
             return
         _, errors = unimodal_search(lambda n: at_start[resid] if n == start else evaluate(n, resid), counts, start)
         best = self._above_top(choose_count(errors, opts.cv_tolerance), errors)
-        self.tuning = Tuning(best, errors, info, ids, opts.pilot_steps, {"tolerance": opts.cv_tolerance, **phase})
+        above = {"upper_count_margin": float(opts.upper_count_margin)} if max(counts) > max(CG_CANDIDATES) else {}
+        self.tuning = Tuning(best, errors, info, ids, opts.pilot_steps,
+                             {"tolerance": opts.cv_tolerance, **above, **phase})
 
     def _above_top(self, best: int, errors: dict[int, float]) -> int:
         """``best`` limited by ``upper_count_margin``: from the top of CG_CANDIDATES upwards, each higher count the
