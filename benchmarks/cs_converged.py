@@ -100,6 +100,9 @@ def table(path: Path, diffusion: list[Path]) -> None:
     diff: dict = {}
     for path_d in diffusion:  # the first file that has a row gives its figure
         for r in map(json.loads, filter(str.strip, path_d.read_text().splitlines())):
+            if "extended" in r:  # count_top.py: the variant that became the default
+                diff.setdefault((r["condition"], r["volume"]), r["extended"]["psnr"])
+                continue
             p = r["psnr"]
             value = p.get("recheck", p.get("auto"))
             if value is None:  # sampler_steps_report.jsonl: the 40-step run at the self-tuned count

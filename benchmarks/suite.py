@@ -354,6 +354,12 @@ TUNE_CG2 = [
     (A("ring", 6, "poly", snr_db=36), 128, "poisson", 8),
     (A("wires", 16, "random", 0.6, 5, snr_db=31, noise_rho=0.2), 128, "poisson", 8),
 ]
+# exploration rows: do regular (equispaced) masks at higher SNR also want more than 7 CG? (seen tune rows + one)
+TUNE_CGEQ = [
+    TUNE_UNC3[5],
+    (A("wires", 8, "random", 1.0, 8, snr_db=35, noise_rho=0.3), 128, "equispaced", 3.3),  # tune condition 6
+    (A("ring", 8, "poly", snr_db=45), 128, "equispaced", 4),
+]
 REPORT_UNC = [
     (A("loops", 8, "offres", 2.0, snr_db=35), 128, "poisson", 8),
     (A("loops", 10, "random", 0.7, 5, snr_db=42), 128, "poisson", 8),
