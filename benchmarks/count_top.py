@@ -48,8 +48,9 @@ def rows(args) -> None:
             t = torch.as_tensor(truth)
             row: dict = {"condition": suite.cond_name(*cond), "volume": vol, "machine": machine,
                          "default": run_one(prior, k, mask, t),
-                         "margin": args.margin,
-                         "extended": run_one(prior, k, mask, t, cg_candidates=EXTENDED, upper_count_margin=args.margin)}
+                         "margin": args.margin, "bootstrap_extended": args.bootstrap,
+                         "extended": run_one(prior, k, mask, t, cg_candidates=EXTENDED, upper_count_margin=args.margin,
+                                             **({"bootstrap_candidates": EXTENDED} if args.bootstrap else {}))}
             for n in [int(c) for c in args.fixed.split(",") if c.strip()]:
                 row[f"fixed{n}"] = run_one(prior, k, mask, t, n_cg=n, maps_support=row["default"]["support"] or "auto")
             with Path(args.out).open("a") as fh:
@@ -79,6 +80,8 @@ def main() -> None:
     ap.add_argument("--fixed", default="", help="also fixed counts, e.g. 7,10,15")
     ap.add_argument("--margin", type=float, default=0.0,
                     help="the variant's upper_count_margin (a step above 7 CG needs this much lower hold-out error)")
+    ap.add_argument("--bootstrap", action="store_true",
+                    help="the variant also lets the bootstrap pilot of regular masks choose 10 / 15")
     ap.add_argument("--out", default=None)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--summary", default=None)

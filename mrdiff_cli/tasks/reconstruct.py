@@ -126,6 +126,9 @@ class ReconOptions:
     # a step above the top of CG_CANDIDATES (to 10, 15) is taken only if its hold-out error is lower than the
     # previous count's by more than this fraction (0: the plain argmin; 0.1 passed its fresh test where 0 failed)
     upper_count_margin: float = UPPER_COUNT_MARGIN
+    # the counts the bootstrap pilot of regular masks may choose; None: CG_CANDIDATES (a step above 7 then also needs
+    # upper_count_margin)
+    bootstrap_candidates: tuple[int, ...] | None = None
     # keep the fewest iterations whose hold-out error is within (1 + tol) x the least. 0 (plain argmin): a relative
     # tolerance of 0.1 (chosen on 4 tune rows) picked too few iterations where the hold-out error is dominated by
     # a floor the count does not change (-1.4 and -7 dB on report rows, docs/benchmarks.md)
@@ -409,9 +412,9 @@ class Reconstructor:
                 tick()
                 return boot(n)
 
-            _, boot_err = unimodal_search(score, CG_CANDIDATES, start)
+            _, boot_err = unimodal_search(score, self.bootstrap_candidates(), start)
             tol = self.bootstrap_tolerance(mode)
-            best = choose_count(boot_err, tol)
+            best = self._above_top(choose_count(boot_err, tol), boot_err)
             self.tuning = Tuning(best, {start: at_start[resid]}, info, ids, self.bootstrap_steps(mode),
                                  {"tolerance": tol, **phase},
                                  method="parametric bootstrap", bootstrap=boot_err)
@@ -436,11 +439,16 @@ class Reconstructor:
         return chosen
 
     def count_candidates(self) -> tuple[int, ...]:
-        """The counts the scan's count choice ranges over: the bootstrap's CG_CANDIDATES where the parametric bootstrap
+        """The counts the scan's count choice ranges over: :meth:`bootstrap_candidates` where the parametric bootstrap
         chose it (regular masks), else :meth:`holdout_candidates` (the own-support re-check stays in that range)."""
         if self.tuning is not None and self.tuning.method == "parametric bootstrap":
-            return CG_CANDIDATES
+            return self.bootstrap_candidates()
         return self.holdout_candidates()
+
+    def bootstrap_candidates(self) -> tuple[int, ...]:
+        """The counts the bootstrap pilot searches, sorted: ``bootstrap_candidates``, else CG_CANDIDATES."""
+        c = self.opts.bootstrap_candidates
+        return tuple(sorted(int(n) for n in c)) if c else CG_CANDIDATES
 
     def holdout_candidates(self) -> tuple[int, ...]:
         """The counts the hold-out count pilot searches, sorted: ``cg_candidates``, else HOLDOUT_CG_CANDIDATES (up to
