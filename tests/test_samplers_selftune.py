@@ -333,3 +333,24 @@ def test_upper_count_margin_needs_a_clear_gain_above_seven(monkeypatch, bundled_
         rec = Reconstructor(bundled_prior, ReconOptions(cg_candidates=(1, 2, 3, 5, 7, 10, 15), upper_count_margin=margin))
         rec.tune(k, poisson, "sense", maps=maps)
         assert rec.n_cg() == want, (upper, margin, rec.n_cg())
+
+
+def test_bootstrap_candidates_are_opt_in_and_steps_above_seven_need_the_margin(monkeypatch, bundled_prior):
+    """ReconOptions.bootstrap_candidates: the bootstrap pilot of regular masks may search 10 / 15 (default: 1-7);
+    with the bootstrap's tolerance a step above 7 is taken only on a clear gain (upper_count_margin)."""
+    from mrdiff_cli.tasks.reconstruct import Reconstructor, ReconOptions
+
+    k = np.zeros((1, 4, 64, 64), np.complex64)
+    maps = torch.ones(1, 4, 64, 64, dtype=torch.complex64)
+    mask = make_mask("equispaced", (64, 64), 3, acs=8, seed=1).mask
+    monkeypatch.setattr(Reconstructor, "pilot", lambda self, *a, **kw: (lambda n, r=None: 1.0, {"kind": "lines"}))
+    for upper, want_ext in (({10: 0.6, 15: 0.3}, 15), ({10: 0.95, 15: 0.9}, 7)):
+        errors = {1: 5.0, 2: 4.0, 3: 3.0, 5: 2.0, 7: 1.0, **upper}
+        monkeypatch.setattr(Reconstructor, "bootstrap_pilot", lambda self, *a, e=errors, **kw: (lambda n: e[n]))
+        default = Reconstructor(bundled_prior, ReconOptions())
+        default.tune(k, mask, "sense", maps=maps)
+        assert default.tuning.method == "parametric bootstrap" and default.n_cg() == 7
+        ext = Reconstructor(bundled_prior, ReconOptions(bootstrap_candidates=(1, 2, 3, 5, 7, 10, 15),
+                                                        bootstrap_tolerance=0.0))
+        ext.tune(k, mask, "sense", maps=maps)
+        assert ext.n_cg() == want_ext
