@@ -360,6 +360,17 @@ TUNE_CGEQ = [
     (A("wires", 8, "random", 1.0, 8, snr_db=35, noise_rho=0.3), 128, "equispaced", 3.3),  # tune condition 6
     (A("ring", 8, "poly", snr_db=45), 128, "equispaced", 4),
 ]
+# fresh regular-mask rows for the pre-registered test of the bootstrap's 10 / 15 CG, written before any run on them
+TUNE_CGEQ2 = [
+    (A("ring", 10, "poly", snr_db=38), 128, "equispaced", 4),
+    (A("wires", 8, "random", 0.7, 9, snr_db=30), 128, "equispaced", 3),
+    (A("ring", 12, "random", 0.5, 6, snr_db=43), 128, "equispaced", 3.3),
+    (A("wires", 12, "poly", snr_db=26), 128, "equispaced", 4),
+    (A("ring", 16, "poly", snr_db=34, noise_rho=0.2), 128, "equispaced", 4),
+    (A("wires", 10, "random", 1.1, 12, snr_db=41), 128, "equispaced", 3.3),
+    (A("ring", 6, "poly", snr_db=46), 128, "equispaced", 3),
+    (A("wires", 14, "poly", snr_db=32), 128, "equispaced", 3.3),
+]
 REPORT_UNC = [
     (A("loops", 8, "offres", 2.0, snr_db=35), 128, "poisson", 8),
     (A("loops", 10, "random", 0.7, 5, snr_db=42), 128, "poisson", 8),
