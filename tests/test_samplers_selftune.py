@@ -310,9 +310,9 @@ def test_cg_candidates_extend_the_holdout_search_not_the_bootstrap(monkeypatch, 
         assert k_samples.holdout_candidates() == CG_CANDIDATES and k_samples.n_cg() == 7
     boot_seen: list[int] = []
     monkeypatch.setattr(Reconstructor, "bootstrap_pilot", lambda self, *a, **kw: (lambda n: boot_seen.append(n) or 1.0 / n))
-    rec = Reconstructor(bundled_prior, ReconOptions(cg_candidates=(1, 2, 3, 5, 7, 10, 15)))
+    rec = Reconstructor(bundled_prior, ReconOptions(cg_candidates=(1, 2, 3, 5, 7), bootstrap_candidates=(1, 2, 3, 5, 7, 10)))
     rec.tune(k, make_mask("equispaced", (64, 64), 3, acs=8, seed=1).mask, "sense", maps=maps)
-    assert rec.tuning.method == "parametric bootstrap" and max(boot_seen) == 7
+    assert rec.tuning.method == "parametric bootstrap" and max(boot_seen) == 10  # its own list, not cg_candidates
 
 
 def test_upper_count_margin_needs_a_clear_gain_above_seven(monkeypatch, bundled_prior):
@@ -335,9 +335,9 @@ def test_upper_count_margin_needs_a_clear_gain_above_seven(monkeypatch, bundled_
         assert rec.n_cg() == want, (upper, margin, rec.n_cg())
 
 
-def test_bootstrap_candidates_are_opt_in_and_steps_above_seven_need_the_margin(monkeypatch, bundled_prior):
-    """ReconOptions.bootstrap_candidates: the bootstrap pilot of regular masks may search 10 / 15 (default: 1-7);
-    with the bootstrap's tolerance a step above 7 is taken only on a clear gain (upper_count_margin)."""
+def test_bootstrap_searches_up_to_fifteen_for_one_sample(monkeypatch, bundled_prior):
+    """The bootstrap pilot of regular masks searches 1-15 for one-sample runs (1-7 for K > 1, or
+    ReconOptions.bootstrap_candidates); a step above 7 is taken only on a clear gain (upper_count_margin)."""
     from mrdiff_cli.tasks.reconstruct import Reconstructor, ReconOptions
 
     k = np.zeros((1, 4, 64, 64), np.complex64)
@@ -349,8 +349,8 @@ def test_bootstrap_candidates_are_opt_in_and_steps_above_seven_need_the_margin(m
         monkeypatch.setattr(Reconstructor, "bootstrap_pilot", lambda self, *a, e=errors, **kw: (lambda n: e[n]))
         default = Reconstructor(bundled_prior, ReconOptions())
         default.tune(k, mask, "sense", maps=maps)
-        assert default.tuning.method == "parametric bootstrap" and default.n_cg() == 7
-        ext = Reconstructor(bundled_prior, ReconOptions(bootstrap_candidates=(1, 2, 3, 5, 7, 10, 15),
-                                                        bootstrap_tolerance=0.0))
-        ext.tune(k, mask, "sense", maps=maps)
-        assert ext.n_cg() == want_ext
+        assert default.tuning.method == "parametric bootstrap" and default.n_cg() == want_ext
+        for opts in (ReconOptions(samples=4), ReconOptions(bootstrap_candidates=(1, 2, 3, 5, 7))):
+            capped = Reconstructor(bundled_prior, opts)
+            capped.tune(k, mask, "sense", maps=maps)
+            assert capped.n_cg() == 7

@@ -220,7 +220,7 @@ def test_count_recheck_above_seven_needs_the_margin(monkeypatch, next_err, margi
 
 
 def test_count_recheck_keeps_the_bootstraps_range(monkeypatch):
-    """A count the parametric bootstrap chose (regular masks, candidates 1-7) is not re-checked above 7."""
+    """A count the parametric bootstrap chose is re-checked only within the bootstrap's candidates (here 1-7)."""
     from mrdiff_cli.samplers.selftune import Tuning
 
     k, m = _eight_coil_disc()
@@ -233,7 +233,7 @@ def test_count_recheck_keeps_the_bootstraps_range(monkeypatch):
         return (lambda c, r=None: asked[j].append(c) or errs[c]), {"kind": "points"}
 
     monkeypatch.setattr(Reconstructor, "pilot", pilot)
-    rec = Reconstructor(None, ReconOptions())
+    rec = Reconstructor(None, ReconOptions(bootstrap_candidates=(1, 2, 3, 5, 7)))
     rec.tuning = Tuning(7, {7: 1.0}, {}, [0], 20, method="parametric bootstrap", bootstrap={7: 1.0})
     rec.choose_support(k, m.numpy(), "sense", compressed=True)
     assert rec.support_choice["support"] == "own" and rec.n_cg() == 7 and asked[1] == [7]

@@ -101,7 +101,7 @@ SenseEveryOpt = Annotated[int, typer.Option(help="Hybrid mode: a SENSE consisten
 SnrOpt = Annotated[float, typer.Option(help="PC sampler: Langevin corrector SNR.", rich_help_panel=SAMPLER)]
 SigmaMaxOpt = Annotated[float | None, typer.Option(help="Starting noise level, > 0 (fast: 1.0; pc: the prior's sigma_max).", rich_help_panel=SAMPLER)]
 ZetaOpt = Annotated[str | None, typer.Option(metavar="ZETA|ancestral", help="Fast sampler renoise ζ (zeta: how much fresh noise each step adds back): a number in [0, 1] (1 = fresh noise) or 'ancestral' (default 1; 'ancestral' keeps the raw posterior spread of K > 1 samples, at a noisier mean).", rich_help_panel=SAMPLER)]
-CgItersOpt = Annotated[int | None, typer.Option(help="CG (conjugate-gradient) data-consistency iterations per step (fast sampler), >= 1. Default: chosen per scan by a short pilot on one or two slices (SENSE mode; --count-pilot): k-space hold-out cross-validation over 1-15 iterations (1-7 for --samples > 1), or on equispaced 1D masks a parametric bootstrap of the scan over 1-7; 7 where neither applies.", rich_help_panel=SAMPLER, show_default=False)]
+CgItersOpt = Annotated[int | None, typer.Option(help="CG (conjugate-gradient) data-consistency iterations per step (fast sampler), >= 1. Default: chosen per scan by a short pilot on one or two slices (SENSE mode; --count-pilot): k-space hold-out cross-validation, or on equispaced 1D masks a parametric bootstrap of the scan, over 1-15 iterations (1-7 for --samples > 1); 7 where neither applies.", rich_help_panel=SAMPLER, show_default=False)]
 
 # ---- execution
 SeedOpt = Annotated[int, typer.Option(help="Seed for the mask and the sampler.", rich_help_panel=RUN)]

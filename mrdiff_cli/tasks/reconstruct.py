@@ -120,14 +120,13 @@ class ReconOptions:
     bootstrap_tolerance: float | None = None
     cg_start: int = 3  # the search's first count (then its upper neighbour)
     # the CG counts the hold-out count pilot (and the own-support count re-check) may choose; None: see
-    # Reconstructor.holdout_candidates. The bootstrap pilot of regular masks keeps CG_CANDIDATES (its reference is a
-    # BOOTSTRAP_REF_CG run).
+    # Reconstructor.holdout_candidates (the bootstrap pilot of regular masks has bootstrap_candidates)
     cg_candidates: tuple[int, ...] | None = None
     # a step above the top of CG_CANDIDATES (to 10, 15) is taken only if its hold-out error is lower than the
     # previous count's by more than this fraction (0: the plain argmin; 0.1 passed its fresh test where 0 failed)
     upper_count_margin: float = UPPER_COUNT_MARGIN
-    # the counts the bootstrap pilot of regular masks may choose; None: CG_CANDIDATES (a step above 7 then also needs
-    # upper_count_margin)
+    # the counts the bootstrap pilot of regular masks may choose (a step above 7 also needs upper_count_margin); None:
+    # see Reconstructor.bootstrap_candidates
     bootstrap_candidates: tuple[int, ...] | None = None
     # keep the fewest iterations whose hold-out error is within (1 + tol) x the least. 0 (plain argmin): a relative
     # tolerance of 0.1 (chosen on 4 tune rows) picked too few iterations where the hold-out error is dominated by
@@ -446,9 +445,12 @@ class Reconstructor:
         return self.holdout_candidates()
 
     def bootstrap_candidates(self) -> tuple[int, ...]:
-        """The counts the bootstrap pilot searches, sorted: ``bootstrap_candidates``, else CG_CANDIDATES."""
+        """The counts the bootstrap pilot searches, sorted: ``bootstrap_candidates``, else the hold-out pilot's
+        defaults (:meth:`holdout_candidates` without ``cg_candidates``: up to 15 for one sample, 7 for K > 1)."""
         c = self.opts.bootstrap_candidates
-        return tuple(sorted(int(n) for n in c)) if c else CG_CANDIDATES
+        if c:
+            return tuple(sorted(int(n) for n in c))
+        return CG_CANDIDATES if int(self.opts.samples) > 1 else HOLDOUT_CG_CANDIDATES
 
     def holdout_candidates(self) -> tuple[int, ...]:
         """The counts the hold-out count pilot searches, sorted: ``cg_candidates``, else HOLDOUT_CG_CANDIDATES (up to
