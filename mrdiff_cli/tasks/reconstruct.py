@@ -411,7 +411,8 @@ class Reconstructor:
                 tick()
                 return boot(n)
 
-            _, boot_err = unimodal_search(score, self.bootstrap_candidates(), start)
+            boot_counts = self.bootstrap_candidates()
+            _, boot_err = unimodal_search(score, boot_counts, start)
             tol = self.bootstrap_tolerance(mode)
             best = self._above_top(choose_count(boot_err, tol), boot_err)
             self.tuning = Tuning(best, {start: at_start[resid]}, info, ids, self.bootstrap_steps(mode),
@@ -420,19 +421,28 @@ class Reconstructor:
             return
         _, errors = unimodal_search(lambda n: at_start[resid] if n == start else evaluate(n, resid), counts, start)
         best = self._above_top(choose_count(errors, opts.cv_tolerance), errors)
-        above = {"upper_count_margin": float(opts.upper_count_margin)} if max(counts) > max(CG_CANDIDATES) else {}
         self.tuning = Tuning(best, errors, info, ids, opts.pilot_steps,
-                             {"tolerance": opts.cv_tolerance, **above, **phase})
+                             {"tolerance": opts.cv_tolerance, **self._margin_record(counts), **phase})
+
+    def _margin_record(self, counts: Sequence[int]) -> dict[str, float]:
+        """The evidence's ``upper_count_margin`` where the search could go above the top of CG_CANDIDATES."""
+        return {"upper_count_margin": float(self.opts.upper_count_margin)} if max(counts) > max(CG_CANDIDATES) else {}
+
+    def _steps_up(self, n: int, e_n: float, higher: int, e_higher: float) -> bool:
+        """Whether ``higher`` CG iterations beat ``n`` by their errors: any decrease within CG_CANDIDATES, more than
+        ``upper_count_margin`` (a fraction) for a count above its top."""
+        margin = float(self.opts.upper_count_margin) if higher > max(CG_CANDIDATES) else 0.0
+        return e_higher < (1.0 - margin) * e_n
 
     def _above_top(self, best: int, errors: dict[int, float]) -> int:
         """``best`` limited by ``upper_count_margin``: from the top of CG_CANDIDATES upwards, each higher count the
-        search evaluated is kept only while its hold-out error is lower than the previous one's by the margin."""
-        top, m = max(CG_CANDIDATES), float(self.opts.upper_count_margin)
-        if best <= top or m <= 0 or top not in errors:
+        search evaluated is kept only while it steps up from the previous one (:meth:`_steps_up`)."""
+        top = max(CG_CANDIDATES)
+        if best <= top or float(self.opts.upper_count_margin) <= 0 or top not in errors:
             return best
         chosen = top
         for n in sorted(c for c in errors if top < c <= best):
-            if errors[n] >= (1.0 - m) * errors[chosen]:
+            if not self._steps_up(chosen, errors[chosen], n, errors[n]):
                 break
             chosen = n
         return chosen
@@ -445,20 +455,19 @@ class Reconstructor:
         return self.holdout_candidates()
 
     def bootstrap_candidates(self) -> tuple[int, ...]:
-        """The counts the bootstrap pilot searches, sorted: ``bootstrap_candidates``, else the hold-out pilot's
-        defaults (:meth:`holdout_candidates` without ``cg_candidates``: up to 15 for one sample, 7 for K > 1)."""
-        c = self.opts.bootstrap_candidates
-        if c:
-            return tuple(sorted(int(n) for n in c))
-        return CG_CANDIDATES if int(self.opts.samples) > 1 else HOLDOUT_CG_CANDIDATES
+        """The counts the bootstrap pilot searches, sorted: ``bootstrap_candidates``, else :meth:`_default_counts`."""
+        return self._default_counts(self.opts.bootstrap_candidates)
 
     def holdout_candidates(self) -> tuple[int, ...]:
-        """The counts the hold-out count pilot searches, sorted: ``cg_candidates``, else HOLDOUT_CG_CANDIDATES (up to
-        15) for one-sample runs and CG_CANDIDATES (up to 7) for K > 1 samples, whose per-scan uncertainty constants
-        were fitted with counts up to 7 (the extended list was tested on one-sample runs)."""
-        c = self.opts.cg_candidates
-        if c:
-            return tuple(sorted(int(n) for n in c))
+        """The counts the hold-out count pilot searches, sorted: ``cg_candidates``, else :meth:`_default_counts`."""
+        return self._default_counts(self.opts.cg_candidates)
+
+    def _default_counts(self, given: tuple[int, ...] | None) -> tuple[int, ...]:
+        """``given`` sorted, else HOLDOUT_CG_CANDIDATES (up to 15) for one-sample runs and CG_CANDIDATES (up to 7) for
+        K > 1 samples, whose per-scan uncertainty constants were fitted with counts up to 7 (the extended list was
+        tested on one-sample runs)."""
+        if given:
+            return tuple(sorted(int(n) for n in given))
         return CG_CANDIDATES if int(self.opts.samples) > 1 else HOLDOUT_CG_CANDIDATES
 
     def uses_bootstrap(self, mask) -> bool:
@@ -675,8 +684,7 @@ class Reconstructor:
         if own and self.opts.count_recheck and self.tuning is not None and self.opts.n_cg is None and higher:
             nxt = min(higher)
             e_next = round(runs["own"](nxt, self.phase_resid()), 6)
-            margin = float(self.opts.upper_count_margin) if nxt > max(CG_CANDIDATES) else 0.0
-            if e_next < (1.0 - margin) * errors["own"]:
+            if self._steps_up(n, errors["own"], nxt, e_next):
                 self.count_recheck = nxt
             self.support_choice["count_recheck"] = {"holdout_error": {str(n): errors["own"], str(nxt): e_next},
                                                     "cg_iters": self.n_cg()}
