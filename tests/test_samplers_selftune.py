@@ -350,7 +350,8 @@ def test_bootstrap_searches_up_to_fifteen_for_one_sample(monkeypatch, bundled_pr
         default = Reconstructor(bundled_prior, ReconOptions())
         default.tune(k, mask, "sense", maps=maps)
         assert default.tuning.method == "parametric bootstrap" and default.n_cg() == want_ext
+        assert default.tuning.summary()["upper_count_margin"] == 0.1  # the rule the choice above 7 went through
         for opts in (ReconOptions(samples=4), ReconOptions(bootstrap_candidates=(1, 2, 3, 5, 7))):
             capped = Reconstructor(bundled_prior, opts)
             capped.tune(k, mask, "sense", maps=maps)
-            assert capped.n_cg() == 7
+            assert capped.n_cg() == 7 and "upper_count_margin" not in capped.tuning.summary()

@@ -416,7 +416,7 @@ class Reconstructor:
             tol = self.bootstrap_tolerance(mode)
             best = self._above_top(choose_count(boot_err, tol), boot_err)
             self.tuning = Tuning(best, {start: at_start[resid]}, info, ids, self.bootstrap_steps(mode),
-                                 {"tolerance": tol, **phase},
+                                 {"tolerance": tol, **self._margin_record(boot_counts), **phase},
                                  method="parametric bootstrap", bootstrap=boot_err)
             return
         _, errors = unimodal_search(lambda n: at_start[resid] if n == start else evaluate(n, resid), counts, start)
