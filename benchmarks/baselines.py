@@ -15,3 +15,20 @@ def cs_l1wavelet(y: np.ndarray, maps: np.ndarray, mask: np.ndarray, lam: float, 
         x = app.L1WaveletRecon(y[s], maps[s], lam, weights=mask, max_iter=iters, show_pbar=False).run()
         out.append(np.abs(np.asarray(x)))
     return np.stack(out)
+
+
+def cs_inputs(k: np.ndarray, mask: np.ndarray, zf: np.ndarray | None = None):
+    """What the benchmarks' CS runs on, from fully sampled k-space ``k`` (S, C, H, W) and ``mask`` (H, W): (the
+    measured data coil-compressed as the CLI does it (> 12 coils), their ESPIRiT maps (the SENSE baseline's), the
+    lambda scale = the zero-filled image's 99th percentile), as numpy arrays. ``zf``: the zero-filled images when the
+    caller has them."""
+    import torch
+
+    from mrdiff_cli.tasks.reconstruct import ReconOptions, Reconstructor
+
+    base = Reconstructor(None, ReconOptions(method="sense"))
+    if zf is None:
+        zf = Reconstructor(None, ReconOptions(method="zero-filled")).reconstruct(k, mask, "sense").images
+    yc, _ = base._compress(torch.as_tensor(k * mask), None, "sense")
+    maps = base.estimate_maps(yc, torch.as_tensor(mask))
+    return yc.numpy(), maps.numpy(), float(np.percentile(zf, 99))

@@ -65,16 +65,12 @@ def run_row(mag, cplx, vol: str, ref: torch.Tensor, cond, device: str, lambdas: 
         return row
     lam = lambdas.get(kind)
     try:
-        from baselines import cs_l1wavelet
+        from baselines import cs_inputs, cs_l1wavelet
     except ImportError:  # sigpy missing
         cs_l1wavelet = None
     if lam is not None and cs_l1wavelet is not None:
-        base = Reconstructor(mag, ReconOptions(method="sense"))
-        yc, _ = base._compress(torch.as_tensor(k * mask), None, "sense")
-        maps = base.estimate_maps(yc, torch.as_tensor(mask))
-        zf = Reconstructor(mag, ReconOptions(method="zero-filled")).reconstruct(k, mask, "sense").images
-        scale = float(np.percentile(zf, 99))
-        row["cs"] = score(cs_l1wavelet(yc.numpy(), maps.numpy(), mask, lam * scale), truth)["psnr"]
+        yc, maps, scale = cs_inputs(k, mask)
+        row["cs"] = score(cs_l1wavelet(yc, maps, mask, lam * scale), truth)["psnr"]
     return row
 
 

@@ -26,11 +26,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from baselines import cs_l1wavelet
+from baselines import cs_inputs, cs_l1wavelet
 from corpus import load_split
 from suite import CONDITIONS, LAMBDA_GRID, cond_name, scan, score
-
-from mrdiff_cli.tasks.reconstruct import ReconOptions, Reconstructor
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ITERS = 300
@@ -39,15 +37,6 @@ OLD_ITERS = 60
 
 def kind_of(condition: str) -> str:
     return condition.split("/")[-1].split("x")[0]
-
-
-def cs_inputs(k: np.ndarray, mask: np.ndarray):
-    """(coil-compressed measured data, their maps, lambda scale) exactly as ``suite.run_condition`` builds them."""
-    base = Reconstructor(None, ReconOptions(method="sense"))
-    zf = Reconstructor(None, ReconOptions(method="zero-filled")).reconstruct(k, mask, "sense").images
-    yc, _ = base._compress(torch.as_tensor(k * mask), None, "sense")
-    maps = base.estimate_maps(yc, torch.as_tensor(mask))
-    return yc.numpy(), maps.numpy(), float(np.percentile(zf, 99))
 
 
 def cs_row(yc, maps, mask, scale: float, truth: torch.Tensor, lam: float, iters: int) -> dict:

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from baselines import cs_l1wavelet
+from baselines import cs_inputs, cs_l1wavelet
 from corpus import MAGNITUDE_PRIOR, head_mask, load_split, masked_psnr
 
 from mrdiff_cli.metrics import ssim
@@ -438,20 +438,18 @@ def run_condition(prior, vol: str, ref: torch.Tensor, cond, args, lambdas: dict)
     row["zero-filled"] = score(zf, truth)
     # coil compression as the CLI does it (> 12 coils): maps estimated on the compressed data inside reconstruct
     row["CG-SENSE"] = score(base.reconstruct(k, mask, "sense").images, truth)
-    yc, _ = base._compress(torch.as_tensor(y), None, "sense")
-    maps = base.estimate_maps(yc, torch.as_tensor(mask))
+    yc, maps, scale = cs_inputs(k, mask, zf)
     # the noise actually added (the same draws but the noise: one slice per volume, so the random stream matches)
     clean = clean_kspace(ref, acq)
     row["noise"] = {"true": float(np.sqrt(np.mean(np.abs(k - clean) ** 2))),
                     "estimated": float(estimate_kspace_noise(torch.as_tensor(y), mask).mean())}
-    scale = float(np.percentile(zf, 99))
     if args.tune_cs:
-        row["cs_grid"] = {str(lam): score(cs_l1wavelet(yc.numpy(), maps.numpy(), mask, lam * scale), truth)["psnr"]
+        row["cs_grid"] = {str(lam): score(cs_l1wavelet(yc, maps, mask, lam * scale), truth)["psnr"]
                           for lam in LAMBDA_GRID}
     lam = lambdas.get(kind)
     if lam is not None:
         t = time.time()
-        row["CS"] = {**score(cs_l1wavelet(yc.numpy(), maps.numpy(), mask, lam * scale), truth), "lambda": lam,
+        row["CS"] = {**score(cs_l1wavelet(yc, maps, mask, lam * scale), truth), "lambda": lam,
                      "s_per_slice": round((time.time() - t) / len(ref), 2)}
     # the self-tuned variants first: the fixed counts then run at the phase prior the first one chose
     resid = 0.005
