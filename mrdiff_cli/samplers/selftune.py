@@ -244,12 +244,13 @@ class Tuning:
     method: str = "k-space hold-out cross-validation"
     # the bootstrap's relative error of every count tried (None where the hold-out chose the count)
     bootstrap: dict[int, float] | None = None
+    bootstrap_ref_cg: int = BOOTSTRAP_REF_CG  # the CG count of the bootstrap's reference reconstruction
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready evidence: the choice, the relative hold-out error of every count tried, the hidden samples
         (and, where the bootstrap chose the count, its error per count)."""
         boot = ({"bootstrap_error": {str(k): round(v, 6) for k, v in sorted(self.bootstrap.items())},
-                 "bootstrap_reference_cg": BOOTSTRAP_REF_CG} if self.bootstrap is not None else {})
+                 "bootstrap_reference_cg": self.bootstrap_ref_cg} if self.bootstrap is not None else {})
         return {
             "method": self.method,
             "cg_iters": self.n_cg,

@@ -128,6 +128,8 @@ class ReconOptions:
     # the counts the bootstrap pilot of regular masks may choose (a step above 7 also needs upper_count_margin); None:
     # see Reconstructor.bootstrap_candidates
     bootstrap_candidates: tuple[int, ...] | None = None
+    # the CG count of the bootstrap's reference reconstruction; None: BOOTSTRAP_REF_CG (samplers.selftune)
+    bootstrap_ref_cg: int | None = None
     # keep the fewest iterations whose hold-out error is within (1 + tol) x the least. 0 (plain argmin): a relative
     # tolerance of 0.1 (chosen on 4 tune rows) picked too few iterations where the hold-out error is dominated by
     # a floor the count does not change (-1.4 and -7 dB on report rows, docs/benchmarks.md)
@@ -417,7 +419,8 @@ class Reconstructor:
             best = self._above_top(choose_count(boot_err, tol), boot_err)
             self.tuning = Tuning(best, {start: at_start[resid]}, info, ids, self.bootstrap_steps(mode),
                                  {"tolerance": tol, **self._margin_record(boot_counts), **phase},
-                                 method="parametric bootstrap", bootstrap=boot_err)
+                                 method="parametric bootstrap", bootstrap=boot_err,
+                                 bootstrap_ref_cg=self.bootstrap_ref_cg())
             return
         _, errors = unimodal_search(lambda n: at_start[resid] if n == start else evaluate(n, resid), counts, start)
         best = self._above_top(choose_count(errors, opts.cv_tolerance), errors)
@@ -475,6 +478,10 @@ class Reconstructor:
         cp = self.opts.count_pilot
         return cp == CountPilot.bootstrap or (cp == CountPilot.auto and regular_line_spacing(np.asarray(mask)) is not None)
 
+    def bootstrap_ref_cg(self) -> int:
+        """The CG count of the bootstrap's reference reconstruction: ``bootstrap_ref_cg``, else BOOTSTRAP_REF_CG."""
+        return BOOTSTRAP_REF_CG if self.opts.bootstrap_ref_cg is None else int(self.opts.bootstrap_ref_cg)
+
     def bootstrap_steps(self, mode: str) -> int:
         """Sampler steps of the bootstrap's pilots: ``bootstrap_steps``, else half the full run's (10 for 20, 20 for
         the default 40; the 20-step pilots passed a fresh test with the 40-step run, docs/benchmarks.md), at least
@@ -510,7 +517,7 @@ class Reconstructor:
         def gens() -> list:
             return [sample_generator(opts.seed, PILOT_SAMPLE, s) for s in ids]
 
-        x_ref = self._holdout_run(y, m, mode, maps, gens(), BOOTSTRAP_REF_CG, resid, sig)
+        x_ref = self._holdout_run(y, m, mode, maps, gens(), self.bootstrap_ref_cg(), resid, sig)
         k_ref = fft2c(maps * x_ref.unsqueeze(-3))
         sn = self._noise_sigma(y, m)
         g = torch.Generator().manual_seed(int(opts.seed) % 2**63 ^ 0xB007)
