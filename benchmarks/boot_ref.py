@@ -32,7 +32,7 @@ from sampler_variants import emit
 from support_choice import done_keys, file_specs, scans
 
 from mrdiff_cli.priors.loading import load_prior
-from mrdiff_cli.samplers.selftune import CG_CANDIDATES, choose_count
+from mrdiff_cli.samplers.selftune import CG_CANDIDATES
 from mrdiff_cli.tasks.reconstruct import ReconOptions, Reconstructor
 
 
@@ -64,48 +64,95 @@ def run_row(prior, y, mask, truth, ids: list[int], ref: int, stage2: tuple[int, 
     return row
 
 
-def stage2_choice(errors: dict[str, float], tol: float, margin: float) -> int:
-    """A rule on the stage-2 errors: the fewest count within (1 + tol) x the least, each step above the lowest count
-    only while it lowers the error by more than ``margin`` (a fraction)."""
-    e = {int(k): v for k, v in errors.items()}
-    best = choose_count(e, tol)
-    chosen = min(e)
-    for n in sorted(c for c in e if min(e) < c <= best):
-        if not e[n] < (1.0 - margin) * e[chosen]:
-            break
-        chosen = n
-    return chosen
+def stage2_row(prior, y, mask, ids: list[int], ref: int, stage2: tuple[int, ...]) -> dict:
+    """Only the stage-2 errors (reference ``ref``) of a row: stage 1 (``Reconstructor.tune``) reruns for its phase
+    prior and count."""
+    rec = Reconstructor(prior, ReconOptions(seed=0))
+    rec.tune(y, mask, "sense", None, ids)
+    rec2 = Reconstructor(prior, ReconOptions(seed=0, bootstrap_ref_cg=ref))
+    boot = rec2.bootstrap_pilot(y, mask, "sense", None, ids, compressed=False, resid=rec.phase_resid())
+    return {"stage1_count": rec.tuning.n_cg if rec.tuning else None, "stage2_ref": ref,
+            "stage2_error": {str(n): round(boot(n), 6) for n in stage2}}
 
 
-def table(paths: list[Path], rules: list[tuple[float, float]]) -> None:
-    rows = [json.loads(r) for p in paths for r in p.read_text().splitlines() if r.strip()]
-    rows = [r for r in rows if "stage2_error" in r]
-    print("| row | volume | default count | PSNR 7 / 10 / 15 | stage-1 errors (ref 7) | stage-2 errors (ref) | "
-          + " | ".join(f"tol {t:g} margin {m:g}" for t, m in rules) + " |")
-    print("|---|---|---|---|---|---|" + "---|" * len(rules))
-    gains: dict = {rule: [] for rule in rules}
-    regret_default = []
+def holdout_row(prior, y, mask, ids: list[int], counts: tuple[int, ...]) -> dict:
+    """The hold-out count pilot's errors (``Reconstructor.pilot``: 15 % of the outer lines hidden, 10-step pilots)
+    at ``counts`` on the same slice, every count evaluated."""
+    rec = Reconstructor(prior, ReconOptions(seed=0))
+    pilot = rec.pilot(y, mask, "sense", None, ids, compressed=False)
+    if pilot is None:
+        return {"holdout_error": None}
+    ev, info = pilot
+    return {"holdout_error": {str(n): round(ev(n), 6) for n in counts}, "holdout": info}
+
+
+def ascent(r: dict, margin: float, top_ref: int = 10) -> int | None:
+    """The walk up from 7 CG: to 10 if the 7-CG reference's bootstrap (stage 1) scores 10 more than ``margin`` below
+    7, then to 15 if the ``top_ref``-CG reference's (stage 2) scores 15 more than ``margin`` below 10. None where a
+    needed error is missing."""
+    e1 = {int(k): v for k, v in r["bootstrap_error"].items()}
+    if 7 not in e1 or 10 not in e1:
+        return None
+    if not e1[10] < (1.0 - margin) * e1[7]:
+        return 7
+    e2 = r.get("stage2", {}).get(top_ref)
+    if e2 is None:
+        return None
+    return 15 if e2["15"] < (1.0 - margin) * e2["10"] else 10
+
+
+def load_rows(paths: list[Path]) -> list[dict]:
+    """The rows with fixed-count runs, each with ``stage2`` {reference CG: errors} from every file."""
+    rows: dict = {}
+    extra = []
+    for p in paths:
+        for r in map(json.loads, filter(str.strip, p.read_text().splitlines())):
+            if "psnr" in r:
+                rows[(r["name"], r["volume"])] = r
+            extra.append(r)
+    for r in extra:
+        if "stage2_error" in r and (r["name"], r["volume"]) in rows:
+            rows[(r["name"], r["volume"])].setdefault("stage2", {})[int(r["stage2_ref"])] = r["stage2_error"]
+    return [r for r in rows.values() if "stage2_error" in r]
+
+
+def table(paths: list[Path], margins: list[float]) -> None:
+    rows = load_rows(paths)
+    refs = sorted({ref for r in rows for ref in r.get("stage2", {})})
+    print("| row | volume | default count (PSNR) | PSNR 7 / 10 / 15 | ref 7: e(10)/e(7) | "
+          + " | ".join(f"ref {ref}: e(15)/e(10)" for ref in refs) + " | "
+          + " | ".join(f"ascent {m:g}" for m in margins) + " |")
+    print("|---|---|---|---|---|" + "---|" * (len(refs) + len(margins)))
+    gains: dict = {m: [] for m in margins}
+    regret_default, regret_rule = [], {m: [] for m in margins}
     for r in rows:
         ps = r["psnr"]
         best = max(ps[k] for k in ps if k != "default")
         regret_default.append(ps["default"] - best)
+        e1 = r["bootstrap_error"]
         cells = []
-        for rule in rules:
-            c = stage2_choice(r["stage2_error"], *rule)
-            p = ps["default"] if c == r["count"] else ps[str(c)]
-            gains[rule].append(p - ps["default"])
+        for m in margins:
+            c = ascent(r, m)
+            if c is None:
+                cells.append("—")
+                continue
+            p = ps[str(c)]
+            gains[m].append(p - ps["default"])
+            regret_rule[m].append(p - best)
             cells.append(f"{c}: {p - ps['default']:+.2f}")
-        s1 = ", ".join(f"{k} {v:.4f}" for k, v in r["bootstrap_error"].items())
-        s2 = ", ".join(f"{k} {v:.4f}" for k, v in r["stage2_error"].items())
+        ratios = [f"{r['stage2'][ref]['15'] / r['stage2'][ref]['10']:.2f}" if ref in r.get("stage2", {}) else "—"
+                  for ref in refs]
         fx = " / ".join(f"{ps.get(k, float('nan')):.2f}" for k in ("7", "10", "15"))
-        print(f"| {r['name']} | {r['volume']} | {r['count']} ({ps['default']:.2f}) | {fx} | {s1} | {s2} (ref "
-              f"{r['stage2_ref']}) | " + " | ".join(cells) + " |")
-    print(f"\n{len(rows)} rows where stage 1 chose >= 7; default - best fixed: mean {np.mean(regret_default):+.2f}, "
+        r10 = f"{e1['10'] / e1['7']:.2f}" if "10" in e1 and "7" in e1 else "—"
+        print(f"| {r['name']} | {r['volume']} | {r['count']} ({ps['default']:.2f}) | {fx} | {r10} | "
+              + " | ".join(ratios) + " | " + " | ".join(cells) + " |")
+    print(f"\n{len(rows)} rows where stage 1 chose >= 7; default - best of 7/10/15: mean {np.mean(regret_default):+.2f}, "
           f"worst {np.min(regret_default):+.2f}")
-    for rule, g in gains.items():
-        g = np.asarray(g)
-        print(f"tol {rule[0]:g} margin {rule[1]:g}: rule - default mean {g.mean():+.2f} dB, worst {g.min():+.2f}, "
-              f"best {g.max():+.2f}")
+    for m in margins:
+        g, q = np.asarray(gains[m]), np.asarray(regret_rule[m])
+        if g.size:
+            print(f"ascent, margin {m:g} ({g.size} rows): rule - default mean {g.mean():+.2f} dB, worst {g.min():+.2f}, "
+                  f"best {g.max():+.2f}; rule - best fixed mean {q.mean():+.2f}, worst {q.min():+.2f}")
 
 
 def main() -> None:
@@ -119,14 +166,17 @@ def main() -> None:
     ap.add_argument("--ref", type=int, default=15, help="the stage-2 reference's CG count")
     ap.add_argument("--stage2", default="7,10,15")
     ap.add_argument("--fixed", default="7,10,15")
+    ap.add_argument("--holdout", default=None, help="instead: the hold-out pilot's errors at these counts (comma "
+                    "list) on the same rows")
+    ap.add_argument("--stage2-only", default=None, help="instead: only the stage-2 errors (--ref, --stage2) of the "
+                    "rows of this result file that have stage-2 errors")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=None)
     ap.add_argument("--table", default=None, help="comma list of result files: print the rules' table")
-    ap.add_argument("--rules", default="0.15:0.1,0:0.1,0:0,0.15:0", help="tol:margin pairs for --table")
+    ap.add_argument("--margins", default="0,0.05,0.1", help="the ascent's margins for --table")
     a = ap.parse_args()
     if a.table:
-        table([Path(p) for p in a.table.split(",")],
-              [(float(t), float(m)) for t, m in (r.split(":") for r in a.rules.split(","))])
+        table([Path(p) for p in a.table.split(",")], [float(m) for m in a.margins.split(",")])
         return
     torch.set_num_threads(a.threads)
     prior = load_prior(None, "score", offline=True)[0]
@@ -134,6 +184,9 @@ def main() -> None:
     specs = file_specs(a.split, a.seeds)
     keep = None if not a.files else {i for i in a.files.split(",")}
     stage2 = tuple(int(v) for v in a.stage2.split(","))
+    wanted = ({(r["name"], r["volume"]) for r in map(json.loads, filter(str.strip, Path(a.stage2_only).read_text()
+                                                                         .splitlines())) if "stage2_error" in r}
+              if a.stage2_only else set())
     fixed = tuple(int(v) for v in a.fixed.split(","))
     for k, (name, vol, y, mask, truth, ids, pilot) in enumerate(scans(a.split, a.part == "files", a.sets, specs)):
         if (name, vol) in seen or (a.volume and vol != a.volume):
@@ -141,6 +194,15 @@ def main() -> None:
         if keep is not None and str(k // 2 if a.split == "tune" else k) not in keep:
             continue
         sl = slice(pilot, pilot + 1)
+        if a.stage2_only:
+            if (name, vol) not in wanted:
+                continue
+            emit({"name": name, "volume": vol, **stage2_row(prior, y[sl], mask, [ids[pilot]], a.ref, stage2)}, a.out)
+            continue
+        if a.holdout:
+            counts = tuple(int(v) for v in a.holdout.split(","))
+            emit({"name": name, "volume": vol, **holdout_row(prior, y[sl], mask, [ids[pilot]], counts)}, a.out)
+            continue
         emit({"name": name, "volume": vol, **run_row(prior, y[sl], mask, np.asarray(truth)[sl], [ids[pilot]], a.ref,
                                                      stage2, fixed)}, a.out)
 

@@ -371,6 +371,18 @@ TUNE_CGEQ2 = [
     (A("ring", 6, "poly", snr_db=46), 128, "equispaced", 3),
     (A("wires", 14, "poly", snr_db=32), 128, "equispaced", 3.3),
 ]
+# fresh regular-mask rows for the pre-registered test of the bootstrap's walk above 7 CG (a second reference),
+# written down before any run on them
+TUNE_CGEQ3 = [
+    (A("ring", 12, "poly", snr_db=40), 128, "equispaced", 4),
+    (A("wires", 10, "random", 0.8, 10, snr_db=36), 128, "equispaced", 4),
+    (A("ring", 8, "random", 0.6, 7, snr_db=48), 128, "equispaced", 3.3),
+    (A("wires", 16, "poly", snr_db=29), 128, "equispaced", 4),
+    (A("ring", 14, "poly", snr_db=44, noise_rho=0.2), 128, "equispaced", 3),
+    (A("wires", 12, "random", 1.0, 8, snr_db=33), 128, "equispaced", 3.3),
+    (A("ring", 10, "random", 0.9, 6, snr_db=37), 128, "equispaced", 4),
+    (A("wires", 8, "poly", snr_db=42), 128, "equispaced", 4),
+]
 REPORT_UNC = [
     (A("loops", 8, "offres", 2.0, snr_db=35), 128, "poisson", 8),
     (A("loops", 10, "random", 0.7, 5, snr_db=42), 128, "poisson", 8),

@@ -43,6 +43,14 @@ FILES = [
     ("ring", 8, "random", 44.0, 8.0, 0.04, 23),
     ("wires", 16, "poly", 27.0, 4.0, None, 24),
 ]
+# fresh tune-volume file settings for the pre-registered test of the bootstrap's walk above 7 CG, written down before
+# any run on them
+FRESH_FILES = [
+    ("ring", 16, "random", 36.0, 4.0, None, 31),
+    ("wires", 12, "poly", 42.0, 4.0, None, 32),
+    ("ring", 20, "poly", 32.0, 4.0, None, 33),
+    ("wires", 16, "random", 38.0, 8.0, 0.04, 34),
+]
 # the two report files of docs/benchmarks.md (fastmri_test_layout.py's defaults: 16 coils, 35 dB, seed 7)
 REPORT_FILES = [("ring", 16, "poly", 35.0, 4.0, None, 7), ("loops", 16, "offres", 35.0, 4.0, None, 7)]
 
@@ -64,9 +72,10 @@ def file_name(spec) -> str:
     return f"{spec[0]}{spec[1]}/{spec[2]}/{spec[3]:g}dB/equispacedx{spec[4]:g}/seed{spec[6]}"
 
 
-def file_specs(split: str, seeds: str | None = None) -> list:
-    """The fastMRI-layout file settings of ``split``; ``seeds`` (comma list): the same settings with these seeds."""
-    specs = FILES if split == "tune" else REPORT_FILES
+def file_specs(split: str, seeds: str | None = None, fresh: bool = False) -> list:
+    """The fastMRI-layout file settings of ``split`` (``fresh``: FRESH_FILES, tune volumes); ``seeds`` (comma list):
+    the same settings with these seeds."""
+    specs = FRESH_FILES if fresh else FILES if split == "tune" else REPORT_FILES
     return [(*s[:6], int(sd)) for s, sd in zip(specs, seeds.split(","), strict=True)] if seeds else list(specs)
 
 
