@@ -75,6 +75,44 @@ def stage2_row(prior, y, mask, ids: list[int], ref: int, stage2: tuple[int, ...]
             "stage2_error": {str(n): round(boot(n), 6) for n in stage2}}
 
 
+def test_row(prior, y, mask, truth, ids: list[int], margin: float, always: bool = False) -> dict:
+    """The pre-registered test's row: the default against the default with the top check (``top_check``, margin
+    ``margin``). The variant's full run only where its check moved the count (``always``: every row); elsewhere the
+    two runs are the same computation (same seed, same count) and the default's PSNR stands for both."""
+    t = time.time()
+    rec = Reconstructor(prior, ReconOptions(seed=0))
+    img = rec.reconstruct(y, mask, "sense", slice_ids=ids).images
+    row: dict = {"default": {"count": rec.n_cg(), "psnr": round(score(img, np.asarray(truth))["psnr"], 3),
+                             "s": round(time.time() - t, 1)}}
+    t = time.time()
+    var = Reconstructor(prior, ReconOptions(seed=0, top_check=True, top_check_margin=margin))
+    var.tune(y, mask, "sense", None, ids)
+    check = var.tuning.extra.get("top_check") if var.tuning else None
+    row["top_check"] = check
+    if always or (check and check["to"] != check["from"]):
+        img = var.reconstruct(y, mask, "sense", slice_ids=ids).images
+        row["variant"] = {"count": var.n_cg(), "psnr": round(score(img, np.asarray(truth))["psnr"], 3),
+                          "s": round(time.time() - t, 1), "ran": True}
+    else:
+        row["variant"] = {**row["default"], "s_tune": round(time.time() - t, 1), "ran": False}
+    row["delta"] = round(row["variant"]["psnr"] - row["default"]["psnr"], 3)
+    return row
+
+
+def test_table(path: Path) -> None:
+    rows = [json.loads(r) for r in path.read_text().splitlines() if r.strip()]
+    print("| row | volume | default count | variant count | top check errors (below / top) | default | variant | Δ |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        c = r["top_check"]
+        e = " / ".join(f"{v:.5f}" for v in c["bootstrap_error"].values()) if c else "—"
+        print(f"| {r['name']} | {r['volume']} | {r['default']['count']} | {r['variant']['count']} | {e} | "
+              f"{r['default']['psnr']:.2f} | {r['variant']['psnr']:.2f} | {r['delta']:+.2f} |")
+    d = np.array([r["delta"] for r in rows])
+    print(f"\n{len(rows)} rows: Δ mean {d.mean():+.3f} dB, worst {d.min():+.3f}, best {d.max():+.3f}; moved on "
+          f"{sum(r['variant']['count'] != r['default']['count'] for r in rows)}")
+
+
 def holdout_row(prior, y, mask, ids: list[int], counts: tuple[int, ...]) -> dict:
     """The hold-out count pilot's errors (``Reconstructor.pilot``: 15 % of the outer lines hidden, 10-step pilots)
     at ``counts`` on the same slice, every count evaluated."""
@@ -101,6 +139,15 @@ def ascent(r: dict, margin: float, top_ref: int = 10) -> int | None:
     return 15 if e2["15"] < (1.0 - margin) * e2["10"] else 10
 
 
+def raise_to_top(r: dict, margin: float, ref: int = 15) -> int | None:
+    """The default's count, raised to 15 where it is 7 or more and the ``ref``-CG reference's bootstrap scores 15
+    more than ``margin`` below 10. None where those errors are missing."""
+    e2 = r.get("stage2", {}).get(ref)
+    if e2 is None or "10" not in e2 or "15" not in e2:
+        return None
+    return 15 if r["count"] >= 7 and e2["15"] < (1.0 - margin) * e2["10"] else int(r["count"])
+
+
 def load_rows(paths: list[Path]) -> list[dict]:
     """The rows with fixed-count runs, each with ``stage2`` {reference CG: errors} from every file."""
     rows: dict = {}
@@ -116,23 +163,26 @@ def load_rows(paths: list[Path]) -> list[dict]:
     return [r for r in rows.values() if "stage2_error" in r]
 
 
-def table(paths: list[Path], margins: list[float]) -> None:
+def table(paths: list[Path], margins: list[float], raise_margins: list[float]) -> None:
     rows = load_rows(paths)
     refs = sorted({ref for r in rows for ref in r.get("stage2", {})})
     print("| row | volume | default count (PSNR) | PSNR 7 / 10 / 15 | ref 7: e(10)/e(7) | "
           + " | ".join(f"ref {ref}: e(15)/e(10)" for ref in refs) + " | "
-          + " | ".join(f"ascent {m:g}" for m in margins) + " |")
-    print("|---|---|---|---|---|" + "---|" * (len(refs) + len(margins)))
-    gains: dict = {m: [] for m in margins}
-    regret_default, regret_rule = [], {m: [] for m in margins}
+          + " | ".join(f"ascent {m:g}" for m in margins) + " | " + " | ".join(f"raise {m:g}" for m in raise_margins)
+          + " |")
+    print("|---|---|---|---|---|" + "---|" * (len(refs) + len(margins) + len(raise_margins)))
+    rules = {f"ascent {m:g}": (lambda r, m=m: ascent(r, m)) for m in margins}
+    rules.update({f"raise {m:g}": (lambda r, m=m: raise_to_top(r, m)) for m in raise_margins})
+    gains: dict = {m: [] for m in rules}
+    regret_default, regret_rule = [], {m: [] for m in rules}
     for r in rows:
         ps = r["psnr"]
         best = max(ps[k] for k in ps if k != "default")
         regret_default.append(ps["default"] - best)
         e1 = r["bootstrap_error"]
         cells = []
-        for m in margins:
-            c = ascent(r, m)
+        for m, rule in rules.items():
+            c = rule(r)
             if c is None:
                 cells.append("—")
                 continue
@@ -148,10 +198,10 @@ def table(paths: list[Path], margins: list[float]) -> None:
               + " | ".join(ratios) + " | " + " | ".join(cells) + " |")
     print(f"\n{len(rows)} rows where stage 1 chose >= 7; default - best of 7/10/15: mean {np.mean(regret_default):+.2f}, "
           f"worst {np.min(regret_default):+.2f}")
-    for m in margins:
+    for m in rules:
         g, q = np.asarray(gains[m]), np.asarray(regret_rule[m])
         if g.size:
-            print(f"ascent, margin {m:g} ({g.size} rows): rule - default mean {g.mean():+.2f} dB, worst {g.min():+.2f}, "
+            print(f"{m} ({g.size} rows): rule - default mean {g.mean():+.2f} dB, worst {g.min():+.2f}, "
                   f"best {g.max():+.2f}; rule - best fixed mean {q.mean():+.2f}, worst {q.min():+.2f}")
 
 
@@ -170,18 +220,27 @@ def main() -> None:
                     "list) on the same rows")
     ap.add_argument("--stage2-only", default=None, help="instead: only the stage-2 errors (--ref, --stage2) of the "
                     "rows of this result file that have stage-2 errors")
+    ap.add_argument("--test", type=float, default=None, help="instead: the pre-registered test, default vs the top "
+                    "check with this margin")
+    ap.add_argument("--fresh", action="store_true", help="files: support_choice.FRESH_FILES")
+    ap.add_argument("--test-table", default=None)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=None)
     ap.add_argument("--table", default=None, help="comma list of result files: print the rules' table")
     ap.add_argument("--margins", default="0,0.05,0.1", help="the ascent's margins for --table")
+    ap.add_argument("--raise-margins", default="0.2,0.3,0.4", help="the raise-to-15 rule's margins for --table")
     a = ap.parse_args()
+    if a.test_table:
+        test_table(Path(a.test_table))
+        return
     if a.table:
-        table([Path(p) for p in a.table.split(",")], [float(m) for m in a.margins.split(",")])
+        table([Path(p) for p in a.table.split(",")], [float(m) for m in a.margins.split(",")],
+              [float(m) for m in a.raise_margins.split(",")])
         return
     torch.set_num_threads(a.threads)
     prior = load_prior(None, "score", offline=True)[0]
     seen = done_keys(a.out)
-    specs = file_specs(a.split, a.seeds)
+    specs = file_specs(a.split, a.seeds, a.fresh)
     keep = None if not a.files else {i for i in a.files.split(",")}
     stage2 = tuple(int(v) for v in a.stage2.split(","))
     wanted = ({(r["name"], r["volume"]) for r in map(json.loads, filter(str.strip, Path(a.stage2_only).read_text()
@@ -194,6 +253,10 @@ def main() -> None:
         if keep is not None and str(k // 2 if a.split == "tune" else k) not in keep:
             continue
         sl = slice(pilot, pilot + 1)
+        if a.test is not None:
+            emit({"name": name, "volume": vol, **test_row(prior, y[sl], mask, np.asarray(truth)[sl], [ids[pilot]],
+                                                          a.test)}, a.out)
+            continue
         if a.stage2_only:
             if (name, vol) not in wanted:
                 continue

@@ -130,6 +130,11 @@ class ReconOptions:
     bootstrap_candidates: tuple[int, ...] | None = None
     # the CG count of the bootstrap's reference reconstruction; None: BOOTSTRAP_REF_CG (samplers.selftune)
     bootstrap_ref_cg: int | None = None
+    # the bootstrap's top check: where the bootstrap chose 7 CG or more but less than the top of its candidates, a
+    # second bootstrap with its reference at the top count scores the top and the count below it, and the top is
+    # taken if its error is lower by more than top_check_margin (a fraction). False: off
+    top_check: bool = False
+    top_check_margin: float = 0.3
     # keep the fewest iterations whose hold-out error is within (1 + tol) x the least. 0 (plain argmin): a relative
     # tolerance of 0.1 (chosen on 4 tune rows) picked too few iterations where the hold-out error is dominated by
     # a floor the count does not change (-1.4 and -7 dB on report rows, docs/benchmarks.md)
@@ -417,8 +422,20 @@ class Reconstructor:
             _, boot_err = unimodal_search(score, boot_counts, start)
             tol = self.bootstrap_tolerance(mode)
             best = self._above_top(choose_count(boot_err, tol), boot_err)
+
+            def top_pilot(ref_cg: int):
+                tick()  # the top check's reference run
+                check = self.bootstrap_pilot(kspace, mask, mode, maps, ids, compressed=compressed, resid=resid,
+                                             ref_cg=ref_cg)
+
+                def score_top(n: int) -> float:
+                    tick()
+                    return check(n)
+                return score_top
+
+            best, top = self._top_check(best, boot_counts, top_pilot)
             self.tuning = Tuning(best, {start: at_start[resid]}, info, ids, self.bootstrap_steps(mode),
-                                 {"tolerance": tol, **self._margin_record(boot_counts), **phase},
+                                 {"tolerance": tol, **self._margin_record(boot_counts), **top, **phase},
                                  method="parametric bootstrap", bootstrap=boot_err,
                                  bootstrap_ref_cg=self.bootstrap_ref_cg())
             return
@@ -426,6 +443,25 @@ class Reconstructor:
         best = self._above_top(choose_count(errors, opts.cv_tolerance), errors)
         self.tuning = Tuning(best, errors, info, ids, opts.pilot_steps,
                              {"tolerance": opts.cv_tolerance, **self._margin_record(counts), **phase})
+
+    def _top_check(self, best: int, counts: Sequence[int], pilot: Callable[[int], Callable[[int], float]]
+                   ) -> tuple[int, dict[str, Any]]:
+        """(count, evidence) of the bootstrap's top check (``top_check``): where ``best`` is at least the top of
+        CG_CANDIDATES (7) and below the top of ``counts``, ``pilot(top)`` (a bootstrap whose reference is a run at the
+        top count) scores the top and the count below it; the top replaces ``best`` if its error is lower by more than
+        ``top_check_margin``. A reference at the count under test leans to that count (the 7-CG reference held the
+        choice at 7-10 where 15 was best): the margin asks for more than that lean."""
+        counts = sorted(int(c) for c in counts)
+        top = counts[-1]
+        if not self.opts.top_check or len(counts) < 2 or best < max(CG_CANDIDATES) or best >= top:
+            return best, {}
+        below = counts[-2]
+        score = pilot(top)
+        errors = {below: score(below), top: score(top)}
+        margin = float(self.opts.top_check_margin)
+        chosen = top if errors[top] < (1.0 - margin) * errors[below] else best
+        return chosen, {"top_check": {"reference_cg": top, "bootstrap_error": {str(k): round(v, 6) for k, v in errors.items()},
+                                      "margin": margin, "from": best, "to": chosen}}
 
     def _margin_record(self, counts: Sequence[int]) -> dict[str, float]:
         """The evidence's ``upper_count_margin`` where the search could go above the top of CG_CANDIDATES."""
@@ -503,7 +539,8 @@ class Reconstructor:
         return BOOTSTRAP_TOLERANCE if default_steps(self.opts, mode) >= 40 else 0.0
 
     def bootstrap_pilot(self, kspace, mask, mode: str, maps: torch.Tensor | None = None,
-                        slice_ids: Sequence[int] = (0,), *, compressed: bool = False, resid: float | None = None):
+                        slice_ids: Sequence[int] = (0,), *, compressed: bool = False, resid: float | None = None,
+                        ref_cg: int | None = None):
         """The parametric bootstrap of :meth:`tune`: ``evaluate(n)`` → the relative error (summed over the slices)
         with which a pilot (:meth:`bootstrap_steps`, ``n`` CG iterations, phase prior ``resid``) recovers a reference
         reconstruction x_ref from the scan simulated from it, y* = M (F S x_ref + n*): the scan's own mask and coil
@@ -517,7 +554,8 @@ class Reconstructor:
         def gens() -> list:
             return [sample_generator(opts.seed, PILOT_SAMPLE, s) for s in ids]
 
-        x_ref = self._holdout_run(y, m, mode, maps, gens(), self.bootstrap_ref_cg(), resid, sig)
+        ref = self.bootstrap_ref_cg() if ref_cg is None else int(ref_cg)
+        x_ref = self._holdout_run(y, m, mode, maps, gens(), ref, resid, sig)
         k_ref = fft2c(maps * x_ref.unsqueeze(-3))
         sn = self._noise_sigma(y, m)
         g = torch.Generator().manual_seed(int(opts.seed) % 2**63 ^ 0xB007)
