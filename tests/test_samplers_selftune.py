@@ -355,3 +355,40 @@ def test_bootstrap_searches_up_to_fifteen_for_one_sample(monkeypatch, bundled_pr
             capped = Reconstructor(bundled_prior, opts)
             capped.tune(k, mask, "sense", maps=maps)
             assert capped.n_cg() == 7 and "upper_count_margin" not in capped.tuning.summary()
+
+
+def test_top_check_raises_to_the_top_only_on_a_clear_gain(monkeypatch, bundled_prior):
+    """ReconOptions.top_check: where the bootstrap chose 7 CG or more (but not the top), a second bootstrap whose
+    reference runs at the top count scores the top and the count below it; the top is taken only if its error is
+    more than top_check_margin lower. Counts below 7, K > 1 samples (top 7) and top_check=False run no check; the
+    check and its errors are in the evidence."""
+    from mrdiff_cli.tasks.reconstruct import Reconstructor, ReconOptions
+
+    k = np.zeros((1, 4, 64, 64), np.complex64)
+    maps = torch.ones(1, 4, 64, 64, dtype=torch.complex64)
+    mask = make_mask("equispaced", (64, 64), 3, acs=8, seed=1).mask
+    monkeypatch.setattr(Reconstructor, "pilot", lambda self, *a, **kw: (lambda n, r=None: 1.0, {"kind": "lines"}))
+    first = {1: 5.0, 2: 4.0, 3: 3.0, 5: 2.0, 7: 1.0, 10: 0.85, 15: 0.9}  # the 7-CG reference: 10
+    low = {1: 5.0, 2: 4.0, 3: 2.0, 5: 1.0, 7: 1.5, 10: 2.0, 15: 3.0}  # the 7-CG reference: 5
+    for stage1, top_errors, opts, want, checked in (
+            (first, {10: 1.0, 15: 0.6}, dict(top_check=True), 15, True),
+            (first, {10: 1.0, 15: 0.8}, dict(top_check=True), 10, True),  # 20 % lower: within the 30 % margin
+            (first, {10: 1.0, 15: 0.8}, dict(top_check=True, top_check_margin=0.1), 15, True),
+            (first, {10: 1.0, 15: 0.6}, dict(top_check=False), 10, False),
+            (low, {10: 1.0, 15: 0.1}, dict(top_check=True), 5, False),  # below 7: no check
+            (first, {10: 1.0, 15: 0.1}, dict(top_check=True, samples=4), 7, False)):  # K > 1: top 7
+        refs: list = []
+
+        def fake_boot(self, *a, ref_cg=None, s1=stage1, s2=top_errors, **kw):
+            refs.append(ref_cg)
+            return (lambda n: s1[n]) if ref_cg is None else (lambda n: s2[n])
+
+        monkeypatch.setattr(Reconstructor, "bootstrap_pilot", fake_boot)
+        rec = Reconstructor(bundled_prior, ReconOptions(**opts))
+        rec.tune(k, mask, "sense", maps=maps)
+        assert rec.n_cg() == want, (opts, rec.n_cg())
+        ev = rec.tuning.summary()
+        assert (refs == [None, 15]) == checked and ("top_check" in ev) == checked
+        if checked:
+            assert ev["top_check"]["to"] == want and ev["top_check"]["reference_cg"] == 15
+            assert set(ev["top_check"]["bootstrap_error"]) == {"10", "15"}
