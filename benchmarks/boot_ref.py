@@ -36,7 +36,10 @@ from mrdiff_cli.samplers.selftune import CG_CANDIDATES
 from mrdiff_cli.tasks.reconstruct import ReconOptions, Reconstructor
 
 
-def run_row(prior, y, mask, truth, ids: list[int], ref: int, stage2: tuple[int, ...], fixed: tuple[int, ...]) -> dict:
+def run_row(prior, y, mask, truth, ids: list[int], ref: int, stage2: tuple[int, ...], fixed: tuple[int, ...],
+            low: bool = False) -> dict:
+    """One design row (module docstring); ``low``: the fixed-count runs also where the default's count is below 7
+    (no second stage there)."""
     t = time.time()
     rec = Reconstructor(prior, ReconOptions(seed=0))
     img = rec.reconstruct(y, mask, "sense", slice_ids=ids).images
@@ -45,14 +48,15 @@ def run_row(prior, y, mask, truth, ids: list[int], ref: int, stage2: tuple[int, 
                  "bootstrap_error": ({str(n): round(e, 6) for n, e in sorted(rec.tuning.bootstrap.items())}
                                      if rec.tuning and rec.tuning.bootstrap else None),
                  "psnr": {"default": round(score(img, np.asarray(truth))["psnr"], 3)}, "s_default": round(time.time() - t, 1)}
-    if row["method"] != "parametric bootstrap" or row["count"] < max(CG_CANDIDATES):
+    if row["method"] != "parametric bootstrap" or (row["count"] < max(CG_CANDIDATES) and not low):
         return row
-    t = time.time()
-    rec2 = Reconstructor(prior, ReconOptions(seed=0, bootstrap_ref_cg=ref))
-    boot = rec2.bootstrap_pilot(y, mask, "sense", None, ids, compressed=False, resid=rec.phase_resid())
-    row["stage2_ref"] = ref
-    row["stage2_error"] = {str(n): round(boot(n), 6) for n in stage2}
-    row["s_stage2"] = round(time.time() - t, 1)
+    if row["count"] >= max(CG_CANDIDATES):
+        t = time.time()
+        rec2 = Reconstructor(prior, ReconOptions(seed=0, bootstrap_ref_cg=ref))
+        boot = rec2.bootstrap_pilot(y, mask, "sense", None, ids, compressed=False, resid=rec.phase_resid())
+        row["stage2_ref"] = ref
+        row["stage2_error"] = {str(n): round(boot(n), 6) for n in stage2}
+        row["s_stage2"] = round(time.time() - t, 1)
     support = row["support"] or "auto"
     for n in fixed:
         if n == row["count"]:
@@ -205,6 +209,21 @@ def table(paths: list[Path], margins: list[float], raise_margins: list[float]) -
                   f"best {g.max():+.2f}; rule - best fixed mean {q.mean():+.2f}, worst {q.min():+.2f}")
 
 
+def low_table(path: Path) -> None:
+    """The ``--low`` rows: where the default's count is 7 or less, its bootstrap errors against fixed counts."""
+    rows = [json.loads(r) for r in path.read_text().splitlines() if r.strip()]
+    rows = [r for r in rows if r.get("bootstrap_error") and r["count"] <= max(CG_CANDIDATES)]
+    print("| row | volume | default count (PSNR) | fixed 5 / 7 / 10 | best − default | ref 7: e(10)/e(7) |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        ps, e = r["psnr"], r["bootstrap_error"]
+        best = max(v for k, v in ps.items() if k != "default")
+        ratio = f"{e['10'] / e['7']:.2f}" if "10" in e and "7" in e else "—"
+        print(f"| {r['name']} | {r['volume']} | {r['count']} ({ps['default']:.2f}) | "
+              + " / ".join(f"{ps.get(k, float('nan')):.2f}" for k in ("5", "7", "10"))
+              + f" | {best - ps['default']:+.2f} | {ratio} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--part", choices=["suite", "files"], default="suite")
@@ -224,12 +243,17 @@ def main() -> None:
                     "check with this margin")
     ap.add_argument("--fresh", action="store_true", help="files: support_choice.FRESH_FILES")
     ap.add_argument("--test-table", default=None)
+    ap.add_argument("--low-table", default=None, help="the --low rows' table")
+    ap.add_argument("--low", action="store_true", help="fixed-count runs also where the default chose fewer than 7")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=None)
     ap.add_argument("--table", default=None, help="comma list of result files: print the rules' table")
     ap.add_argument("--margins", default="0,0.05,0.1", help="the ascent's margins for --table")
     ap.add_argument("--raise-margins", default="0.2,0.3,0.4", help="the raise-to-15 rule's margins for --table")
     a = ap.parse_args()
+    if a.low_table:
+        low_table(Path(a.low_table))
+        return
     if a.test_table:
         test_table(Path(a.test_table))
         return
@@ -267,7 +291,7 @@ def main() -> None:
             emit({"name": name, "volume": vol, **holdout_row(prior, y[sl], mask, [ids[pilot]], counts)}, a.out)
             continue
         emit({"name": name, "volume": vol, **run_row(prior, y[sl], mask, np.asarray(truth)[sl], [ids[pilot]], a.ref,
-                                                     stage2, fixed)}, a.out)
+                                                     stage2, fixed, a.low)}, a.out)
 
 
 if __name__ == "__main__":

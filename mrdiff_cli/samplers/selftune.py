@@ -60,7 +60,8 @@ from .dc import ProximalDC, _bnorm2
 # data carry, while the magnitude gets noisier), for +0.8 dB on one row (benchmarks/suite.py --rules)
 CG_CANDIDATES = (1, 2, 3, 5, 7)
 # the count pilots' counts for one-sample runs (hold-out and, since a second test, the bootstrap of regular masks,
-# whose reference stays a 7-CG run; K > 1 samples keep CG_CANDIDATES). 10 and 15 came back
+# whose reference stays a 7-CG run, with a top check at 15: Reconstructor._top_check; K > 1 samples keep
+# CG_CANDIDATES). 10 and 15 came back
 # with the complex prior and the adaptive maps: at high SNR the data determine more than 7 CG per step enforce
 # (fresh tune rows +0.78 dB mean, up to +4.1; docs/benchmarks.md "The top of the count candidates"), guarded by
 # UPPER_COUNT_MARGIN: without it a step taken for a 2 % lower hold-out error cost 0.53 dB on a 27 dB row.
