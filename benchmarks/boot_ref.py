@@ -79,7 +79,8 @@ def stage2_row(prior, y, mask, ids: list[int], ref: int, stage2: tuple[int, ...]
             "stage2_error": {str(n): round(boot(n), 6) for n in stage2}}
 
 
-def test_row(prior, y, mask, truth, ids: list[int], margin: float, always: bool = False) -> dict:
+def test_row(prior, y, mask, truth, ids: list[int], margin: float, always: bool = False,
+             variant: str = "top_check") -> dict:
     """The pre-registered test's row: the default against the default with the top check (``top_check``, margin
     ``margin``). The variant's full run only where its check moved the count (``always``: every row); elsewhere the
     two runs are the same computation (same seed, same count) and the default's PSNR stands for both."""
@@ -89,11 +90,12 @@ def test_row(prior, y, mask, truth, ids: list[int], margin: float, always: bool 
     row: dict = {"default": {"count": rec.n_cg(), "psnr": round(score(img, np.asarray(truth))["psnr"], 3),
                              "s": round(time.time() - t, 1)}}
     t = time.time()
-    var = Reconstructor(prior, ReconOptions(seed=0, top_check=True, top_check_margin=margin))
+    var = Reconstructor(prior, ReconOptions(seed=0, top_check=True, top_check_margin=margin, seven_up=variant == "seven_up"))
     var.tune(y, mask, "sense", None, ids)
     check = var.tuning.extra.get("top_check") if var.tuning else None
     row["top_check"] = check
-    if always or (check and check["to"] != check["from"]):
+    row["seven_up"] = var.tuning.extra.get("seven_up") if var.tuning else None
+    if always or var.tuning is None or var.tuning.n_cg != rec.tuning.n_cg:
         img = var.reconstruct(y, mask, "sense", slice_ids=ids).images
         row["variant"] = {"count": var.n_cg(), "psnr": round(score(img, np.asarray(truth))["psnr"], 3),
                           "s": round(time.time() - t, 1), "ran": True}
@@ -241,7 +243,9 @@ def main() -> None:
                     "rows of this result file that have stage-2 errors")
     ap.add_argument("--test", type=float, default=None, help="instead: the pre-registered test, default vs the top "
                     "check with this margin")
-    ap.add_argument("--fresh", action="store_true", help="files: support_choice.FRESH_FILES")
+    ap.add_argument("--fresh", type=int, default=0, help="files: 1 support_choice.FRESH_FILES, 2 FRESH_FILES2")
+    ap.add_argument("--variant", default="top_check", choices=["top_check", "seven_up"],
+                    help="--test: the option the variant turns on (over this version's default)")
     ap.add_argument("--test-table", default=None)
     ap.add_argument("--low-table", default=None, help="the --low rows' table")
     ap.add_argument("--low", action="store_true", help="fixed-count runs also where the default chose fewer than 7")
@@ -279,7 +283,7 @@ def main() -> None:
         sl = slice(pilot, pilot + 1)
         if a.test is not None:
             emit({"name": name, "volume": vol, **test_row(prior, y[sl], mask, np.asarray(truth)[sl], [ids[pilot]],
-                                                          a.test)}, a.out)
+                                                          a.test, variant=a.variant)}, a.out)
             continue
         if a.stage2_only:
             if (name, vol) not in wanted:

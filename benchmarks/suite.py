@@ -383,6 +383,18 @@ TUNE_CGEQ3 = [
     (A("ring", 10, "random", 0.9, 6, snr_db=37), 128, "equispaced", 4),
     (A("wires", 8, "poly", snr_db=42), 128, "equispaced", 4),
 ]
+# fresh regular-mask rows for the pre-registered test of the bootstrap's 7 -> 10 step (ReconOptions.seven_up),
+# written down before any run on them; 26-38 dB, where the bootstrap often stops at 7
+TUNE_CGEQ4 = [
+    (A("ring", 10, "poly", snr_db=31), 128, "equispaced", 4),
+    (A("wires", 12, "random", 0.8, 9, snr_db=28), 128, "equispaced", 3.3),
+    (A("ring", 14, "random", 0.7, 7, snr_db=34), 128, "equispaced", 3),
+    (A("wires", 8, "poly", snr_db=27), 128, "equispaced", 4),
+    (A("ring", 8, "poly", snr_db=33, noise_rho=0.2), 128, "equispaced", 3.3),
+    (A("wires", 14, "random", 1.0, 11, snr_db=30), 128, "equispaced", 4),
+    (A("ring", 12, "random", 0.9, 8, snr_db=36), 128, "equispaced", 3.3),
+    (A("wires", 10, "poly", snr_db=32), 128, "equispaced", 3),
+]
 REPORT_UNC = [
     (A("loops", 8, "offres", 2.0, snr_db=35), 128, "poisson", 8),
     (A("loops", 10, "random", 0.7, 5, snr_db=42), 128, "poisson", 8),

@@ -51,6 +51,11 @@ FRESH_FILES = [
     ("ring", 20, "poly", 32.0, 4.0, None, 33),
     ("wires", 16, "random", 38.0, 8.0, 0.04, 34),
 ]
+# fresh tune-volume file settings for the test of the bootstrap's 7 -> 10 step, written down before any run on them
+FRESH_FILES2 = [
+    ("ring", 16, "poly", 33.0, 4.0, None, 41),
+    ("wires", 14, "random", 30.0, 4.0, None, 42),
+]
 # the two report files of docs/benchmarks.md (fastmri_test_layout.py's defaults: 16 coils, 35 dB, seed 7)
 REPORT_FILES = [("ring", 16, "poly", 35.0, 4.0, None, 7), ("loops", 16, "offres", 35.0, 4.0, None, 7)]
 
@@ -72,10 +77,10 @@ def file_name(spec) -> str:
     return f"{spec[0]}{spec[1]}/{spec[2]}/{spec[3]:g}dB/equispacedx{spec[4]:g}/seed{spec[6]}"
 
 
-def file_specs(split: str, seeds: str | None = None, fresh: bool = False) -> list:
-    """The fastMRI-layout file settings of ``split`` (``fresh``: FRESH_FILES, tune volumes); ``seeds`` (comma list):
-    the same settings with these seeds."""
-    specs = FRESH_FILES if fresh else FILES if split == "tune" else REPORT_FILES
+def file_specs(split: str, seeds: str | None = None, fresh: int = 0) -> list:
+    """The fastMRI-layout file settings of ``split`` (``fresh`` 1 / 2: FRESH_FILES / FRESH_FILES2, tune volumes);
+    ``seeds`` (comma list): the same settings with these seeds."""
+    specs = [FILES if split == "tune" else REPORT_FILES, FRESH_FILES, FRESH_FILES2][int(fresh)]
     return [(*s[:6], int(sd)) for s, sd in zip(specs, seeds.split(","), strict=True)] if seeds else list(specs)
 
 
