@@ -392,3 +392,30 @@ def test_top_check_raises_to_the_top_only_on_a_clear_gain(monkeypatch, bundled_p
         if checked:
             assert ev["top_check"]["to"] == want and ev["top_check"]["reference_cg"] == 15
             assert set(ev["top_check"]["bootstrap_error"]) == {"10", "15"}
+
+
+def test_seven_up_moves_a_bootstrap_choice_of_seven_to_ten(monkeypatch, bundled_prior):
+    """ReconOptions.seven_up: a bootstrap choice of exactly 7 CG (its reference's count) moves to 10, then the top
+    check runs from 10; other choices, K > 1 samples (no count above 7) and seven_up=False are left alone."""
+    from mrdiff_cli.tasks.reconstruct import Reconstructor, ReconOptions
+
+    k = np.zeros((1, 4, 64, 64), np.complex64)
+    maps = torch.ones(1, 4, 64, 64, dtype=torch.complex64)
+    mask = make_mask("equispaced", (64, 64), 3, acs=8, seed=1).mask
+    monkeypatch.setattr(Reconstructor, "pilot", lambda self, *a, **kw: (lambda n, r=None: 1.0, {"kind": "lines"}))
+    at7 = {1: 5.0, 2: 4.0, 3: 3.0, 5: 2.0, 7: 1.0, 10: 1.05, 15: 1.2}  # the 7-CG reference: 7
+    at5 = {1: 5.0, 2: 4.0, 3: 3.0, 5: 1.0, 7: 1.2, 10: 1.5, 15: 2.0}
+    for stage1, top_errors, opts, want, up in (
+            (at7, {10: 1.0, 15: 0.9}, dict(seven_up=True), 10, True),
+            (at7, {10: 1.0, 15: 0.5}, dict(seven_up=True), 15, True),  # then the top check from 10
+            (at7, {10: 1.0, 15: 0.9}, dict(seven_up=False), 7, False),
+            (at5, {10: 1.0, 15: 0.5}, dict(seven_up=True), 5, False),
+            (at7, {10: 1.0, 15: 0.5}, dict(seven_up=True, samples=4), 7, False)):
+        monkeypatch.setattr(Reconstructor, "bootstrap_pilot", lambda self, *a, ref_cg=None, s1=stage1, s2=top_errors,
+                            **kw: (lambda n: s1[n]) if ref_cg is None else (lambda n: s2[n]))
+        rec = Reconstructor(bundled_prior, ReconOptions(**opts))
+        rec.tune(k, mask, "sense", maps=maps)
+        ev = rec.tuning.summary()
+        assert rec.n_cg() == want and ("seven_up" in ev) == up, (opts, rec.n_cg(), ev.get("seven_up"))
+        if up:
+            assert ev["seven_up"] == {"from": 7, "to": 10} and ev["top_check"]["from"] == 10
