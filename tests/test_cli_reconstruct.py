@@ -350,6 +350,10 @@ def test_count_pilot_bootstrap_is_recorded_and_bad_values_are_usage_errors(files
     assert c["chosen_by"] == "parametric bootstrap"
     boot = {int(n): e for n, e in c["evidence"]["bootstrap_error"].items()}
     chosen = min(boot, key=boot.get)
+    up = c["evidence"].get("seven_up")  # a choice of 7 (the reference's count) moves to 10 (recorded)
+    if up is not None:
+        assert chosen == 7 and up == {"from": 7, "to": 10}
+        chosen = 10
     top = c["evidence"].get("top_check")  # the second reference's check of the step to 15 (recorded where it ran)
     if top is not None:
         assert top["from"] == chosen and top["reference_cg"] == 15 and top["to"] in (chosen, 15)
