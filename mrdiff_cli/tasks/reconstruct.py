@@ -454,11 +454,13 @@ class Reconstructor:
 
     def _top_check(self, best: int, counts: Sequence[int], pilot: Callable[[int], Callable[[int], float]]
                    ) -> tuple[int, dict[str, Any]]:
-        """(count, evidence) of the bootstrap's top check (``top_check``): where ``best`` is at least the top of
-        CG_CANDIDATES (7) and below the top of ``counts``, ``pilot(top)`` (a bootstrap whose reference is a run at the
-        top count) scores the top and the count below it; the top replaces ``best`` if its error is lower by more than
-        ``top_check_margin``. A reference at the count under test leans to that count (the 7-CG reference held the
-        choice at 7-10 where 15 was best): the margin asks for more than that lean."""
+        """(count, evidence) of the bootstrap's steps above 7 CG. ``seven_up``: a ``best`` of exactly 7 (the top of
+        CG_CANDIDATES, the 7-CG reference's own count) moves to the next of ``counts`` above it. Then the top check
+        (``top_check``): where the count is at least 7 and below the top of ``counts``, ``pilot(top)`` (a bootstrap
+        whose reference is a run at the top count) scores the top and the count below it; the top is taken if its
+        error is lower by more than ``top_check_margin``. A reference leans the choice to its own count (the 7-CG
+        reference held it at 7-10 where 15 was best, the 15-CG one leans to 15): the margin asks for more than that
+        lean."""
         counts = sorted(int(c) for c in counts)
         top = counts[-1]
         seven = max(CG_CANDIDATES)
@@ -558,7 +560,8 @@ class Reconstructor:
         with which a pilot (:meth:`bootstrap_steps`, ``n`` CG iterations, phase prior ``resid``) recovers a reference
         reconstruction x_ref from the scan simulated from it, y* = M (F S x_ref + n*): the scan's own mask and coil
         maps, n* complex Gaussian of the scan's estimated noise std (seeded; none where the data are treated as
-        exact). x_ref: a full-data pilot at BOOTSTRAP_REF_CG iterations. Every ``n`` sees the same sampler noise."""
+        exact). x_ref: a full-data pilot at ``ref_cg`` iterations (default :meth:`bootstrap_ref_cg`). Every ``n`` sees the
+        same sampler noise."""
         opts = self.opts
         y, maps, m = self._measured(kspace, mask, mode, maps, compressed=compressed)
         ids = [int(i) for i in slice_ids]
