@@ -15,7 +15,10 @@ builds them:
 
     OMP_NUM_THREADS=1 python benchmarks/boot_ref.py --part suite --sets TUNE_CGEQ --out benchmarks/results/boot_ref_tune.jsonl
     OMP_NUM_THREADS=1 python benchmarks/boot_ref.py --part files --out benchmarks/results/boot_ref_files.jsonl
-    python benchmarks/boot_ref.py --table benchmarks/results/boot_ref_tune.jsonl,benchmarks/results/boot_ref_files.jsonl
+    OMP_NUM_THREADS=1 python benchmarks/boot_ref.py --part suite --sets TUNE_CGEQ3 --test 0.3 --out benchmarks/results/boot_ref_test_cgeq3.jsonl
+    OMP_NUM_THREADS=1 python benchmarks/boot_ref.py --part suite --sets TUNE_CGEQ4 --test 0.3 --variant seven_up --out benchmarks/results/boot_ref_test7_cgeq4.jsonl
+    python benchmarks/boot_ref.py --table benchmarks/results/boot_ref_tune_cgeq.jsonl,benchmarks/results/boot_ref_files.jsonl
+    python benchmarks/boot_ref.py --test-table benchmarks/results/boot_ref_test7_cgeq4.jsonl
 """
 
 from __future__ import annotations
@@ -35,13 +38,16 @@ from mrdiff_cli.priors.loading import load_prior
 from mrdiff_cli.samplers.selftune import CG_CANDIDATES
 from mrdiff_cli.tasks.reconstruct import ReconOptions, Reconstructor
 
+# the default the design rows ran with (before the top check and seven_up were adopted)
+DESIGN_DEFAULT = {"top_check": False, "seven_up": False}
+
 
 def run_row(prior, y, mask, truth, ids: list[int], ref: int, stage2: tuple[int, ...], fixed: tuple[int, ...],
             low: bool = False) -> dict:
     """One design row (module docstring); ``low``: the fixed-count runs also where the default's count is below 7
     (no second stage there)."""
     t = time.time()
-    rec = Reconstructor(prior, ReconOptions(seed=0))
+    rec = Reconstructor(prior, ReconOptions(seed=0, **DESIGN_DEFAULT))
     img = rec.reconstruct(y, mask, "sense", slice_ids=ids).images
     row: dict = {"count": rec.n_cg(), "support": rec.support_kind().value if rec.support_kind() else None,
                  "method": rec.tuning.method if rec.tuning else None,
@@ -71,7 +77,7 @@ def run_row(prior, y, mask, truth, ids: list[int], ref: int, stage2: tuple[int, 
 def stage2_row(prior, y, mask, ids: list[int], ref: int, stage2: tuple[int, ...]) -> dict:
     """Only the stage-2 errors (reference ``ref``) of a row: stage 1 (``Reconstructor.tune``) reruns for its phase
     prior and count."""
-    rec = Reconstructor(prior, ReconOptions(seed=0))
+    rec = Reconstructor(prior, ReconOptions(seed=0, **DESIGN_DEFAULT))
     rec.tune(y, mask, "sense", None, ids)
     rec2 = Reconstructor(prior, ReconOptions(seed=0, bootstrap_ref_cg=ref))
     boot = rec2.bootstrap_pilot(y, mask, "sense", None, ids, compressed=False, resid=rec.phase_resid())
@@ -85,7 +91,8 @@ def test_row(prior, y, mask, truth, ids: list[int], margin: float, always: bool 
     ``margin``). The variant's full run only where its check moved the count (``always``: every row); elsewhere the
     two runs are the same computation (same seed, same count) and the default's PSNR stands for both."""
     t = time.time()
-    rec = Reconstructor(prior, ReconOptions(seed=0))
+    # the default of the test's time: neither step for the top check's test, the top check alone for seven_up's
+    rec = Reconstructor(prior, ReconOptions(seed=0, top_check=variant == "seven_up", seven_up=False))
     img = rec.reconstruct(y, mask, "sense", slice_ids=ids).images
     row: dict = {"default": {"count": rec.n_cg(), "psnr": round(score(img, np.asarray(truth))["psnr"], 3),
                              "s": round(time.time() - t, 1)}}
