@@ -419,29 +419,22 @@ class Reconstructor:
                   "phase_resid_at_cg": start} if opts.complex_mode == ComplexMode.phase else {})
         ids = [int(i) for i in slice_ids]
         if len(counts) > 1 and self.uses_bootstrap(mask):
-            tick()  # the bootstrap's reference run
-            boot = self.bootstrap_pilot(kspace, mask, mode, maps, ids, compressed=compressed, resid=resid)
+            def scorer(ref_cg: int | None = None) -> Callable[[int], float]:
+                """A bootstrap (reference at ``ref_cg``) whose reference run and pilots each count as a pilot run."""
+                tick()  # the reference run
+                boot = self.bootstrap_pilot(kspace, mask, mode, maps, ids, compressed=compressed, resid=resid,
+                                            ref_cg=ref_cg)
 
-            def score(n: int) -> float:
-                tick()
-                return boot(n)
+                def score(n: int) -> float:
+                    tick()
+                    return boot(n)
+                return score
 
             boot_counts = self.bootstrap_candidates()
-            _, boot_err = unimodal_search(score, boot_counts, start)
+            _, boot_err = unimodal_search(scorer(), boot_counts, start)
             tol = self.bootstrap_tolerance(mode)
             best = self._above_top(choose_count(boot_err, tol), boot_err)
-
-            def top_pilot(ref_cg: int):
-                tick()  # the top check's reference run
-                check = self.bootstrap_pilot(kspace, mask, mode, maps, ids, compressed=compressed, resid=resid,
-                                             ref_cg=ref_cg)
-
-                def score_top(n: int) -> float:
-                    tick()
-                    return check(n)
-                return score_top
-
-            best, top = self._top_check(best, boot_counts, top_pilot)
+            best, top = self._top_check(best, boot_counts, scorer)
             self.tuning = Tuning(best, {start: at_start[resid]}, info, ids, self.bootstrap_steps(mode),
                                  {"tolerance": tol, **self._margin_record(boot_counts), **top, **phase},
                                  method="parametric bootstrap", bootstrap=boot_err,
